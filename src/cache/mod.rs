@@ -1,0 +1,138 @@
+//! The symbol cache: a small [`Store`] trait, two backends ([`memory`], [`sqlite`]) and the one
+//! factory ([`factory::open_cache`]) that chooses between them. Nothing else in the crate
+//! constructs a store: that is the "single source of truth" signal the gates check for.
+//!
+//! Freshness is by content: every lookup hashes the file bytes it is about to serve
+//! ([`key::CacheKey`]), so a changed file can never be served stale symbols (no mtime trust,
+//! so git's racy-clean problem cannot arise). Rows are keyed by the segment-relative path, one
+//! row per file: an edit replaces the row and the next lookup reports `content_changed`.
+
+pub mod factory;
+pub mod key;
+pub mod lock;
+pub mod memory;
+pub mod schema;
+pub mod sqlite;
+
+pub use factory::{OpenedCache, cache_db_path, open_cache};
+pub use key::CacheKey;
+
+use crate::symbols::SymbolTable;
+use serde::Serialize;
+
+/// Which storage answers lookups. Serialized as the telemetry `cache_type`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Backend {
+    /// Per-process map; nothing survives the process.
+    Memory,
+    /// The shared SQLite database under `<segment>/.trifecta/cache/`.
+    Sqlite,
+}
+
+impl Backend {
+    /// The wire spelling (`memory` / `sqlite`).
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Backend::Memory => "memory",
+            Backend::Sqlite => "sqlite",
+        }
+    }
+}
+
+/// Why a lookup did not hit. The spelling (`as_str`) is the `miss_reason` contract.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum MissReason {
+    /// Persistence requested and the DB file did not exist before this run.
+    ColdCacheDbMissing,
+    /// The DB existed but held no entries.
+    ColdCacheEmpty,
+    /// The DB has entries, none for this file.
+    KeyMiss,
+    /// The DB has this file's row, for different content (the file was edited).
+    ContentChanged,
+    /// This file's row was written by a different extractor version.
+    ExtractorChanged,
+    /// In-memory cache: nothing survives between processes, so a first lookup always misses.
+    EphemeralCache,
+    /// Fallback: the cache lock could not be taken within the timeout; ran uncached.
+    LockTimeout,
+    /// Fallback: corruption was detected and the DB quarantined; this run is uncached.
+    CorruptionRecovered,
+    /// Fallback: the DB was written by a newer trifecta; left untouched, ran uncached.
+    SchemaIncompatible,
+    /// Fallback: the DB could not be opened or used for another reason (I/O, permissions).
+    CacheUnavailable,
+}
+
+impl MissReason {
+    /// The wire spelling, e.g. `content_changed`.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            MissReason::ColdCacheDbMissing => "cold_cache_db_missing",
+            MissReason::ColdCacheEmpty => "cold_cache_empty",
+            MissReason::KeyMiss => "key_miss",
+            MissReason::ContentChanged => "content_changed",
+            MissReason::ExtractorChanged => "extractor_changed",
+            MissReason::EphemeralCache => "ephemeral_cache",
+            MissReason::LockTimeout => "lock_timeout",
+            MissReason::CorruptionRecovered => "corruption_recovered",
+            MissReason::SchemaIncompatible => "schema_incompatible",
+            MissReason::CacheUnavailable => "cache_unavailable",
+        }
+    }
+}
+
+/// The answer of [`Store::get`].
+#[derive(Debug, Clone, PartialEq)]
+pub enum Lookup {
+    /// A verified entry for exactly this content and extractor.
+    Hit(SymbolTable),
+    /// No usable entry, and why.
+    Miss(MissReason),
+}
+
+/// A cache failure that the store could not absorb itself. Callers never turn this into a
+/// failed command: they serve an uncached result and report a fallback.
+#[derive(Debug, thiserror::Error)]
+pub enum CacheError {
+    /// SQLite said something we did not map (see `sqlite` for the mapping).
+    #[error("sqlite: {0}")]
+    Sqlite(#[from] rusqlite::Error),
+    /// File-system trouble around the DB, lock or quarantine.
+    #[error("io: {0}")]
+    Io(#[from] std::io::Error),
+    /// The lock could not be taken in time.
+    #[error("cache lock not acquired within {0} ms")]
+    LockTimeout(u64),
+    /// Corruption was detected (and, where possible, recovered by quarantine).
+    #[error("cache corruption: {0}")]
+    Corrupt(String),
+    /// The DB was written by a newer schema version.
+    #[error("cache schema {found} is newer than supported {supported}")]
+    SchemaTooNew {
+        /// `user_version` found in the file.
+        found: i64,
+        /// Highest version this build knows.
+        supported: i64,
+    },
+}
+
+/// A symbol-table store. Small on purpose and without default methods: each backend says
+/// exactly what it does. Paths are segment-relative with `/` separators.
+pub trait Store {
+    /// Which storage answers.
+    fn backend(&self) -> Backend;
+    /// Look up `file_rel`'s entry for `key`. A hit has been integrity-checked.
+    fn get(&mut self, file_rel: &str, key: &CacheKey) -> Result<Lookup, CacheError>;
+    /// Insert or replace `file_rel`'s entry (one row per file).
+    fn put(
+        &mut self,
+        file_rel: &str,
+        key: &CacheKey,
+        table: &SymbolTable,
+    ) -> Result<(), CacheError>;
+    /// Insert or replace many entries in one transaction (used by `ast index`).
+    fn put_batch(&mut self, items: &[(String, CacheKey, SymbolTable)]) -> Result<(), CacheError>;
+}

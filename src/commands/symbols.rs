@@ -1,0 +1,236 @@
+//! `trifecta ast symbols <uri>`: URI → resolve inside the segment → cache-aside → JSON.
+//!
+//! Order matters for side effects: the URI, the settings, the segment and the file are all
+//! validated before the cache is opened, so bad input never creates a directory or a DB.
+//! Cache trouble of any kind (lock timeout, corruption, newer schema, I/O) never fails the
+//! command: the store absorbs what it can, and whatever escapes turns into an uncached run
+//! with a truthful `miss_reason`.
+
+use crate::cache::{Backend, CacheKey, Lookup, MissReason, open_cache};
+use crate::cli::SymbolsArgs;
+use crate::config::{self, CacheSettings};
+use crate::error::{CliError, ErrorCode};
+use crate::symbols::resolve::{self, ModuleFile};
+use crate::symbols::uri::{SymUri, UriKind};
+use crate::symbols::{Symbol, SymbolTable, SyntaxErrorLoc, extract};
+use crate::telemetry::{Event, Level, Telemetry, TelemetrySettings};
+use serde::Serialize;
+use serde_json::json;
+use std::time::Instant;
+
+/// The success document. The first eight keys are the original contract, in its order; the
+/// rest are additions (never renamed, only added).
+#[derive(Debug, Serialize)]
+pub struct SymbolsOutput {
+    /// Always `"ok"`.
+    pub status: &'static str,
+    /// Canonical absolute segment root.
+    pub segment_root: String,
+    /// Segment-relative module file, `/`-separated.
+    pub file_rel: String,
+    /// The module's top-level symbols, or the selected class/member for `type` URIs.
+    pub symbols: Vec<Symbol>,
+    /// `hit` or `miss`.
+    pub cache_status: &'static str,
+    /// `<extractor tag>:<content hash>`; path-free and stable across runs and checkouts.
+    pub cache_key: String,
+    /// Why it missed, or `cache_hit`.
+    pub miss_reason: &'static str,
+    /// The SQLite DB path when persistence is on (flag or env), else null.
+    pub cache_db_path: Option<String>,
+    /// The canonical form of the URI that was asked.
+    pub uri: String,
+    /// `memory` or `sqlite`: the store that actually answered (memory on fallback).
+    pub cache_backend: &'static str,
+    /// Regions tree-sitter recovered from; empty when the file parses cleanly. Survives hits.
+    pub syntax_errors: Vec<SyntaxErrorLoc>,
+}
+
+/// Where a lookup ended up.
+struct Served {
+    table: SymbolTable,
+    hit: bool,
+    reason: MissReason,
+    backend: Backend,
+}
+
+fn elapsed_ms(t: Instant) -> f64 {
+    (t.elapsed().as_secs_f64() * 1e6).round() / 1e3
+}
+
+/// Run the command.
+pub fn run(args: &SymbolsArgs) -> Result<SymbolsOutput, CliError> {
+    let started = Instant::now();
+    let uri = SymUri::parse(&args.uri)?;
+    let level = config::telemetry_level(args.telemetry.as_deref())?;
+    let settings = CacheSettings::from_env(args.persist_flag())?;
+    let root = resolve::segment_root(&args.segment)?;
+    let (file, class_path) = match uri.kind() {
+        UriKind::Mod => (resolve::resolve_module(&root, uri.path())?, Vec::new()),
+        UriKind::Type => resolve::resolve_type(&root, uri.path())?,
+    };
+    let bytes = read_source(&file)?;
+    let key = CacheKey::of(&bytes);
+
+    let telemetry = Telemetry::new(TelemetrySettings::for_segment(level, &root));
+    let served = serve(&root, &file, &key, &bytes, &settings, &telemetry);
+    let db_path = settings.persist.then(|| {
+        crate::cache::cache_db_path(&root)
+            .to_string_lossy()
+            .into_owned()
+    });
+
+    let symbols = select(&uri, &class_path, &served.table)?;
+    let out = SymbolsOutput {
+        status: "ok",
+        segment_root: root.to_string_lossy().into_owned(),
+        file_rel: file.file_rel.clone(),
+        symbols,
+        cache_status: if served.hit { "hit" } else { "miss" },
+        cache_key: key.to_string(),
+        miss_reason: if served.hit {
+            "cache_hit"
+        } else {
+            served.reason.as_str()
+        },
+        cache_db_path: db_path,
+        uri: uri.to_string(),
+        cache_backend: served.backend.as_str(),
+        syntax_errors: served.table.syntax_errors.clone(),
+    };
+    let mut ev = Event::new("ast.symbols");
+    ev.args = json!({"uri": out.uri});
+    ev.result =
+        json!({"status": "ok", "cache_status": out.cache_status, "miss_reason": out.miss_reason});
+    ev.timing_ms = elapsed_ms(started);
+    ev.x = json!({"file": out.file_rel, "symbols_count": out.symbols.len(), "cache_key": out.cache_key,
+                  "syntax_errors": out.syntax_errors.len()});
+    ev.cache_type = Some(out.cache_backend);
+    telemetry.event(Level::Lite, ev);
+    telemetry.flush();
+    Ok(out)
+}
+
+fn read_source(file: &ModuleFile) -> Result<Vec<u8>, CliError> {
+    std::fs::read(&file.abs).map_err(|e| {
+        CliError::new(
+            ErrorCode::FileReadError,
+            format!("cannot read {}: {e}", file.file_rel),
+        )
+    })
+}
+
+/// Cache-aside: look up, else extract and store. Never fails.
+fn serve(
+    root: &std::path::Path,
+    file: &ModuleFile,
+    key: &CacheKey,
+    bytes: &[u8],
+    settings: &CacheSettings,
+    telemetry: &Telemetry,
+) -> Served {
+    let mut opened = open_cache(root, settings, telemetry);
+    let backend = opened.store.backend();
+    let cache_type = Some(backend.as_str());
+    let t = Instant::now();
+    let lookup = opened.store.get(&file.file_rel, key);
+    let lookup_ms = elapsed_ms(t);
+    let reason = match lookup {
+        Ok(Lookup::Hit(table)) => {
+            let mut ev = Event::new("ast.cache.hit");
+            ev.args = json!({"cache_key": key.to_string()});
+            ev.result = json!({"status": "hit"});
+            ev.timing_ms = lookup_ms;
+            ev.cache_type = cache_type;
+            telemetry.event(Level::Lite, ev);
+            return Served {
+                table,
+                hit: true,
+                reason: MissReason::KeyMiss,
+                backend,
+            };
+        }
+        Ok(Lookup::Miss(reason)) => opened.fallback.unwrap_or(reason),
+        Err(e) => {
+            fallback_event(telemetry, backend, &e.to_string());
+            MissReason::CacheUnavailable
+        }
+    };
+    let mut ev = Event::new("ast.cache.miss");
+    ev.args = json!({"cache_key": key.to_string()});
+    ev.result = json!({"status": "miss", "miss_reason": reason.as_str()});
+    ev.timing_ms = lookup_ms;
+    ev.cache_type = cache_type;
+    telemetry.event(Level::Lite, ev);
+
+    let t = Instant::now();
+    let table = extract::extract(bytes);
+    let extract_ms = elapsed_ms(t);
+    let t = Instant::now();
+    match opened.store.put(&file.file_rel, key, &table) {
+        Ok(()) => {
+            let mut ev = Event::new("ast.cache.write");
+            ev.args = json!({"cache_key": key.to_string()});
+            ev.result = json!({"status": "ok", "symbols_count": table.symbols.len()});
+            ev.timing_ms = elapsed_ms(t);
+            ev.x = json!({"extract_ms": extract_ms});
+            ev.cache_type = cache_type;
+            telemetry.event(Level::Lite, ev);
+        }
+        Err(e) => fallback_event(telemetry, backend, &e.to_string()),
+    }
+    Served {
+        table,
+        hit: false,
+        reason,
+        backend,
+    }
+}
+
+fn fallback_event(telemetry: &Telemetry, backend: Backend, error: &str) {
+    let mut ev = Event::new("ast.cache.fallback");
+    ev.result = json!({"status": "uncached"});
+    ev.warnings = vec![error.to_string()];
+    ev.cache_type = Some(backend.as_str());
+    telemetry.event(Level::Lite, ev);
+}
+
+/// For `type` URIs, narrow the table to the class (and member) the URI names.
+fn select(
+    uri: &SymUri,
+    class_path: &[String],
+    table: &SymbolTable,
+) -> Result<Vec<Symbol>, CliError> {
+    if uri.kind() == UriKind::Mod {
+        return Ok(table.symbols.clone());
+    }
+    let not_found = |what: &str| {
+        CliError::new(
+            ErrorCode::SymbolNotFound,
+            format!("{what} not found for {uri}"),
+        )
+    };
+    let mut scope: &[Symbol] = &table.symbols;
+    let mut found: Option<&Symbol> = None;
+    for name in class_path {
+        let class = scope
+            .iter()
+            .rev() // a later definition rebinds the name, as at run time
+            .find(|s| s.name == *name && s.kind == crate::symbols::SymbolKind::Class)
+            .ok_or_else(|| not_found(&format!("class {name}")))?;
+        scope = class.members.as_deref().unwrap_or(&[]);
+        found = Some(class);
+    }
+    let class = found.ok_or_else(|| not_found("class"))?;
+    match uri.member() {
+        None => Ok(vec![class.clone()]),
+        Some(m) => {
+            let member = scope
+                .iter()
+                .rev()
+                .find(|s| s.name == m)
+                .ok_or_else(|| not_found(&format!("member {m}")))?;
+            Ok(vec![member.clone()])
+        }
+    }
+}

@@ -1,0 +1,18 @@
+//! trifecta: Python module symbols (tree-sitter, checked against Python's own `ast`) served from
+//! a persistent cache shared by many processes, and `trifecta-verify`, the gate runner that
+//! proves the cache trustworthy before a release.
+//!
+//! Map: [`cli`] → [`config`] → [`commands`]; [`symbols`] (URI, resolution, extraction);
+//! [`cache`] (store trait, backends, the one factory); [`telemetry`] (JSONL events, reports);
+//! [`verify`] (the gate runner).
+
+pub mod cache;
+pub mod cli;
+pub mod clock;
+pub mod commands;
+pub mod config;
+pub mod error;
+pub mod output;
+pub mod symbols;
+pub mod telemetry;
+pub mod verify;
