@@ -8,6 +8,7 @@
 //! row per file: an edit replaces the row and the next lookup reports `content_changed`.
 
 pub mod factory;
+pub mod faults;
 pub mod key;
 pub mod lock;
 pub mod memory;
