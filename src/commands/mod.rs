@@ -18,12 +18,35 @@ where
         Ok(cli) => cli,
         Err(e) => return usage_error(e),
     };
-    match run(&cli) {
+    // A panic is a bug, but the user still gets the JSON envelope and exit 1, never a backtrace:
+    // the hook stays silent and the unwind is caught here.
+    std::panic::set_hook(Box::new(|_| {}));
+    let outcome = std::panic::catch_unwind(|| run(&cli)).unwrap_or_else(|payload| {
+        let what = payload
+            .downcast_ref::<&str>()
+            .map(|s| s.to_string())
+            .or_else(|| payload.downcast_ref::<String>().cloned())
+            .unwrap_or_else(|| "unknown panic".to_string());
+        Err(CliError::new(
+            ErrorCode::InternalError,
+            format!("internal error (a bug; please report it): {what}"),
+        ))
+    });
+    match outcome {
         Ok(()) => 0,
         Err(e) => {
             print_json(&ErrorEnvelope::from(&e));
             1
         }
+    }
+}
+
+/// Debug builds only: `TRIFECTA_TEST_PANIC=1` makes the command panic, so the tests can prove
+/// the safety net above turns any panic into an `INTERNAL_ERROR` envelope.
+fn test_panic_hook() {
+    #[cfg(debug_assertions)]
+    if std::env::var_os("TRIFECTA_TEST_PANIC").is_some_and(|v| v == "1") {
+        panic!("TRIFECTA_TEST_PANIC was set");
     }
 }
 
@@ -50,6 +73,7 @@ fn usage_error(e: clap::Error) -> i32 {
 }
 
 fn run(cli: &Cli) -> Result<(), CliError> {
+    test_panic_hook();
     match &cli.command {
         Command::Ast(AstCommand::Symbols(args)) => print_json(&symbols::run(args)?),
     }

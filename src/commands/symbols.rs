@@ -111,13 +111,26 @@ pub fn run(args: &SymbolsArgs) -> Result<SymbolsOutput, CliError> {
     Ok(out)
 }
 
+/// Largest module read, in bytes. The largest file in CPython's stdlib is under 1 MiB; a
+/// 64 MiB "module" is generated data, and parsing it would only stall the caller.
+pub const MAX_SOURCE_BYTES: u64 = 64 * 1024 * 1024;
+
 fn read_source(file: &ModuleFile) -> Result<Vec<u8>, CliError> {
-    std::fs::read(&file.abs).map_err(|e| {
+    let fail = |why: String| {
         CliError::new(
             ErrorCode::FileReadError,
-            format!("cannot read {}: {e}", file.file_rel),
+            format!("cannot read {}: {why}", file.file_rel),
         )
-    })
+    };
+    let len = std::fs::metadata(&file.abs)
+        .map_err(|e| fail(e.to_string()))?
+        .len();
+    if len > MAX_SOURCE_BYTES {
+        return Err(fail(format!(
+            "{len} bytes exceeds the {MAX_SOURCE_BYTES}-byte limit"
+        )));
+    }
+    std::fs::read(&file.abs).map_err(|e| fail(e.to_string()))
 }
 
 /// Cache-aside: look up, else extract and store. Never fails.
