@@ -26,6 +26,8 @@ pub enum Command {
 pub enum AstCommand {
     /// Print the symbols of a module, class or member as JSON.
     Symbols(SymbolsArgs),
+    /// Index every Python file of a segment (warms the cache; `--format jsonl` streams an index).
+    Index(crate::commands::index::IndexArgs),
 }
 
 /// `trifecta ast symbols`.

@@ -12,6 +12,7 @@ pub mod clock;
 pub mod commands;
 pub mod config;
 pub mod error;
+pub mod index;
 pub mod output;
 pub mod symbols;
 pub mod telemetry;

@@ -1,6 +1,7 @@
 //! One module per subcommand. Each returns a serializable value or a [`crate::error::CliError`];
 //! printing and exit codes are decided in [`run`].
 
+pub mod index;
 pub mod symbols;
 
 use crate::cli::{AstCommand, Cli, Command};
@@ -76,6 +77,14 @@ fn run(cli: &Cli) -> Result<(), CliError> {
     test_panic_hook();
     match &cli.command {
         Command::Ast(AstCommand::Symbols(args)) => print_json(&symbols::run(args)?),
+        Command::Ast(AstCommand::Index(args)) => {
+            let summary = index::run(args)?;
+            if args.format == index::IndexFormat::Jsonl {
+                eprint!("{}", crate::output::to_cli_json(&summary));
+            } else {
+                print_json(&summary);
+            }
+        }
     }
     Ok(())
 }

@@ -2,5 +2,6 @@
 //! binaries (assert_cmd) on temporary segments.
 
 mod cli_contract;
+mod index;
 mod support;
 mod uri_props;

@@ -1,0 +1,277 @@
+//! `trifecta ast index`: warm the cache for a whole segment and optionally stream a
+//! repository-wide symbol index (one JSON line per module, like a ctags `tags` file).
+//!
+//! Summary on stdout as one JSON document (`--format summary`, the default), or one compact JSON
+//! line per module in path order (`--format jsonl`) with the summary on stderr. A file that
+//! cannot be read is reported and counted, never fatal.
+
+use crate::cache::open_cache;
+use crate::config::{self, CacheSettings};
+use crate::error::{CliError, ErrorCode};
+use crate::index::{self, FileResult, Outcome};
+use crate::symbols::resolve;
+use crate::telemetry::{Event, Level, Telemetry, TelemetrySettings};
+use clap::{Args, ValueEnum};
+use serde::Serialize;
+use serde_json::json;
+use std::collections::BTreeMap;
+use std::io::{IsTerminal, Write};
+use std::path::PathBuf;
+use std::time::Instant;
+
+/// Output format of `ast index`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum IndexFormat {
+    /// One JSON summary document.
+    Summary,
+    /// One JSON line per module, then the summary on stderr.
+    Jsonl,
+}
+
+/// `trifecta ast index`.
+#[derive(Debug, Args)]
+pub struct IndexArgs {
+    /// Segment root to index.
+    #[arg(long, default_value = ".")]
+    pub segment: PathBuf,
+    /// Worker threads (default: all cores).
+    #[arg(long)]
+    pub jobs: Option<usize>,
+    /// Use the persistent SQLite cache (also `TRIFECTA_AST_PERSIST=1`).
+    #[arg(long, overrides_with = "no_persist_cache")]
+    pub persist_cache: bool,
+    /// Use the in-memory cache even when `TRIFECTA_AST_PERSIST` is set.
+    #[arg(long, overrides_with = "persist_cache")]
+    pub no_persist_cache: bool,
+    /// `summary` (default) or `jsonl`.
+    #[arg(long, value_enum, default_value = "summary")]
+    pub format: IndexFormat,
+    /// Telemetry level: off, lite or full (also `TRIFECTA_TELEMETRY`; default off).
+    #[arg(long)]
+    pub telemetry: Option<String>,
+}
+
+/// The summary document.
+#[derive(Debug, Default, Serialize)]
+pub struct IndexSummary {
+    /// Always `"ok"`.
+    pub status: &'static str,
+    /// Canonical segment root.
+    pub segment_root: String,
+    /// Python files found.
+    pub files: u64,
+    /// Top-level symbols across all modules.
+    pub symbols: u64,
+    /// Class members across all modules (recursively).
+    pub members: u64,
+    /// Files served from the cache.
+    pub hits: u64,
+    /// Files extracted.
+    pub misses: u64,
+    /// Files that could not be read.
+    pub errors: u64,
+    /// Modules with recovered syntax errors.
+    pub syntax_error_files: u64,
+    /// Source bytes read.
+    pub bytes: u64,
+    /// Wall time of walk + index, milliseconds.
+    pub wall_ms: f64,
+    /// Source MB (10^6 bytes) per second of wall time.
+    pub mb_per_s: f64,
+    /// Worker threads used.
+    pub jobs: usize,
+    /// Misses by reason.
+    pub miss_reasons: BTreeMap<&'static str, u64>,
+    /// `memory` or `sqlite`.
+    pub cache_backend: &'static str,
+    /// The DB path when persistence is on.
+    pub cache_db_path: Option<String>,
+    /// Cache lookups/writes that failed and were served uncached.
+    pub store_failures: u64,
+    /// The first errors (path and reason), at most 20.
+    pub error_files: Vec<FileError>,
+}
+
+/// A file that could not be indexed.
+#[derive(Debug, Serialize)]
+pub struct FileError {
+    /// Segment-relative path.
+    pub file_rel: String,
+    /// Why (path-free).
+    pub message: String,
+}
+
+/// One JSONL line.
+#[derive(Serialize)]
+struct ModuleLine<'a> {
+    file_rel: &'a str,
+    module: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    symbols: Option<&'a [crate::symbols::Symbol]>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    syntax_errors: Option<&'a [crate::symbols::SyntaxErrorLoc]>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    cache_status: Option<&'static str>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    error: Option<&'a str>,
+}
+
+fn count_members(symbols: &[crate::symbols::Symbol]) -> u64 {
+    symbols
+        .iter()
+        .filter_map(|s| s.members.as_deref())
+        .map(|m| m.len() as u64 + count_members(m))
+        .sum()
+}
+
+/// Run the command; returns the summary (printed by the caller as JSON).
+pub fn run(args: &IndexArgs) -> Result<IndexSummary, CliError> {
+    let started = Instant::now();
+    let level = config::telemetry_level(args.telemetry.as_deref())?;
+    let persist = if args.persist_cache {
+        Some(true)
+    } else if args.no_persist_cache {
+        Some(false)
+    } else {
+        None
+    };
+    let settings = CacheSettings::from_env(persist)?;
+    let jobs = match args.jobs {
+        Some(0) => {
+            return Err(CliError::new(
+                ErrorCode::InvalidArgument,
+                "--jobs must be at least 1",
+            ));
+        }
+        Some(n) => n,
+        None => std::thread::available_parallelism()
+            .map(|n| n.get())
+            .unwrap_or(1),
+    };
+    let root = resolve::segment_root(&args.segment)?;
+    let pool = rayon::ThreadPoolBuilder::new()
+        .num_threads(jobs)
+        .build()
+        .map_err(|e| CliError::new(ErrorCode::InternalError, format!("thread pool: {e}")))?;
+
+    let (files, walk_errors) = index::walk(&root);
+    let telemetry = Telemetry::new(TelemetrySettings::for_segment(level, &root));
+    let mut opened = open_cache(&root, &settings, &telemetry);
+    let mut summary = IndexSummary {
+        status: "ok",
+        segment_root: root.to_string_lossy().into_owned(),
+        files: files.len() as u64,
+        jobs,
+        cache_backend: opened.store.backend().as_str(),
+        cache_db_path: opened
+            .db_path
+            .as_ref()
+            .map(|p| p.to_string_lossy().into_owned()),
+        ..IndexSummary::default()
+    };
+    for (file_rel, message) in walk_errors {
+        summary.errors += 1;
+        summary.error_files.push(FileError { file_rel, message });
+    }
+    let progress = std::io::stderr().is_terminal().then(|| {
+        let bar = indicatif::ProgressBar::new(files.len() as u64);
+        bar.set_style(
+            indicatif::ProgressStyle::with_template(
+                "{bar:40} {pos}/{len} files  {per_sec}  eta {eta}",
+            )
+            .unwrap_or_else(|_| indicatif::ProgressStyle::default_bar()),
+        );
+        bar
+    });
+    let jsonl = args.format == IndexFormat::Jsonl;
+    let mut out = std::io::BufWriter::new(std::io::stdout().lock());
+    let fallback = opened.fallback;
+    let trouble = {
+        index::run(
+            &pool,
+            &files,
+            opened.store.as_mut(),
+            crate::commands::symbols::MAX_SOURCE_BYTES,
+            |r: FileResult| {
+                record(&mut summary, &r, fallback);
+                if jsonl {
+                    write_line(&mut out, &r);
+                }
+            },
+            |done| {
+                if let Some(b) = &progress {
+                    b.set_position(done as u64);
+                }
+            },
+        )
+    };
+    if let Some(b) = progress {
+        b.finish_and_clear();
+    }
+    let _ = out.flush();
+    summary.store_failures = trouble.failures;
+    summary.wall_ms = (started.elapsed().as_secs_f64() * 1e6).round() / 1e3;
+    summary.mb_per_s = if summary.wall_ms > 0.0 {
+        ((summary.bytes as f64 / 1e6) / (summary.wall_ms / 1e3) * 100.0).round() / 100.0
+    } else {
+        0.0
+    };
+    let mut ev = Event::new("ast.index");
+    ev.result = json!({"status": "ok", "files": summary.files, "hits": summary.hits, "misses": summary.misses,
+                       "errors": summary.errors, "bytes": summary.bytes, "jobs": jobs});
+    ev.timing_ms = summary.wall_ms;
+    ev.cache_type = Some(summary.cache_backend);
+    telemetry.event(Level::Lite, ev);
+    telemetry.flush();
+    Ok(summary)
+}
+
+fn record(summary: &mut IndexSummary, r: &FileResult, fallback: Option<crate::cache::MissReason>) {
+    summary.bytes += r.bytes;
+    let table = match &r.outcome {
+        Outcome::Hit(t) => {
+            summary.hits += 1;
+            t
+        }
+        Outcome::Miss(t, reason) => {
+            summary.misses += 1;
+            *summary
+                .miss_reasons
+                .entry(fallback.unwrap_or(*reason).as_str())
+                .or_default() += 1;
+            t
+        }
+        Outcome::Error(message) => {
+            summary.errors += 1;
+            if summary.error_files.len() < 20 {
+                summary.error_files.push(FileError {
+                    file_rel: r.file_rel.clone(),
+                    message: message.clone(),
+                });
+            }
+            return;
+        }
+    };
+    summary.symbols += table.symbols.len() as u64;
+    summary.members += count_members(&table.symbols);
+    summary.syntax_error_files += u64::from(table.has_syntax_errors());
+}
+
+fn write_line(out: &mut impl Write, r: &FileResult) {
+    let (table, status, error) = match &r.outcome {
+        Outcome::Hit(t) => (Some(t), Some("hit"), None),
+        Outcome::Miss(t, _) => (Some(t), Some("miss"), None),
+        Outcome::Error(e) => (None, None, Some(e.as_str())),
+    };
+    let line = ModuleLine {
+        file_rel: &r.file_rel,
+        module: index::module_name(&r.file_rel),
+        symbols: table.map(|t| t.symbols.as_slice()),
+        syntax_errors: table.map(|t| t.syntax_errors.as_slice()),
+        cache_status: status,
+        error,
+    };
+    if serde_json::to_writer(&mut *out, &line).is_ok() {
+        let _ = out.write_all(b"\n");
+    }
+}
