@@ -1,1 +1,3 @@
+//! The single integration-test binary; each area adds one module.
 
+mod corpus;
