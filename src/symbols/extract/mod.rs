@@ -1,0 +1,207 @@
+//! tree-sitter-python extraction of a module's symbols, with Python's `ast` as the specification.
+//!
+//! What `ast` would say, and how we get there:
+//! - `symbols` are the `def` / `async def` / `class` statements of `tree.body`, decorated or not,
+//!   in source order; a class's `members` are the definitions directly in its body (recursively).
+//!   Definitions nested in `if`/`try`/... are neither symbols nor members.
+//! - `line` is `lineno` (the `def`/`class`/`async` line, never the decorator's); `end_line` is
+//!   `end_lineno`, the line of the last token of the last statement of the body. tree-sitter's
+//!   node ends can include trailing comments, so [`span::end_line`] walks down to that token.
+//! - Lines, encodings and BOMs are made to match CPython's tokenizer before parsing
+//!   ([`source::prepare`]); identifiers are NFKC-normalised as CPython does (PEP 3131).
+//! - Unlike `ast`, a file with syntax errors still yields whatever tree-sitter recovered, and the
+//!   `ERROR`/`MISSING` regions are reported in `syntax_errors`.
+//!
+//! Nothing here recurses on the input's nesting depth, so hostile inputs cannot overflow the stack.
+//! The corpus test (`tests/integration/corpus.rs`) checks agreement with `ast` on the whole stdlib.
+
+mod continuation;
+mod source;
+mod span;
+#[cfg(test)]
+mod tests;
+
+use super::model::{Symbol, SymbolKind, SymbolTable, SyntaxErrorLoc};
+use std::cell::RefCell;
+use tree_sitter::{Node, Parser, Tree};
+use unicode_normalization::UnicodeNormalization;
+
+/// Version of the extraction rules. Bump whenever the output of [`extract`] can change for the
+/// same input bytes; it is part of every cache key.
+pub const EXTRACTOR_VERSION: u32 = 1;
+
+/// At most this many syntax-error regions are reported; the rest add nothing a reader can use.
+pub const MAX_SYNTAX_ERRORS: usize = 20;
+
+thread_local! {
+    /// One parser per thread: creating a parser and loading the language costs more than parsing
+    /// a small module, and `Parser` is not `Sync`.
+    static PARSER: RefCell<Option<Parser>> = const { RefCell::new(None) };
+}
+
+/// Extract the symbol table of a Python module from its raw bytes.
+///
+/// Never panics, whatever the bytes. If tree-sitter itself cannot be used (a grammar/runtime ABI
+/// mismatch, which would be a build defect), the table is empty and `syntax_errors` covers the
+/// whole file, so a caller can never mistake the failure for a clean module without symbols.
+pub fn extract(source: &[u8]) -> SymbolTable {
+    let text = source::prepare(source);
+    match parse(&text) {
+        Some(tree) if tree.root_node().has_error() => {
+            // Maybe only the scanner's bracket bug: retry on a copy with the same lines.
+            let retry = continuation::pad_bracket_continuations(&text)
+                .and_then(|padded| parse(&padded).map(|t| (t, padded)))
+                .filter(|(t, _)| !t.root_node().has_error());
+            match retry {
+                Some((clean, padded)) => table_of(&clean, &padded),
+                None => table_of(&tree, &text),
+            }
+        }
+        Some(tree) => table_of(&tree, &text),
+        None => SymbolTable {
+            symbols: Vec::new(),
+            syntax_errors: vec![SyntaxErrorLoc {
+                line: 1,
+                end_line: line_count(&text),
+            }],
+        },
+    }
+}
+
+/// Parse with this thread's parser, creating it on first use.
+fn parse(text: &[u8]) -> Option<Tree> {
+    PARSER.with(|cell| {
+        let mut slot = cell.try_borrow_mut().ok()?;
+        if slot.is_none() {
+            let mut parser = Parser::new();
+            parser
+                .set_language(&tree_sitter_python::LANGUAGE.into())
+                .ok()?;
+            *slot = Some(parser);
+        }
+        slot.as_mut()?.parse(text, None)
+    })
+}
+
+/// Number of lines in `text` as Python counts them (at least 1).
+fn line_count(text: &[u8]) -> u32 {
+    let newlines = text.iter().filter(|&&b| b == b'\n').count();
+    to_line(newlines).max(1)
+}
+
+/// A 0-based row to a 1-based line, saturating (a 4-billion-line file is not a real case).
+fn to_line(row: usize) -> u32 {
+    u32::try_from(row.saturating_add(1)).unwrap_or(u32::MAX)
+}
+
+fn table_of(tree: &Tree, text: &[u8]) -> SymbolTable {
+    let root = tree.root_node();
+    let mut cursor = root.walk();
+    let symbols = root
+        .named_children(&mut cursor)
+        .filter_map(|child| symbol_tree(child, text))
+        .collect();
+    let syntax_errors = if root.has_error() {
+        span::error_regions(root, MAX_SYNTAX_ERRORS)
+    } else {
+        Vec::new()
+    };
+    SymbolTable {
+        symbols,
+        syntax_errors,
+    }
+}
+
+/// The `function_definition` / `class_definition` a statement defines, unwrapping decorators.
+fn definition(node: Node<'_>) -> Option<Node<'_>> {
+    let def = match node.kind() {
+        "decorated_definition" => node.child_by_field_name("definition")?,
+        _ => node,
+    };
+    matches!(def.kind(), "function_definition" | "class_definition").then_some(def)
+}
+
+/// The symbol for one definition, without members; `None` when tree-sitter recovered a
+/// definition with no name (only possible in a file with syntax errors).
+fn symbol_head(def: Node<'_>, text: &[u8]) -> Option<Symbol> {
+    let name_node = def.child_by_field_name("name")?;
+    let name = identifier(text.get(name_node.byte_range())?);
+    if name.is_empty() {
+        return None;
+    }
+    let is_class = def.kind() == "class_definition";
+    let line = to_line(def.start_position().row);
+    Some(Symbol {
+        kind: if is_class {
+            SymbolKind::Class
+        } else {
+            SymbolKind::Function
+        },
+        name,
+        line,
+        end_line: span::end_line(def).max(line),
+        is_async: !is_class && def.child(0).is_some_and(|c| c.kind() == "async"),
+        members: is_class.then(Vec::new),
+    })
+}
+
+/// An identifier as Python stores it: decoded (lossily, for invalid UTF-8) and NFKC-normalised.
+fn identifier(bytes: &[u8]) -> String {
+    let raw = String::from_utf8_lossy(bytes);
+    if raw.is_ascii() {
+        raw.into_owned()
+    } else {
+        raw.nfkc().collect()
+    }
+}
+
+/// The direct member definitions in a class body, in source order.
+fn member_defs<'t>(class: Node<'t>) -> Vec<Node<'t>> {
+    let Some(body) = class.child_by_field_name("body") else {
+        return Vec::new();
+    };
+    let mut cursor = body.walk();
+    body.named_children(&mut cursor)
+        .filter_map(definition)
+        .collect()
+}
+
+/// A top-level statement's symbol with all its members, built with an explicit stack so that
+/// deeply nested classes (which tree-sitter accepts even beyond Python's indentation limit)
+/// cannot overflow the call stack.
+fn symbol_tree(stmt: Node<'_>, text: &[u8]) -> Option<Symbol> {
+    let def = definition(stmt)?;
+    let head = symbol_head(def, text)?;
+    if head.members.is_none() {
+        return Some(head);
+    }
+    // Each frame: the class being built and its remaining member nodes (reversed, pop = next).
+    let mut stack: Vec<(Symbol, Vec<Node<'_>>)> = Vec::new();
+    let mut pending = member_defs(def);
+    pending.reverse();
+    stack.push((head, pending));
+    loop {
+        let (_, pending) = stack.last_mut()?;
+        match pending.pop() {
+            Some(member) => {
+                let Some(sym) = symbol_head(member, text) else {
+                    continue;
+                };
+                if sym.members.is_some() {
+                    let mut nested = member_defs(member);
+                    nested.reverse();
+                    stack.push((sym, nested));
+                } else if let Some((parent, _)) = stack.last_mut() {
+                    parent.members.get_or_insert_with(Vec::new).push(sym);
+                }
+            }
+            None => {
+                let (done, _) = stack.pop()?;
+                match stack.last_mut() {
+                    Some((parent, _)) => parent.members.get_or_insert_with(Vec::new).push(done),
+                    None => return Some(done),
+                }
+            }
+        }
+    }
+}
