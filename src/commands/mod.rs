@@ -1,6 +1,7 @@
 //! One module per subcommand. Each returns a serializable value or a [`crate::error::CliError`];
 //! printing and exit codes are decided in [`run`].
 
+pub mod cache;
 pub mod symbols;
 
 use crate::cli::{AstCommand, Cli, Command};
@@ -52,6 +53,7 @@ fn usage_error(e: clap::Error) -> i32 {
 fn run(cli: &Cli) -> Result<(), CliError> {
     match &cli.command {
         Command::Ast(AstCommand::Symbols(args)) => print_json(&symbols::run(args)?),
+        Command::Ast(AstCommand::Cache(c)) => cache::run(c)?,
     }
     Ok(())
 }
