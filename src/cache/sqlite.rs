@@ -133,7 +133,9 @@ pub fn connect(db: &Path, settings: &CacheSettings) -> rusqlite::Result<Connecti
     // busy_timeout bounded by the lock timeout: no SQLite wait outlives our own bound.
     conn.busy_timeout(settings.lock_timeout)?;
     // synchronous is per connection; NORMAL in WAL loses durability, never consistency.
-    conn.execute_batch("PRAGMA synchronous = NORMAL;")?;
+    // cell_size_check: catch damaged b-tree cells as pages are read, before the damage can
+    // spread through a later write (small cost, per the SQLite docs).
+    conn.execute_batch("PRAGMA synchronous = NORMAL; PRAGMA cell_size_check = ON;")?;
     Ok(conn)
 }
 

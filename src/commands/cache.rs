@@ -375,7 +375,7 @@ fn prune(ctx: &CacheCtx) -> Result<PruneOutput, CliError> {
     }
     out.exists = true;
     let conn = connect(&ctx.db, &ctx.settings).map_err(|e| fault_to_cli(classify(e)))?;
-    out.report = maintain::run_locked(ctx, conn).map_err(|f| match f {
+    out.report = maintain::run_locked(ctx, conn, maintain::Check::Full).map_err(|f| match f {
         Fault::Corrupt(k) => corrupt(format!(
             "cache database is damaged ({}); it was quarantined and recreated",
             k.as_str()

@@ -1,4 +1,5 @@
 //! The single integration test binary; one module per area.
 
+mod cache_corruption;
 mod cache_p1;
 mod cache_support;

@@ -108,7 +108,18 @@ pub fn maybe_run(ctx: &CacheCtx) {
     if !over && !interval_elapsed(&conn, ctx) {
         return;
     }
-    let _ = run_locked(ctx, conn);
+    let _ = run_locked(ctx, conn, Check::Quick);
+}
+
+/// How thoroughly a pass checks the database first.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Check {
+    /// `quick_check`: O(N), skips index-vs-table consistency (automatic maintenance, which
+    /// must not hold the exclusive lock long).
+    Quick,
+    /// `integrity_check` plus every row's checksum: O(N log N), also finds damaged indexes
+    /// and bad rows nobody has read yet (`ast cache prune`).
+    Full,
 }
 
 /// Sizes of the main file and the WAL (0 when absent).
@@ -119,9 +130,9 @@ pub fn db_and_wal_bytes(ctx: &CacheCtx) -> (u64, u64) {
 
 /// The maintenance pass. The caller holds the exclusive lock. On corruption the database is
 /// quarantined and recreated (we already hold the lock) and the error is returned.
-pub fn run_locked(ctx: &CacheCtx, mut conn: Connection) -> Result<Report, Fault> {
+pub fn run_locked(ctx: &CacheCtx, mut conn: Connection, check: Check) -> Result<Report, Fault> {
     let started = Instant::now();
-    match pass(ctx, &mut conn, started) {
+    match pass(ctx, &mut conn, check, started) {
         Ok(r) => Ok(r),
         Err(Fault::Corrupt(kind)) => {
             drop(conn);
@@ -132,14 +143,28 @@ pub fn run_locked(ctx: &CacheCtx, mut conn: Connection) -> Result<Report, Fault>
     }
 }
 
-fn pass(ctx: &CacheCtx, conn: &mut Connection, started: Instant) -> Result<Report, Fault> {
+fn pass(
+    ctx: &CacheCtx,
+    conn: &mut Connection,
+    check: Check,
+    started: Instant,
+) -> Result<Report, Fault> {
     let mut rep = Report {
         db_bytes_before: db_and_wal_bytes(ctx).0,
         ..Report::default()
     };
-    let qc: String = conn.query_row("PRAGMA quick_check(1)", [], |r| r.get(0))?;
+    let sql = match check {
+        Check::Quick => "PRAGMA quick_check(1)",
+        Check::Full => "PRAGMA integrity_check(1)",
+    };
+    let qc: String = conn.query_row(sql, [], |r| r.get(0))?;
     if qc != "ok" {
         return Err(Fault::Corrupt(DamageKind::IntegrityCheckFailed));
+    }
+    if check == Check::Full {
+        // Rows are verified whenever they are read; the full pass also finds bad rows that
+        // nobody has asked for yet.
+        recover::verify_checksums(conn)?;
     }
     let now = crate::clock::now_ms();
     let ttl_ms = ctx.settings.ttl.as_millis().min(i64::MAX as u128) as i64;
