@@ -28,6 +28,52 @@ pub enum AstCommand {
     Symbols(SymbolsArgs),
     /// Index every Python file of a segment (warms the cache; `--format jsonl` streams an index).
     Index(crate::commands::index::IndexArgs),
+    /// Inspect and maintain the persistent symbol cache.
+    #[command(subcommand)]
+    Cache(CacheCommand),
+}
+
+/// `trifecta ast cache …`.
+#[derive(Debug, Subcommand)]
+pub enum CacheCommand {
+    /// Entries, sizes, real hit/miss counters and incidents.
+    Stats(CacheReportArgs),
+    /// Full `integrity_check` plus every entry's checksum; exit 1 (`CACHE_CORRUPT`) on damage.
+    Verify(CacheReportArgs),
+    /// Remove expired entries, entries of deleted files and LRU entries above the size limit.
+    Prune(CacheArgs),
+    /// Delete the cache database (never while another process uses it).
+    Clear(CacheArgs),
+    /// Print where the cache lives.
+    Path(CacheArgs),
+}
+
+/// `--segment` for cache commands.
+#[derive(Debug, Args)]
+pub struct CacheArgs {
+    /// Segment root whose cache to work on.
+    #[arg(long, default_value = ".")]
+    pub segment: PathBuf,
+}
+
+/// `--segment` and `--format` for cache commands that report.
+#[derive(Debug, Args)]
+pub struct CacheReportArgs {
+    /// Segment root whose cache to work on.
+    #[arg(long, default_value = ".")]
+    pub segment: PathBuf,
+    /// Output format.
+    #[arg(long, value_enum, default_value_t = ReportFormat::Json)]
+    pub format: ReportFormat,
+}
+
+/// `--format` of `ast cache stats|verify`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum ReportFormat {
+    /// A readable table.
+    Text,
+    /// One JSON document (the default).
+    Json,
 }
 
 /// `trifecta ast symbols`.

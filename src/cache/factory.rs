@@ -1,11 +1,13 @@
-//! The one factory that builds the cache a command uses. PLACEHOLDER: SQLite wiring pending.
+//! The one factory that builds the cache a command uses.
 //!
 //! It never fails: when the SQLite store cannot be used (lock timeout, corruption, newer
 //! schema, I/O) it returns the in-memory store and says why in [`OpenedCache::fallback`].
 
-use super::Store;
+use super::counters::{self, Tally};
 use super::memory::MemoryStore;
+use super::{Backend, CacheError, CacheKey, Lookup, MissReason, Store};
 use crate::config::CacheSettings;
+use crate::symbols::SymbolTable;
 use crate::telemetry::Telemetry;
 use std::path::{Path, PathBuf};
 
@@ -38,13 +40,66 @@ pub struct OpenedCache {
 pub fn open_cache(
     segment_root: &Path,
     settings: &CacheSettings,
-    _telemetry: &Telemetry,
+    telemetry: &Telemetry,
 ) -> OpenedCache {
-    let db_path = settings.persist.then(|| cache_db_path(segment_root));
+    if settings.persist {
+        return super::sqlite::open::open(segment_root, settings, telemetry);
+    }
     OpenedCache {
         store: Box::new(MemoryStore::new()),
         fallback: None,
-        db_path,
+        db_path: None,
         db_was_missing: false,
+    }
+}
+
+/// The in-memory store used when persistence was requested but the database cannot be used.
+/// It answers exactly like [`MemoryStore`], and additionally counts each lookup in the
+/// counters file as a miss with the fallback reason, so `ast cache stats` sees these runs.
+pub struct FallbackStore {
+    inner: MemoryStore,
+    reason: MissReason,
+    cache_dir: PathBuf,
+}
+
+impl FallbackStore {
+    /// A fallback store for `reason`; lookups are counted in `cache_dir` (if it exists).
+    pub fn new(reason: MissReason, cache_dir: &Path) -> Self {
+        FallbackStore {
+            inner: MemoryStore::new(),
+            reason,
+            cache_dir: cache_dir.to_path_buf(),
+        }
+    }
+}
+
+impl Store for FallbackStore {
+    fn backend(&self) -> Backend {
+        Backend::Memory
+    }
+
+    fn get(&mut self, file_rel: &str, key: &CacheKey) -> Result<Lookup, CacheError> {
+        let out = self.inner.get(file_rel, key)?;
+        counters::record(
+            &self.cache_dir,
+            match out {
+                Lookup::Hit(_) => Tally::Hit,
+                Lookup::Miss(_) => Tally::Miss(self.reason),
+            },
+        );
+        Ok(out)
+    }
+
+    fn put(
+        &mut self,
+        file_rel: &str,
+        key: &CacheKey,
+        table: &SymbolTable,
+    ) -> Result<(), CacheError> {
+        self.inner.put(file_rel, key, table)
+    }
+
+    fn put_batch(&mut self, items: &[(String, CacheKey, SymbolTable)]) -> Result<(), CacheError> {
+        self.inner.put_batch(items)
     }
 }

@@ -174,20 +174,29 @@ pub fn inject(mode: CorruptionMode, db: &Path, seed: u64) -> io::Result<Injectio
         }
         CorruptionMode::FlipPayloadBit => {
             let data = fs::read(db)?;
-            let needle = br#""name":""#;
-            let hits: Vec<usize> = data
-                .windows(needle.len())
-                .enumerate()
-                .filter(|(_, w)| *w == needle)
-                .map(|(i, _)| i)
-                .collect();
+            // Prefer a symbol name; a table with no symbols (`{"symbols":[],…}`) has none, so
+            // fall back to the first letter of its `symbols` key (still valid JSON, wrong key).
+            let find = |needle: &[u8]| -> Vec<usize> {
+                data.windows(needle.len())
+                    .enumerate()
+                    .filter(|(_, w)| *w == needle)
+                    .map(|(i, _)| i + needle.len())
+                    .collect()
+            };
+            let mut hits = find(br#""name":""#);
+            if hits.is_empty() {
+                hits = find(br#"{""#)
+                    .into_iter()
+                    .filter(|&i| data[i..].starts_with(b"symbols\":"))
+                    .collect();
+            }
             if hits.is_empty() {
                 return Err(io::Error::new(
                     io::ErrorKind::NotFound,
                     "no stored payload found to flip a bit in",
                 ));
             }
-            let at = hits[rng.usize(..hits.len())] + needle.len();
+            let at = hits[rng.usize(..hits.len())];
             let bit = 1u8; // the low bit keeps an ASCII letter a letter-like byte: valid JSON, wrong name
             write_at(db, at as u64, &[data[at] ^ bit])?;
             format!(

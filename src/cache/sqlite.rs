@@ -1,1 +1,567 @@
-//! PLACEHOLDER: being implemented.
+//! The persistent backend: one SQLite database per segment, shared by every process working
+//! on it, at `<segment>/.trifecta/cache/ast_cache.db`.
+//!
+//! Layout of this module:
+//! - here: [`SqliteStore`] (the [`Store`] impl), the per-entry checksum, and [`classify`], the
+//!   ONE place where SQLite errors are mapped to "corruption" or "other";
+//! - [`probe`]: header check before SQLite opens the file;
+//! - [`open`]: the open flow (create under the exclusive lock, migrate, fall back);
+//! - [`recover`]: re-check under the exclusive lock, quarantine, recreate;
+//! - [`maintain`]: TTL, deleted files, LRU eviction, vacuum, counters folding, stats.
+//!
+//! The warm-hit path is: shared lock, header probe, open, one indexed SELECT, checksum,
+//! deserialize. A hit does not write the database (except `last_access_ms`, at most hourly).
+
+pub mod events;
+pub mod maintain;
+pub mod open;
+pub mod probe;
+pub mod recover;
+
+use super::counters::{self, Tally};
+use super::lock::CacheLock;
+use super::{Backend, CacheError, CacheKey, Lookup, MissReason, Store};
+use crate::config::CacheSettings;
+use crate::symbols::SymbolTable;
+use crate::telemetry::Telemetry;
+use probe::{DamageKind, FileId};
+use rusqlite::{Connection, OptionalExtension, params};
+use std::path::{Path, PathBuf};
+
+/// `last_access_ms` is refreshed on a hit only when older than this (so hits stay read-only).
+pub const ACCESS_REFRESH_MS: i64 = 3_600_000;
+
+/// Everything a cache operation needs to know about where it works.
+#[derive(Debug, Clone)]
+pub struct CacheCtx {
+    /// The database file.
+    pub db: PathBuf,
+    /// The segment root (to prune rows of deleted files).
+    pub segment_root: PathBuf,
+    /// Resolved settings.
+    pub settings: CacheSettings,
+    /// Where incidents are reported.
+    pub telemetry: Telemetry,
+}
+
+impl CacheCtx {
+    /// Context for the segment at `root`.
+    pub fn new(root: &Path, settings: &CacheSettings, telemetry: &Telemetry) -> Self {
+        CacheCtx {
+            db: super::cache_db_path(root),
+            segment_root: root.to_path_buf(),
+            settings: settings.clone(),
+            telemetry: telemetry.clone(),
+        }
+    }
+
+    /// `<segment>/.trifecta/cache`.
+    pub fn dir(&self) -> &Path {
+        self.db.parent().unwrap_or(Path::new("."))
+    }
+
+    /// The lock file.
+    pub fn lock_path(&self) -> PathBuf {
+        super::lock::lock_path(&self.db)
+    }
+
+    /// `-wal` / `-shm` sidecar of the database.
+    pub fn sidecar(&self, suffix: &str) -> PathBuf {
+        let mut s = self.db.as_os_str().to_owned();
+        s.push(suffix);
+        PathBuf::from(s)
+    }
+}
+
+/// What a failed SQLite call means for us.
+#[derive(Debug)]
+pub enum Fault {
+    /// The database is damaged: recover.
+    Corrupt(DamageKind),
+    /// Anything else (busy beyond the timeout, I/O, full disk): give up on the cache this run.
+    Other(CacheError),
+}
+
+impl From<std::io::Error> for Fault {
+    fn from(e: std::io::Error) -> Self {
+        Fault::Other(CacheError::Io(e))
+    }
+}
+
+impl From<rusqlite::Error> for Fault {
+    fn from(e: rusqlite::Error) -> Self {
+        classify(e)
+    }
+}
+
+/// THE mapping of SQLite errors. `SQLITE_CORRUPT*` and `SQLITE_NOTADB` mean damage; column
+/// type mismatches on our own rows mean a malformed row; everything else is "other".
+pub fn classify(e: rusqlite::Error) -> Fault {
+    use rusqlite::ErrorCode as C;
+    match &e {
+        rusqlite::Error::SqliteFailure(f, _)
+            if matches!(f.code, C::DatabaseCorrupt | C::NotADatabase) =>
+        {
+            Fault::Corrupt(DamageKind::SqliteCorrupt)
+        }
+        rusqlite::Error::InvalidColumnType(..) | rusqlite::Error::FromSqlConversionFailure(..) => {
+            Fault::Corrupt(DamageKind::RowMalformed)
+        }
+        _ => Fault::Other(CacheError::Sqlite(e)),
+    }
+}
+
+/// BLAKE3 over everything a row claims: path, content hash, extractor tag and payload, each
+/// length-prefixed so no two different rows can share the byte stream.
+pub fn entry_checksum(file_rel: &str, hash: &[u8], tag: &str, payload: &[u8]) -> [u8; 32] {
+    let mut h = blake3::Hasher::new();
+    for part in [file_rel.as_bytes(), hash, tag.as_bytes(), payload] {
+        h.update(&(part.len() as u64).to_le_bytes());
+        h.update(part);
+    }
+    *h.finalize().as_bytes()
+}
+
+/// Open a connection to an existing database with the per-connection settings. Never creates
+/// the file (a vanished database must not be silently recreated outside the exclusive lock).
+pub fn connect(db: &Path, settings: &CacheSettings) -> rusqlite::Result<Connection> {
+    use rusqlite::OpenFlags as F;
+    let conn = Connection::open_with_flags(
+        db,
+        F::SQLITE_OPEN_READ_WRITE | F::SQLITE_OPEN_NO_MUTEX | F::SQLITE_OPEN_URI,
+    )?;
+    // busy_timeout bounded by the lock timeout: no SQLite wait outlives our own bound.
+    conn.busy_timeout(settings.lock_timeout)?;
+    // synchronous is per connection; NORMAL in WAL loses durability, never consistency.
+    // cell_size_check: catch damaged b-tree cells as pages are read, before the damage can
+    // spread through a later write (small cost, per the SQLite docs).
+    conn.execute_batch("PRAGMA synchronous = NORMAL; PRAGMA cell_size_check = ON;")?;
+    Ok(conn)
+}
+
+/// The SQLite store. Holds the shared cache lock for its whole life.
+pub struct SqliteStore {
+    ctx: CacheCtx,
+    conn: Option<Connection>,
+    lock: Option<CacheLock>,
+    file_id: FileId,
+    db_was_missing: bool,
+    /// Set when this run stopped using the database (after recovery): every further lookup
+    /// misses with this reason and writes are skipped.
+    disabled: Option<MissReason>,
+    /// DB + WAL were above `max_bytes` at open: maintenance is due regardless of the interval.
+    over_max: bool,
+}
+
+impl SqliteStore {
+    /// Wrap an open connection (the open flow in [`open`] is the only caller).
+    pub(crate) fn new(
+        ctx: CacheCtx,
+        conn: Connection,
+        lock: CacheLock,
+        file_id: FileId,
+        db_was_missing: bool,
+        over_max: bool,
+    ) -> Self {
+        SqliteStore {
+            ctx,
+            conn: Some(conn),
+            lock: Some(lock),
+            file_id,
+            db_was_missing,
+            disabled: None,
+            over_max,
+        }
+    }
+
+    fn lookup(&mut self, file_rel: &str, key: &CacheKey) -> Result<Lookup, Fault> {
+        let Some(conn) = self.conn.as_ref() else {
+            return Ok(Lookup::Miss(MissReason::CacheUnavailable));
+        };
+        let row = conn
+            .prepare_cached(
+                "SELECT content_hash, extractor, payload, checksum, last_access_ms \
+                 FROM entries WHERE file_rel = ?1",
+            )?
+            .query_row([file_rel], |r| {
+                Ok((
+                    r.get::<_, Vec<u8>>(0)?,
+                    r.get::<_, String>(1)?,
+                    r.get::<_, Vec<u8>>(2)?,
+                    r.get::<_, Vec<u8>>(3)?,
+                    r.get::<_, i64>(4)?,
+                ))
+            })
+            .optional()?;
+        let Some((hash, tag, payload, checksum, last_access)) = row else {
+            let any: bool = conn
+                .prepare_cached("SELECT EXISTS (SELECT 1 FROM entries)")?
+                .query_row([], |r| r.get(0))?;
+            return Ok(Lookup::Miss(match (any, self.db_was_missing) {
+                (true, _) => MissReason::KeyMiss,
+                (false, true) => MissReason::ColdCacheDbMissing,
+                (false, false) => MissReason::ColdCacheEmpty,
+            }));
+        };
+        // Verify before trusting anything in the row: SQLite's own checks cannot see a flipped
+        // bit inside a value.
+        if checksum.as_slice() != entry_checksum(file_rel, &hash, &tag, &payload) {
+            return Err(Fault::Corrupt(DamageKind::ChecksumMismatch));
+        }
+        if tag != CacheKey::extractor_tag() {
+            return Ok(Lookup::Miss(MissReason::ExtractorChanged));
+        }
+        if hash.as_slice() != key.content_hash() {
+            return Ok(Lookup::Miss(MissReason::ContentChanged));
+        }
+        let table: SymbolTable = serde_json::from_slice(&payload)
+            .map_err(|_| Fault::Corrupt(DamageKind::PayloadUndecodable))?;
+        let now = crate::clock::now_ms();
+        if now.saturating_sub(last_access) > ACCESS_REFRESH_MS {
+            // Coarse LRU bookkeeping; losing this update to a busy writer is harmless.
+            let r = conn.execute(
+                "UPDATE entries SET last_access_ms = ?2 WHERE file_rel = ?1 AND last_access_ms < ?2",
+                params![file_rel, now],
+            );
+            if let Err(e) = r
+                && let Fault::Corrupt(k) = classify(e)
+            {
+                return Err(Fault::Corrupt(k));
+            }
+        }
+        Ok(Lookup::Hit(table))
+    }
+
+    fn write(&mut self, items: &[(&str, &CacheKey, &SymbolTable)]) -> Result<(), Fault> {
+        let Some(conn) = self.conn.as_mut() else {
+            return Ok(());
+        };
+        let now = crate::clock::now_ms();
+        let tag = CacheKey::extractor_tag();
+        let tx = conn.transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
+        {
+            let mut stmt = tx.prepare_cached(
+                "INSERT INTO entries (file_rel, content_hash, extractor, payload, checksum, \
+                     payload_bytes, created_ms, last_access_ms) \
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?7) \
+                 ON CONFLICT (file_rel) DO UPDATE SET content_hash = excluded.content_hash, \
+                     extractor = excluded.extractor, payload = excluded.payload, \
+                     checksum = excluded.checksum, payload_bytes = excluded.payload_bytes, \
+                     created_ms = excluded.created_ms, last_access_ms = excluded.last_access_ms",
+            )?;
+            for (file_rel, key, table) in items {
+                let payload = serde_json::to_vec(table)
+                    .map_err(|e| Fault::Other(CacheError::Io(std::io::Error::other(e))))?;
+                // A single entry larger than the whole cache is not stored (it would be the
+                // first thing evicted; the original looped forever here).
+                if payload.len() as u64 > self.ctx.settings.max_bytes {
+                    continue;
+                }
+                let hash = key.content_hash();
+                let sum = entry_checksum(file_rel, hash, &tag, &payload);
+                stmt.execute(params![
+                    file_rel,
+                    &hash[..],
+                    tag,
+                    payload,
+                    &sum[..],
+                    payload.len() as i64,
+                    now
+                ])?;
+            }
+        }
+        tx.commit()?;
+        Ok(())
+    }
+
+    /// Stop using the database this run: close the connection and release the shared lock
+    /// (recovery needs the exclusive one), then recover.
+    fn fail(&mut self, kind: DamageKind) -> MissReason {
+        self.conn = None;
+        self.lock = None;
+        let outcome = recover::recover(&self.ctx, kind, Some(self.file_id));
+        let reason = outcome.miss_reason();
+        self.disabled = Some(reason);
+        reason
+    }
+}
+
+impl Store for SqliteStore {
+    fn backend(&self) -> Backend {
+        Backend::Sqlite
+    }
+
+    fn get(&mut self, file_rel: &str, key: &CacheKey) -> Result<Lookup, CacheError> {
+        if let Some(r) = self.disabled {
+            return Ok(Lookup::Miss(r));
+        }
+        let out = match self.lookup(file_rel, key) {
+            Ok(l) => l,
+            Err(Fault::Corrupt(kind)) => Lookup::Miss(self.fail(kind)),
+            Err(Fault::Other(e)) => return Err(e),
+        };
+        counters::record(
+            self.ctx.dir(),
+            match &out {
+                Lookup::Hit(_) => Tally::Hit,
+                Lookup::Miss(r) => Tally::Miss(*r),
+            },
+        );
+        Ok(out)
+    }
+
+    fn put(
+        &mut self,
+        file_rel: &str,
+        key: &CacheKey,
+        table: &SymbolTable,
+    ) -> Result<(), CacheError> {
+        self.put_items(&[(file_rel, key, table)])
+    }
+
+    fn put_batch(&mut self, items: &[(String, CacheKey, SymbolTable)]) -> Result<(), CacheError> {
+        let refs: Vec<(&str, &CacheKey, &SymbolTable)> =
+            items.iter().map(|(f, k, t)| (f.as_str(), k, t)).collect();
+        self.put_items(&refs)
+    }
+}
+
+impl SqliteStore {
+    fn put_items(&mut self, items: &[(&str, &CacheKey, &SymbolTable)]) -> Result<(), CacheError> {
+        if self.disabled.is_some() {
+            return Ok(());
+        }
+        match self.write(items) {
+            Ok(()) => Ok(()),
+            Err(Fault::Corrupt(kind)) => {
+                let reason = self.fail(kind);
+                Err(CacheError::Corrupt(format!(
+                    "{} during write; {}",
+                    kind.as_str(),
+                    reason.as_str()
+                )))
+            }
+            Err(Fault::Other(e)) => Err(e),
+        }
+    }
+}
+
+impl Drop for SqliteStore {
+    /// Automatic maintenance, when due: only if the exclusive lock is free at once. The
+    /// connection and the shared lock are released first (flock conversion is not atomic).
+    fn drop(&mut self) {
+        let Some(conn) = self.conn.take() else {
+            return;
+        };
+        let due = self.over_max || maintain::interval_elapsed(&conn, &self.ctx);
+        drop(conn);
+        self.lock = None;
+        if due {
+            maintain::maybe_run(&self.ctx);
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::cache::memory::MemoryStore;
+    use crate::cache::open_cache;
+    use crate::symbols::{Symbol, SymbolKind};
+    use proptest::prelude::*;
+
+    fn settings() -> CacheSettings {
+        CacheSettings {
+            persist: true,
+            ..CacheSettings::default()
+        }
+    }
+
+    fn table(n: u8) -> SymbolTable {
+        SymbolTable {
+            symbols: vec![Symbol {
+                kind: SymbolKind::Function,
+                name: format!("f{n}"),
+                line: u32::from(n) + 1,
+                end_line: u32::from(n) + 2,
+                is_async: n.is_multiple_of(2),
+                members: None,
+            }],
+            syntax_errors: vec![],
+        }
+    }
+
+    /// Cold reasons differ by design (memory: nothing survives; SQLite: the DB was missing or
+    /// empty); everything else must be identical.
+    fn normalize(l: Lookup) -> Lookup {
+        match l {
+            Lookup::Miss(
+                MissReason::EphemeralCache
+                | MissReason::ColdCacheDbMissing
+                | MissReason::ColdCacheEmpty,
+            ) => Lookup::Miss(MissReason::EphemeralCache),
+            other => other,
+        }
+    }
+
+    #[derive(Debug, Clone)]
+    enum Op {
+        Get(u8, u8),
+        Put(u8, u8),
+    }
+
+    fn op() -> impl Strategy<Value = Op> {
+        prop_oneof![
+            (0u8..3, 0u8..3).prop_map(|(f, c)| Op::Get(f, c)),
+            (0u8..3, 0u8..3).prop_map(|(f, c)| Op::Put(f, c)),
+        ]
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig::with_cases(48))]
+        #[test]
+        fn memory_and_sqlite_agree(ops in proptest::collection::vec(op(), 1..24)) {
+            let dir = tempfile::tempdir().unwrap();
+            let mut opened = open_cache(dir.path(), &settings(), &Telemetry::disabled());
+            prop_assert!(opened.fallback.is_none());
+            prop_assert_eq!(opened.store.backend(), Backend::Sqlite);
+            let mut mem = MemoryStore::new();
+            for o in ops {
+                match o {
+                    Op::Get(f, c) => {
+                        let file = format!("m{f}.py");
+                        let key = CacheKey::of(&[c]);
+                        let a = normalize(mem.get(&file, &key).unwrap());
+                        let b = normalize(opened.store.get(&file, &key).unwrap());
+                        prop_assert_eq!(a, b);
+                    }
+                    Op::Put(f, c) => {
+                        let file = format!("m{f}.py");
+                        let key = CacheKey::of(&[c]);
+                        mem.put(&file, &key, &table(c)).unwrap();
+                        opened.store.put(&file, &key, &table(c)).unwrap();
+                    }
+                }
+            }
+        }
+    }
+
+    fn raw_insert(dir: &Path, file: &str, key: &CacheKey, tag: &str, payload: &[u8]) {
+        let c = Connection::open(crate::cache::cache_db_path(dir)).unwrap();
+        let sum = entry_checksum(file, key.content_hash(), tag, payload);
+        c.execute(
+            "INSERT OR REPLACE INTO entries VALUES (?1, ?2, ?3, ?4, ?5, ?6, 0, 0)",
+            params![
+                file,
+                &key.content_hash()[..],
+                tag,
+                payload,
+                &sum[..],
+                payload.len() as i64
+            ],
+        )
+        .unwrap();
+    }
+
+    #[test]
+    fn extractor_change_is_reported() {
+        let dir = tempfile::tempdir().unwrap();
+        drop(open_cache(dir.path(), &settings(), &Telemetry::disabled()));
+        let key = CacheKey::of(b"x");
+        raw_insert(dir.path(), "a.py", &key, "tsp0.0-x0", br#"{"symbols":[]}"#);
+        let mut o = open_cache(dir.path(), &settings(), &Telemetry::disabled());
+        assert_eq!(
+            o.store.get("a.py", &key).unwrap(),
+            Lookup::Miss(MissReason::ExtractorChanged)
+        );
+    }
+
+    #[test]
+    fn checksum_mismatch_is_never_served_and_recovers() {
+        let dir = tempfile::tempdir().unwrap();
+        let key = CacheKey::of(b"x");
+        {
+            let mut o = open_cache(dir.path(), &settings(), &Telemetry::disabled());
+            o.store.put("a.py", &key, &table(1)).unwrap();
+            assert_eq!(o.store.get("a.py", &key).unwrap(), Lookup::Hit(table(1)));
+        }
+        // Same row, other payload, old checksum: a value SQLite cannot see is wrong.
+        let c = Connection::open(crate::cache::cache_db_path(dir.path())).unwrap();
+        let payload = serde_json::to_vec(&table(2)).unwrap();
+        c.execute("UPDATE entries SET payload = ?1", [payload])
+            .unwrap();
+        drop(c);
+        let mut o = open_cache(dir.path(), &settings(), &Telemetry::disabled());
+        assert_eq!(
+            o.store.get("a.py", &key).unwrap(),
+            Lookup::Miss(MissReason::CorruptionRecovered)
+        );
+        // This run stays uncached: writes are skipped, lookups keep missing.
+        o.store.put("a.py", &key, &table(1)).unwrap();
+        assert_eq!(
+            o.store.get("a.py", &key).unwrap(),
+            Lookup::Miss(MissReason::CorruptionRecovered)
+        );
+        drop(o);
+        let q = dir.path().join(".trifecta/cache/quarantine");
+        assert_eq!(std::fs::read_dir(q).unwrap().count(), 1);
+        let mut o = open_cache(dir.path(), &settings(), &Telemetry::disabled());
+        assert_eq!(
+            o.store.get("a.py", &key).unwrap(),
+            Lookup::Miss(MissReason::ColdCacheEmpty)
+        );
+    }
+
+    #[test]
+    fn classify_maps_only_corruption_to_corrupt() {
+        let corrupt = rusqlite::Error::SqliteFailure(
+            rusqlite::ffi::Error::new(rusqlite::ffi::SQLITE_CORRUPT),
+            None,
+        );
+        assert!(matches!(
+            classify(corrupt),
+            Fault::Corrupt(DamageKind::SqliteCorrupt)
+        ));
+        let notadb = rusqlite::Error::SqliteFailure(
+            rusqlite::ffi::Error::new(rusqlite::ffi::SQLITE_NOTADB),
+            None,
+        );
+        assert!(matches!(classify(notadb), Fault::Corrupt(_)));
+        let busy = rusqlite::Error::SqliteFailure(
+            rusqlite::ffi::Error::new(rusqlite::ffi::SQLITE_BUSY),
+            None,
+        );
+        assert!(matches!(classify(busy), Fault::Other(_)));
+    }
+
+    #[test]
+    fn hits_do_not_write_unless_access_is_stale() {
+        let dir = tempfile::tempdir().unwrap();
+        let key = CacheKey::of(b"x");
+        let mut o = open_cache(dir.path(), &settings(), &Telemetry::disabled());
+        o.store.put("a.py", &key, &table(1)).unwrap();
+        drop(o);
+        let c = Connection::open(crate::cache::cache_db_path(dir.path())).unwrap();
+        c.execute(
+            "UPDATE entries SET last_access_ms = ?1",
+            [crate::clock::now_ms() - 10],
+        )
+        .unwrap();
+        let changes = |c: &Connection| -> i64 {
+            c.query_row("PRAGMA data_version", [], |r| r.get(0))
+                .unwrap()
+        };
+        let before = changes(&c);
+        let mut o = open_cache(dir.path(), &settings(), &Telemetry::disabled());
+        assert!(matches!(o.store.get("a.py", &key).unwrap(), Lookup::Hit(_)));
+        drop(o);
+        assert_eq!(changes(&c), before, "a fresh hit wrote the database");
+        c.execute("UPDATE entries SET last_access_ms = 0", [])
+            .unwrap();
+        let before = changes(&c);
+        let mut o = open_cache(dir.path(), &settings(), &Telemetry::disabled());
+        assert!(matches!(o.store.get("a.py", &key).unwrap(), Lookup::Hit(_)));
+        drop(o);
+        assert_ne!(changes(&c), before, "a stale last_access was not refreshed");
+    }
+}

@@ -1,6 +1,7 @@
 //! One module per subcommand. Each returns a serializable value or a [`crate::error::CliError`];
 //! printing and exit codes are decided in [`run`].
 
+pub mod cache;
 pub mod index;
 pub mod symbols;
 
@@ -85,6 +86,7 @@ fn run(cli: &Cli) -> Result<(), CliError> {
                 print_json(&summary);
             }
         }
+        Command::Ast(AstCommand::Cache(c)) => cache::run(c)?,
     }
     Ok(())
 }

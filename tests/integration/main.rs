@@ -1,6 +1,13 @@
 //! The one integration-test binary: every module drives the real `trifecta` / `trifecta-verify`
 //! binaries (assert_cmd) or the library on temporary segments.
 
+mod cache_concurrency;
+mod cache_corruption;
+mod cache_crash;
+mod cache_locks;
+mod cache_maintenance;
+mod cache_p1;
+mod cache_support;
 mod cli_contract;
 mod corpus;
 mod extract_cli;

@@ -1,0 +1,293 @@
+//! Maintenance: integrity `quick_check`, counters folding, TTL, rows of deleted files, LRU
+//! eviction down to the low-water mark, and giving file space back (`incremental_vacuum` +
+//! WAL truncation). Emits `ast.cache.stats`, `ast.cache.evicted`, `ast.cache.pruned` and
+//! `ast.cache.maintenance`.
+//!
+//! Automatic maintenance runs when a store is dropped, at most every `maintenance_interval`
+//! (the last run is recorded in `meta`) or when DB + WAL exceed `max_bytes`, and only if the
+//! exclusive lock is free *at once*: a user's command never waits for it. `ast cache prune`
+//! runs the same pass with a bounded wait for the lock.
+
+use super::probe::DamageKind;
+use super::recover;
+use super::{CacheCtx, Fault, classify, connect, events};
+use crate::cache::counters;
+use crate::cache::lock::{self, LockMode};
+use crate::cache::schema::{META_CREATED_MS, META_LAST_MAINTENANCE_MS};
+use rusqlite::{Connection, params};
+use serde::Serialize;
+use serde_json::json;
+use std::time::Instant;
+
+/// What a maintenance pass did.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
+pub struct Report {
+    /// Rows not used within the TTL, removed.
+    pub expired: u64,
+    /// Rows whose source file no longer exists in the segment, removed.
+    pub deleted_files: u64,
+    /// Rows evicted (least recently used first) to get under the size limit.
+    pub evicted: u64,
+    /// Payload bytes those evictions freed.
+    pub evicted_bytes: u64,
+    /// Counter records folded from the counters file.
+    pub counters_folded: i64,
+    /// Main file size before the pass.
+    pub db_bytes_before: u64,
+    /// Main file size after the pass (space given back by incremental vacuum).
+    pub db_bytes_after: u64,
+}
+
+/// Entry statistics of a database.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
+pub struct DbStats {
+    /// Rows.
+    pub entries: u64,
+    /// Sum of payload sizes.
+    pub payload_bytes: u64,
+    /// Oldest `last_access_ms` (null when empty).
+    pub oldest_access_ms: Option<i64>,
+    /// Newest `last_access_ms` (null when empty).
+    pub newest_access_ms: Option<i64>,
+}
+
+/// Read [`DbStats`].
+pub fn db_stats(conn: &Connection) -> rusqlite::Result<DbStats> {
+    conn.query_row(
+        "SELECT COUNT(*), COALESCE(SUM(payload_bytes), 0), MIN(last_access_ms), MAX(last_access_ms) \
+         FROM entries",
+        [],
+        |r| {
+            Ok(DbStats {
+                entries: r.get::<_, i64>(0)?.max(0) as u64,
+                payload_bytes: r.get::<_, i64>(1)?.max(0) as u64,
+                oldest_access_ms: r.get(2)?,
+                newest_access_ms: r.get(3)?,
+            })
+        },
+    )
+}
+
+/// True when the last maintenance (or the creation, if none yet) is older than the interval.
+pub fn interval_elapsed(conn: &Connection, ctx: &CacheCtx) -> bool {
+    let last: Option<i64> = conn
+        .prepare_cached(
+            "SELECT COALESCE((SELECT v FROM meta WHERE k = ?1), (SELECT v FROM meta WHERE k = ?2))",
+        )
+        .and_then(|mut s| {
+            s.query_row(params![META_LAST_MAINTENANCE_MS, META_CREATED_MS], |r| {
+                r.get(0)
+            })
+        })
+        .ok()
+        .flatten();
+    let interval = ctx.settings.maintenance_interval.as_millis() as i64;
+    match last {
+        Some(t) => crate::clock::now_ms().saturating_sub(t) >= interval,
+        None => true,
+    }
+}
+
+/// Automatic maintenance: only if the exclusive lock is free right now. The caller has
+/// released its connection and shared lock.
+pub fn maybe_run(ctx: &CacheCtx) {
+    let Ok(Some(_x)) = lock::try_acquire(&ctx.lock_path(), LockMode::Exclusive) else {
+        events::plain(
+            &ctx.telemetry,
+            "ast.cache.maintenance",
+            json!({"ran": false, "reason": "lock_busy"}),
+            std::time::Duration::ZERO,
+        );
+        return;
+    };
+    // Re-check under the lock: another process may have just done it.
+    let Ok(conn) = connect(&ctx.db, &ctx.settings) else {
+        return;
+    };
+    let over = db_and_wal_bytes(ctx).0 + db_and_wal_bytes(ctx).1 > ctx.settings.max_bytes;
+    if !over && !interval_elapsed(&conn, ctx) {
+        return;
+    }
+    let _ = run_locked(ctx, conn, Check::Quick);
+}
+
+/// How thoroughly a pass checks the database first.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Check {
+    /// `quick_check`: O(N), skips index-vs-table consistency (automatic maintenance, which
+    /// must not hold the exclusive lock long).
+    Quick,
+    /// `integrity_check` plus every row's checksum: O(N log N), also finds damaged indexes
+    /// and bad rows nobody has read yet (`ast cache prune`).
+    Full,
+}
+
+/// Sizes of the main file and the WAL (0 when absent).
+pub fn db_and_wal_bytes(ctx: &CacheCtx) -> (u64, u64) {
+    let len = |p: &std::path::Path| std::fs::metadata(p).map(|m| m.len()).unwrap_or(0);
+    (len(&ctx.db), len(&ctx.sidecar("-wal")))
+}
+
+/// The maintenance pass. The caller holds the exclusive lock. On corruption the database is
+/// quarantined and recreated (we already hold the lock) and the error is returned.
+pub fn run_locked(ctx: &CacheCtx, mut conn: Connection, check: Check) -> Result<Report, Fault> {
+    let started = Instant::now();
+    match pass(ctx, &mut conn, check, started) {
+        Ok(r) => Ok(r),
+        Err(Fault::Corrupt(kind)) => {
+            drop(conn);
+            recover::recover_locked(ctx, kind, None);
+            Err(Fault::Corrupt(kind))
+        }
+        Err(e) => Err(e),
+    }
+}
+
+fn pass(
+    ctx: &CacheCtx,
+    conn: &mut Connection,
+    check: Check,
+    started: Instant,
+) -> Result<Report, Fault> {
+    let mut rep = Report {
+        db_bytes_before: db_and_wal_bytes(ctx).0,
+        ..Report::default()
+    };
+    let sql = match check {
+        Check::Quick => "PRAGMA quick_check(1)",
+        Check::Full => "PRAGMA integrity_check(1)",
+    };
+    let qc: String = conn.query_row(sql, [], |r| r.get(0))?;
+    if qc != "ok" {
+        return Err(Fault::Corrupt(DamageKind::IntegrityCheckFailed));
+    }
+    if check == Check::Full {
+        // Rows are verified whenever they are read; the full pass also finds bad rows that
+        // nobody has asked for yet.
+        recover::verify_checksums(conn)?;
+    }
+    let now = crate::clock::now_ms();
+    let ttl_ms = ctx.settings.ttl.as_millis().min(i64::MAX as u128) as i64;
+
+    let tx = conn.transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
+    let folded = counters::fold(ctx.dir(), |totals| -> Result<(), Fault> {
+        let mut up = tx.prepare_cached(
+            "INSERT INTO counters (name, n) VALUES (?1, ?2) \
+             ON CONFLICT (name) DO UPDATE SET n = n + excluded.n",
+        )?;
+        for (name, n) in totals {
+            up.execute(params![name, n])?;
+        }
+        Ok(())
+    });
+    rep.counters_folded = match folded {
+        Ok(t) => t.values().sum(),
+        Err(Fault::Other(_)) => 0, // counters are bookkeeping; never block maintenance on them
+        Err(e) => return Err(e),
+    };
+
+    rep.expired = tx.execute(
+        "DELETE FROM entries WHERE last_access_ms < ?1",
+        params![now.saturating_sub(ttl_ms)],
+    )? as u64;
+
+    let gone: Vec<String> = {
+        let mut s = tx.prepare("SELECT file_rel FROM entries")?;
+        let rows = s.query_map([], |r| r.get::<_, String>(0))?;
+        let mut v = Vec::new();
+        for f in rows {
+            let f = f.map_err(classify)?;
+            if !ctx.segment_root.join(&f).is_file() {
+                v.push(f);
+            }
+        }
+        v
+    };
+    for f in &gone {
+        tx.execute("DELETE FROM entries WHERE file_rel = ?1", [f])?;
+    }
+    rep.deleted_files = gone.len() as u64;
+
+    let total: i64 = tx.query_row(
+        "SELECT COALESCE(SUM(payload_bytes), 0) FROM entries",
+        [],
+        |r| r.get(0),
+    )?;
+    if total.max(0) as u64 > ctx.settings.max_bytes {
+        let need = total.max(0) as u64 - ctx.settings.low_water_bytes();
+        let victims: Vec<(String, i64)> = {
+            let mut s = tx.prepare(
+                "SELECT file_rel, payload_bytes FROM entries ORDER BY last_access_ms, created_ms",
+            )?;
+            let mut rows = s.query([])?;
+            let mut v = Vec::new();
+            let mut freed = 0u64;
+            while freed < need {
+                let Some(r) = rows.next()? else { break };
+                let b: i64 = r.get(1)?;
+                freed += b.max(0) as u64;
+                v.push((r.get(0)?, b));
+            }
+            v
+        };
+        for (f, b) in &victims {
+            tx.execute("DELETE FROM entries WHERE file_rel = ?1", [f])?;
+            rep.evicted_bytes += (*b).max(0) as u64;
+        }
+        rep.evicted = victims.len() as u64;
+    }
+    {
+        let mut up = tx.prepare_cached(
+            "INSERT INTO counters (name, n) VALUES (?1, ?2) \
+             ON CONFLICT (name) DO UPDATE SET n = n + excluded.n",
+        )?;
+        up.execute(params!["evictions", rep.evicted as i64])?;
+        up.execute(params!["pruned", (rep.expired + rep.deleted_files) as i64])?;
+    }
+    tx.execute(
+        "INSERT INTO meta (k, v) VALUES (?1, ?2) ON CONFLICT (k) DO UPDATE SET v = excluded.v",
+        params![META_LAST_MAINTENANCE_MS, now],
+    )?;
+    tx.commit()?;
+
+    // Give space back: free pages are released by incremental_vacuum; in WAL mode the file
+    // shrinks when the checkpoint writes the truncation.
+    conn.execute_batch("PRAGMA incremental_vacuum;")?;
+    conn.query_row("PRAGMA wal_checkpoint(TRUNCATE)", [], |_| Ok(()))?;
+    let (db_after, wal_after) = db_and_wal_bytes(ctx);
+    rep.db_bytes_after = db_after;
+
+    let stats = db_stats(conn)?;
+    let t = &ctx.telemetry;
+    let took = started.elapsed();
+    events::plain(
+        t,
+        "ast.cache.stats",
+        json!({"entries": stats.entries, "payload_bytes": stats.payload_bytes,
+               "db_bytes": db_after, "wal_bytes": wal_after,
+               "oldest_access_ms": stats.oldest_access_ms, "newest_access_ms": stats.newest_access_ms}),
+        took,
+    );
+    if rep.evicted > 0 {
+        events::plain(
+            t,
+            "ast.cache.evicted",
+            json!({"count": rep.evicted, "bytes": rep.evicted_bytes}),
+            took,
+        );
+    }
+    if rep.expired + rep.deleted_files > 0 {
+        events::plain(
+            t,
+            "ast.cache.pruned",
+            json!({"expired": rep.expired, "deleted_files": rep.deleted_files}),
+            took,
+        );
+    }
+    let mut summary = serde_json::to_value(&rep).unwrap_or_default();
+    if let Some(o) = summary.as_object_mut() {
+        o.insert("ran".into(), json!(true));
+    }
+    events::plain(t, "ast.cache.maintenance", summary, took);
+    Ok(rep)
+}

@@ -1,0 +1,205 @@
+//! The open flow of the SQLite cache. Never fails: every problem ends in an in-memory fallback
+//! with a truthful reason.
+//!
+//! 1. Missing database → create the cache directory (+ `.gitignore`, `CACHEDIR.TAG`), take the
+//!    exclusive lock, re-check, create (under a temporary name, renamed into place).
+//! 2. Take the shared lock (bounded) and probe the header (see [`super::probe`]):
+//!    newer schema → untouched, uncached run; damage → [`super::recover`]; older schema →
+//!    migrate under the exclusive lock; usable → connect.
+//! 3. Size monitoring: DB + WAL above the warning threshold → `ast.cache.size_warning`; above
+//!    the maximum → maintenance is due when the store is dropped.
+//!
+//! Steps that another process may be doing at the same time re-check after every lock, and
+//! the loop is bounded (a few attempts), so two processes can never ping-pong forever.
+
+use super::probe::{self, Probe};
+use super::recover::{self, Outcome};
+use super::{CacheCtx, Fault, SqliteStore, classify, connect, events};
+use crate::cache::counters::{self, Tally};
+use crate::cache::factory::{FallbackStore, OpenedCache};
+use crate::cache::lock::{self, CacheLock, LockError, LockMode};
+use crate::cache::schema::{self, SCHEMA_VERSION};
+use crate::cache::{CacheError, MissReason};
+use crate::config::CacheSettings;
+use crate::telemetry::Telemetry;
+use std::path::Path;
+
+/// Attempts of the create/lock/probe loop before giving up with `cache_unavailable`.
+const MAX_ATTEMPTS: usize = 4;
+
+/// Open the SQLite cache of `root` (persistence was requested).
+pub fn open(root: &Path, settings: &CacheSettings, telemetry: &Telemetry) -> OpenedCache {
+    let ctx = CacheCtx::new(root, settings, telemetry);
+    let mut db_was_missing = false;
+    for _ in 0..MAX_ATTEMPTS {
+        match attempt(&ctx, &mut db_was_missing) {
+            Step::Done(store) => {
+                return OpenedCache {
+                    store,
+                    fallback: None,
+                    db_path: Some(ctx.db.clone()),
+                    db_was_missing,
+                };
+            }
+            Step::Fallback(reason) => return fallback(&ctx, reason, db_was_missing),
+            Step::Retry => {}
+        }
+    }
+    events::fallback(
+        &ctx.telemetry,
+        MissReason::CacheUnavailable.as_str(),
+        "database kept changing while opening; gave up",
+    );
+    fallback(&ctx, MissReason::CacheUnavailable, db_was_missing)
+}
+
+fn fallback(ctx: &CacheCtx, reason: MissReason, db_was_missing: bool) -> OpenedCache {
+    OpenedCache {
+        store: Box::new(FallbackStore::new(reason, ctx.dir())),
+        fallback: Some(reason),
+        db_path: Some(ctx.db.clone()),
+        db_was_missing,
+    }
+}
+
+enum Step {
+    Done(Box<SqliteStore>),
+    Fallback(MissReason),
+    Retry,
+}
+
+/// Take a lock, reporting a timeout as telemetry + counter and returning the fallback reason.
+pub(crate) fn lock_or_report(ctx: &CacheCtx, mode: LockMode) -> Result<CacheLock, MissReason> {
+    let timeout = ctx.settings.lock_timeout;
+    match lock::acquire(&ctx.lock_path(), mode, timeout) {
+        Ok(l) => Ok(l),
+        Err(LockError::Timeout { mode, waited }) => {
+            events::lock_timeout(&ctx.telemetry, mode, waited, timeout);
+            counters::record(ctx.dir(), Tally::LockTimeout);
+            Err(MissReason::LockTimeout)
+        }
+        Err(LockError::Io(e)) => {
+            events::fallback(
+                &ctx.telemetry,
+                MissReason::CacheUnavailable.as_str(),
+                &e.to_string(),
+            );
+            Err(MissReason::CacheUnavailable)
+        }
+    }
+}
+
+fn unavailable(ctx: &CacheCtx, detail: &str) -> Step {
+    events::fallback(
+        &ctx.telemetry,
+        MissReason::CacheUnavailable.as_str(),
+        detail,
+    );
+    Step::Fallback(MissReason::CacheUnavailable)
+}
+
+fn attempt(ctx: &CacheCtx, db_was_missing: &mut bool) -> Step {
+    // 1. Creation (hint probe without a lock; re-checked under the exclusive lock).
+    match probe::probe(&ctx.db) {
+        Ok(Probe::Missing) => {
+            *db_was_missing = true;
+            if let Err(e) = recover::ensure_dir(ctx) {
+                return unavailable(ctx, &format!("cannot create cache directory: {e}"));
+            }
+            let _x = match lock_or_report(ctx, LockMode::Exclusive) {
+                Ok(l) => l,
+                Err(r) => return Step::Fallback(r),
+            };
+            match probe::probe(&ctx.db) {
+                Ok(Probe::Missing) => {
+                    if let Err(e) = recover::create_in_place(ctx) {
+                        return unavailable(ctx, &format!("cannot create cache database: {e}"));
+                    }
+                }
+                Ok(_) => {} // another process created it meanwhile
+                Err(e) => return unavailable(ctx, &e.to_string()),
+            }
+        }
+        Ok(_) => {}
+        Err(e) => return unavailable(ctx, &e.to_string()),
+    }
+
+    // 2. Shared lock, then the header probe that counts.
+    let shared = match lock_or_report(ctx, LockMode::Shared) {
+        Ok(l) => l,
+        Err(r) => return Step::Fallback(r),
+    };
+    let header = match probe::probe(&ctx.db) {
+        Ok(Probe::Missing) => return Step::Retry, // cleared since step 1
+        Ok(Probe::Newer { found }) => {
+            events::schema_incompatible(&ctx.telemetry, found, SCHEMA_VERSION);
+            return Step::Fallback(MissReason::SchemaIncompatible);
+        }
+        Ok(Probe::Damaged(kind, id)) => {
+            drop(shared);
+            return after_recovery(recover::recover(ctx, kind, id));
+        }
+        Ok(Probe::Usable(h)) => h,
+        Err(e) => return unavailable(ctx, &e.to_string()),
+    };
+    if header.user_version < SCHEMA_VERSION {
+        drop(shared);
+        return match migrate(ctx) {
+            Ok(()) => Step::Retry,
+            Err(Step::Fallback(r)) => Step::Fallback(r),
+            Err(s) => s,
+        };
+    }
+    let conn = match connect(&ctx.db, &ctx.settings) {
+        Ok(c) => c,
+        Err(e) => match classify(e) {
+            Fault::Corrupt(kind) => {
+                drop(shared);
+                return after_recovery(recover::recover(ctx, kind, Some(header.id)));
+            }
+            Fault::Other(e) => return unavailable(ctx, &e.to_string()),
+        },
+    };
+
+    // 3. Size monitoring from two stats we already paid for.
+    let wal_bytes = std::fs::metadata(ctx.sidecar("-wal"))
+        .map(|m| m.len())
+        .unwrap_or(0);
+    let total = header.db_bytes + wal_bytes;
+    if total > ctx.settings.size_warn_bytes {
+        events::size_warning(
+            &ctx.telemetry,
+            header.db_bytes,
+            wal_bytes,
+            ctx.settings.size_warn_bytes,
+        );
+    }
+    Step::Done(Box::new(SqliteStore::new(
+        ctx.clone(),
+        conn,
+        shared,
+        header.id,
+        *db_was_missing,
+        total > ctx.settings.max_bytes,
+    )))
+}
+
+fn after_recovery(outcome: Outcome) -> Step {
+    match outcome {
+        Outcome::AlreadyRecovered | Outcome::NotReproduced => Step::Retry,
+        o => Step::Fallback(o.miss_reason()),
+    }
+}
+
+/// Bring an older database up to [`SCHEMA_VERSION`] under the exclusive lock, then fold the
+/// WAL so the header on disk shows the new version to the next probe.
+fn migrate(ctx: &CacheCtx) -> Result<(), Step> {
+    let _x = lock_or_report(ctx, LockMode::Exclusive).map_err(Step::Fallback)?;
+    let run = || -> Result<(), CacheError> {
+        let mut conn = connect(&ctx.db, &ctx.settings)?;
+        schema::migrate(&mut conn, schema::MIGRATIONS)?;
+        conn.query_row("PRAGMA wal_checkpoint(TRUNCATE)", [], |_| Ok(()))?;
+        Ok(())
+    };
+    run().map_err(|e| unavailable(ctx, &format!("migration failed: {e}")))
+}

@@ -1,0 +1,356 @@
+//! Corruption recovery and database (re)creation, both under the exclusive cache lock.
+//!
+//! Recovery never trusts the sign that triggered it. Under the exclusive lock it re-checks:
+//! if the file is no longer the one we saw (another process already quarantined and
+//! recreated it) it does nothing; a size mismatch is re-examined after a full checkpoint (it
+//! can be a transient view of a healthy file); otherwise the header, `quick_check` and every
+//! row's checksum are examined. Only damage that is still there is quarantined: the database,
+//! `-wal` and `-shm` are moved *together* into `quarantine/<utc-ts>-<pid>-<kind>/` (the newest
+//! `quarantine_keep` folders are kept), a fresh database is created, and
+//! `ast.cache.corruption_detected` is emitted.
+
+use super::probe::{self, DamageKind, FileId, Probe};
+use super::{CacheCtx, Fault, classify, connect, entry_checksum, events};
+use crate::cache::MissReason;
+use crate::cache::counters::{self, Tally};
+use crate::cache::lock::{self, LockError, LockMode};
+use std::io;
+use std::path::{Path, PathBuf};
+
+/// Folder (inside the cache directory) holding quarantined databases.
+pub const QUARANTINE_DIR: &str = "quarantine";
+
+/// How a recovery attempt ended.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Outcome {
+    /// The damage was confirmed; the files were moved to this folder (relative to the cache
+    /// directory) and a fresh database was created.
+    Quarantined(String),
+    /// Another process replaced the database since we looked: nothing to do.
+    AlreadyRecovered,
+    /// The re-check found the database healthy.
+    NotReproduced,
+    /// The exclusive lock could not be taken in time; nothing was touched.
+    LockTimeout,
+    /// Recovery itself failed (I/O); nothing more can be done this run.
+    Failed(String),
+}
+
+impl Outcome {
+    /// The `miss_reason` of a run that detected corruption and ended this way.
+    pub fn miss_reason(&self) -> MissReason {
+        match self {
+            Outcome::LockTimeout => MissReason::LockTimeout,
+            Outcome::Failed(_) => MissReason::CacheUnavailable,
+            _ => MissReason::CorruptionRecovered,
+        }
+    }
+}
+
+/// Recover from `kind`, seen on the file identified by `seen`. The caller must have closed
+/// its connection and released its shared lock.
+pub fn recover(ctx: &CacheCtx, kind: DamageKind, seen: Option<FileId>) -> Outcome {
+    let timeout = ctx.settings.lock_timeout;
+    let _guard = match lock::acquire(&ctx.lock_path(), LockMode::Exclusive, timeout) {
+        Ok(g) => g,
+        Err(LockError::Timeout { mode, waited }) => {
+            events::lock_timeout(&ctx.telemetry, mode, waited, timeout);
+            counters::record(ctx.dir(), Tally::LockTimeout);
+            return Outcome::LockTimeout;
+        }
+        Err(LockError::Io(e)) => return failed(ctx, &e.to_string()),
+    };
+    recover_locked(ctx, kind, seen)
+}
+
+/// [`recover`] for a caller that already holds the exclusive lock (maintenance, commands).
+pub fn recover_locked(ctx: &CacheCtx, kind: DamageKind, seen: Option<FileId>) -> Outcome {
+    let confirmed = match recheck(ctx, kind, seen) {
+        Ok(Recheck::Replaced) => return Outcome::AlreadyRecovered,
+        Ok(Recheck::Healthy) => {
+            if !kind.is_suspicion() {
+                // We saw real damage that is gone now without the file changing identity:
+                // say so instead of pretending nothing happened.
+                events::corruption(&ctx.telemetry, kind.as_str(), None, "not_reproduced");
+            }
+            return Outcome::NotReproduced;
+        }
+        Ok(Recheck::Damaged(k)) => k,
+        Err(e) => return failed(ctx, &e.to_string()),
+    };
+    counters::record(ctx.dir(), Tally::Corruption);
+    match quarantine(ctx, confirmed.as_str()) {
+        Ok(rel) => {
+            counters::record(ctx.dir(), Tally::Quarantine);
+            if let Err(e) = create_in_place(ctx) {
+                events::corruption(
+                    &ctx.telemetry,
+                    confirmed.as_str(),
+                    Some(&rel),
+                    "quarantined",
+                );
+                return failed(ctx, &format!("recreate after quarantine: {e}"));
+            }
+            events::corruption(
+                &ctx.telemetry,
+                confirmed.as_str(),
+                Some(&rel),
+                "quarantined_and_recreated",
+            );
+            Outcome::Quarantined(rel)
+        }
+        Err(e) => failed(ctx, &format!("quarantine: {e}")),
+    }
+}
+
+fn failed(ctx: &CacheCtx, detail: &str) -> Outcome {
+    events::fallback(
+        &ctx.telemetry,
+        MissReason::CacheUnavailable.as_str(),
+        detail,
+    );
+    Outcome::Failed(detail.to_string())
+}
+
+enum Recheck {
+    Replaced,
+    Healthy,
+    Damaged(DamageKind),
+}
+
+/// The re-check, under the exclusive lock (no other process has a connection open).
+fn recheck(ctx: &CacheCtx, kind: DamageKind, seen: Option<FileId>) -> io::Result<Recheck> {
+    let first = probe::probe(&ctx.db)?;
+    let id = match first {
+        Probe::Missing => return Ok(Recheck::Replaced),
+        Probe::Newer { .. } => return Ok(Recheck::Healthy), // not ours to touch
+        Probe::Usable(h) => h.id,
+        Probe::Damaged(_, id) => id.unwrap_or(FileId::of(&std::fs::symlink_metadata(&ctx.db)?)),
+    };
+    if seen.is_some_and(|s| s != id) {
+        return Ok(Recheck::Replaced);
+    }
+    let header = match first {
+        Probe::Damaged(DamageKind::SizeMismatch, _) => {
+            // Fold any WAL into the main file; a healthy file then matches its header again.
+            if let Ok(c) = connect(&ctx.db, &ctx.settings) {
+                let _ = c.query_row("PRAGMA wal_checkpoint(TRUNCATE)", [], |_| Ok(()));
+            }
+            probe::probe(&ctx.db)?
+        }
+        p => p,
+    };
+    match header {
+        Probe::Usable(_) => {}
+        Probe::Damaged(k, _) => return Ok(Recheck::Damaged(k)),
+        Probe::Missing => return Ok(Recheck::Replaced),
+        Probe::Newer { .. } => return Ok(Recheck::Healthy),
+    }
+    Ok(match deep_check(&ctx.db, ctx) {
+        Ok(()) => Recheck::Healthy,
+        Err(Fault::Corrupt(k)) => Recheck::Damaged(k),
+        // A database SQLite cannot even read through is as damaged as it gets; keep the
+        // original sign as the kind.
+        Err(Fault::Other(_)) => Recheck::Damaged(kind),
+    })
+}
+
+/// `quick_check` plus every row's checksum. O(N); only run when something already looked wrong
+/// (and by maintenance).
+pub fn deep_check(db: &Path, ctx: &CacheCtx) -> Result<(), Fault> {
+    let conn = connect(db, &ctx.settings)?;
+    let qc: String = conn.query_row("PRAGMA quick_check(1)", [], |r| r.get(0))?;
+    if qc != "ok" {
+        return Err(Fault::Corrupt(DamageKind::IntegrityCheckFailed));
+    }
+    verify_checksums(&conn).map(|_| ())
+}
+
+/// Check every row's checksum. Returns the number of rows checked.
+pub fn verify_checksums(conn: &rusqlite::Connection) -> Result<u64, Fault> {
+    let mut stmt =
+        conn.prepare("SELECT file_rel, content_hash, extractor, payload, checksum FROM entries")?;
+    let mut rows = stmt.query([])?;
+    let mut n = 0u64;
+    while let Some(r) = rows.next().map_err(classify)? {
+        let (f, h, t, p, c): (String, Vec<u8>, String, Vec<u8>, Vec<u8>) =
+            (r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?, r.get(4)?);
+        if c.as_slice() != entry_checksum(&f, &h, &t, &p) {
+            return Err(Fault::Corrupt(DamageKind::ChecksumMismatch));
+        }
+        n += 1;
+    }
+    Ok(n)
+}
+
+fn compact_utc(ms: i64) -> String {
+    match jiff::Timestamp::from_millisecond(ms) {
+        Ok(ts) => format!(
+            "{}{:03}Z",
+            ts.strftime("%Y%m%dT%H%M%S"),
+            ms.rem_euclid(1000)
+        ),
+        Err(_) => format!("{ms}"),
+    }
+}
+
+/// Move the database and its sidecars into a new quarantine folder; keep the newest
+/// `quarantine_keep` folders. Returns the folder relative to the cache directory.
+pub fn quarantine(ctx: &CacheCtx, kind: &str) -> io::Result<String> {
+    let name = format!(
+        "{}-{}-{}",
+        compact_utc(crate::clock::real_now_ms()),
+        std::process::id(),
+        kind
+    );
+    let qroot = ctx.dir().join(QUARANTINE_DIR);
+    let folder = qroot.join(&name);
+    std::fs::create_dir_all(&folder)?;
+    for (src, file) in [
+        (
+            ctx.db.clone(),
+            super::super::factory::DB_FILE_NAME.to_string(),
+        ),
+        (
+            ctx.sidecar("-wal"),
+            format!("{}-wal", super::super::factory::DB_FILE_NAME),
+        ),
+        (
+            ctx.sidecar("-shm"),
+            format!("{}-shm", super::super::factory::DB_FILE_NAME),
+        ),
+    ] {
+        match std::fs::rename(&src, folder.join(file)) {
+            Ok(()) => {}
+            Err(e) if e.kind() == io::ErrorKind::NotFound => {}
+            Err(e) => return Err(e),
+        }
+    }
+    prune_quarantine(&qroot, ctx.settings.quarantine_keep);
+    Ok(format!("{QUARANTINE_DIR}/{name}"))
+}
+
+/// Delete all but the newest `keep` quarantine folders (names start with a sortable UTC time).
+pub fn prune_quarantine(qroot: &Path, keep: usize) {
+    let Ok(rd) = std::fs::read_dir(qroot) else {
+        return;
+    };
+    let mut dirs: Vec<PathBuf> = rd
+        .filter_map(|e| e.ok())
+        .filter(|e| e.file_type().map(|t| t.is_dir()).unwrap_or(false))
+        .map(|e| e.path())
+        .collect();
+    dirs.sort();
+    let excess = dirs.len().saturating_sub(keep);
+    for d in dirs.into_iter().take(excess) {
+        let _ = std::fs::remove_dir_all(d);
+    }
+}
+
+/// Create the cache directory with its `.gitignore` and `CACHEDIR.TAG` (in `.trifecta/`).
+pub fn ensure_dir(ctx: &CacheCtx) -> io::Result<()> {
+    std::fs::create_dir_all(ctx.dir())?;
+    if let Some(trifecta) = ctx.dir().parent() {
+        write_if_missing(&trifecta.join(".gitignore"), "*\n")?;
+        write_if_missing(
+            &trifecta.join("CACHEDIR.TAG"),
+            "Signature: 8a477f597d28d172789f06886806bc55\n\
+             # This file is a cache directory tag created by trifecta.\n\
+             # For information about cache directory tags, see https://bford.info/cachedir/\n",
+        )?;
+    }
+    Ok(())
+}
+
+fn write_if_missing(p: &Path, content: &str) -> io::Result<()> {
+    match std::fs::OpenOptions::new()
+        .write(true)
+        .create_new(true)
+        .open(p)
+    {
+        Ok(mut f) => io::Write::write_all(&mut f, content.as_bytes()),
+        Err(e) if e.kind() == io::ErrorKind::AlreadyExists => Ok(()),
+        Err(e) => Err(e),
+    }
+}
+
+/// Create a fresh database at the cache path. The caller holds the exclusive lock and the
+/// path is free. Built under a temporary name and renamed into place, so no process ever
+/// sees a half-created file; stale `-wal`/`-shm` files are removed first because SQLite would
+/// otherwise replay a foreign WAL onto the new file (SQLite's "mispaired journal" hazard).
+pub fn create_in_place(ctx: &CacheCtx) -> Result<(), crate::cache::CacheError> {
+    ensure_dir(ctx)?;
+    let tmp = ctx.dir().join(format!(
+        "{}.tmp-{}-{:08x}",
+        super::super::factory::DB_FILE_NAME,
+        std::process::id(),
+        fastrand::u32(..)
+    ));
+    clean_tmp_leftovers(ctx.dir());
+    if let Err(e) = crate::cache::schema::create_db(&tmp, crate::clock::now_ms()) {
+        remove_db_files(&tmp);
+        return Err(e.into());
+    }
+    for s in ["-wal", "-shm"] {
+        match std::fs::remove_file(ctx.sidecar(s)) {
+            Ok(()) => {}
+            Err(e) if e.kind() == io::ErrorKind::NotFound => {}
+            Err(e) => return Err(e.into()),
+        }
+    }
+    std::fs::rename(&tmp, &ctx.db)?;
+    Ok(())
+}
+
+fn remove_db_files(db: &Path) {
+    for s in ["", "-wal", "-shm", "-journal"] {
+        let mut p = db.as_os_str().to_owned();
+        p.push(s);
+        let _ = std::fs::remove_file(PathBuf::from(p));
+    }
+}
+
+/// Temporary databases left by a creator that crashed (we hold the exclusive lock, so none is
+/// in use).
+fn clean_tmp_leftovers(dir: &Path) {
+    let prefix = format!("{}.tmp-", super::super::factory::DB_FILE_NAME);
+    if let Ok(rd) = std::fs::read_dir(dir) {
+        for e in rd.filter_map(|e| e.ok()) {
+            if e.file_name().to_string_lossy().starts_with(&prefix) {
+                let _ = std::fs::remove_file(e.path());
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn compact_time_sorts_and_has_millis() {
+        assert_eq!(compact_utc(1_795_232_083_217), "20261121T033443217Z");
+        assert!(compact_utc(1_000) < compact_utc(2_000));
+    }
+
+    #[test]
+    fn quarantine_keeps_newest() {
+        let d = tempfile::tempdir().unwrap();
+        for n in [
+            "20260101T000000000Z-1-a",
+            "20260102T000000000Z-1-b",
+            "20260103T000000000Z-1-c",
+            "20260104T000000000Z-1-d",
+        ] {
+            std::fs::create_dir_all(d.path().join(n)).unwrap();
+        }
+        prune_quarantine(d.path(), 3);
+        let mut left: Vec<String> = std::fs::read_dir(d.path())
+            .unwrap()
+            .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+            .collect();
+        left.sort();
+        assert_eq!(left.len(), 3);
+        assert!(left[0].starts_with("20260102"));
+    }
+}
