@@ -210,8 +210,9 @@ fn a_panic_becomes_internal_error_without_backtrace() {
     assert_error(&run(&mut cmd), "INTERNAL_ERROR");
 }
 
-/// Every stable code must be exercised by some `assert_error(…, "CODE")` in this test binary,
-/// so adding a code without a test fails here.
+/// Every stable code must be asserted by some test in this binary (it appears quoted, as in
+/// `assert_error(&o, "CODE")` or `assert_eq!(o.json["error_code"], "CODE")`), so adding a
+/// code without a test fails here.
 #[test]
 fn every_error_code_has_an_envelope_test() {
     let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/integration");
@@ -225,7 +226,7 @@ fn every_error_code_has_an_envelope_test() {
     let untested: Vec<&str> = trifecta::error::ErrorCode::ALL
         .iter()
         .map(|c| c.as_str())
-        .filter(|code| !sources.contains(&format!("\"{code}\")")))
+        .filter(|code| !sources.contains(&format!("\"{code}\"")))
         .collect();
     assert!(
         untested.is_empty(),
