@@ -2,8 +2,9 @@
 //! printing and exit codes are decided in [`run`].
 
 pub mod symbols;
+pub mod telemetry;
 
-use crate::cli::{AstCommand, Cli, Command};
+use crate::cli::{AstCommand, Cli, Command, TelemetryCommand};
 use crate::error::{CliError, ErrorCode, ErrorEnvelope};
 use crate::output::print_json;
 
@@ -52,6 +53,7 @@ fn usage_error(e: clap::Error) -> i32 {
 fn run(cli: &Cli) -> Result<(), CliError> {
     match &cli.command {
         Command::Ast(AstCommand::Symbols(args)) => print_json(&symbols::run(args)?),
+        Command::Telemetry(TelemetryCommand::Report(args)) => telemetry::report(args)?,
     }
     Ok(())
 }
