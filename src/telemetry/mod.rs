@@ -336,3 +336,6 @@ impl TelemetrySettings {
         }
     }
 }
+
+#[cfg(test)]
+mod proptests;

@@ -1,1 +1,2 @@
-
+mod telemetry;
+mod telemetry_report;
