@@ -542,10 +542,11 @@ fn malformed_rotation_settings_warn_once_and_still_record() {
 const CHILDREN: usize = 10;
 const PER_CHILD: usize = 100;
 const CHILD_ENV: &str = "TRIFECTA_TEST_TELEMETRY_CHILD";
-/// Small enough that the 10 × 100 events rotate many times; `keep` large enough that no
-/// event is rotated out of existence, so every line can be accounted for.
+/// Small enough that the 10 × 100 events (~500 bytes each, ~60 files) rotate many times;
+/// `keep` large enough that no event is rotated out of existence, so every line can be
+/// accounted for.
 const ROT: Rotation = Rotation {
-    max_bytes: 16 * 1024,
+    max_bytes: 8 * 1024,
     keep: 100,
 };
 
@@ -557,7 +558,13 @@ fn concurrent_writer_child() {
     let Ok(spec) = std::env::var(CHILD_ENV) else {
         return;
     };
-    let (id, dir) = spec.split_once(':').unwrap();
+    let (start, rest) = spec.split_once(':').unwrap();
+    let (id, dir) = rest.split_once(':').unwrap();
+    // Start together (a shared wall-clock instant) so the writers really contend.
+    let start: i64 = start.parse().unwrap();
+    while trifecta::clock::real_now_ms() < start {
+        std::thread::sleep(std::time::Duration::from_millis(1));
+    }
     let settings = TelemetrySettings {
         level: Level::Lite,
         dir: PathBuf::from(dir),
@@ -584,6 +591,7 @@ fn concurrent_writers_never_tear_interleave_or_lose_lines() {
     let t = tempfile::tempdir().unwrap();
     let dir = t.path().join("tele");
     let exe = std::env::current_exe().unwrap();
+    let start = trifecta::clock::real_now_ms() + 500;
     let kids: Vec<_> = (0..CHILDREN)
         .map(|i| {
             std::process::Command::new(&exe)
@@ -592,8 +600,9 @@ fn concurrent_writers_never_tear_interleave_or_lose_lines() {
                     "telemetry::concurrent_writer_child",
                     "--ignored",
                     "--test-threads=1",
+                    "--nocapture",
                 ])
-                .env(CHILD_ENV, format!("{i}:{}", dir.display()))
+                .env(CHILD_ENV, format!("{start}:{i}:{}", dir.display()))
                 .stdout(std::process::Stdio::null())
                 .stderr(std::process::Stdio::piped())
                 .spawn()
