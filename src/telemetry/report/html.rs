@@ -31,6 +31,8 @@ const MISS: &str = "#e8590c";
 const INCIDENT: &str = "#c92a2a";
 const ACCENT: &str = "#1971c2";
 const MUTED: &str = "#868e96";
+/// Runs listed on the page (the JSON report carries up to [`super::MAX_RUNS_LISTED`]).
+const HTML_RUNS: usize = 20;
 
 const CSS: &str = "
 body{font:14px/1.45 system-ui,-apple-system,'Segoe UI',Roboto,sans-serif;color:#212529;
@@ -254,6 +256,7 @@ fn columns(o: &mut String, b: &[Bucket]) {
         .max()
         .unwrap_or(0)
         .max(1) as f64;
+    let max = nice_ceil(max);
     let plot_h = h - bottom - top;
     let slot = (w - left - 10.0) / b.len() as f64;
     let bw = (slot * 0.7).max(1.0);
@@ -302,17 +305,44 @@ fn short_time(ts: &str, with_date: bool) -> String {
     }
 }
 
-/// Horizontal grid lines and labels for a y axis from 0 to `max`.
+/// The smallest "round" number at or above `x` whose quarters are round too (1, 1.2, 1.6, 2,
+/// 2.4, 3, 4, 5, 6 or 8 times a power of ten), so axis ticks read 0 / 20 / 40 / 60 / 80 rather
+/// than 0 / 16.5 / 33 / ….
+pub fn nice_ceil(x: f64) -> f64 {
+    if !x.is_finite() || x <= 0.0 {
+        return 1.0;
+    }
+    let p = 10f64.powi(x.log10().floor() as i32);
+    [1.0, 1.2, 1.6, 2.0, 2.4, 3.0, 4.0, 5.0, 6.0, 8.0, 10.0]
+        .iter()
+        .map(|m| m * p)
+        .find(|v| *v >= x * (1.0 - 1e-12))
+        .unwrap_or(10.0 * p)
+}
+
+/// The axis maximum for `max` bytes: a round number of B, KiB, MiB or GiB.
+fn nice_bytes(max: f64) -> f64 {
+    let unit = [1.0, 1024.0, 1024.0 * 1024.0, 1024.0 * 1024.0 * 1024.0]
+        .into_iter()
+        .rev()
+        .find(|u| max >= *u)
+        .unwrap_or(1.0);
+    nice_ceil(max / unit) * unit
+}
+
+/// Horizontal grid lines and labels for a y axis from 0 to `max` (already rounded).
 fn axis_y(o: &mut String, left: f64, top: f64, plot_h: f64, w: f64, max: f64, unit: &str) {
     for k in 0..=4 {
         let v = max * k as f64 / 4.0;
         let y = top + plot_h - plot_h * k as f64 / 4.0;
         let label = if unit == "bytes" {
             bytes(v as u64)
-        } else if max >= 10.0 {
+        } else if v == v.round() {
             format!("{v:.0}")
-        } else {
+        } else if (v * 10.0) == (v * 10.0).round() {
             format!("{v:.1}")
+        } else {
+            format!("{v:.2}")
         };
         let _ = write!(
             o,
@@ -340,8 +370,8 @@ fn grouped(o: &mut String, hit: &Percentiles, miss: &Percentiles) {
     let max = rows
         .iter()
         .flat_map(|(_, a, b)| [a.unwrap_or(0.0), b.unwrap_or(0.0)])
-        .fold(0.0_f64, f64::max)
-        .max(0.001);
+        .fold(0.0_f64, f64::max);
+    let max = nice_ceil(max.max(0.001));
     let (w, h, left, bottom, top) = (560.0, 200.0, 50.0, 28.0, 10.0);
     let plot_h = h - bottom - top;
     let group = (w - left - 10.0) / 3.0;
@@ -418,6 +448,7 @@ fn line(o: &mut String, s: &[SizeSample]) {
         .max()
         .unwrap_or(1)
         .max(1) as f64;
+    let max = nice_bytes(max);
     let _ = write!(
         o,
         "<svg width=\"100%\" viewBox=\"0 0 {w} {h}\" role=\"img\" aria-label=\"db size\">"
@@ -556,14 +587,18 @@ fn incidents(o: &mut String, r: &Report) {
 fn runs(o: &mut String, r: &Report) {
     card(
         o,
-        &format!("Recent runs ({} of {})", r.runs.recent.len(), r.runs.count),
+        &format!(
+            "Recent runs ({} of {})",
+            r.runs.recent.len().min(HTML_RUNS),
+            r.runs.count
+        ),
         |o| {
             o.push_str(
                 "<table><tr><th>run id</th><th>last event</th><th class=\"n\">events</th>\
              <th class=\"n\">commands</th><th class=\"n\">hits</th><th class=\"n\">misses</th>\
              <th class=\"n\">incidents</th></tr>",
             );
-            for run in &r.runs.recent {
+            for run in r.runs.recent.iter().take(HTML_RUNS) {
                 let _ = write!(
                     o,
                     "<tr><td><code>{}</code></td><td>{}</td><td class=\"n\">{}</td><td class=\"n\">{}</td>\

@@ -288,3 +288,20 @@ fn size_samples_are_thinned_keeping_the_newest() {
     assert_eq!(d.samples.last().map(|x| x.db_bytes), Some(1999));
     assert_eq!(d.samples[0].db_bytes, 0);
 }
+
+#[test]
+fn axis_maxima_are_round() {
+    for (x, want) in [
+        (66.0, 80.0),
+        (60.2, 80.0),
+        (47.0, 50.0),
+        (2.1, 2.4),
+        (0.37, 0.4),
+        (1.0, 1.0),
+        (0.0, 1.0),
+        (1e-9, 1e-9),
+    ] {
+        let got = html::nice_ceil(x);
+        assert!((got - want).abs() <= want * 1e-9, "{x}: {got} != {want}");
+    }
+}
