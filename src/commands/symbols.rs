@@ -86,7 +86,23 @@ pub fn run(args: &SymbolsArgs) -> Result<SymbolsOutput, CliError> {
     });
 
     let t = Instant::now();
-    let symbols = select(&uri, &class_path, &served.table)?;
+    let symbols = match select(&uri, &class_path, &served.table) {
+        Ok(s) => s,
+        Err(e) => {
+            // Still one `ast.symbols` per command: the lookup happened, the selection failed.
+            let mut ev = Event::new("ast.symbols");
+            ev.args = json!({"uri": uri.to_string()});
+            ev.result = json!({"status": "error", "error_code": e.code.as_str(),
+                               "cache_status": if served.hit { "hit" } else { "miss" },
+                               "miss_reason": if served.hit { "cache_hit" } else { served.reason.as_str() }});
+            ev.timing_ms = elapsed_ms(started);
+            ev.x = json!({"file": file.file_rel});
+            ev.cache_type = Some(served.backend.as_str());
+            telemetry.event(Level::Lite, ev);
+            telemetry.flush();
+            return Err(e);
+        }
+    };
     let select_ms = elapsed_ms(t);
     let out = SymbolsOutput {
         status: "ok",

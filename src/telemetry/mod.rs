@@ -35,6 +35,7 @@
 
 use serde_json::Value;
 use std::path::PathBuf;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 
 pub mod read;
@@ -134,7 +135,18 @@ pub struct Telemetry {
 struct Inner {
     settings: TelemetrySettings,
     redactor: Redactor,
-    buffer: Mutex<Vec<Event>>,
+    /// Events with the UTC timestamp of the moment they were recorded (not of the flush).
+    buffer: Mutex<Vec<(String, Event)>>,
+    /// Setting warnings are printed once per process, however often we flush.
+    warned: AtomicBool,
+}
+
+impl Drop for Inner {
+    /// Safety net: events recorded on a path that returned early (an error after the cache
+    /// lookup, say) are still written when the last handle goes away.
+    fn drop(&mut self) {
+        self.flush();
+    }
 }
 
 impl Telemetry {
@@ -154,6 +166,7 @@ impl Telemetry {
                 settings,
                 redactor,
                 buffer: Mutex::new(Vec::new()),
+                warned: AtomicBool::new(false),
             })),
         }
     }
@@ -177,7 +190,7 @@ impl Telemetry {
             && self.enabled(at)
             && let Ok(mut b) = inner.buffer.lock()
         {
-            b.push(ev);
+            b.push((timestamp_now(), ev));
         }
     }
 
@@ -185,23 +198,27 @@ impl Telemetry {
     /// redaction pass. Never fails the command: an I/O error (read-only or missing directory,
     /// full disk, busy lock) drops this run's events and prints at most one line on stderr.
     pub fn flush(&self) {
-        let Some(inner) = &self.inner else { return };
-        let events = match inner.buffer.lock() {
+        if let Some(inner) = &self.inner {
+            inner.flush();
+        }
+    }
+}
+
+impl Inner {
+    fn flush(&self) {
+        let events = match self.buffer.lock() {
             Ok(mut b) => std::mem::take(&mut *b),
             Err(_) => return,
         };
-        let mut problems = inner.settings.setting_warnings.clone();
+        let s = &self.settings;
+        let mut problems = Vec::new();
+        if !s.setting_warnings.is_empty() && !self.warned.swap(true, Ordering::Relaxed) {
+            problems.extend(s.setting_warnings.iter().cloned());
+        }
         if !events.is_empty() {
-            let s = &inner.settings;
             let mut lines = Vec::with_capacity(events.len() * 256);
-            for ev in &events {
-                let line = encode_line(
-                    &timestamp_now(),
-                    &s.run_id,
-                    &s.segment_id,
-                    ev,
-                    &inner.redactor,
-                );
+            for (ts, ev) in &events {
+                let line = encode_line(ts, &s.run_id, &s.segment_id, ev, &self.redactor);
                 lines.extend_from_slice(line.as_bytes());
                 lines.push(b'\n');
             }

@@ -214,6 +214,40 @@ fn lite_and_full_really_differ() {
 }
 
 #[test]
+fn a_command_failing_after_the_lookup_still_records_its_events() {
+    let t = tempfile::tempdir().unwrap();
+    let seg = segment(t.path());
+    let out = trifecta()
+        .args([
+            "ast",
+            "symbols",
+            "sym://python/type/pkg.a.Missing",
+            "--telemetry",
+            "lite",
+            "--segment",
+        ])
+        .arg(&seg)
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(1));
+    let evs = events(&tdir(&seg));
+    let cmds: Vec<&str> = evs.iter().map(|e| e["cmd"].as_str().unwrap()).collect();
+    assert_eq!(cmds, ["ast.cache.miss", "ast.cache.write", "ast.symbols"]);
+    assert_eq!(evs[2]["result"]["status"], "error");
+    assert_eq!(evs[2]["result"]["error_code"], "SYMBOL_NOT_FOUND");
+    let r: Value = serde_json::from_slice(
+        &trifecta()
+            .args(["telemetry", "report", "--segment"])
+            .arg(&seg)
+            .output()
+            .unwrap()
+            .stdout,
+    )
+    .unwrap();
+    assert_eq!(r["symbols"]["errors"]["SYMBOL_NOT_FOUND"], 1);
+}
+
+#[test]
 fn run_ids_are_unique_per_process_unless_pinned() {
     let t = tempfile::tempdir().unwrap();
     let seg = segment(t.path());

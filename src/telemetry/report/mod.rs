@@ -96,6 +96,8 @@ pub struct CommandStats {
     pub misses_by_reason: BTreeMap<String, u64>,
     /// Commands by `cache_type` (the store that answered).
     pub backends: BTreeMap<String, u64>,
+    /// Commands that failed after the lookup (`result.status == "error"`), by `error_code`.
+    pub errors: BTreeMap<String, u64>,
     /// Whole-command latency by outcome.
     pub latency_ms: HitMiss,
 }
@@ -397,6 +399,12 @@ impl Aggregator {
                 run.commands += 1;
                 if let Some(ct) = &e.cache_type {
                     bump(&mut s.backends, ct);
+                }
+                if e.result_str("status") == Some("error") {
+                    bump(
+                        &mut s.errors,
+                        e.result_str("error_code").unwrap_or("unspecified"),
+                    );
                 }
                 match e.result_str("cache_status") {
                     Some("hit") => {

@@ -130,6 +130,7 @@ pub fn render(r: &Report) -> String {
     );
     breakdown(&mut o, "misses by reason", &s.misses_by_reason);
     breakdown(&mut o, "backend", &s.backends);
+    breakdown(&mut o, "failed after lookup", &s.errors);
     latency(&mut o, "Command latency", &s.latency_ms);
 
     let l = &r.lookups;
