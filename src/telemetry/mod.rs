@@ -14,12 +14,16 @@
 //!   `ast.cache.miss`) and per store (`ast.cache.write`), and every incident (`lock_timeout`,
 //!   `corruption_detected`, `size_warning`, `schema_incompatible`, `fallback`, `evicted`,
 //!   `pruned`, `maintenance`).
-//! - `full`: everything in `lite`, plus events emitted at [`Level::Full`] (e.g. an
-//!   `ast.cache.stats` snapshot on every run) and, on `ast.symbols`, `x.phases` (per-phase
-//!   milliseconds: resolve, read, cache, select) and `x.symbols_by_kind`.
+//! - `full`: everything in `lite`, plus, on `ast.symbols`, `x.phases` (per-phase
+//!   milliseconds: `resolve_ms`, `read_ms`, `cache_ms`, `select_ms`) and `x.symbols_by_kind`
+//!   (`function`, `async_function`, `class`, `member`), plus any event a caller records at
+//!   [`Level::Full`] (the place for per-run detail too bulky for `lite`, e.g. a stats
+//!   snapshot on every run; the cache currently emits `ast.cache.stats` at `lite`, during
+//!   maintenance only).
 //!
-//! **Writing** ([`writer`]): buffered per process, appended at [`Telemetry::flush`] as one
-//! locked `O_APPEND` write; rotation at `TRIFECTA_TELEMETRY_MAX_MB` (default 10 MiB) keeping
+//! **Writing** ([`writer`]): each event is stamped when it is recorded, buffered per process,
+//! and appended at [`Telemetry::flush`] (or when the last handle is dropped) as one locked
+//! `O_APPEND` write; rotation at `TRIFECTA_TELEMETRY_MAX_MB` (default 10 MiB) keeping
 //! `TRIFECTA_TELEMETRY_KEEP` (default 5) files `events.1.jsonl` (newest) … `events.N.jsonl`.
 //!
 //! **Privacy** ([`redact`]): every string in `args`, `result`, `x` and `warnings` goes through
@@ -54,8 +58,7 @@ pub enum Level {
     Off,
     /// One `ast.symbols` per command, one event per lookup (hit/miss) and write, every incident.
     Lite,
-    /// Lite plus per-phase timings, per-kind symbol counts and `Full`-level events (stats
-    /// snapshot on every run).
+    /// Lite plus per-phase timings, per-kind symbol counts and `Full`-level events.
     Full,
 }
 
