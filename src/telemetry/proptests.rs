@@ -93,6 +93,13 @@ proptest! {
     }
 
     #[test]
+    fn redaction_never_panics(s in ".{0,120}", root in "/.{1,12}", home in "/.{1,12}", user in ".{0,6}") {
+        let r = Redactor::new(Some(root), Some(home), Some(user));
+        let _ = r.string(&s);
+        let _ = r.string(&format!("{s}/{s} C:\\{s} \\\\{s} file:///{s}"));
+    }
+
+    #[test]
     fn reader_never_panics_on_bytes(lines in prop::collection::vec(prop::collection::vec(any::<u8>(), 0..200), 0..8)) {
         for l in &lines {
             let _ = parse_line(l);

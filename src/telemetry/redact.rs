@@ -190,7 +190,10 @@ fn replace_abs_tokens(s: &str) -> String {
         let rest = &s[i..];
         let prev = s[..i].chars().next_back();
         let c = bytes[i];
-        let abs_len = if c == b'/' && starts_token(prev) && rest.len() > 1 {
+        // A lone "/" (as in "1 / 2") is not a path: something path-like must follow.
+        // ('/' is one byte, so `rest[1..]` is on a char boundary.)
+        let path_follows = c == b'/' && rest.len() > 1 && !rest[1..].starts_with(ends_token);
+        let abs_len = if path_follows && starts_token(prev) {
             Some(token_len(rest, 1))
         } else if c == b'/' && prev == Some(':') && rest.starts_with("///") {
             // file:///abs/path: keep the scheme's "//", redact the path.
@@ -324,6 +327,8 @@ mod tests {
             "v1:abc123",
             "a/b/c.py",
             "ratio 1/2",
+            "1 / 2",
+            "a /",
             "https://example.org/x",
             "alias",
             "malice",
