@@ -28,12 +28,12 @@ pub enum Command {
 #[derive(Debug, Subcommand)]
 pub enum TelemetryCommand {
     /// Hit rate, misses by reason, latency percentiles, incidents, DB size and runs.
-    Report(ReportArgs),
+    Report(TelemetryReportArgs),
 }
 
 /// Output format of `telemetry report`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
-pub enum ReportFormat {
+pub enum TelemetryFormat {
     /// Stable-key JSON (the default).
     Json,
     /// A readable summary.
@@ -42,20 +42,20 @@ pub enum ReportFormat {
     Html,
 }
 
-impl ReportFormat {
+impl TelemetryFormat {
     /// `json`, `text` or `html`.
     pub fn as_str(self) -> &'static str {
         match self {
-            ReportFormat::Json => "json",
-            ReportFormat::Text => "text",
-            ReportFormat::Html => "html",
+            TelemetryFormat::Json => "json",
+            TelemetryFormat::Text => "text",
+            TelemetryFormat::Html => "html",
         }
     }
 }
 
 /// `trifecta telemetry report`.
 #[derive(Debug, Args)]
-pub struct ReportArgs {
+pub struct TelemetryReportArgs {
     /// Segment root whose `_ctx/telemetry` is read (or `TRIFECTA_TELEMETRY_DIR`).
     #[arg(long, default_value = ".")]
     pub segment: PathBuf,
@@ -65,7 +65,7 @@ pub struct ReportArgs {
     pub since: Option<String>,
     /// Output format.
     #[arg(long, value_enum, default_value = "json")]
-    pub format: ReportFormat,
+    pub format: TelemetryFormat,
     /// Write the report to this file (atomically) and print a JSON receipt instead.
     #[arg(long)]
     pub output: Option<PathBuf>,

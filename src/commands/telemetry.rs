@@ -4,7 +4,7 @@
 //! Reading is strictly read-only. A missing or empty log is a normal "no telemetry" result
 //! (exit 0); only an unreadable log (e.g. the telemetry path is a file) is an error.
 
-use crate::cli::{ReportArgs, ReportFormat};
+use crate::cli::{TelemetryFormat, TelemetryReportArgs};
 use crate::error::{CliError, ErrorCode};
 use crate::output::{print_json, to_cli_json};
 use crate::symbols::resolve;
@@ -13,7 +13,7 @@ use serde_json::json;
 use std::io::Write;
 
 /// Run the report and print it (or write it to `--output` and print a JSON receipt).
-pub fn report(args: &ReportArgs) -> Result<(), CliError> {
+pub fn report(args: &TelemetryReportArgs) -> Result<(), CliError> {
     // Validate everything cheap before touching the file system.
     let since_ms = match args.since.as_deref() {
         None => None,
@@ -31,9 +31,9 @@ pub fn report(args: &ReportArgs) -> Result<(), CliError> {
         )
     })?;
     let rendered = match args.format {
-        ReportFormat::Json => to_cli_json(&rep),
-        ReportFormat::Text => text::render(&rep),
-        ReportFormat::Html => html::render(&rep),
+        TelemetryFormat::Json => to_cli_json(&rep),
+        TelemetryFormat::Text => text::render(&rep),
+        TelemetryFormat::Html => html::render(&rep),
     };
     match &args.output {
         None => {
