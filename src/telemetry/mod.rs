@@ -140,7 +140,8 @@ struct Inner {
     redactor: Redactor,
     /// Events with the UTC timestamp of the moment they were recorded (not of the flush).
     buffer: Mutex<Vec<(String, Event)>>,
-    /// Setting warnings are printed once per process, however often we flush.
+    /// Set once a line went to stderr: a process prints at most one telemetry line, however
+    /// often it flushes (setting warnings and write errors share that line).
     warned: AtomicBool,
 }
 
@@ -148,7 +149,7 @@ impl Drop for Inner {
     /// Safety net: events recorded on a path that returned early (an error after the cache
     /// lookup, say) are still written when the last handle goes away.
     fn drop(&mut self) {
-        self.flush();
+        let _ = self.flush();
     }
 }
 
@@ -202,22 +203,20 @@ impl Telemetry {
     /// full disk, busy lock) drops this run's events and prints at most one line on stderr.
     pub fn flush(&self) {
         if let Some(inner) = &self.inner {
-            inner.flush();
+            let _ = inner.flush();
         }
     }
 }
 
 impl Inner {
-    fn flush(&self) {
+    /// Write the buffer; returns the stderr line it printed, if any.
+    fn flush(&self) -> Option<String> {
         let events = match self.buffer.lock() {
             Ok(mut b) => std::mem::take(&mut *b),
-            Err(_) => return,
+            Err(_) => return None,
         };
         let s = &self.settings;
-        let mut problems = Vec::new();
-        if !s.setting_warnings.is_empty() && !self.warned.swap(true, Ordering::Relaxed) {
-            problems.extend(s.setting_warnings.iter().cloned());
-        }
+        let mut problems = s.setting_warnings.clone();
         if !events.is_empty() {
             let mut lines = Vec::with_capacity(events.len() * 256);
             for (ts, ev) in &events {
@@ -229,12 +228,15 @@ impl Inner {
                 problems.insert(0, format!("{} events not written ({e})", events.len()));
             }
         }
-        if !problems.is_empty() {
-            eprintln!(
-                "trifecta: telemetry: {}; the command itself is unaffected",
-                problems.join("; ")
-            );
+        if problems.is_empty() || self.warned.swap(true, Ordering::Relaxed) {
+            return None;
         }
+        let line = format!(
+            "trifecta: telemetry: {}; the command itself is unaffected",
+            problems.join("; ")
+        );
+        eprintln!("{line}");
+        Some(line)
     }
 }
 
@@ -359,3 +361,86 @@ impl TelemetrySettings {
 
 #[cfg(test)]
 mod proptests;
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn settings(dir: PathBuf, warnings: Vec<String>) -> TelemetrySettings {
+        TelemetrySettings {
+            level: Level::Lite,
+            dir,
+            run_id: "r".into(),
+            segment_id: "0000abcd".into(),
+            segment_root: None,
+            rotation: Rotation::default(),
+            setting_warnings: warnings,
+        }
+    }
+
+    #[test]
+    fn at_most_one_stderr_line_per_process_however_often_it_fails() {
+        let d = tempfile::tempdir().unwrap();
+        let file = d.path().join("f");
+        std::fs::write(&file, b"x").unwrap();
+        // The telemetry "directory" is a file: every write fails.
+        let t = Telemetry::new(settings(file, vec!["TRIFECTA_TELEMETRY_KEEP bad".into()]));
+        let inner = t.inner.as_ref().unwrap();
+        t.event(Level::Lite, Event::new("a"));
+        let first = inner.flush().expect("the first failure is reported");
+        assert!(
+            first.contains("1 events not written") && first.contains("KEEP bad"),
+            "{first}"
+        );
+        t.event(Level::Lite, Event::new("b"));
+        assert_eq!(inner.flush(), None, "later failures stay quiet");
+    }
+
+    #[test]
+    fn levels_gate_events_and_off_records_nothing() {
+        let d = tempfile::tempdir().unwrap();
+        let dir = d.path().join("t");
+        let lite = Telemetry::new(settings(dir.clone(), vec![]));
+        lite.event(Level::Lite, Event::new("kept"));
+        lite.event(Level::Full, Event::new("dropped"));
+        lite.flush();
+        let text = std::fs::read_to_string(dir.join(writer::EVENTS_FILE)).unwrap();
+        assert!(
+            text.contains("\"kept\"") && !text.contains("dropped"),
+            "{text}"
+        );
+        let mut s = settings(d.path().join("off"), vec![]);
+        s.level = Level::Off;
+        let off = Telemetry::new(s);
+        assert!(!off.enabled(Level::Lite));
+        off.event(Level::Lite, Event::new("x"));
+        off.flush();
+        assert!(!d.path().join("off").exists());
+    }
+
+    #[test]
+    fn events_are_stamped_when_recorded_and_flushed_on_drop() {
+        let d = tempfile::tempdir().unwrap();
+        let dir = d.path().join("t");
+        {
+            let t = Telemetry::new(settings(dir.clone(), vec![]));
+            t.event(Level::Lite, Event::new("first"));
+            std::thread::sleep(std::time::Duration::from_millis(20));
+            t.event(Level::Lite, Event::new("second"));
+            // No explicit flush: dropping the last handle writes the buffer.
+        }
+        let text = std::fs::read_to_string(dir.join(writer::EVENTS_FILE)).unwrap();
+        let ts: Vec<jiff::Timestamp> = text
+            .lines()
+            .map(|l| {
+                let v: Value = serde_json::from_str(l).unwrap();
+                v["ts"].as_str().unwrap().parse().unwrap()
+            })
+            .collect();
+        assert_eq!(ts.len(), 2);
+        assert!(
+            ts[1].as_millisecond() - ts[0].as_millisecond() >= 15,
+            "{text}"
+        );
+    }
+}
