@@ -19,6 +19,56 @@ pub enum Command {
     /// Python AST symbols and their cache.
     #[command(subcommand)]
     Ast(AstCommand),
+    /// Telemetry: reports over the segment's event log.
+    #[command(subcommand)]
+    Telemetry(TelemetryCommand),
+}
+
+/// `trifecta telemetry …`.
+#[derive(Debug, Subcommand)]
+pub enum TelemetryCommand {
+    /// Hit rate, misses by reason, latency percentiles, incidents, DB size and runs.
+    Report(TelemetryReportArgs),
+}
+
+/// Output format of `telemetry report`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum TelemetryFormat {
+    /// Stable-key JSON (the default).
+    Json,
+    /// A readable summary.
+    Text,
+    /// A self-contained HTML page with inline SVG charts.
+    Html,
+}
+
+impl TelemetryFormat {
+    /// `json`, `text` or `html`.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            TelemetryFormat::Json => "json",
+            TelemetryFormat::Text => "text",
+            TelemetryFormat::Html => "html",
+        }
+    }
+}
+
+/// `trifecta telemetry report`.
+#[derive(Debug, Args)]
+pub struct TelemetryReportArgs {
+    /// Segment root whose `_ctx/telemetry` is read (or `TRIFECTA_TELEMETRY_DIR`).
+    #[arg(long, default_value = ".")]
+    pub segment: PathBuf,
+    /// Only events at or after this: a duration back from now (`30m`, `24h`, `7d`) or an
+    /// RFC 3339 timestamp (`2026-11-21T00:00:00Z`).
+    #[arg(long)]
+    pub since: Option<String>,
+    /// Output format.
+    #[arg(long, value_enum, default_value = "json")]
+    pub format: TelemetryFormat,
+    /// Write the report to this file (atomically) and print a JSON receipt instead.
+    #[arg(long)]
+    pub output: Option<PathBuf>,
 }
 
 /// `trifecta ast …`.

@@ -1,11 +1,12 @@
 //! One module per subcommand. Each returns a serializable value or a [`crate::error::CliError`];
-//! printing and exit codes are decided in [`run`].
+//! printing and exit codes are decided in `run`.
 
 pub mod cache;
 pub mod index;
 pub mod symbols;
+pub mod telemetry;
 
-use crate::cli::{AstCommand, Cli, Command};
+use crate::cli::{AstCommand, Cli, Command, TelemetryCommand};
 use crate::error::{CliError, ErrorCode, ErrorEnvelope};
 use crate::output::print_json;
 
@@ -87,6 +88,7 @@ fn run(cli: &Cli) -> Result<(), CliError> {
             }
         }
         Command::Ast(AstCommand::Cache(c)) => cache::run(c)?,
+        Command::Telemetry(TelemetryCommand::Report(args)) => telemetry::report(args)?,
     }
     Ok(())
 }

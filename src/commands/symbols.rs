@@ -69,18 +69,41 @@ pub fn run(args: &SymbolsArgs) -> Result<SymbolsOutput, CliError> {
         UriKind::Mod => (resolve::resolve_module(&root, uri.path())?, Vec::new()),
         UriKind::Type => resolve::resolve_type(&root, uri.path())?,
     };
+    let resolve_ms = elapsed_ms(started);
+    let t = Instant::now();
     let bytes = read_source(&file)?;
     let key = CacheKey::of(&bytes);
+    let read_ms = elapsed_ms(t);
 
     let telemetry = Telemetry::new(TelemetrySettings::for_segment(level, &root));
+    let t = Instant::now();
     let served = serve(&root, &file, &key, &bytes, &settings, &telemetry);
+    let cache_ms = elapsed_ms(t);
     let db_path = settings.persist.then(|| {
         crate::cache::cache_db_path(&root)
             .to_string_lossy()
             .into_owned()
     });
 
-    let symbols = select(&uri, &class_path, &served.table)?;
+    let t = Instant::now();
+    let symbols = match select(&uri, &class_path, &served.table) {
+        Ok(s) => s,
+        Err(e) => {
+            // Still one `ast.symbols` per command: the lookup happened, the selection failed.
+            let mut ev = Event::new("ast.symbols");
+            ev.args = json!({"uri": uri.to_string()});
+            ev.result = json!({"status": "error", "error_code": e.code.as_str(),
+                               "cache_status": if served.hit { "hit" } else { "miss" },
+                               "miss_reason": if served.hit { "cache_hit" } else { served.reason.as_str() }});
+            ev.timing_ms = elapsed_ms(started);
+            ev.x = json!({"file": file.file_rel});
+            ev.cache_type = Some(served.backend.as_str());
+            telemetry.event(Level::Lite, ev);
+            telemetry.flush();
+            return Err(e);
+        }
+    };
+    let select_ms = elapsed_ms(t);
     let out = SymbolsOutput {
         status: "ok",
         segment_root: root.to_string_lossy().into_owned(),
@@ -105,6 +128,12 @@ pub fn run(args: &SymbolsArgs) -> Result<SymbolsOutput, CliError> {
     ev.timing_ms = elapsed_ms(started);
     ev.x = json!({"file": out.file_rel, "symbols_count": out.symbols.len(), "cache_key": out.cache_key,
                   "syntax_errors": out.syntax_errors.len()});
+    if telemetry.enabled(Level::Full) {
+        // Full level only: where the time went, and what the module contains.
+        ev.x["phases"] = json!({"resolve_ms": resolve_ms, "read_ms": read_ms,
+                                "cache_ms": cache_ms, "select_ms": select_ms});
+        ev.x["symbols_by_kind"] = symbols_by_kind(&served.table.symbols);
+    }
     ev.cache_type = Some(out.cache_backend);
     telemetry.event(Level::Lite, ev);
     telemetry.flush();
@@ -114,6 +143,25 @@ pub fn run(args: &SymbolsArgs) -> Result<SymbolsOutput, CliError> {
 /// Largest module read, in bytes. The largest file in CPython's stdlib is under 1 MiB; a
 /// 64 MiB "module" is generated data, and parsing it would only stall the caller.
 pub const MAX_SOURCE_BYTES: u64 = 64 * 1024 * 1024;
+
+/// Counts of top-level functions (sync/async), classes and, recursively, class members.
+fn symbols_by_kind(symbols: &[Symbol]) -> serde_json::Value {
+    fn members(s: &[Symbol]) -> usize {
+        s.iter()
+            .filter_map(|x| x.members.as_deref())
+            .map(|m| m.len() + members(m))
+            .sum()
+    }
+    let count = |k: crate::symbols::SymbolKind, is_async: bool| {
+        symbols
+            .iter()
+            .filter(|s| s.kind == k && s.is_async == is_async)
+            .count()
+    };
+    use crate::symbols::SymbolKind::{Class, Function};
+    json!({"function": count(Function, false), "async_function": count(Function, true),
+           "class": count(Class, false), "member": members(symbols)})
+}
 
 fn read_source(file: &ModuleFile) -> Result<Vec<u8>, CliError> {
     let fail = |why: String| {

@@ -1,23 +1,64 @@
-//! Telemetry: JSONL events under `<segment>/_ctx/telemetry/events.jsonl`. PLACEHOLDER API:
-//! the writer, rotation and the report dashboard are being implemented.
+//! Telemetry: JSONL events under `<segment>/_ctx/telemetry/events.jsonl` (or
+//! `$TRIFECTA_TELEMETRY_DIR/events.jsonl`), and the `telemetry report` dashboard over them.
 //!
-//! Schema of one line: `{ts, run_id, segment_id, cmd, args, result, timing_ms, warnings, x,
-//! cache_type}`. No absolute path, user name or source text ever goes into an event.
+//! **Schema of one line** (keys in this order): `{ts, run_id, segment_id, cmd, args, result,
+//! timing_ms, warnings, x, cache_type?}`. `ts` is UTC with milliseconds
+//! (`2026-11-21T03:34:43.123Z`), `run_id` is unique per process (`TRIFECTA_RUN_ID` overrides),
+//! `segment_id` is 8 hex digits of a hash of the segment root (never the path itself),
+//! `timing_ms` a float, `cache_type` (`memory`|`sqlite`) only on cache events.
+//!
+//! **Levels** (flag `--telemetry` > `TRIFECTA_TELEMETRY` > default `off`):
+//! - `off`: nothing is buffered or written, and no directory is created.
+//! - `lite`: events emitted at [`Level::Lite`]: one `ast.symbols` per command (outcome, miss
+//!   reason, symbol count, whole-command timing), one event per cache lookup (`ast.cache.hit` /
+//!   `ast.cache.miss`) and per store (`ast.cache.write`), and every incident (`lock_timeout`,
+//!   `corruption_detected`, `size_warning`, `schema_incompatible`, `fallback`, `evicted`,
+//!   `pruned`, `maintenance`).
+//! - `full`: everything in `lite`, plus, on `ast.symbols`, `x.phases` (per-phase
+//!   milliseconds: `resolve_ms`, `read_ms`, `cache_ms`, `select_ms`) and `x.symbols_by_kind`
+//!   (`function`, `async_function`, `class`, `member`), plus any event a caller records at
+//!   [`Level::Full`] (the place for per-run detail too bulky for `lite`, e.g. a stats
+//!   snapshot on every run; the cache currently emits `ast.cache.stats` at `lite`, during
+//!   maintenance only).
+//!
+//! **Writing** ([`writer`]): each event is stamped when it is recorded, buffered per process,
+//! and appended at [`Telemetry::flush`] (or when the last handle is dropped) as one locked
+//! `O_APPEND` write; rotation at `TRIFECTA_TELEMETRY_MAX_MB` (default 10 MiB) keeping
+//! `TRIFECTA_TELEMETRY_KEEP` (default 5) files `events.1.jsonl` (newest) … `events.N.jsonl`.
+//!
+//! **Privacy** ([`redact`]): every string in `args`, `result`, `x` and `warnings` goes through
+//! one central redaction pass at flush (segment paths made relative, other absolute paths,
+//! home and user name replaced). Callers should not rely on it, but cannot bypass it.
+//!
+//! **Failure**: telemetry never fails the command. A write error (unwritable or missing
+//! directory, full disk, busy lock) drops this run's batch and prints one line on stderr.
+//!
+//! **Reading** ([`read`], [`report`]): a tolerant streaming reader over the live and rotated
+//! files that counts (never drops or rewrites) malformed lines, and the report aggregations and
+//! renderers (text, JSON, self-contained HTML).
 
 use serde_json::Value;
 use std::path::PathBuf;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 
+pub mod read;
+pub mod redact;
+pub mod report;
 pub mod writer;
 
-/// How much is recorded. Ordered: `Off < Lite < Full`.
+use redact::Redactor;
+use writer::Rotation;
+
+/// How much is recorded. Ordered: `Off < Lite < Full`. See the module docs for exactly what
+/// each level writes.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
 pub enum Level {
-    /// Nothing is written.
+    /// Nothing is written, no directory is created.
     Off,
-    /// One event per lookup (hit/miss/write) plus every incident.
+    /// One `ast.symbols` per command, one event per lookup (hit/miss) and write, every incident.
     Lite,
-    /// Lite plus per-phase timings and a stats snapshot on every run.
+    /// Lite plus per-phase timings, per-kind symbol counts and `Full`-level events.
     Full,
 }
 
@@ -43,6 +84,14 @@ pub struct TelemetrySettings {
     pub run_id: String,
     /// Opaque, path-free identity of the segment.
     pub segment_id: String,
+    /// Canonical segment root, used only to make paths in events segment-relative (it is
+    /// never written itself).
+    pub segment_root: Option<PathBuf>,
+    /// When to rotate `events.jsonl` and how many rotated files to keep.
+    pub rotation: Rotation,
+    /// Problems with telemetry settings (e.g. a malformed `TRIFECTA_TELEMETRY_MAX_MB`),
+    /// reported on stderr at flush instead of failing the command.
+    pub setting_warnings: Vec<String>,
 }
 
 /// One event before it is stamped with `ts`, `run_id` and `segment_id`.
@@ -88,7 +137,20 @@ pub struct Telemetry {
 #[derive(Debug)]
 struct Inner {
     settings: TelemetrySettings,
-    buffer: Mutex<Vec<Event>>,
+    redactor: Redactor,
+    /// Events with the UTC timestamp of the moment they were recorded (not of the flush).
+    buffer: Mutex<Vec<(String, Event)>>,
+    /// Set once a line went to stderr: a process prints at most one telemetry line, however
+    /// often it flushes (setting warnings and write errors share that line).
+    warned: AtomicBool,
+}
+
+impl Drop for Inner {
+    /// Safety net: events recorded on a path that returned early (an error after the cache
+    /// lookup, say) are still written when the last handle goes away.
+    fn drop(&mut self) {
+        let _ = self.flush();
+    }
 }
 
 impl Telemetry {
@@ -102,10 +164,13 @@ impl Telemetry {
         if settings.level == Level::Off {
             return Telemetry::disabled();
         }
+        let redactor = Redactor::from_env(settings.segment_root.as_deref());
         Telemetry {
             inner: Some(Arc::new(Inner {
                 settings,
+                redactor,
                 buffer: Mutex::new(Vec::new()),
+                warned: AtomicBool::new(false),
             })),
         }
     }
@@ -129,44 +194,89 @@ impl Telemetry {
             && self.enabled(at)
             && let Ok(mut b) = inner.buffer.lock()
         {
-            b.push(ev);
+            b.push((timestamp_now(), ev));
         }
     }
 
-    /// Append buffered events to `events.jsonl` as one locked write. Never fails the command:
-    /// an I/O error (read-only directory, full disk) drops this run's events and reports it on
-    /// stderr only.
+    /// Append buffered events to `events.jsonl` as one locked write, after the central
+    /// redaction pass. Never fails the command: an I/O error (read-only or missing directory,
+    /// full disk, busy lock) drops this run's events and prints at most one line on stderr.
     pub fn flush(&self) {
-        let Some(inner) = &self.inner else { return };
-        let events = match inner.buffer.lock() {
-            Ok(mut b) => std::mem::take(&mut *b),
-            Err(_) => return,
-        };
-        if events.is_empty() {
-            return;
-        }
-        let mut lines = Vec::with_capacity(events.len() * 256);
-        for ev in &events {
-            let line = Line {
-                ts: timestamp_now(),
-                run_id: &inner.settings.run_id,
-                segment_id: &inner.settings.segment_id,
-                cmd: ev.cmd,
-                args: &ev.args,
-                result: &ev.result,
-                timing_ms: ev.timing_ms,
-                warnings: &ev.warnings,
-                x: &ev.x,
-                cache_type: ev.cache_type,
-            };
-            if serde_json::to_writer(&mut lines, &line).is_ok() {
-                lines.push(b'\n');
-            }
-        }
-        if let Err(e) = writer::append(&inner.settings.dir, &lines) {
-            eprintln!("trifecta: telemetry not written ({e}); the command itself is unaffected");
+        if let Some(inner) = &self.inner {
+            let _ = inner.flush();
         }
     }
+}
+
+impl Inner {
+    /// Write the buffer; returns the stderr line it printed, if any.
+    fn flush(&self) -> Option<String> {
+        let events = match self.buffer.lock() {
+            Ok(mut b) => std::mem::take(&mut *b),
+            Err(_) => return None,
+        };
+        let s = &self.settings;
+        let mut problems = s.setting_warnings.clone();
+        if !events.is_empty() {
+            let mut lines = Vec::with_capacity(events.len() * 256);
+            for (ts, ev) in &events {
+                let line = encode_line(ts, &s.run_id, &s.segment_id, ev, &self.redactor);
+                lines.extend_from_slice(line.as_bytes());
+                lines.push(b'\n');
+            }
+            if let Err(e) = writer::append_with(&s.dir, &lines, s.rotation) {
+                problems.insert(0, format!("{} events not written ({e})", events.len()));
+            }
+        }
+        if problems.is_empty() || self.warned.swap(true, Ordering::Relaxed) {
+            return None;
+        }
+        let line = format!(
+            "trifecta: telemetry: {}; the command itself is unaffected",
+            problems.join("; ")
+        );
+        eprintln!("{line}");
+        Some(line)
+    }
+}
+
+/// Serialize one event as a JSONL line (no trailing newline), stamping `ts`, `run_id` and
+/// `segment_id`, with every string redacted by `redactor`. This is exactly what
+/// [`Telemetry::flush`] writes; [`read::parse_line`] is its inverse.
+pub fn encode_line(
+    ts: &str,
+    run_id: &str,
+    segment_id: &str,
+    ev: &Event,
+    redactor: &Redactor,
+) -> String {
+    let mut args = ev.args.clone();
+    let mut result = ev.result.clone();
+    let mut x = ev.x.clone();
+    redactor.value(&mut args);
+    redactor.value(&mut result);
+    redactor.value(&mut x);
+    let warnings: Vec<String> = ev.warnings.iter().map(|w| redactor.string(w)).collect();
+    let line = Line {
+        ts: ts.to_string(),
+        run_id,
+        segment_id,
+        cmd: ev.cmd,
+        args: &args,
+        result: &result,
+        // JSON has no NaN/inf; a broken measurement is recorded as 0 rather than lost.
+        timing_ms: if ev.timing_ms.is_finite() {
+            ev.timing_ms
+        } else {
+            0.0
+        },
+        warnings: &warnings,
+        x: &x,
+        cache_type: ev.cache_type,
+    };
+    // Serializing Values and plain strings cannot fail; keep an honest marker if it ever does.
+    serde_json::to_string(&line)
+        .unwrap_or_else(|_| format!("{{\"ts\":\"{ts}\",\"cmd\":\"telemetry.encode_error\"}}"))
 }
 
 /// The serialized shape of one event line (key order is the schema order).
@@ -223,18 +333,114 @@ pub fn run_id() -> String {
     )
 }
 
+/// The telemetry directory for segment `root`: `TRIFECTA_TELEMETRY_DIR` or
+/// `<root>/_ctx/telemetry` (never the current directory).
+pub fn dir_for_segment(root: &std::path::Path) -> PathBuf {
+    match crate::config::env_str(crate::config::ENV_TELEMETRY_DIR) {
+        Some(d) => PathBuf::from(d),
+        None => root.join(DEFAULT_DIR),
+    }
+}
+
 impl TelemetrySettings {
     /// Settings for a command on `root`: `TRIFECTA_TELEMETRY_DIR` or `<root>/_ctx/telemetry`.
     pub fn for_segment(level: Level, root: &std::path::Path) -> Self {
-        let dir = match crate::config::env_str(crate::config::ENV_TELEMETRY_DIR) {
-            Some(d) => PathBuf::from(d),
-            None => root.join(DEFAULT_DIR),
-        };
+        let dir = dir_for_segment(root);
+        let (rotation, warning) = Rotation::from_env();
         TelemetrySettings {
             level,
             dir,
             run_id: run_id(),
             segment_id: segment_id(root),
+            segment_root: Some(root.to_path_buf()),
+            rotation,
+            setting_warnings: warning.into_iter().collect(),
         }
+    }
+}
+
+#[cfg(test)]
+mod proptests;
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn settings(dir: PathBuf, warnings: Vec<String>) -> TelemetrySettings {
+        TelemetrySettings {
+            level: Level::Lite,
+            dir,
+            run_id: "r".into(),
+            segment_id: "0000abcd".into(),
+            segment_root: None,
+            rotation: Rotation::default(),
+            setting_warnings: warnings,
+        }
+    }
+
+    #[test]
+    fn at_most_one_stderr_line_per_process_however_often_it_fails() {
+        let d = tempfile::tempdir().unwrap();
+        let file = d.path().join("f");
+        std::fs::write(&file, b"x").unwrap();
+        // The telemetry "directory" is a file: every write fails.
+        let t = Telemetry::new(settings(file, vec!["TRIFECTA_TELEMETRY_KEEP bad".into()]));
+        let inner = t.inner.as_ref().unwrap();
+        t.event(Level::Lite, Event::new("a"));
+        let first = inner.flush().expect("the first failure is reported");
+        assert!(
+            first.contains("1 events not written") && first.contains("KEEP bad"),
+            "{first}"
+        );
+        t.event(Level::Lite, Event::new("b"));
+        assert_eq!(inner.flush(), None, "later failures stay quiet");
+    }
+
+    #[test]
+    fn levels_gate_events_and_off_records_nothing() {
+        let d = tempfile::tempdir().unwrap();
+        let dir = d.path().join("t");
+        let lite = Telemetry::new(settings(dir.clone(), vec![]));
+        lite.event(Level::Lite, Event::new("kept"));
+        lite.event(Level::Full, Event::new("dropped"));
+        lite.flush();
+        let text = std::fs::read_to_string(dir.join(writer::EVENTS_FILE)).unwrap();
+        assert!(
+            text.contains("\"kept\"") && !text.contains("dropped"),
+            "{text}"
+        );
+        let mut s = settings(d.path().join("off"), vec![]);
+        s.level = Level::Off;
+        let off = Telemetry::new(s);
+        assert!(!off.enabled(Level::Lite));
+        off.event(Level::Lite, Event::new("x"));
+        off.flush();
+        assert!(!d.path().join("off").exists());
+    }
+
+    #[test]
+    fn events_are_stamped_when_recorded_and_flushed_on_drop() {
+        let d = tempfile::tempdir().unwrap();
+        let dir = d.path().join("t");
+        {
+            let t = Telemetry::new(settings(dir.clone(), vec![]));
+            t.event(Level::Lite, Event::new("first"));
+            std::thread::sleep(std::time::Duration::from_millis(20));
+            t.event(Level::Lite, Event::new("second"));
+            // No explicit flush: dropping the last handle writes the buffer.
+        }
+        let text = std::fs::read_to_string(dir.join(writer::EVENTS_FILE)).unwrap();
+        let ts: Vec<jiff::Timestamp> = text
+            .lines()
+            .map(|l| {
+                let v: Value = serde_json::from_str(l).unwrap();
+                v["ts"].as_str().unwrap().parse().unwrap()
+            })
+            .collect();
+        assert_eq!(ts.len(), 2);
+        assert!(
+            ts[1].as_millisecond() - ts[0].as_millisecond() >= 15,
+            "{text}"
+        );
     }
 }

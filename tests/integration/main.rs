@@ -13,4 +13,6 @@ mod corpus;
 mod extract_cli;
 mod index;
 mod support;
+mod telemetry;
+mod telemetry_report;
 mod uri_props;

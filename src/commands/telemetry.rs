@@ -1,0 +1,78 @@
+//! `trifecta telemetry report`: read the segment's event log (live and rotated files) and
+//! print cache-effectiveness figures as JSON (default), text or a self-contained HTML page.
+//!
+//! Reading is strictly read-only. A missing or empty log is a normal "no telemetry" result
+//! (exit 0); only an unreadable log (e.g. the telemetry path is a file) is an error.
+
+use crate::cli::{TelemetryFormat, TelemetryReportArgs};
+use crate::error::{CliError, ErrorCode};
+use crate::output::{print_json, to_cli_json};
+use crate::symbols::resolve;
+use crate::telemetry::report::{self, html, text};
+use serde_json::json;
+use std::io::Write;
+
+/// Run the report and print it (or write it to `--output` and print a JSON receipt).
+pub fn report(args: &TelemetryReportArgs) -> Result<(), CliError> {
+    // Validate everything cheap before touching the file system.
+    let since_ms = match args.since.as_deref() {
+        None => None,
+        Some(s) => Some(
+            report::parse_since(s, crate::clock::real_now_ms())
+                .map_err(|e| CliError::new(ErrorCode::InvalidArgument, format!("--since: {e}")))?,
+        ),
+    };
+    let root = resolve::segment_root(&args.segment)?;
+    let dir = crate::telemetry::dir_for_segment(&root);
+    let rep = report::build(&dir, since_ms).map_err(|e| {
+        CliError::new(
+            ErrorCode::TelemetryUnavailable,
+            format!("cannot read telemetry in {}: {e}", dir.display()),
+        )
+    })?;
+    let rendered = match args.format {
+        TelemetryFormat::Json => to_cli_json(&rep),
+        TelemetryFormat::Text => text::render(&rep),
+        TelemetryFormat::Html => html::render(&rep),
+    };
+    match &args.output {
+        None => {
+            let mut out = std::io::stdout().lock();
+            // A closed stdout (EPIPE, `| head`) is not worth a panic or an error envelope.
+            let _ = out.write_all(rendered.as_bytes());
+            let _ = out.flush();
+        }
+        Some(path) => {
+            write_atomically(path, rendered.as_bytes()).map_err(|e| {
+                CliError::new(
+                    ErrorCode::InvalidArgument,
+                    format!("--output {}: {e}", path.display()),
+                )
+            })?;
+            print_json(&json!({
+                "status": "ok",
+                "format": args.format.as_str(),
+                "output": path.to_string_lossy(),
+                "bytes": rendered.len(),
+                "no_telemetry": rep.no_telemetry,
+                "events_in_window": rep.events_in_window,
+                "malformed": rep.malformed.count,
+            }));
+        }
+    }
+    Ok(())
+}
+
+/// Write via a temporary file in the same directory and rename, so a reader never sees half a
+/// report and a failed write leaves any previous report intact.
+fn write_atomically(path: &std::path::Path, bytes: &[u8]) -> std::io::Result<()> {
+    let parent = match path.parent() {
+        Some(p) if !p.as_os_str().is_empty() => p,
+        _ => std::path::Path::new("."),
+    };
+    let mut tmp = tempfile::NamedTempFile::new_in(parent)?;
+    tmp.write_all(bytes)?;
+    tmp.flush()?;
+    tmp.persist(path).map_err(|e| e.error)?;
+    Ok(())
+}

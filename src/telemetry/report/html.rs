@@ -1,0 +1,339 @@
+//! The HTML rendering of a [`Report`]: one self-contained page (inline CSS and SVG charts, no
+//! scripts, no external assets), so it can be attached to a CI run or mailed as is.
+//!
+//! Every string that comes from the event log (reasons, run ids, file names, timestamps) is
+//! passed through [`esc`] before it is embedded, in text and in attributes alike: the log is
+//! data written by other processes and must not be able to inject markup.
+
+use super::Report;
+pub use super::svg::nice_ceil;
+use super::svg::{columns, grouped, hbars, line};
+use super::text::{bytes, ms, pct};
+use std::collections::BTreeMap;
+use std::fmt::Write;
+
+/// HTML-escape text for element content and double- or single-quoted attributes.
+pub fn esc(s: &str) -> String {
+    let mut o = String::with_capacity(s.len());
+    for c in s.chars() {
+        match c {
+            '&' => o.push_str("&amp;"),
+            '<' => o.push_str("&lt;"),
+            '>' => o.push_str("&gt;"),
+            '"' => o.push_str("&quot;"),
+            '\'' => o.push_str("&#39;"),
+            c => o.push(c),
+        }
+    }
+    o
+}
+
+pub(super) const HIT: &str = "#2f9e44";
+pub(super) const MISS: &str = "#e8590c";
+pub(super) const INCIDENT: &str = "#c92a2a";
+pub(super) const ACCENT: &str = "#1971c2";
+pub(super) const MUTED: &str = "#868e96";
+/// Runs listed on the page (the JSON report carries up to [`super::MAX_RUNS_LISTED`]).
+const HTML_RUNS: usize = 20;
+
+const CSS: &str = "
+body{font:14px/1.45 system-ui,-apple-system,'Segoe UI',Roboto,sans-serif;color:#212529;
+background:#f8f9fa;margin:0;padding:24px 32px;}
+h1{font-size:22px;margin:0 0 4px}h2{font-size:16px;margin:0 0 12px}
+.sub{color:#6c757d;margin-bottom:20px;word-break:break-all}
+.kpis{display:grid;grid-template-columns:repeat(auto-fill,minmax(160px,1fr));gap:12px;margin-bottom:20px}
+.kpi{background:#fff;border:1px solid #dee2e6;border-radius:8px;padding:12px 14px}
+.kpi .v{font-size:24px;font-weight:600}.kpi .l{color:#6c757d;font-size:12px;text-transform:uppercase;letter-spacing:.04em}
+.kpi.bad .v{color:#c92a2a}
+.grid{display:grid;grid-template-columns:repeat(auto-fit,minmax(460px,1fr));gap:16px}
+.card{background:#fff;border:1px solid #dee2e6;border-radius:8px;padding:16px;margin-bottom:16px;overflow-x:auto}
+table{border-collapse:collapse;width:100%;font-size:13px}
+th,td{text-align:left;padding:4px 8px;border-bottom:1px solid #f1f3f5}
+th{color:#495057;font-weight:600}td.n,th.n{text-align:right;font-variant-numeric:tabular-nums}
+.empty{color:#868e96;font-style:italic}.warn{background:#fff4e6;border-color:#ffc078}
+.legend span{display:inline-block;margin-right:14px;font-size:12px;color:#495057}
+.legend i{display:inline-block;width:10px;height:10px;border-radius:2px;margin-right:5px;vertical-align:-1px}
+code{font-size:12px}svg text{font-family:inherit}
+";
+
+/// Render `r` as a complete HTML document.
+pub fn render(r: &Report) -> String {
+    let mut o = String::with_capacity(32 * 1024);
+    let _ = write!(
+        o,
+        "<!DOCTYPE html>\n<html lang=\"en\"><head><meta charset=\"utf-8\">\
+         <meta name=\"viewport\" content=\"width=device-width,initial-scale=1\">\
+         <title>trifecta telemetry report</title><style>{CSS}</style></head><body>\n"
+    );
+    let _ = write!(o, "<h1>trifecta cache telemetry</h1><div class=\"sub\">");
+    if let (Some(a), Some(b)) = (&r.first_ts, &r.last_ts) {
+        let _ = write!(o, "{} &rarr; {} &middot; ", esc(a), esc(b));
+    }
+    let _ = write!(
+        o,
+        "{} events in window ({} total) &middot; source <code>{}</code>",
+        r.events_in_window,
+        r.events_total,
+        esc(&r.source.dir)
+    );
+    if let Some(s) = &r.since {
+        let _ = write!(o, " &middot; since {}", esc(s));
+    }
+    o.push_str("</div>\n");
+
+    if r.malformed.count > 0 {
+        malformed(&mut o, r);
+    }
+    if r.no_telemetry {
+        let _ = write!(
+            o,
+            "<div class=\"card\"><h2>No telemetry</h2><p class=\"empty\">No events {}. Run \
+             commands with <code>--telemetry lite</code> (or set <code>TRIFECTA_TELEMETRY=lite</code>) \
+             to record some.</p></div>",
+            if r.events_total > 0 {
+                "in the selected window"
+            } else {
+                "were found"
+            }
+        );
+        o.push_str("</body></html>\n");
+        return o;
+    }
+    kpis(&mut o, r);
+    o.push_str("<div class=\"grid\">");
+    card(
+        &mut o,
+        "Commands over time (hits / misses / incidents)",
+        |o| {
+            legend(
+                o,
+                &[("hits", HIT), ("misses", MISS), ("incidents", INCIDENT)],
+            );
+            columns(o, &r.timeline);
+        },
+    );
+    card(&mut o, "Misses by reason (ast.symbols)", |o| {
+        let reasons = if r.symbols.misses_by_reason.is_empty() {
+            &r.lookups.misses_by_reason
+        } else {
+            &r.symbols.misses_by_reason
+        };
+        hbars(o, reasons, MISS);
+    });
+    card(&mut o, "Command latency by outcome (ms)", |o| {
+        legend(o, &[("hit", HIT), ("miss", MISS)]);
+        grouped(o, &r.symbols.latency_ms.hit, &r.symbols.latency_ms.miss);
+        latency_table(o, "ast.symbols", &r.symbols.latency_ms);
+        latency_table(o, "cache lookup", &r.lookups.latency_ms);
+    });
+    card(&mut o, "Cache DB size over time (db + wal)", |o| {
+        legend(o, &[("db + wal", ACCENT), ("db", MUTED)]);
+        line(o, &r.db_size.samples);
+    });
+    o.push_str("</div>");
+    incidents(&mut o, r);
+    runs(&mut o, r);
+    card(&mut o, "Events by command", |o| {
+        counts_table(o, &r.commands)
+    });
+    o.push_str("</body></html>\n");
+    o
+}
+
+fn card(o: &mut String, title: &str, body: impl FnOnce(&mut String)) {
+    let _ = write!(o, "<div class=\"card\"><h2>{}</h2>", esc(title));
+    body(o);
+    o.push_str("</div>\n");
+}
+
+fn legend(o: &mut String, items: &[(&str, &str)]) {
+    o.push_str("<div class=\"legend\">");
+    for (label, color) in items {
+        let _ = write!(
+            o,
+            "<span><i style=\"background:{color}\"></i>{}</span>",
+            esc(label)
+        );
+    }
+    o.push_str("</div>");
+}
+
+fn kpis(o: &mut String, r: &Report) {
+    let i = &r.incidents;
+    let incidents = i.lock_timeouts + i.corruptions + i.fallbacks + i.schema_incompatible;
+    let items: [(String, &str, bool); 7] = [
+        (pct(r.symbols.hit_rate), "command hit rate", false),
+        (pct(r.lookups.hit_rate), "lookup hit rate", false),
+        (r.symbols.count.to_string(), "commands", false),
+        (r.runs.count.to_string(), "runs", false),
+        (
+            ms(r.symbols.latency_ms.hit.p95),
+            "p95 hit latency (ms)",
+            false,
+        ),
+        (incidents.to_string(), "incidents", incidents > 0),
+        (
+            r.malformed.count.to_string(),
+            "malformed lines",
+            r.malformed.count > 0,
+        ),
+    ];
+    o.push_str("<div class=\"kpis\">");
+    for (v, l, bad) in items {
+        let _ = write!(
+            o,
+            "<div class=\"kpi{}\"><div class=\"v\">{}</div><div class=\"l\">{}</div></div>",
+            if bad { " bad" } else { "" },
+            esc(&v),
+            esc(l)
+        );
+    }
+    o.push_str("</div>\n");
+}
+
+fn malformed(o: &mut String, r: &Report) {
+    let _ = write!(
+        o,
+        "<div class=\"card warn\"><h2>{} malformed line(s) — not counted in the figures</h2><table>\
+         <tr><th>file</th><th class=\"n\">line</th><th>reason</th></tr>",
+        r.malformed.count
+    );
+    for m in &r.malformed.first {
+        let _ = write!(
+            o,
+            "<tr><td>{}</td><td class=\"n\">{}</td><td>{}</td></tr>",
+            esc(&m.file),
+            m.line,
+            esc(&m.reason)
+        );
+    }
+    o.push_str("</table></div>\n");
+}
+
+fn latency_table(o: &mut String, title: &str, hm: &super::HitMiss) {
+    let _ = write!(
+        o,
+        "<table><tr><th>{}</th><th class=\"n\">count</th><th class=\"n\">p50</th><th class=\"n\">p95</th>\
+         <th class=\"n\">p99</th><th class=\"n\">max</th></tr>",
+        esc(title)
+    );
+    for (label, p) in [("hit", &hm.hit), ("miss", &hm.miss)] {
+        let _ = write!(
+            o,
+            "<tr><td>{label}</td><td class=\"n\">{}</td><td class=\"n\">{}</td><td class=\"n\">{}</td>\
+             <td class=\"n\">{}</td><td class=\"n\">{}</td></tr>",
+            p.count,
+            ms(p.p50),
+            ms(p.p95),
+            ms(p.p99),
+            ms(p.max)
+        );
+    }
+    o.push_str("</table>");
+}
+
+fn counts_table(o: &mut String, m: &BTreeMap<String, u64>) {
+    if m.is_empty() {
+        o.push_str("<p class=\"empty\">none</p>");
+        return;
+    }
+    o.push_str("<table><tr><th>name</th><th class=\"n\">count</th></tr>");
+    for (k, n) in m {
+        let _ = write!(
+            o,
+            "<tr><td><code>{}</code></td><td class=\"n\">{n}</td></tr>",
+            esc(k)
+        );
+    }
+    o.push_str("</table>");
+}
+
+fn incidents(o: &mut String, r: &Report) {
+    let i = &r.incidents;
+    card(o, "Incidents", |o| {
+        o.push_str("<table><tr><th>incident</th><th class=\"n\">count</th><th>detail</th></tr>");
+        let detail = |m: &BTreeMap<String, u64>| {
+            m.iter()
+                .map(|(k, n)| format!("{} ×{n}", esc(k)))
+                .collect::<Vec<_>>()
+                .join(", ")
+        };
+        let rows: [(&str, u64, String); 8] = [
+            ("lock timeouts", i.lock_timeouts, {
+                let mut d = detail(&i.lock_timeouts_by_mode);
+                if let Some(p) = i.lock_waited_ms.p95 {
+                    let _ = write!(d, " (p95 wait {} ms)", esc(&ms(Some(p))));
+                }
+                d
+            }),
+            ("corruptions", i.corruptions, detail(&i.corruption_kinds)),
+            ("fallbacks", i.fallbacks, detail(&i.fallback_reasons)),
+            ("schema incompatible", i.schema_incompatible, String::new()),
+            ("size warnings", i.size_warnings, String::new()),
+            (
+                "evictions",
+                i.evictions.events,
+                format!(
+                    "{} entries, {}",
+                    i.evictions.entries,
+                    esc(&bytes(i.evictions.bytes))
+                ),
+            ),
+            (
+                "prunes",
+                i.pruned.events,
+                format!(
+                    "{} expired, {} deleted files",
+                    i.pruned.expired, i.pruned.deleted_files
+                ),
+            ),
+            ("maintenance runs", i.maintenance_runs, String::new()),
+        ];
+        for (name, n, d) in rows {
+            let style = if n > 0 && !matches!(name, "evictions" | "prunes" | "maintenance runs") {
+                " style=\"color:#c92a2a;font-weight:600\""
+            } else {
+                ""
+            };
+            // `d` is built from escaped parts above.
+            let _ = write!(
+                o,
+                "<tr><td>{name}</td><td class=\"n\"{style}>{n}</td><td>{d}</td></tr>"
+            );
+        }
+        o.push_str("</table>");
+    });
+}
+
+fn runs(o: &mut String, r: &Report) {
+    card(
+        o,
+        &format!(
+            "Recent runs ({} of {})",
+            r.runs.recent.len().min(HTML_RUNS),
+            r.runs.count
+        ),
+        |o| {
+            o.push_str(
+                "<table><tr><th>run id</th><th>last event</th><th class=\"n\">events</th>\
+             <th class=\"n\">commands</th><th class=\"n\">hits</th><th class=\"n\">misses</th>\
+             <th class=\"n\">incidents</th></tr>",
+            );
+            for run in r.runs.recent.iter().take(HTML_RUNS) {
+                let _ = write!(
+                    o,
+                    "<tr><td><code>{}</code></td><td>{}</td><td class=\"n\">{}</td><td class=\"n\">{}</td>\
+                 <td class=\"n\">{}</td><td class=\"n\">{}</td><td class=\"n\">{}</td></tr>",
+                    esc(&run.run_id),
+                    esc(&run.last_ts),
+                    run.events,
+                    run.commands,
+                    run.hits,
+                    run.misses,
+                    run.incidents
+                );
+            }
+            o.push_str("</table>");
+        },
+    );
+}

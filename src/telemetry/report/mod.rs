@@ -1,0 +1,378 @@
+//! `trifecta telemetry report`: aggregate the event log into cache-effectiveness figures.
+//!
+//! Everything is computed in one streaming pass ([`Aggregator`]) over the events the reader
+//! yields; the result is a [`Report`] whose JSON keys are stable (new keys may be added, none
+//! renamed). [`text`] and [`html`] render the same `Report`.
+//!
+//! Definitions:
+//! - *Command* figures come from `ast.symbols` (one per command): hit/miss from
+//!   `result.cache_status`, latency from `timing_ms` (the whole command).
+//! - *Lookup* figures come from `ast.cache.hit` / `ast.cache.miss` (the store lookup alone),
+//!   misses by reason from `result.miss_reason`, writes from `ast.cache.write`.
+//! - Percentiles use the nearest-rank method: the smallest sample with at least p% of the
+//!   samples at or below it (so p50 of `[1,2,3,4]` is 2, and every percentile is a real sample).
+//! - `hit_rate` is `hits / (hits + misses)`, `null` when there were no lookups.
+//! - DB size over time comes from `ast.cache.stats` and `ast.cache.size_warning` results
+//!   (`db_bytes`, `wal_bytes`).
+
+pub mod html;
+mod model;
+mod svg;
+pub mod text;
+
+pub use model::*;
+
+use super::read::{self, Record, ScanSummary};
+use model::round3;
+use std::collections::{BTreeMap, HashMap};
+use std::path::Path;
+
+/// At most this many DB-size samples are kept (evenly thinned, the newest always kept).
+pub const MAX_SIZE_SAMPLES: usize = 500;
+/// At most this many runs are listed (most recent first); `runs.count` is the true total.
+pub const MAX_RUNS_LISTED: usize = 50;
+/// Number of buckets in the activity timeline.
+pub const TIMELINE_BUCKETS: usize = 24;
+
+/// Streaming aggregation state.
+#[derive(Debug, Default)]
+pub struct Aggregator {
+    since_ms: Option<i64>,
+    r: Report,
+    sym_hit: Vec<f64>,
+    sym_miss: Vec<f64>,
+    look_hit: Vec<f64>,
+    look_miss: Vec<f64>,
+    write_ms: Vec<f64>,
+    lock_waited: Vec<f64>,
+    sizes: Vec<SizeSample>,
+    runs: HashMap<String, RunSummary>,
+    first_ms: Option<i64>,
+    last_ms: Option<i64>,
+    /// (ts_ms, kind) for the timeline: 0 = hit, 1 = miss, 2 = incident.
+    marks: Vec<(i64, u8)>,
+}
+
+fn bump(m: &mut BTreeMap<String, u64>, k: &str) {
+    *m.entry(k.to_string()).or_default() += 1;
+}
+
+fn rate(h: u64, m: u64) -> Option<f64> {
+    (h + m > 0).then(|| round3(h as f64 / (h + m) as f64 * 100.0) / 100.0)
+}
+
+const INCIDENTS: [&str; 5] = [
+    "ast.cache.lock_timeout",
+    "ast.cache.corruption_detected",
+    "ast.cache.fallback",
+    "ast.cache.schema_incompatible",
+    "ast.cache.size_warning",
+];
+
+impl Aggregator {
+    /// Start aggregating; events before `since_ms` (Unix ms) are counted but not analysed.
+    pub fn new(since_ms: Option<i64>) -> Self {
+        Aggregator {
+            since_ms,
+            ..Aggregator::default()
+        }
+    }
+
+    /// Take one event into account.
+    pub fn add(&mut self, e: Record) {
+        self.r.events_total += 1;
+        if self.since_ms.is_some_and(|s| e.ts_ms < s) {
+            return;
+        }
+        let r = &mut self.r;
+        r.events_in_window += 1;
+        if self.first_ms.is_none_or(|f| e.ts_ms < f) {
+            self.first_ms = Some(e.ts_ms);
+            r.first_ts = Some(e.ts.clone());
+        }
+        if self.last_ms.is_none_or(|l| e.ts_ms >= l) {
+            self.last_ms = Some(e.ts_ms);
+            r.last_ts = Some(e.ts.clone());
+        }
+        bump(&mut r.commands, &e.cmd);
+        if !e.segment_id.is_empty() {
+            bump(&mut r.segments, &e.segment_id);
+        }
+        let t = e.timing_ms.filter(|t| t.is_finite() && *t >= 0.0);
+        let is_incident = INCIDENTS.contains(&e.cmd.as_str());
+        let run = self
+            .runs
+            .entry(e.run_id.clone())
+            .or_insert_with(|| RunSummary {
+                run_id: e.run_id.clone(),
+                first_ts: e.ts.clone(),
+                last_ts: e.ts.clone(),
+                last_ms: e.ts_ms,
+                ..RunSummary::default()
+            });
+        run.events += 1;
+        if e.ts_ms >= run.last_ms {
+            run.last_ms = e.ts_ms;
+            run.last_ts = e.ts.clone();
+        }
+        if is_incident {
+            run.incidents += 1;
+            self.marks.push((e.ts_ms, 2));
+        }
+        let inc = &mut r.incidents;
+        match e.cmd.as_str() {
+            "ast.symbols" => {
+                let s = &mut r.symbols;
+                s.count += 1;
+                run.commands += 1;
+                if let Some(ct) = &e.cache_type {
+                    bump(&mut s.backends, ct);
+                }
+                if e.result_str("status") == Some("error") {
+                    bump(
+                        &mut s.errors,
+                        e.result_str("error_code").unwrap_or("unspecified"),
+                    );
+                }
+                match e.result_str("cache_status") {
+                    Some("hit") => {
+                        s.hits += 1;
+                        run.hits += 1;
+                        self.sym_hit.extend(t);
+                        self.marks.push((e.ts_ms, 0));
+                    }
+                    Some("miss") => {
+                        s.misses += 1;
+                        run.misses += 1;
+                        bump(
+                            &mut s.misses_by_reason,
+                            e.result_str("miss_reason").unwrap_or("unspecified"),
+                        );
+                        self.sym_miss.extend(t);
+                        self.marks.push((e.ts_ms, 1));
+                    }
+                    _ => {}
+                }
+            }
+            "ast.cache.hit" => {
+                r.lookups.hits += 1;
+                self.look_hit.extend(t);
+            }
+            "ast.cache.miss" => {
+                r.lookups.misses += 1;
+                bump(
+                    &mut r.lookups.misses_by_reason,
+                    e.result_str("miss_reason").unwrap_or("unspecified"),
+                );
+                self.look_miss.extend(t);
+            }
+            "ast.cache.write" => {
+                r.lookups.writes += 1;
+                self.write_ms.extend(t);
+            }
+            "ast.cache.lock_timeout" => {
+                inc.lock_timeouts += 1;
+                let mode = e.args.get("mode").and_then(|v| v.as_str());
+                bump(
+                    &mut inc.lock_timeouts_by_mode,
+                    mode.unwrap_or("unspecified"),
+                );
+                self.lock_waited.extend(e.result_num("waited_ms"));
+            }
+            "ast.cache.corruption_detected" => {
+                inc.corruptions += 1;
+                bump(
+                    &mut inc.corruption_kinds,
+                    e.result_str("kind").unwrap_or("unspecified"),
+                );
+            }
+            "ast.cache.fallback" => {
+                inc.fallbacks += 1;
+                bump(
+                    &mut inc.fallback_reasons,
+                    e.result_str("reason").unwrap_or("unspecified"),
+                );
+            }
+            "ast.cache.schema_incompatible" => inc.schema_incompatible += 1,
+            "ast.cache.evicted" => {
+                inc.evictions.events += 1;
+                inc.evictions.entries += e.result_num("count").unwrap_or(0.0).max(0.0) as u64;
+                inc.evictions.bytes += e.result_num("bytes").unwrap_or(0.0).max(0.0) as u64;
+            }
+            "ast.cache.pruned" => {
+                inc.pruned.events += 1;
+                inc.pruned.expired += e.result_num("expired").unwrap_or(0.0).max(0.0) as u64;
+                inc.pruned.deleted_files +=
+                    e.result_num("deleted_files").unwrap_or(0.0).max(0.0) as u64;
+            }
+            "ast.cache.maintenance"
+                if e.result.get("ran").and_then(|v| v.as_bool()) == Some(true) =>
+            {
+                inc.maintenance_runs += 1;
+            }
+            _ => {}
+        }
+        if e.cmd == "ast.cache.size_warning" {
+            inc.size_warnings += 1;
+        }
+        if matches!(e.cmd.as_str(), "ast.cache.stats" | "ast.cache.size_warning")
+            && let Some(db) = e.result_num("db_bytes")
+        {
+            self.sizes.push(SizeSample {
+                ts: e.ts.clone(),
+                ts_ms: e.ts_ms,
+                db_bytes: db.max(0.0) as u64,
+                wal_bytes: e.result_num("wal_bytes").unwrap_or(0.0).max(0.0) as u64,
+                entries: e.result_num("entries").map(|v| v.max(0.0) as u64),
+                source: e.cmd.clone(),
+            });
+        }
+    }
+
+    /// Close the aggregation with what the reader saw about the files.
+    pub fn finish(mut self, dir: &Path, scan: ScanSummary, since: Option<String>) -> Report {
+        let mut r = std::mem::take(&mut self.r);
+        r.status = "ok";
+        r.since = since;
+        r.no_telemetry = r.events_in_window == 0;
+        r.source = Source {
+            dir: dir.to_string_lossy().into_owned(),
+            exists: scan.dir_exists,
+            files: scan.files,
+        };
+        r.malformed = MalformedSummary {
+            count: scan.malformed,
+            first: scan.malformed_first,
+        };
+        r.symbols.hit_rate = rate(r.symbols.hits, r.symbols.misses);
+        r.symbols.latency_ms = HitMiss {
+            hit: Percentiles::of(&self.sym_hit),
+            miss: Percentiles::of(&self.sym_miss),
+        };
+        r.lookups.hit_rate = rate(r.lookups.hits, r.lookups.misses);
+        r.lookups.latency_ms = HitMiss {
+            hit: Percentiles::of(&self.look_hit),
+            miss: Percentiles::of(&self.look_miss),
+        };
+        r.lookups.write_latency_ms = Percentiles::of(&self.write_ms);
+        r.incidents.lock_waited_ms = Percentiles::of(&self.lock_waited);
+        r.db_size = db_size(std::mem::take(&mut self.sizes));
+        r.timeline = timeline(&self.marks, self.first_ms, self.last_ms);
+        let mut runs: Vec<RunSummary> = self.runs.into_values().collect();
+        runs.sort_by(|a, b| b.last_ms.cmp(&a.last_ms).then(a.run_id.cmp(&b.run_id)));
+        r.runs = Runs {
+            count: runs.len() as u64,
+            recent: runs.into_iter().take(MAX_RUNS_LISTED).collect(),
+        };
+        r
+    }
+}
+
+fn db_size(mut s: Vec<SizeSample>) -> DbSize {
+    s.sort_by_key(|x| x.ts_ms);
+    let total = s.len();
+    let max_total_bytes = s.iter().map(|x| x.db_bytes + x.wal_bytes).max();
+    let latest = s.last().cloned();
+    let samples = if total > MAX_SIZE_SAMPLES {
+        let step = total as f64 / (MAX_SIZE_SAMPLES - 1) as f64;
+        let mut v: Vec<SizeSample> = (0..MAX_SIZE_SAMPLES - 1)
+            .map(|i| s[((i as f64 * step) as usize).min(total - 1)].clone())
+            .collect();
+        v.extend(latest.clone());
+        v
+    } else {
+        s
+    };
+    DbSize {
+        samples_total: total as u64,
+        latest,
+        max_total_bytes,
+        samples,
+    }
+}
+
+fn timeline(marks: &[(i64, u8)], first: Option<i64>, last: Option<i64>) -> Vec<Bucket> {
+    let (Some(first), Some(last)) = (first, last) else {
+        return Vec::new();
+    };
+    // Whole minutes per bucket so the labels are round; at least one minute.
+    let span = (last - first).max(1);
+    let width = (span / TIMELINE_BUCKETS as i64 + 1).max(60_000);
+    let width = (width + 59_999) / 60_000 * 60_000;
+    let start = first - first.rem_euclid(60_000);
+    let n = (((last - start) / width) as usize + 1).min(TIMELINE_BUCKETS + 1);
+    let mut out: Vec<Bucket> = (0..n)
+        .map(|i| Bucket {
+            start: fmt_ms(start + i as i64 * width),
+            ..Bucket::default()
+        })
+        .collect();
+    for &(ts, kind) in marks {
+        let i = (((ts - start) / width).max(0) as usize).min(n - 1);
+        match kind {
+            0 => out[i].hits += 1,
+            1 => out[i].misses += 1,
+            _ => out[i].incidents += 1,
+        }
+    }
+    out
+}
+
+/// Unix ms as `2026-11-21T03:34:43.123Z`.
+pub fn fmt_ms(ms: i64) -> String {
+    match jiff::Timestamp::from_millisecond(ms) {
+        Ok(ts) => format!("{ts:.3}"),
+        Err(_) => ms.to_string(),
+    }
+}
+
+/// Parse `--since`: a duration back from `now_ms` (`90s`, `30m`, `24h`, `7d`, `2w`, or ISO
+/// 8601 / friendly forms jiff accepts, such as `PT1H` or `1h 30m`) or an RFC 3339 timestamp.
+pub fn parse_since(s: &str, now_ms: i64) -> Result<i64, String> {
+    let t = s.trim();
+    if t.is_empty() {
+        return Err("empty value".into());
+    }
+    if let Ok(ts) = t.parse::<jiff::Timestamp>() {
+        return Ok(ts.as_millisecond());
+    }
+    let simple = t
+        .char_indices()
+        .find(|(_, c)| !c.is_ascii_digit())
+        .and_then(|(i, _)| {
+            let n: i64 = t[..i].parse().ok()?;
+            let unit = match &t[i..] {
+                "ms" => 1,
+                "s" => 1_000,
+                "m" | "min" => 60_000,
+                "h" => 3_600_000,
+                "d" => 86_400_000,
+                "w" => 7 * 86_400_000,
+                _ => return None,
+            };
+            n.checked_mul(unit)
+        });
+    let back_ms = match simple {
+        Some(ms) => ms,
+        None => match t.parse::<jiff::SignedDuration>() {
+            Ok(d) if !d.is_negative() => d.as_millis().min(i64::MAX as i128) as i64,
+            _ => {
+                return Err(format!(
+                    "{t:?} is neither a duration (e.g. 30m, 24h, 7d) nor an RFC 3339 \
+                     timestamp (e.g. 2026-11-21T00:00:00Z)"
+                ));
+            }
+        },
+    };
+    Ok(now_ms.saturating_sub(back_ms))
+}
+
+/// Read `dir` and build the report for events at or after `since_ms`.
+pub fn build(dir: &Path, since_ms: Option<i64>) -> std::io::Result<Report> {
+    let mut agg = Aggregator::new(since_ms);
+    let scan = read::scan_dir(dir, |rec| agg.add(rec))?;
+    Ok(agg.finish(dir, scan, since_ms.map(fmt_ms)))
+}
+
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,307 @@
+//! Unit tests of the aggregation, percentiles, `--since` parsing and the renderers.
+
+use super::*;
+use crate::telemetry::read::parse_line;
+use serde_json::json;
+
+fn ev(ts: &str, run: &str, cmd: &str, result: serde_json::Value, ms: f64) -> Record {
+    let line = json!({"ts": ts, "run_id": run, "segment_id": "abcd1234", "cmd": cmd,
+                      "args": {"mode": "shared"}, "result": result, "timing_ms": ms,
+                      "warnings": [], "x": {}, "cache_type": "sqlite"});
+    parse_line(line.to_string().as_bytes()).unwrap()
+}
+
+fn sample() -> Report {
+    let mut a = Aggregator::new(None);
+    let t = "2026-11-21T03:00:00.000Z";
+    for (i, ms) in [1.0, 2.0, 3.0, 4.0].iter().enumerate() {
+        let run = format!("r{i}");
+        a.add(ev(
+            t,
+            &run,
+            "ast.cache.hit",
+            json!({"status":"hit"}),
+            ms / 10.0,
+        ));
+        a.add(ev(
+            t,
+            &run,
+            "ast.symbols",
+            json!({"cache_status":"hit","miss_reason":"cache_hit"}),
+            *ms,
+        ));
+    }
+    a.add(ev(
+        "2026-11-21T03:10:00.000Z",
+        "r9",
+        "ast.cache.miss",
+        json!({"status":"miss","miss_reason":"content_changed"}),
+        0.5,
+    ));
+    a.add(ev(
+        "2026-11-21T03:10:00.000Z",
+        "r9",
+        "ast.symbols",
+        json!({"cache_status":"miss","miss_reason":"content_changed"}),
+        40.0,
+    ));
+    a.add(ev(
+        "2026-11-21T03:11:00.000Z",
+        "r9",
+        "ast.cache.lock_timeout",
+        json!({"waited_ms": 5000, "timeout_ms": 5000}),
+        5000.0,
+    ));
+    a.add(ev(
+        "2026-11-21T03:12:00.000Z",
+        "r9",
+        "ast.cache.corruption_detected",
+        json!({"kind":"integrity_check","quarantined_to":"quarantine/x","action":"rebuilt"}),
+        1.0,
+    ));
+    a.add(ev(
+        "2026-11-21T03:12:00.000Z",
+        "r9",
+        "ast.cache.fallback",
+        json!({"reason":"lock_timeout"}),
+        0.0,
+    ));
+    a.add(ev(
+        "2026-11-21T03:05:00.000Z",
+        "r9",
+        "ast.cache.stats",
+        json!({"entries": 3, "db_bytes": 4096, "wal_bytes": 100}),
+        0.0,
+    ));
+    a.add(ev(
+        "2026-11-21T03:13:00.000Z",
+        "r9",
+        "ast.cache.size_warning",
+        json!({"db_bytes": 8192, "wal_bytes": 0, "threshold_bytes": 1}),
+        0.0,
+    ));
+    a.add(ev(
+        "2026-11-21T03:13:00.000Z",
+        "r9",
+        "ast.cache.evicted",
+        json!({"count": 2, "bytes": 300}),
+        0.0,
+    ));
+    a.add(ev(
+        "2026-11-21T03:13:00.000Z",
+        "r9",
+        "ast.cache.maintenance",
+        json!({"ran": true}),
+        0.0,
+    ));
+    a.add(ev(
+        "2026-11-21T03:14:00.000Z",
+        "r9",
+        "ast.cache.maintenance",
+        json!({"ran": false}),
+        0.0,
+    ));
+    a.finish(
+        Path::new("/t"),
+        ScanSummary {
+            dir_exists: true,
+            ..Default::default()
+        },
+        None,
+    )
+}
+
+#[test]
+fn nearest_rank_percentiles() {
+    let p = Percentiles::of(&[4.0, 1.0, 3.0, 2.0]);
+    assert_eq!(
+        (p.count, p.p50, p.p95, p.p99, p.max),
+        (4, Some(2.0), Some(4.0), Some(4.0), Some(4.0))
+    );
+    assert_eq!(p.mean, Some(2.5));
+    let v: Vec<f64> = (1..=100).map(f64::from).collect();
+    let p = Percentiles::of(&v);
+    assert_eq!((p.p50, p.p95, p.p99), (Some(50.0), Some(95.0), Some(99.0)));
+    assert_eq!(Percentiles::of(&[]), Percentiles::default());
+    assert_eq!(Percentiles::of(&[f64::NAN, 7.0]).count, 1);
+}
+
+#[test]
+fn aggregates_every_family_of_events() {
+    let r = sample();
+    assert!(!r.no_telemetry);
+    assert_eq!(r.events_total, 18);
+    assert_eq!(
+        (r.symbols.count, r.symbols.hits, r.symbols.misses),
+        (5, 4, 1)
+    );
+    assert_eq!(r.symbols.hit_rate, Some(0.8));
+    assert_eq!(r.symbols.misses_by_reason.get("content_changed"), Some(&1));
+    assert_eq!(r.symbols.latency_ms.hit.p50, Some(2.0));
+    assert_eq!(r.symbols.latency_ms.miss.max, Some(40.0));
+    assert_eq!((r.lookups.hits, r.lookups.misses), (4, 1));
+    assert_eq!(r.lookups.latency_ms.hit.p99, Some(0.4));
+    assert_eq!(r.incidents.lock_timeouts, 1);
+    assert_eq!(r.incidents.lock_timeouts_by_mode.get("shared"), Some(&1));
+    assert_eq!(r.incidents.lock_waited_ms.max, Some(5000.0));
+    assert_eq!(
+        r.incidents.corruption_kinds.get("integrity_check"),
+        Some(&1)
+    );
+    assert_eq!(r.incidents.fallback_reasons.get("lock_timeout"), Some(&1));
+    assert_eq!(r.incidents.size_warnings, 1);
+    assert_eq!(
+        (r.incidents.evictions.entries, r.incidents.evictions.bytes),
+        (2, 300)
+    );
+    assert_eq!(r.incidents.maintenance_runs, 1);
+    assert_eq!(r.db_size.samples_total, 2);
+    assert_eq!(r.db_size.samples[0].db_bytes, 4096, "sorted by time");
+    assert_eq!(r.db_size.latest.as_ref().map(|s| s.db_bytes), Some(8192));
+    assert_eq!(r.db_size.max_total_bytes, Some(8192));
+    assert_eq!(r.runs.count, 5);
+    let r9 = r.runs.recent.iter().find(|x| x.run_id == "r9").unwrap();
+    assert_eq!((r9.misses, r9.incidents), (1, 4));
+    assert_eq!(r.runs.recent[0].run_id, "r9", "newest first");
+    let t: u64 = r.timeline.iter().map(|b| b.hits + b.misses).sum();
+    assert_eq!(t, 5);
+    assert_eq!(r.first_ts.as_deref(), Some("2026-11-21T03:00:00.000Z"));
+    assert_eq!(r.last_ts.as_deref(), Some("2026-11-21T03:14:00.000Z"));
+}
+
+#[test]
+fn since_filters_but_still_counts_everything() {
+    let mut a = Aggregator::new(Some(parse_since("2026-11-21T03:05:00Z", 0).unwrap()));
+    a.add(ev(
+        "2026-11-21T03:00:00.000Z",
+        "a",
+        "ast.symbols",
+        json!({"cache_status":"hit"}),
+        1.0,
+    ));
+    a.add(ev(
+        "2026-11-21T03:06:00.000Z",
+        "b",
+        "ast.symbols",
+        json!({"cache_status":"miss"}),
+        1.0,
+    ));
+    let r = a.finish(Path::new("/t"), ScanSummary::default(), None);
+    assert_eq!((r.events_total, r.events_in_window), (2, 1));
+    assert_eq!((r.symbols.hits, r.symbols.misses), (0, 1));
+    assert_eq!(r.symbols.misses_by_reason.get("unspecified"), Some(&1));
+}
+
+#[test]
+fn empty_report_is_no_telemetry_with_zero_counts() {
+    let r = Aggregator::new(None).finish(Path::new("/t"), ScanSummary::default(), None);
+    assert!(r.no_telemetry);
+    assert_eq!(r.symbols.hit_rate, None);
+    assert!(r.timeline.is_empty());
+    assert!(text::render(&r).contains("No telemetry"));
+    assert!(html::render(&r).contains("No telemetry"));
+}
+
+#[test]
+fn since_accepts_durations_and_timestamps_and_rejects_junk() {
+    let now = 10_000_000_000;
+    assert_eq!(parse_since("90s", now), Ok(now - 90_000));
+    assert_eq!(parse_since("30m", now), Ok(now - 1_800_000));
+    assert_eq!(parse_since("24h", now), Ok(now - 86_400_000));
+    assert_eq!(parse_since("7d", now), Ok(now - 7 * 86_400_000));
+    assert_eq!(parse_since("2w", now), Ok(now - 14 * 86_400_000));
+    assert_eq!(parse_since("PT1H", now), Ok(now - 3_600_000));
+    assert_eq!(parse_since("1h 30m", now), Ok(now - 5_400_000));
+    assert_eq!(parse_since("1970-01-01T00:00:01Z", now), Ok(1000));
+    for bad in [
+        "",
+        "yesterday",
+        "7x",
+        "-5m",
+        "2026-13-01",
+        "99999999999999999999d",
+    ] {
+        assert!(parse_since(bad, now).is_err(), "{bad:?} must be rejected");
+    }
+}
+
+#[test]
+fn html_escapes_everything_from_the_log() {
+    let mut a = Aggregator::new(None);
+    let evil = "<script>alert('x')</script>\"&";
+    a.add(ev(
+        "2026-11-21T03:00:00.000Z",
+        evil,
+        "ast.symbols",
+        json!({"cache_status":"miss","miss_reason": evil}),
+        1.0,
+    ));
+    a.add(ev("2026-11-21T03:00:00.000Z", evil, evil, json!({}), 1.0));
+    let r = a.finish(
+        Path::new("/t/<b>"),
+        ScanSummary::default(),
+        Some(evil.into()),
+    );
+    let h = html::render(&r);
+    assert!(!h.contains("<script"), "raw markup leaked into the page");
+    assert!(!h.contains("<b>"));
+    assert!(h.contains("&lt;script&gt;alert(&#39;x&#39;)&lt;/script&gt;&quot;&amp;"));
+    assert!(
+        !h.contains("http://") && !h.contains("https://"),
+        "no external assets"
+    );
+    assert_eq!(html::esc("a<b>&\"'"), "a&lt;b&gt;&amp;&quot;&#39;");
+}
+
+#[test]
+fn html_has_the_charts_and_text_has_the_figures() {
+    let r = sample();
+    let h = html::render(&r);
+    assert!(h.starts_with("<!DOCTYPE html>"));
+    assert!(
+        h.matches("<svg").count() >= 4,
+        "timeline, reasons, latency, db size"
+    );
+    assert!(h.contains("<polyline"), "db size line");
+    assert!(h.contains("content_changed"));
+    let t = text::render(&r);
+    assert!(t.contains("hit rate 80.0%"), "{t}");
+    assert!(t.contains("content_changed"));
+    assert!(t.contains("lock timeouts                1"), "{t}");
+}
+
+#[test]
+fn size_samples_are_thinned_keeping_the_newest() {
+    let s: Vec<SizeSample> = (0..2000)
+        .map(|i| SizeSample {
+            ts: fmt_ms(i),
+            ts_ms: i,
+            db_bytes: i as u64,
+            wal_bytes: 0,
+            entries: None,
+            source: "ast.cache.stats".into(),
+        })
+        .collect();
+    let d = db_size(s);
+    assert_eq!(d.samples_total, 2000);
+    assert_eq!(d.samples.len(), MAX_SIZE_SAMPLES);
+    assert_eq!(d.samples.last().map(|x| x.db_bytes), Some(1999));
+    assert_eq!(d.samples[0].db_bytes, 0);
+}
+
+#[test]
+fn axis_maxima_are_round() {
+    for (x, want) in [
+        (66.0, 80.0),
+        (60.2, 80.0),
+        (47.0, 50.0),
+        (2.1, 2.4),
+        (0.37, 0.4),
+        (1.0, 1.0),
+        (0.0, 1.0),
+        (1e-9, 1e-9),
+    ] {
+        let got = html::nice_ceil(x);
+        assert!((got - want).abs() <= want * 1e-9, "{x}: {got} != {want}");
+    }
+}

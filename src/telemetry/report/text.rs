@@ -1,0 +1,210 @@
+//! The plain-text rendering of a [`Report`]: a summary a person reads in a terminal.
+
+use super::{HitMiss, Percentiles, Report};
+use std::collections::BTreeMap;
+use std::fmt::Write;
+
+/// `0.8125` → `81.2%`; `None` → `n/a`.
+pub fn pct(r: Option<f64>) -> String {
+    r.map_or_else(|| "n/a".to_string(), |v| format!("{:.1}%", v * 100.0))
+}
+
+/// Milliseconds with sensible precision; `None` → `-`.
+pub fn ms(v: Option<f64>) -> String {
+    match v {
+        None => "-".into(),
+        Some(x) if x >= 100.0 => format!("{x:.0}"),
+        Some(x) if x >= 10.0 => format!("{x:.1}"),
+        Some(x) => format!("{x:.2}"),
+    }
+}
+
+/// Bytes as B / KiB / MiB / GiB.
+pub fn bytes(b: u64) -> String {
+    const U: [&str; 4] = ["B", "KiB", "MiB", "GiB"];
+    let mut v = b as f64;
+    let mut i = 0;
+    while v >= 1024.0 && i < U.len() - 1 {
+        v /= 1024.0;
+        i += 1;
+    }
+    if i == 0 {
+        format!("{b} B")
+    } else {
+        format!("{v:.1} {}", U[i])
+    }
+}
+
+fn latency_row(out: &mut String, label: &str, p: &Percentiles) {
+    let _ = writeln!(
+        out,
+        "  {label:<14} {:>7} {:>9} {:>9} {:>9} {:>9}",
+        p.count,
+        ms(p.p50),
+        ms(p.p95),
+        ms(p.p99),
+        ms(p.max)
+    );
+}
+
+fn latency(out: &mut String, title: &str, hm: &HitMiss) {
+    let _ = writeln!(out, "\n{title} (ms)");
+    let _ = writeln!(
+        out,
+        "  {:<14} {:>7} {:>9} {:>9} {:>9} {:>9}",
+        "", "count", "p50", "p95", "p99", "max"
+    );
+    latency_row(out, "hit", &hm.hit);
+    latency_row(out, "miss", &hm.miss);
+}
+
+fn breakdown(out: &mut String, title: &str, m: &BTreeMap<String, u64>) {
+    if m.is_empty() {
+        return;
+    }
+    let _ = writeln!(out, "  {title}:");
+    let mut v: Vec<(&String, &u64)> = m.iter().collect();
+    v.sort_by(|a, b| b.1.cmp(a.1).then(a.0.cmp(b.0)));
+    for (k, n) in v {
+        let _ = writeln!(out, "    {k:<28} {n:>7}");
+    }
+}
+
+/// Render `r` as text (ends with a newline).
+pub fn render(r: &Report) -> String {
+    let mut o = String::new();
+    let _ = writeln!(o, "trifecta telemetry report");
+    let _ = writeln!(o, "  source:   {}", r.source.dir);
+    let files: Vec<String> = r
+        .source
+        .files
+        .iter()
+        .map(|f| format!("{} ({} lines, {})", f.name, f.lines, bytes(f.bytes)))
+        .collect();
+    if !files.is_empty() {
+        let _ = writeln!(o, "  files:    {}", files.join(", "));
+    }
+    if let Some(s) = &r.since {
+        let _ = writeln!(o, "  since:    {s}");
+    }
+    if r.malformed.count > 0 {
+        let _ = writeln!(
+            o,
+            "  MALFORMED LINES: {} (not counted below)",
+            r.malformed.count
+        );
+        for m in &r.malformed.first {
+            let _ = writeln!(o, "    {}:{}: {}", m.file, m.line, m.reason);
+        }
+    }
+    if r.no_telemetry {
+        let why = if !r.source.exists {
+            "the telemetry directory does not exist (run commands with --telemetry lite)"
+        } else if r.events_total > 0 {
+            "no event in the selected window"
+        } else {
+            "no events recorded yet"
+        };
+        let _ = writeln!(o, "\nNo telemetry: {why}.");
+        return o;
+    }
+    let _ = writeln!(
+        o,
+        "  window:   {} .. {}  ({} events of {}, {} runs)",
+        r.first_ts.as_deref().unwrap_or("-"),
+        r.last_ts.as_deref().unwrap_or("-"),
+        r.events_in_window,
+        r.events_total,
+        r.runs.count
+    );
+
+    let s = &r.symbols;
+    let _ = writeln!(o, "\nCommands (ast.symbols)");
+    let _ = writeln!(
+        o,
+        "  {} commands: {} hits, {} misses, hit rate {}",
+        s.count,
+        s.hits,
+        s.misses,
+        pct(s.hit_rate)
+    );
+    breakdown(&mut o, "misses by reason", &s.misses_by_reason);
+    breakdown(&mut o, "backend", &s.backends);
+    breakdown(&mut o, "failed after lookup", &s.errors);
+    latency(&mut o, "Command latency", &s.latency_ms);
+
+    let l = &r.lookups;
+    let _ = writeln!(o, "\nCache lookups (ast.cache.hit / miss / write)");
+    let _ = writeln!(
+        o,
+        "  {} hits, {} misses, {} writes, hit rate {}",
+        l.hits,
+        l.misses,
+        l.writes,
+        pct(l.hit_rate)
+    );
+    breakdown(&mut o, "misses by reason", &l.misses_by_reason);
+    latency(&mut o, "Lookup latency", &l.latency_ms);
+
+    let i = &r.incidents;
+    let _ = writeln!(o, "\nIncidents");
+    let _ = writeln!(o, "  lock timeouts          {:>7}", i.lock_timeouts);
+    breakdown(&mut o, "by mode", &i.lock_timeouts_by_mode);
+    let _ = writeln!(o, "  corruptions            {:>7}", i.corruptions);
+    breakdown(&mut o, "by kind", &i.corruption_kinds);
+    let _ = writeln!(o, "  fallbacks              {:>7}", i.fallbacks);
+    breakdown(&mut o, "by reason", &i.fallback_reasons);
+    let _ = writeln!(o, "  schema incompatible    {:>7}", i.schema_incompatible);
+    let _ = writeln!(o, "  size warnings          {:>7}", i.size_warnings);
+    let _ = writeln!(
+        o,
+        "  evictions              {:>7}  ({} entries, {})",
+        i.evictions.events,
+        i.evictions.entries,
+        bytes(i.evictions.bytes)
+    );
+    let _ = writeln!(
+        o,
+        "  prunes                 {:>7}  ({} expired, {} deleted files)",
+        i.pruned.events, i.pruned.expired, i.pruned.deleted_files
+    );
+    let _ = writeln!(o, "  maintenance runs       {:>7}", i.maintenance_runs);
+
+    let _ = writeln!(o, "\nDB size");
+    match &r.db_size.latest {
+        None => {
+            let _ = writeln!(o, "  no size observations (ast.cache.stats / size_warning)");
+        }
+        Some(l) => {
+            let _ = writeln!(
+                o,
+                "  latest {}: db {}, wal {}{}; max db+wal {}; {} observations",
+                l.ts,
+                bytes(l.db_bytes),
+                bytes(l.wal_bytes),
+                l.entries
+                    .map_or(String::new(), |e| format!(", {e} entries")),
+                bytes(r.db_size.max_total_bytes.unwrap_or(0)),
+                r.db_size.samples_total
+            );
+        }
+    }
+
+    let _ = writeln!(o, "\nRecent runs (newest first)");
+    let _ = writeln!(
+        o,
+        "  {:<36} {:>6} {:>6} {:>6} {:>9}  last event",
+        "run_id", "events", "hits", "misses", "incidents"
+    );
+    for run in r.runs.recent.iter().take(10) {
+        let _ = writeln!(
+            o,
+            "  {:<36} {:>6} {:>6} {:>6} {:>9}  {}",
+            run.run_id, run.events, run.hits, run.misses, run.incidents, run.last_ts
+        );
+    }
+    if r.runs.count > 10 {
+        let _ = writeln!(o, "  ... {} more", r.runs.count - 10);
+    }
+    o
+}
