@@ -218,18 +218,31 @@ impl SqliteStore {
             .map_err(|_| Fault::Corrupt(DamageKind::PayloadUndecodable))?;
         let now = crate::clock::now_ms();
         if now.saturating_sub(last_access) > ACCESS_REFRESH_MS {
-            // Coarse LRU bookkeeping; losing this update to a busy writer is harmless.
-            let r = conn.execute(
-                "UPDATE entries SET last_access_ms = ?2 WHERE file_rel = ?1 AND last_access_ms < ?2",
-                params![file_rel, now],
-            );
-            if let Err(e) = r
-                && let Fault::Corrupt(k) = classify(e)
-            {
-                return Err(Fault::Corrupt(k));
-            }
+            self.refresh_access(file_rel, now)?;
         }
         Ok(Lookup::Hit(table))
+    }
+
+    /// Coarse LRU bookkeeping (at most hourly per row), in its own `BEGIN IMMEDIATE`. Losing
+    /// this update to a busy writer is harmless; only corruption is reported.
+    fn refresh_access(&mut self, file_rel: &str, now: i64) -> Result<(), Fault> {
+        let Some(conn) = self.conn.as_mut() else {
+            return Ok(());
+        };
+        let r = conn
+            .transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)
+            .and_then(|tx| {
+                tx.execute(
+                    "UPDATE entries SET last_access_ms = ?2 \
+                     WHERE file_rel = ?1 AND last_access_ms < ?2",
+                    params![file_rel, now],
+                )?;
+                tx.commit()
+            });
+        match r.map_err(classify) {
+            Err(Fault::Corrupt(k)) => Err(Fault::Corrupt(k)),
+            _ => Ok(()),
+        }
     }
 
     fn write(&mut self, items: &[(&str, &CacheKey, &SymbolTable)]) -> Result<(), Fault> {
@@ -353,7 +366,7 @@ impl Drop for SqliteStore {
         let Some(conn) = self.conn.take() else {
             return;
         };
-        let due = self.over_max || maintain::interval_elapsed(&conn, &self.ctx);
+        let due = maintain::due(&conn, &self.ctx, self.over_max);
         drop(conn);
         self.lock = None;
         if due {

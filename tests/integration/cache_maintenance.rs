@@ -319,6 +319,17 @@ fn over_max_triggers_automatic_eviction_without_waiting_for_the_interval() {
     let ev = events_named(seg.path(), "ast.cache.evicted");
     assert_eq!(ev.len(), 1, "{:?}", events(seg.path()));
     assert!(ev[0]["result"]["count"].as_u64().unwrap() >= 1);
+    // An empty database is still bigger than 52 bytes: the limit is unreachable, and the next
+    // runs must not maintain again and again (at most once a minute when over the limit).
+    for _ in 0..2 {
+        symbols(
+            seg.path(),
+            &uri(2),
+            &["--persist-cache", "--telemetry", "lite"],
+            &[("TRIFECTA_AST_MAX_MB", "0.00005")],
+        );
+    }
+    assert_eq!(events_named(seg.path(), "ast.cache.maintenance").len(), 1);
 }
 
 #[test]
