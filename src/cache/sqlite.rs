@@ -135,8 +135,34 @@ pub fn connect(db: &Path, settings: &CacheSettings) -> rusqlite::Result<Connecti
     // synchronous is per connection; NORMAL in WAL loses durability, never consistency.
     // cell_size_check: catch damaged b-tree cells as pages are read, before the damage can
     // spread through a later write (small cost, per the SQLite docs).
-    conn.execute_batch("PRAGMA synchronous = NORMAL; PRAGMA cell_size_check = ON;")?;
+    // journal_size_limit: a WAL grown by a big batch is trimmed after checkpoints.
+    conn.execute_batch(
+        "PRAGMA synchronous = NORMAL; PRAGMA cell_size_check = ON; \
+         PRAGMA journal_size_limit = 4194304;",
+    )?;
+    persist_wal(&conn);
     Ok(conn)
+}
+
+/// Keep `-wal` and `-shm` when the last connection closes. Every CLI process is usually the
+/// last connection; without this each one unlinks both files on exit and the next one creates
+/// them again. (The wal-index itself is still rebuilt by a process that opens the database
+/// while nobody else has it open: SQLite reinitialises an unshared `-shm`, which is also why
+/// a stale or garbage `-shm` is harmless.) Close still checkpoints, and the WAL is truncated
+/// (`journal_size_limit`).
+fn persist_wal(conn: &Connection) {
+    let mut on: std::os::raw::c_int = 1;
+    // SAFETY: `conn.handle()` is a valid open sqlite3* for the duration of this call (we hold
+    // `conn`); SQLITE_FCNTL_PERSIST_WAL reads and writes exactly one c_int through the pointer,
+    // which points at a live local. The result only says whether the VFS supports it.
+    unsafe {
+        rusqlite::ffi::sqlite3_file_control(
+            conn.handle(),
+            c"main".as_ptr(),
+            rusqlite::ffi::SQLITE_FCNTL_PERSIST_WAL,
+            (&mut on as *mut std::os::raw::c_int).cast(),
+        );
+    }
 }
 
 /// The SQLite store. Holds the shared cache lock for its whole life.

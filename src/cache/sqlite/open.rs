@@ -99,9 +99,9 @@ fn unavailable(ctx: &CacheCtx, detail: &str) -> Step {
 }
 
 fn attempt(ctx: &CacheCtx, db_was_missing: &mut bool) -> Step {
-    // 1. Creation (hint probe without a lock; re-checked under the exclusive lock).
-    match probe::probe(&ctx.db) {
-        Ok(Probe::Missing) => {
+    // 1. Creation (a stat without a lock as a hint; re-checked under the exclusive lock).
+    match std::fs::symlink_metadata(&ctx.db) {
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
             *db_was_missing = true;
             if let Err(e) = recover::ensure_dir(ctx) {
                 return unavailable(ctx, &format!("cannot create cache directory: {e}"));
@@ -120,8 +120,8 @@ fn attempt(ctx: &CacheCtx, db_was_missing: &mut bool) -> Step {
                 Err(e) => return unavailable(ctx, &e.to_string()),
             }
         }
-        Ok(_) => {}
         Err(e) => return unavailable(ctx, &e.to_string()),
+        Ok(_) => {}
     }
 
     // 2. Shared lock, then the header probe that counts.
