@@ -423,3 +423,58 @@ fn stats_hit_rate_equals_the_real_workload() {
         "stats creates nothing"
     );
 }
+
+#[test]
+fn cache_events_carry_no_absolute_paths() {
+    use trifecta::cache::faults::{CorruptionMode, inject};
+    let seg = segment();
+    let lite = ["--persist-cache", "--telemetry", "lite"];
+    let t0 = at(T0);
+    symbols(
+        seg.path(),
+        "sym://python/mod/top",
+        &lite,
+        &[("TRIFECTA_TEST_NOW_MS", &t0)],
+    );
+    inject(CorruptionMode::ZeroHeader, &db_path(seg.path()), 1).unwrap();
+    symbols(seg.path(), "sym://python/mod/top", &lite, &[]); // corruption_detected
+    // The recreated DB was stamped with the real clock: go two days past it.
+    let real_now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_millis() as i64;
+    let later = at(real_now + 2 * DAY);
+    symbols(
+        seg.path(),
+        "sym://python/mod/top",
+        &lite,
+        &[
+            ("TRIFECTA_TEST_NOW_MS", &later),
+            ("TRIFECTA_AST_SIZE_WARN_MB", "0.001"),
+        ],
+    ); // maintenance, stats, size warning
+    let text = std::fs::read_to_string(seg.path().join("_ctx/telemetry/events.jsonl")).unwrap();
+    let canon = std::fs::canonicalize(seg.path()).unwrap();
+    for needle in [
+        seg.path().to_str().unwrap(),
+        canon.to_str().unwrap(),
+        "/tmp/",
+        "/home/",
+    ] {
+        assert!(
+            !text.contains(needle),
+            "telemetry leaks {needle:?}:\n{text}"
+        );
+    }
+    for cmd in [
+        "ast.cache.corruption_detected",
+        "ast.cache.maintenance",
+        "ast.cache.stats",
+        "ast.cache.size_warning",
+    ] {
+        assert!(
+            !events_named(seg.path(), cmd).is_empty(),
+            "{cmd} was not emitted"
+        );
+    }
+}
