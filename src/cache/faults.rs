@@ -269,6 +269,30 @@ mod tests {
     }
 
     #[test]
+    fn flip_payload_bit_works_on_tables_without_symbols() {
+        let d = tempfile::tempdir().unwrap();
+        let db = d.path().join("t.db");
+        let c = rusqlite::Connection::open(&db).unwrap();
+        c.execute_batch(
+            "CREATE TABLE e(k TEXT PRIMARY KEY, v BLOB);
+             INSERT INTO e VALUES ('a', CAST('{\"symbols\":[],\"syntax_errors\":[]}' AS BLOB));",
+        )
+        .unwrap();
+        drop(c);
+        inject(CorruptionMode::FlipPayloadBit, &db, 1).unwrap();
+        let c = rusqlite::Connection::open(&db).unwrap();
+        let v: Vec<u8> = c.query_row("SELECT v FROM e", [], |r| r.get(0)).unwrap();
+        assert_eq!(v, br#"{"rymbols":[],"syntax_errors":[]}"#);
+        // Neither needle present: an honest error, not a silent no-op.
+        let e = d.path().join("empty.db");
+        rusqlite::Connection::open(&e)
+            .unwrap()
+            .execute_batch("CREATE TABLE e(v BLOB); INSERT INTO e VALUES (x'00');")
+            .unwrap();
+        assert!(inject(CorruptionMode::FlipPayloadBit, &e, 1).is_err());
+    }
+
+    #[test]
     fn names_round_trip() {
         for m in CorruptionMode::ALL {
             assert_eq!(CorruptionMode::parse(m.as_str()), Some(m));

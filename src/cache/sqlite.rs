@@ -135,8 +135,34 @@ pub fn connect(db: &Path, settings: &CacheSettings) -> rusqlite::Result<Connecti
     // synchronous is per connection; NORMAL in WAL loses durability, never consistency.
     // cell_size_check: catch damaged b-tree cells as pages are read, before the damage can
     // spread through a later write (small cost, per the SQLite docs).
-    conn.execute_batch("PRAGMA synchronous = NORMAL; PRAGMA cell_size_check = ON;")?;
+    // journal_size_limit: a WAL grown by a big batch is trimmed after checkpoints.
+    conn.execute_batch(
+        "PRAGMA synchronous = NORMAL; PRAGMA cell_size_check = ON; \
+         PRAGMA journal_size_limit = 4194304;",
+    )?;
+    persist_wal(&conn);
     Ok(conn)
+}
+
+/// Keep `-wal` and `-shm` when the last connection closes. Every CLI process is usually the
+/// last connection; without this each one unlinks both files on exit and the next one creates
+/// them again. (The wal-index itself is still rebuilt by a process that opens the database
+/// while nobody else has it open: SQLite reinitialises an unshared `-shm`, which is also why
+/// a stale or garbage `-shm` is harmless.) Close still checkpoints, and the WAL is truncated
+/// (`journal_size_limit`).
+fn persist_wal(conn: &Connection) {
+    let mut on: std::os::raw::c_int = 1;
+    // SAFETY: `conn.handle()` is a valid open sqlite3* for the duration of this call (we hold
+    // `conn`); SQLITE_FCNTL_PERSIST_WAL reads and writes exactly one c_int through the pointer,
+    // which points at a live local. The result only says whether the VFS supports it.
+    unsafe {
+        rusqlite::ffi::sqlite3_file_control(
+            conn.handle(),
+            c"main".as_ptr(),
+            rusqlite::ffi::SQLITE_FCNTL_PERSIST_WAL,
+            (&mut on as *mut std::os::raw::c_int).cast(),
+        );
+    }
 }
 
 /// The SQLite store. Holds the shared cache lock for its whole life.
@@ -218,18 +244,31 @@ impl SqliteStore {
             .map_err(|_| Fault::Corrupt(DamageKind::PayloadUndecodable))?;
         let now = crate::clock::now_ms();
         if now.saturating_sub(last_access) > ACCESS_REFRESH_MS {
-            // Coarse LRU bookkeeping; losing this update to a busy writer is harmless.
-            let r = conn.execute(
-                "UPDATE entries SET last_access_ms = ?2 WHERE file_rel = ?1 AND last_access_ms < ?2",
-                params![file_rel, now],
-            );
-            if let Err(e) = r
-                && let Fault::Corrupt(k) = classify(e)
-            {
-                return Err(Fault::Corrupt(k));
-            }
+            self.refresh_access(file_rel, now)?;
         }
         Ok(Lookup::Hit(table))
+    }
+
+    /// Coarse LRU bookkeeping (at most hourly per row), in its own `BEGIN IMMEDIATE`. Losing
+    /// this update to a busy writer is harmless; only corruption is reported.
+    fn refresh_access(&mut self, file_rel: &str, now: i64) -> Result<(), Fault> {
+        let Some(conn) = self.conn.as_mut() else {
+            return Ok(());
+        };
+        let r = conn
+            .transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)
+            .and_then(|tx| {
+                tx.execute(
+                    "UPDATE entries SET last_access_ms = ?2 \
+                     WHERE file_rel = ?1 AND last_access_ms < ?2",
+                    params![file_rel, now],
+                )?;
+                tx.commit()
+            });
+        match r.map_err(classify) {
+            Err(Fault::Corrupt(k)) => Err(Fault::Corrupt(k)),
+            _ => Ok(()),
+        }
     }
 
     fn write(&mut self, items: &[(&str, &CacheKey, &SymbolTable)]) -> Result<(), Fault> {
@@ -353,7 +392,7 @@ impl Drop for SqliteStore {
         let Some(conn) = self.conn.take() else {
             return;
         };
-        let due = self.over_max || maintain::interval_elapsed(&conn, &self.ctx);
+        let due = maintain::due(&conn, &self.ctx, self.over_max);
         drop(conn);
         self.lock = None;
         if due {
@@ -363,205 +402,4 @@ impl Drop for SqliteStore {
 }
 
 #[cfg(test)]
-mod tests {
-    use super::*;
-    use crate::cache::memory::MemoryStore;
-    use crate::cache::open_cache;
-    use crate::symbols::{Symbol, SymbolKind};
-    use proptest::prelude::*;
-
-    fn settings() -> CacheSettings {
-        CacheSettings {
-            persist: true,
-            ..CacheSettings::default()
-        }
-    }
-
-    fn table(n: u8) -> SymbolTable {
-        SymbolTable {
-            symbols: vec![Symbol {
-                kind: SymbolKind::Function,
-                name: format!("f{n}"),
-                line: u32::from(n) + 1,
-                end_line: u32::from(n) + 2,
-                is_async: n.is_multiple_of(2),
-                members: None,
-            }],
-            syntax_errors: vec![],
-        }
-    }
-
-    /// Cold reasons differ by design (memory: nothing survives; SQLite: the DB was missing or
-    /// empty); everything else must be identical.
-    fn normalize(l: Lookup) -> Lookup {
-        match l {
-            Lookup::Miss(
-                MissReason::EphemeralCache
-                | MissReason::ColdCacheDbMissing
-                | MissReason::ColdCacheEmpty,
-            ) => Lookup::Miss(MissReason::EphemeralCache),
-            other => other,
-        }
-    }
-
-    #[derive(Debug, Clone)]
-    enum Op {
-        Get(u8, u8),
-        Put(u8, u8),
-    }
-
-    fn op() -> impl Strategy<Value = Op> {
-        prop_oneof![
-            (0u8..3, 0u8..3).prop_map(|(f, c)| Op::Get(f, c)),
-            (0u8..3, 0u8..3).prop_map(|(f, c)| Op::Put(f, c)),
-        ]
-    }
-
-    proptest! {
-        #![proptest_config(ProptestConfig::with_cases(48))]
-        #[test]
-        fn memory_and_sqlite_agree(ops in proptest::collection::vec(op(), 1..24)) {
-            let dir = tempfile::tempdir().unwrap();
-            let mut opened = open_cache(dir.path(), &settings(), &Telemetry::disabled());
-            prop_assert!(opened.fallback.is_none());
-            prop_assert_eq!(opened.store.backend(), Backend::Sqlite);
-            let mut mem = MemoryStore::new();
-            for o in ops {
-                match o {
-                    Op::Get(f, c) => {
-                        let file = format!("m{f}.py");
-                        let key = CacheKey::of(&[c]);
-                        let a = normalize(mem.get(&file, &key).unwrap());
-                        let b = normalize(opened.store.get(&file, &key).unwrap());
-                        prop_assert_eq!(a, b);
-                    }
-                    Op::Put(f, c) => {
-                        let file = format!("m{f}.py");
-                        let key = CacheKey::of(&[c]);
-                        mem.put(&file, &key, &table(c)).unwrap();
-                        opened.store.put(&file, &key, &table(c)).unwrap();
-                    }
-                }
-            }
-        }
-    }
-
-    fn raw_insert(dir: &Path, file: &str, key: &CacheKey, tag: &str, payload: &[u8]) {
-        let c = Connection::open(crate::cache::cache_db_path(dir)).unwrap();
-        let sum = entry_checksum(file, key.content_hash(), tag, payload);
-        c.execute(
-            "INSERT OR REPLACE INTO entries VALUES (?1, ?2, ?3, ?4, ?5, ?6, 0, 0)",
-            params![
-                file,
-                &key.content_hash()[..],
-                tag,
-                payload,
-                &sum[..],
-                payload.len() as i64
-            ],
-        )
-        .unwrap();
-    }
-
-    #[test]
-    fn extractor_change_is_reported() {
-        let dir = tempfile::tempdir().unwrap();
-        drop(open_cache(dir.path(), &settings(), &Telemetry::disabled()));
-        let key = CacheKey::of(b"x");
-        raw_insert(dir.path(), "a.py", &key, "tsp0.0-x0", br#"{"symbols":[]}"#);
-        let mut o = open_cache(dir.path(), &settings(), &Telemetry::disabled());
-        assert_eq!(
-            o.store.get("a.py", &key).unwrap(),
-            Lookup::Miss(MissReason::ExtractorChanged)
-        );
-    }
-
-    #[test]
-    fn checksum_mismatch_is_never_served_and_recovers() {
-        let dir = tempfile::tempdir().unwrap();
-        let key = CacheKey::of(b"x");
-        {
-            let mut o = open_cache(dir.path(), &settings(), &Telemetry::disabled());
-            o.store.put("a.py", &key, &table(1)).unwrap();
-            assert_eq!(o.store.get("a.py", &key).unwrap(), Lookup::Hit(table(1)));
-        }
-        // Same row, other payload, old checksum: a value SQLite cannot see is wrong.
-        let c = Connection::open(crate::cache::cache_db_path(dir.path())).unwrap();
-        let payload = serde_json::to_vec(&table(2)).unwrap();
-        c.execute("UPDATE entries SET payload = ?1", [payload])
-            .unwrap();
-        drop(c);
-        let mut o = open_cache(dir.path(), &settings(), &Telemetry::disabled());
-        assert_eq!(
-            o.store.get("a.py", &key).unwrap(),
-            Lookup::Miss(MissReason::CorruptionRecovered)
-        );
-        // This run stays uncached: writes are skipped, lookups keep missing.
-        o.store.put("a.py", &key, &table(1)).unwrap();
-        assert_eq!(
-            o.store.get("a.py", &key).unwrap(),
-            Lookup::Miss(MissReason::CorruptionRecovered)
-        );
-        drop(o);
-        let q = dir.path().join(".trifecta/cache/quarantine");
-        assert_eq!(std::fs::read_dir(q).unwrap().count(), 1);
-        let mut o = open_cache(dir.path(), &settings(), &Telemetry::disabled());
-        assert_eq!(
-            o.store.get("a.py", &key).unwrap(),
-            Lookup::Miss(MissReason::ColdCacheEmpty)
-        );
-    }
-
-    #[test]
-    fn classify_maps_only_corruption_to_corrupt() {
-        let corrupt = rusqlite::Error::SqliteFailure(
-            rusqlite::ffi::Error::new(rusqlite::ffi::SQLITE_CORRUPT),
-            None,
-        );
-        assert!(matches!(
-            classify(corrupt),
-            Fault::Corrupt(DamageKind::SqliteCorrupt)
-        ));
-        let notadb = rusqlite::Error::SqliteFailure(
-            rusqlite::ffi::Error::new(rusqlite::ffi::SQLITE_NOTADB),
-            None,
-        );
-        assert!(matches!(classify(notadb), Fault::Corrupt(_)));
-        let busy = rusqlite::Error::SqliteFailure(
-            rusqlite::ffi::Error::new(rusqlite::ffi::SQLITE_BUSY),
-            None,
-        );
-        assert!(matches!(classify(busy), Fault::Other(_)));
-    }
-
-    #[test]
-    fn hits_do_not_write_unless_access_is_stale() {
-        let dir = tempfile::tempdir().unwrap();
-        let key = CacheKey::of(b"x");
-        let mut o = open_cache(dir.path(), &settings(), &Telemetry::disabled());
-        o.store.put("a.py", &key, &table(1)).unwrap();
-        drop(o);
-        let c = Connection::open(crate::cache::cache_db_path(dir.path())).unwrap();
-        c.execute(
-            "UPDATE entries SET last_access_ms = ?1",
-            [crate::clock::now_ms() - 10],
-        )
-        .unwrap();
-        let changes = |c: &Connection| -> i64 {
-            c.query_row("PRAGMA data_version", [], |r| r.get(0))
-                .unwrap()
-        };
-        let before = changes(&c);
-        let mut o = open_cache(dir.path(), &settings(), &Telemetry::disabled());
-        assert!(matches!(o.store.get("a.py", &key).unwrap(), Lookup::Hit(_)));
-        drop(o);
-        assert_eq!(changes(&c), before, "a fresh hit wrote the database");
-        c.execute("UPDATE entries SET last_access_ms = 0", [])
-            .unwrap();
-        let before = changes(&c);
-        let mut o = open_cache(dir.path(), &settings(), &Telemetry::disabled());
-        assert!(matches!(o.store.get("a.py", &key).unwrap(), Lookup::Hit(_)));
-        drop(o);
-        assert_ne!(changes(&c), before, "a stale last_access was not refreshed");
-    }
-}
+mod tests;

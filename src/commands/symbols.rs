@@ -250,7 +250,7 @@ fn serve(
 
 fn fallback_event(telemetry: &Telemetry, backend: Backend, error: &str) {
     let mut ev = Event::new("ast.cache.fallback");
-    ev.result = json!({"status": "uncached"});
+    ev.result = json!({"status": "uncached", "reason": MissReason::CacheUnavailable.as_str()});
     ev.warnings = vec![error.to_string()];
     ev.cache_type = Some(backend.as_str());
     telemetry.event(Level::Lite, ev);

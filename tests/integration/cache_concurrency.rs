@@ -145,3 +145,69 @@ fn ten_processes_fifty_runs_with_edits() {
         .unwrap();
     assert_eq!(rows, MODULES as i64);
 }
+
+/// Ten processes hit the same damaged database at once: every one answers correctly, and the
+/// database is quarantined exactly once (the others re-check under the exclusive lock, see a
+/// different file and use it instead of quarantining another process's fresh database).
+#[test]
+fn concurrent_detection_quarantines_exactly_once() {
+    use trifecta::cache::faults::{CorruptionMode, inject};
+    for (round, mode) in [
+        CorruptionMode::ZeroHeader,
+        CorruptionMode::AppendGarbage,
+        CorruptionMode::FlipPayloadBit,
+    ]
+    .into_iter()
+    .enumerate()
+    {
+        let seg = segment();
+        let uri = "sym://python/mod/pkg.mod";
+        let reference = uncached(seg.path(), uri);
+        persisted(seg.path(), uri, &[]);
+        inject(mode, &db_path(seg.path()), round as u64).unwrap();
+        let handles: Vec<_> = (0..10)
+            .map(|_| {
+                let seg = seg.path().to_path_buf();
+                std::thread::spawn(move || {
+                    symbols(&seg, uri, &["--persist-cache", "--telemetry", "lite"], &[])
+                })
+            })
+            .collect();
+        let runs: Vec<Run> = handles.into_iter().map(|h| h.join().unwrap()).collect();
+        let mut reasons: HashMap<String, usize> = HashMap::new();
+        for r in &runs {
+            assert_same_as_uncached(r, &reference);
+            *reasons.entry(r.s("miss_reason").to_string()).or_default() += 1;
+        }
+        let q = seg.path().join(".trifecta/cache/quarantine");
+        let folders = std::fs::read_dir(&q).map(|d| d.count()).unwrap_or(0);
+        let detected = events_named(seg.path(), "ast.cache.corruption_detected");
+        eprintln!(
+            "{}: {reasons:?}, {} event(s)",
+            mode.as_str(),
+            detected.len()
+        );
+        assert_eq!(
+            folders, 1,
+            "{mode:?}: quarantined {folders} times; {reasons:?}"
+        );
+        let quarantined: Vec<_> = detected
+            .iter()
+            .filter(|e| e["result"]["action"] == "quarantined_and_recreated")
+            .collect();
+        assert_eq!(quarantined.len(), 1, "{detected:?}");
+        assert!(reasons.get("corruption_recovered").copied().unwrap_or(0) >= 1);
+        // The database path never disappears during recovery, so nobody takes it for a
+        // first run.
+        assert!(
+            !reasons.contains_key("cold_cache_db_missing"),
+            "{reasons:?}"
+        );
+        let s = seg.path().to_str().unwrap();
+        assert_eq!(
+            run_with(&["ast", "cache", "verify", "--segment", s], &[]).code,
+            0
+        );
+        assert_eq!(persisted(seg.path(), uri, &[]).s("cache_status"), "hit");
+    }
+}

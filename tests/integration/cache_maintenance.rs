@@ -319,6 +319,17 @@ fn over_max_triggers_automatic_eviction_without_waiting_for_the_interval() {
     let ev = events_named(seg.path(), "ast.cache.evicted");
     assert_eq!(ev.len(), 1, "{:?}", events(seg.path()));
     assert!(ev[0]["result"]["count"].as_u64().unwrap() >= 1);
+    // An empty database is still bigger than 52 bytes: the limit is unreachable, and the next
+    // runs must not maintain again and again (at most once a minute when over the limit).
+    for _ in 0..2 {
+        symbols(
+            seg.path(),
+            &uri(2),
+            &["--persist-cache", "--telemetry", "lite"],
+            &[("TRIFECTA_AST_MAX_MB", "0.00005")],
+        );
+    }
+    assert_eq!(events_named(seg.path(), "ast.cache.maintenance").len(), 1);
 }
 
 #[test]
@@ -411,4 +422,59 @@ fn stats_hit_rate_equals_the_real_workload() {
         !empty.path().join(".trifecta").exists(),
         "stats creates nothing"
     );
+}
+
+#[test]
+fn cache_events_carry_no_absolute_paths() {
+    use trifecta::cache::faults::{CorruptionMode, inject};
+    let seg = segment();
+    let lite = ["--persist-cache", "--telemetry", "lite"];
+    let t0 = at(T0);
+    symbols(
+        seg.path(),
+        "sym://python/mod/top",
+        &lite,
+        &[("TRIFECTA_TEST_NOW_MS", &t0)],
+    );
+    inject(CorruptionMode::ZeroHeader, &db_path(seg.path()), 1).unwrap();
+    symbols(seg.path(), "sym://python/mod/top", &lite, &[]); // corruption_detected
+    // The recreated DB was stamped with the real clock: go two days past it.
+    let real_now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_millis() as i64;
+    let later = at(real_now + 2 * DAY);
+    symbols(
+        seg.path(),
+        "sym://python/mod/top",
+        &lite,
+        &[
+            ("TRIFECTA_TEST_NOW_MS", &later),
+            ("TRIFECTA_AST_SIZE_WARN_MB", "0.001"),
+        ],
+    ); // maintenance, stats, size warning
+    let text = std::fs::read_to_string(seg.path().join("_ctx/telemetry/events.jsonl")).unwrap();
+    let canon = std::fs::canonicalize(seg.path()).unwrap();
+    for needle in [
+        seg.path().to_str().unwrap(),
+        canon.to_str().unwrap(),
+        "/tmp/",
+        "/home/",
+    ] {
+        assert!(
+            !text.contains(needle),
+            "telemetry leaks {needle:?}:\n{text}"
+        );
+    }
+    for cmd in [
+        "ast.cache.corruption_detected",
+        "ast.cache.maintenance",
+        "ast.cache.stats",
+        "ast.cache.size_warning",
+    ] {
+        assert!(
+            !events_named(seg.path(), cmd).is_empty(),
+            "{cmd} was not emitted"
+        );
+    }
 }

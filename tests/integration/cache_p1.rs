@@ -199,3 +199,36 @@ fn db_schema_and_pragmas() {
     let v: serde_json::Value = serde_json::from_slice(&payload).expect("payload is plain JSON");
     assert!(v.get("symbols").is_some());
 }
+
+#[test]
+fn row_from_another_extractor_is_extractor_changed_then_replaced() {
+    let seg = segment();
+    persisted(seg.path(), URI, &[]);
+    let c = db(seg.path());
+    let (rel, hash, payload): (String, Vec<u8>, Vec<u8>) = c
+        .query_row(
+            "SELECT file_rel, content_hash, payload FROM entries",
+            [],
+            |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)),
+        )
+        .unwrap();
+    let old_tag = "tsp0.0-x0";
+    let sum = trifecta::cache::sqlite::entry_checksum(&rel, &hash, old_tag, &payload);
+    c.execute(
+        "UPDATE entries SET extractor = ?1, checksum = ?2",
+        rusqlite::params![old_tag, &sum[..]],
+    )
+    .unwrap();
+    drop(c);
+    let r = persisted(seg.path(), URI, &[]);
+    assert_same_as_uncached(&r, &uncached(seg.path(), URI));
+    assert_eq!(r.s("miss_reason"), "extractor_changed");
+    assert_eq!(
+        persisted(seg.path(), URI, &[]).s("miss_reason"),
+        "cache_hit"
+    );
+    let tag: String = db(seg.path())
+        .query_row("SELECT extractor FROM entries", [], |r| r.get(0))
+        .unwrap();
+    assert_ne!(tag, old_tag);
+}

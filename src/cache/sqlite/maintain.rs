@@ -68,24 +68,34 @@ pub fn db_stats(conn: &Connection) -> rusqlite::Result<DbStats> {
     )
 }
 
-/// True when the last maintenance (or the creation, if none yet) is older than the interval.
-pub fn interval_elapsed(conn: &Connection, ctx: &CacheCtx) -> bool {
-    let last: Option<i64> = conn
+/// Estimated on-disk cost of a row beyond its payload (hash, checksum, tag, path, integers and
+/// the two index entries), used to turn "bytes to free" into rows to evict.
+pub const ROW_OVERHEAD_BYTES: u64 = 200;
+
+/// Over the size limit, maintenance runs at most this often (so a limit that eviction cannot
+/// reach, e.g. one smaller than an empty database, cannot make every command maintain).
+pub const OVER_MAX_MIN_GAP_MS: i64 = 60_000;
+
+/// Is automatic maintenance due? When the last pass (or the creation, if none yet) is older
+/// than the interval, or when the files are over `max_bytes` and the last pass is older than
+/// [`OVER_MAX_MIN_GAP_MS`].
+pub fn due(conn: &Connection, ctx: &CacheCtx, over_max: bool) -> bool {
+    let (last, created): (Option<i64>, Option<i64>) = conn
         .prepare_cached(
-            "SELECT COALESCE((SELECT v FROM meta WHERE k = ?1), (SELECT v FROM meta WHERE k = ?2))",
+            "SELECT (SELECT v FROM meta WHERE k = ?1), (SELECT v FROM meta WHERE k = ?2)",
         )
         .and_then(|mut s| {
             s.query_row(params![META_LAST_MAINTENANCE_MS, META_CREATED_MS], |r| {
-                r.get(0)
+                Ok((r.get(0)?, r.get(1)?))
             })
         })
-        .ok()
-        .flatten();
+        .unwrap_or((None, None));
+    let now = crate::clock::now_ms();
     let interval = ctx.settings.maintenance_interval.as_millis() as i64;
-    match last {
-        Some(t) => crate::clock::now_ms().saturating_sub(t) >= interval,
-        None => true,
-    }
+    let since = |t: Option<i64>| t.map(|t| now.saturating_sub(t));
+    let interval_due = since(last.or(created)).is_none_or(|d| d >= interval);
+    let size_due = over_max && since(last).is_none_or(|d| d >= OVER_MAX_MIN_GAP_MS);
+    interval_due || size_due
 }
 
 /// Automatic maintenance: only if the exclusive lock is free right now. The caller has
@@ -104,8 +114,8 @@ pub fn maybe_run(ctx: &CacheCtx) {
     let Ok(conn) = connect(&ctx.db, &ctx.settings) else {
         return;
     };
-    let over = db_and_wal_bytes(ctx).0 + db_and_wal_bytes(ctx).1 > ctx.settings.max_bytes;
-    if !over && !interval_elapsed(&conn, ctx) {
+    let (db, wal) = db_and_wal_bytes(ctx);
+    if !due(&conn, ctx, db + wal > ctx.settings.max_bytes) {
         return;
     }
     let _ = run_locked(ctx, conn, Check::Quick);
@@ -169,15 +179,20 @@ fn pass(
     let now = crate::clock::now_ms();
     let ttl_ms = ctx.settings.ttl.as_millis().min(i64::MAX as u128) as i64;
 
-    let tx = conn.transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
+    // Counters first, in their own transaction, emptied only after it committed (a crash in
+    // between counts that batch twice; it can never lose it).
     let folded = counters::fold(ctx.dir(), |totals| -> Result<(), Fault> {
-        let mut up = tx.prepare_cached(
-            "INSERT INTO counters (name, n) VALUES (?1, ?2) \
-             ON CONFLICT (name) DO UPDATE SET n = n + excluded.n",
-        )?;
-        for (name, n) in totals {
-            up.execute(params![name, n])?;
+        let tx = conn.transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
+        {
+            let mut up = tx.prepare_cached(
+                "INSERT INTO counters (name, n) VALUES (?1, ?2) \
+                 ON CONFLICT (name) DO UPDATE SET n = n + excluded.n",
+            )?;
+            for (name, n) in totals {
+                up.execute(params![name, n])?;
+            }
         }
+        tx.commit()?;
         Ok(())
     });
     rep.counters_folded = match folded {
@@ -186,6 +201,7 @@ fn pass(
         Err(e) => return Err(e),
     };
 
+    let tx = conn.transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
     rep.expired = tx.execute(
         "DELETE FROM entries WHERE last_access_ms < ?1",
         params![now.saturating_sub(ttl_ms)],
@@ -208,13 +224,18 @@ fn pass(
     }
     rep.deleted_files = gone.len() as u64;
 
-    let total: i64 = tx.query_row(
-        "SELECT COALESCE(SUM(payload_bytes), 0) FROM entries",
+    // The size that counts is the larger of the logical size (payload + per-row overhead)
+    // and the files on disk; eviction frees rows' estimated cost until under the low-water mark.
+    let (payload, rows): (i64, i64) = tx.query_row(
+        "SELECT COALESCE(SUM(payload_bytes), 0), COUNT(*) FROM entries",
         [],
-        |r| r.get(0),
+        |r| Ok((r.get(0)?, r.get(1)?)),
     )?;
-    if total.max(0) as u64 > ctx.settings.max_bytes {
-        let need = total.max(0) as u64 - ctx.settings.low_water_bytes();
+    let logical = payload.max(0) as u64 + rows.max(0) as u64 * ROW_OVERHEAD_BYTES;
+    let (db_now, wal_now) = db_and_wal_bytes(ctx);
+    let size = logical.max(db_now + wal_now);
+    if size > ctx.settings.max_bytes {
+        let need = size - ctx.settings.low_water_bytes();
         let victims: Vec<(String, i64)> = {
             let mut s = tx.prepare(
                 "SELECT file_rel, payload_bytes FROM entries ORDER BY last_access_ms, created_ms",
@@ -225,7 +246,7 @@ fn pass(
             while freed < need {
                 let Some(r) = rows.next()? else { break };
                 let b: i64 = r.get(1)?;
-                freed += b.max(0) as u64;
+                freed += b.max(0) as u64 + ROW_OVERHEAD_BYTES;
                 v.push((r.get(0)?, b));
             }
             v

@@ -99,9 +99,9 @@ fn unavailable(ctx: &CacheCtx, detail: &str) -> Step {
 }
 
 fn attempt(ctx: &CacheCtx, db_was_missing: &mut bool) -> Step {
-    // 1. Creation (hint probe without a lock; re-checked under the exclusive lock).
-    match probe::probe(&ctx.db) {
-        Ok(Probe::Missing) => {
+    // 1. Creation (a stat without a lock as a hint; re-checked under the exclusive lock).
+    match std::fs::symlink_metadata(&ctx.db) {
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
             *db_was_missing = true;
             if let Err(e) = recover::ensure_dir(ctx) {
                 return unavailable(ctx, &format!("cannot create cache directory: {e}"));
@@ -120,8 +120,8 @@ fn attempt(ctx: &CacheCtx, db_was_missing: &mut bool) -> Step {
                 Err(e) => return unavailable(ctx, &e.to_string()),
             }
         }
-        Ok(_) => {}
         Err(e) => return unavailable(ctx, &e.to_string()),
+        Ok(_) => {}
     }
 
     // 2. Shared lock, then the header probe that counts.
@@ -129,7 +129,7 @@ fn attempt(ctx: &CacheCtx, db_was_missing: &mut bool) -> Step {
         Ok(l) => l,
         Err(r) => return Step::Fallback(r),
     };
-    let header = match probe::probe(&ctx.db) {
+    let header = match probe_settled(ctx) {
         Ok(Probe::Missing) => return Step::Retry, // cleared since step 1
         Ok(Probe::Newer { found }) => {
             events::schema_incompatible(&ctx.telemetry, found, SCHEMA_VERSION);
@@ -182,6 +182,23 @@ fn attempt(ctx: &CacheCtx, db_was_missing: &mut bool) -> Step {
         *db_was_missing,
         total > ctx.settings.max_bytes,
     )))
+}
+
+/// Probe; a mere suspicion (size vs header, which a concurrent checkpoint shows for a moment)
+/// is re-probed a few times over a few milliseconds before recovery, which would need the
+/// exclusive lock and so wait for every other user of the cache.
+fn probe_settled(ctx: &CacheCtx) -> std::io::Result<Probe> {
+    let mut p = probe::probe(&ctx.db)?;
+    for pause_ms in [1, 2, 4] {
+        match p {
+            Probe::Damaged(kind, _) if kind.is_suspicion() => {
+                std::thread::sleep(std::time::Duration::from_millis(pause_ms));
+                p = probe::probe(&ctx.db)?;
+            }
+            _ => break,
+        }
+    }
+    Ok(p)
 }
 
 fn after_recovery(outcome: Outcome) -> Step {

@@ -6,8 +6,9 @@
 //! can be a transient view of a healthy file); otherwise the header, `quick_check` and every
 //! row's checksum are examined. Only damage that is still there is quarantined: the database,
 //! `-wal` and `-shm` are moved *together* into `quarantine/<utc-ts>-<pid>-<kind>/` (the newest
-//! `quarantine_keep` folders are kept), a fresh database is created, and
-//! `ast.cache.corruption_detected` is emitted.
+//! `quarantine_keep` folders are kept), a fresh database takes its place (the path never
+//! disappears, see [`quarantine_and_replace`]), and `ast.cache.corruption_detected` is
+//! emitted.
 
 use super::probe::{self, DamageKind, FileId, Probe};
 use super::{CacheCtx, Fault, classify, connect, entry_checksum, events};
@@ -79,18 +80,9 @@ pub fn recover_locked(ctx: &CacheCtx, kind: DamageKind, seen: Option<FileId>) ->
         Err(e) => return failed(ctx, &e.to_string()),
     };
     counters::record(ctx.dir(), Tally::Corruption);
-    match quarantine(ctx, confirmed.as_str()) {
+    match quarantine_and_replace(ctx, confirmed.as_str()) {
         Ok(rel) => {
             counters::record(ctx.dir(), Tally::Quarantine);
-            if let Err(e) = create_in_place(ctx) {
-                events::corruption(
-                    &ctx.telemetry,
-                    confirmed.as_str(),
-                    Some(&rel),
-                    "quarantined",
-                );
-                return failed(ctx, &format!("recreate after quarantine: {e}"));
-            }
             events::corruption(
                 &ctx.telemetry,
                 confirmed.as_str(),
@@ -194,39 +186,67 @@ fn compact_utc(ms: i64) -> String {
     }
 }
 
-/// Move the database and its sidecars into a new quarantine folder; keep the newest
-/// `quarantine_keep` folders. Returns the folder relative to the cache directory.
-pub fn quarantine(ctx: &CacheCtx, kind: &str) -> io::Result<String> {
+/// Move the database and its sidecars into a new quarantine folder and put a fresh database
+/// in its place; keep the newest `quarantine_keep` folders. Returns the folder relative to
+/// the cache directory. The caller holds the exclusive lock.
+///
+/// The database path never disappears (a process that stats it meanwhile would otherwise
+/// think this is a first run): the fresh database is built under a temporary name, the damaged
+/// file is hard-linked into the quarantine folder, its `-wal`/`-shm` are moved there, and the
+/// fresh file is renamed over the old name atomically. (A directory in place of the database
+/// cannot be linked or renamed over; it is moved first.)
+pub fn quarantine_and_replace(
+    ctx: &CacheCtx,
+    kind: &str,
+) -> Result<String, crate::cache::CacheError> {
+    ensure_dir(ctx)?;
+    clean_tmp_leftovers(ctx.dir());
+    let tmp = build_fresh(ctx)?;
+    let result = move_into_quarantine(ctx, kind).and_then(|rel| {
+        std::fs::rename(&tmp, &ctx.db)?;
+        Ok(rel)
+    });
+    if result.is_err() {
+        remove_db_files(&tmp);
+    }
+    let rel = result?;
+    prune_quarantine(
+        &ctx.dir().join(QUARANTINE_DIR),
+        ctx.settings.quarantine_keep,
+    );
+    Ok(rel)
+}
+
+fn move_into_quarantine(ctx: &CacheCtx, kind: &str) -> io::Result<String> {
     let name = format!(
         "{}-{}-{}",
         compact_utc(crate::clock::real_now_ms()),
         std::process::id(),
         kind
     );
-    let qroot = ctx.dir().join(QUARANTINE_DIR);
-    let folder = qroot.join(&name);
+    let folder = ctx.dir().join(QUARANTINE_DIR).join(&name);
     std::fs::create_dir_all(&folder)?;
-    for (src, file) in [
-        (
-            ctx.db.clone(),
-            super::super::factory::DB_FILE_NAME.to_string(),
-        ),
-        (
-            ctx.sidecar("-wal"),
-            format!("{}-wal", super::super::factory::DB_FILE_NAME),
-        ),
-        (
-            ctx.sidecar("-shm"),
-            format!("{}-shm", super::super::factory::DB_FILE_NAME),
-        ),
-    ] {
-        match std::fs::rename(&src, folder.join(file)) {
+    let db_name = super::super::factory::DB_FILE_NAME;
+    let kept = folder.join(db_name);
+    let is_file = std::fs::symlink_metadata(&ctx.db).is_ok_and(|m| m.file_type().is_file());
+    let linked = is_file && std::fs::hard_link(&ctx.db, &kept).is_ok();
+    if !linked {
+        match std::fs::rename(&ctx.db, &kept) {
             Ok(()) => {}
             Err(e) if e.kind() == io::ErrorKind::NotFound => {}
             Err(e) => return Err(e),
         }
     }
-    prune_quarantine(&qroot, ctx.settings.quarantine_keep);
+    for suffix in ["-wal", "-shm"] {
+        match std::fs::rename(
+            ctx.sidecar(suffix),
+            folder.join(format!("{db_name}{suffix}")),
+        ) {
+            Ok(()) => {}
+            Err(e) if e.kind() == io::ErrorKind::NotFound => {}
+            Err(e) => return Err(e),
+        }
+    }
     Ok(format!("{QUARANTINE_DIR}/{name}"))
 }
 
@@ -274,32 +294,43 @@ fn write_if_missing(p: &Path, content: &str) -> io::Result<()> {
     }
 }
 
-/// Create a fresh database at the cache path. The caller holds the exclusive lock and the
-/// path is free. Built under a temporary name and renamed into place, so no process ever
-/// sees a half-created file; stale `-wal`/`-shm` files are removed first because SQLite would
+/// Create a fresh database at the cache path, which is free. The caller holds the exclusive
+/// lock. Built under a temporary name and renamed into place, so no process ever sees a
+/// half-created file; stale `-wal`/`-shm` files are removed first because SQLite would
 /// otherwise replay a foreign WAL onto the new file (SQLite's "mispaired journal" hazard).
 pub fn create_in_place(ctx: &CacheCtx) -> Result<(), crate::cache::CacheError> {
     ensure_dir(ctx)?;
+    clean_tmp_leftovers(ctx.dir());
+    let tmp = build_fresh(ctx)?;
+    let res = (|| -> io::Result<()> {
+        for s in ["-wal", "-shm"] {
+            match std::fs::remove_file(ctx.sidecar(s)) {
+                Ok(()) => {}
+                Err(e) if e.kind() == io::ErrorKind::NotFound => {}
+                Err(e) => return Err(e),
+            }
+        }
+        std::fs::rename(&tmp, &ctx.db)
+    })();
+    if res.is_err() {
+        remove_db_files(&tmp);
+    }
+    Ok(res?)
+}
+
+/// Build a complete fresh database under a temporary name in the cache directory.
+fn build_fresh(ctx: &CacheCtx) -> Result<PathBuf, crate::cache::CacheError> {
     let tmp = ctx.dir().join(format!(
         "{}.tmp-{}-{:08x}",
         super::super::factory::DB_FILE_NAME,
         std::process::id(),
         fastrand::u32(..)
     ));
-    clean_tmp_leftovers(ctx.dir());
     if let Err(e) = crate::cache::schema::create_db(&tmp, crate::clock::now_ms()) {
         remove_db_files(&tmp);
         return Err(e.into());
     }
-    for s in ["-wal", "-shm"] {
-        match std::fs::remove_file(ctx.sidecar(s)) {
-            Ok(()) => {}
-            Err(e) if e.kind() == io::ErrorKind::NotFound => {}
-            Err(e) => return Err(e.into()),
-        }
-    }
-    std::fs::rename(&tmp, &ctx.db)?;
-    Ok(())
+    Ok(tmp)
 }
 
 fn remove_db_files(db: &Path) {
