@@ -95,7 +95,8 @@ impl From<rusqlite::Error> for Fault {
 }
 
 /// THE mapping of SQLite errors. `SQLITE_CORRUPT*` and `SQLITE_NOTADB` mean damage; column
-/// type mismatches on our own rows mean a malformed row; everything else is "other".
+/// type mismatches and invalid UTF-8 in our own rows mean a malformed row; everything else is
+/// "other".
 pub fn classify(e: rusqlite::Error) -> Fault {
     use rusqlite::ErrorCode as C;
     match &e {
@@ -104,9 +105,11 @@ pub fn classify(e: rusqlite::Error) -> Fault {
         {
             Fault::Corrupt(DamageKind::SqliteCorrupt)
         }
-        rusqlite::Error::InvalidColumnType(..) | rusqlite::Error::FromSqlConversionFailure(..) => {
-            Fault::Corrupt(DamageKind::RowMalformed)
-        }
+        // A TEXT column that is no longer UTF-8 is damage SQLite's own checks cannot see
+        // (integrity_check does not validate encodings); found by a random-page fault.
+        rusqlite::Error::InvalidColumnType(..)
+        | rusqlite::Error::FromSqlConversionFailure(..)
+        | rusqlite::Error::Utf8Error(..) => Fault::Corrupt(DamageKind::RowMalformed),
         _ => Fault::Other(CacheError::Sqlite(e)),
     }
 }
