@@ -77,47 +77,68 @@ pub(super) fn error_regions(root: Node<'_>, cap: usize) -> Vec<SyntaxErrorLoc> {
 }
 
 /// Python 2 constructs tree-sitter-python parses without complaint but Python 3 rejects:
-/// `print x` (but not `print >> f, x`, valid Python 3) and `exec code` statements, backquoted repr strings and the `<>` operator. Their
-/// regions count as syntax errors, so `syntax_errors` is empty only for Python 3 code.
-/// The tree is only walked when `text` contains a byte sequence one of these needs.
+/// `print x` (but not `print >> f, x`, valid Python 3) and `exec code` statements, backquoted
+/// repr strings and the `<>` operator. Their regions count as syntax errors, so
+/// `syntax_errors` is empty only for Python 3 code.
+///
+/// Rather than walking the whole tree (as costly as a second parse), we look up the node at
+/// each textual occurrence of `print`, `exec`, a backquote or `<>`; these are rare enough.
 pub(super) fn python2_regions(root: Node<'_>, text: &[u8], cap: usize) -> Vec<SyntaxErrorLoc> {
     let mut out = Vec::new();
-    let possible = text.contains(&b'`')
-        || text.windows(2).any(|w| w == b"<>")
-        || text.windows(5).any(|w| w == b"print" || w == b"exec ");
-    if !possible || cap == 0 {
-        return out;
-    }
-    let mut cursor = root.walk();
-    loop {
-        let node = cursor.node();
-        let python2 = match node.kind() {
-            // `print >> f, x` is also a (useless but valid) Python 3 expression statement.
-            "print_statement" => node
-                .named_child(0)
-                .is_none_or(|first| first.kind() != "chevron"),
-            "exec_statement" | "<>" => true,
-            "string" => text.get(node.start_byte()) == Some(&b'`'),
-            _ => false,
-        };
-        if python2 {
-            let line = to_line(node.start_position().row);
-            let end_line = point_end_line(node.end_position(), node.start_position()).max(line);
-            out.push(SyntaxErrorLoc { line, end_line });
+    for needle in [&b"print"[..], b"exec", b"`", b"<>"] {
+        let mut from = 0;
+        while let Some(pos) = find_from(text, needle, from) {
+            from = pos + 1;
             if out.len() >= cap {
                 return out;
             }
-        }
-        if !python2 && cursor.goto_first_child() {
-            continue;
-        }
-        loop {
-            if cursor.goto_next_sibling() {
-                break;
-            }
-            if !cursor.goto_parent() {
-                return out;
+            let Some(node) = root.descendant_for_byte_range(pos, pos + needle.len()) else {
+                continue;
+            };
+            if let Some(region) = python2_construct(node, pos, text) {
+                let line = to_line(region.start_position().row);
+                let end_line =
+                    point_end_line(region.end_position(), region.start_position()).max(line);
+                out.push(SyntaxErrorLoc { line, end_line });
             }
         }
     }
+    out
+}
+
+/// The Python 2-only construct `node` (the smallest node at a needle found at byte `pos`)
+/// belongs to, if any.
+fn python2_construct<'t>(node: Node<'t>, pos: usize, text: &[u8]) -> Option<Node<'t>> {
+    match node.kind() {
+        "<>" => Some(node),
+        "print" | "exec" => {
+            let stmt = node.parent()?;
+            let is_python2 = match stmt.kind() {
+                "print_statement" => stmt
+                    .named_child(0)
+                    .is_none_or(|first| first.kind() != "chevron"),
+                "exec_statement" => true,
+                _ => false,
+            };
+            (is_python2 && stmt.start_byte() == pos).then_some(stmt)
+        }
+        _ if text.get(pos) == Some(&b'`') => {
+            // The backquote is a string's opening delimiter (`string_start` or the string).
+            let string = if node.kind() == "string" {
+                node
+            } else {
+                node.parent()?
+            };
+            (string.kind() == "string" && string.start_byte() == pos).then_some(string)
+        }
+        _ => None,
+    }
+}
+
+/// Position of the first `needle` in `text` at or after `from`.
+fn find_from(text: &[u8], needle: &[u8], from: usize) -> Option<usize> {
+    text.get(from..)?
+        .windows(needle.len())
+        .position(|w| w == needle)
+        .map(|p| from + p)
 }
