@@ -11,7 +11,8 @@
 //!   ([`source::prepare`]); identifiers are NFKC-normalised as CPython does (PEP 3131).
 //! - Unlike `ast`, a file with syntax errors still yields whatever tree-sitter recovered (including
 //!   column-0 definitions inside a top-level `ERROR`), and the `ERROR`/`MISSING` regions are
-//!   reported in `syntax_errors`, together with Python 2-only statements tree-sitter accepts.
+//!   reported in `syntax_errors`, together with what tree-sitter accepts but Python does not:
+//!   Python 2-only statements, compound statements with an empty body, encoding errors.
 //!
 //! Nothing here recurses on the input's nesting depth, so hostile inputs cannot overflow the stack.
 //! The corpus test (`tests/integration/corpus.rs`) checks agreement with `ast` on the whole stdlib.
@@ -113,6 +114,7 @@ fn to_line(row: usize) -> u32 {
     u32::try_from(row.saturating_add(1)).unwrap_or(u32::MAX)
 }
 
+/// Symbols and syntax errors of a parsed module (`text` is what was parsed).
 fn table_of(tree: &Tree, text: &[u8]) -> SymbolTable {
     let root = tree.root_node();
     let symbols = top_level_statements(root)
@@ -124,9 +126,10 @@ fn table_of(tree: &Tree, text: &[u8]) -> SymbolTable {
     } else {
         Vec::new()
     };
-    let python2 = span::python2_regions(root, text, MAX_SYNTAX_ERRORS);
-    if !python2.is_empty() {
-        syntax_errors.extend(python2);
+    let mut python3_only = span::python2_regions(root, text, MAX_SYNTAX_ERRORS);
+    python3_only.extend(span::empty_blocks(root, MAX_SYNTAX_ERRORS));
+    if !python3_only.is_empty() {
+        syntax_errors.extend(python3_only);
         syntax_errors.sort_by_key(|e| (e.line, e.end_line));
         syntax_errors.dedup();
         syntax_errors.truncate(MAX_SYNTAX_ERRORS);

@@ -142,3 +142,60 @@ fn find_from(text: &[u8], needle: &[u8], from: usize) -> Option<usize> {
         .position(|w| w == needle)
         .map(|p| from + p)
 }
+
+/// Node kinds that can hold a `block` (directly or via a clause) and so must be walked to find
+/// empty ones. Expressions are never entered, which keeps this walk far cheaper than a full one.
+const STATEMENT_CONTAINERS: &[&str] = &[
+    "module",
+    "block",
+    "if_statement",
+    "elif_clause",
+    "else_clause",
+    "for_statement",
+    "while_statement",
+    "try_statement",
+    "except_clause",
+    "except_group_clause",
+    "finally_clause",
+    "with_statement",
+    "function_definition",
+    "class_definition",
+    "decorated_definition",
+    "match_statement",
+    "case_clause",
+];
+
+/// Compound statements without a body (`def f():` followed by nothing indented). The grammar
+/// lets a suite be a bare newline, so tree-sitter reports no error, while Python says
+/// "expected an indented block". The region is the header's line.
+pub(super) fn empty_blocks(root: Node<'_>, cap: usize) -> Vec<SyntaxErrorLoc> {
+    let mut out = Vec::new();
+    let mut stack = vec![root];
+    while let Some(node) = stack.pop() {
+        let count = node.child_count();
+        for i in (0..count).rev() {
+            let Some(child) = node.child(i) else { continue };
+            if child.kind() == "block" && is_empty_block(child) {
+                let line = to_line(node.start_position().row);
+                out.push(SyntaxErrorLoc {
+                    line,
+                    end_line: line,
+                });
+                if out.len() >= cap {
+                    return out;
+                }
+            } else if STATEMENT_CONTAINERS.contains(&child.kind()) {
+                stack.push(child);
+            }
+        }
+    }
+    // Children were examined last-to-first; report in document order.
+    out.sort_by_key(|e| e.line);
+    out
+}
+
+/// A block with no statement in it (comments and line continuations do not count).
+fn is_empty_block(block: Node<'_>) -> bool {
+    let mut cursor = block.walk();
+    block.named_children(&mut cursor).all(|c| c.is_extra())
+}

@@ -422,3 +422,16 @@ fn python2_only_statements_are_syntax_errors() {
     let py3 = extract(b"print >> sys.stderr, 'm'\nprint('x')\nexec(code)\nprint\nx = -print\n");
     assert!(py3.syntax_errors.is_empty(), "{:?}", py3.syntax_errors);
 }
+
+#[test]
+fn compound_statements_without_a_body_are_syntax_errors() {
+    // tree-sitter-python accepts an empty suite; Python says "expected an indented block".
+    let table = extract(b"def f():\n\ndef g(): pass\nclass C:\n    if x:\n    # c\ny = 1\n");
+    let lines: Vec<u32> = table.syntax_errors.iter().map(|e| e.line).collect();
+    assert_eq!(lines, [1, 5]);
+    let names: Vec<&str> = table.symbols.iter().map(|s| s.name.as_str()).collect();
+    assert_eq!(names, ["f", "g", "C"]);
+    // One-line bodies, comment-only lines around a body, docstring-only bodies are fine.
+    let ok = extract(b"def f(): pass\nclass C:\n    # c\n    '''doc'''\n    # d\nif x: y = 1\n");
+    assert!(ok.syntax_errors.is_empty(), "{:?}", ok.syntax_errors);
+}
