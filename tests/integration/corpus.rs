@@ -8,6 +8,7 @@
 //! the same comparison at another tree (e.g. site-packages) for extra coverage.
 
 use serde::Deserialize;
+use std::io::Write;
 use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::time::Instant;
@@ -144,7 +145,7 @@ fn corpus_stdlib_matches_python_ast() {
             unflagged.push(*path);
         }
     }
-    println!(
+    let summary = format!(
         "corpus: {} files compared under {} ({} bytes), {} mismatches, \
          {} compilable files flagged with syntax errors; extraction took {:.3} s; \
          ast rejected {} files, {} of them without syntax_errors from us: {:?}",
@@ -158,6 +159,9 @@ fn corpus_stdlib_matches_python_ast() {
         unflagged.len(),
         unflagged
     );
+    // Written straight to stderr, which libtest does not capture: CI logs show the count
+    // even when the test passes and `--nocapture` was not given.
+    let _ = writeln!(std::io::stderr(), "{summary}");
     for (path, errors) in flagged.iter().take(SHOW) {
         println!("flagged: {path}: {errors:?}");
     }
