@@ -12,7 +12,8 @@ directory named by --exclude-dir is skipped wherever it occurs). For every file 
 where each symbol has exactly trifecta's JSON shape: kind, name, line, end_line, then "async":
 true only for `async def`, then "members" only on classes (direct methods and nested classes,
 recursively). Files `ast` rejects (SyntaxError, NUL bytes, recursion limits, unreadable) are
-skipped; their count is printed on stderr as "skipped N". "compiles" is false for the few files
+skipped; each is named on stderr as "rejected <ExceptionType> <path>", then their count as
+"skipped N". "compiles" is false for the few files
 the parser accepts but the compiler rejects (e.g. `from __future__ import *`): those are
 syntax errors to Python too, just raised one stage later.
 """
@@ -70,8 +71,9 @@ def main():
         try:
             with open(path, "rb") as f:
                 tree = ast.parse(f.read())
-        except (SyntaxError, ValueError, RecursionError, MemoryError, OSError):
+        except (SyntaxError, ValueError, RecursionError, MemoryError, OSError) as e:
             skipped += 1
+            print(f"rejected {type(e).__name__} {path}", file=sys.stderr)
             continue
         symbols = [symbol(n) for n in tree.body if isinstance(n, DEFS)]
         try:

@@ -9,8 +9,10 @@
 //!   node ends can include trailing comments, so [`span::end_line`] walks down to that token.
 //! - Lines, encodings and BOMs are made to match CPython's tokenizer before parsing
 //!   ([`source::prepare`]); identifiers are NFKC-normalised as CPython does (PEP 3131).
-//! - Unlike `ast`, a file with syntax errors still yields whatever tree-sitter recovered, and the
-//!   `ERROR`/`MISSING` regions are reported in `syntax_errors`.
+//! - Unlike `ast`, a file with syntax errors still yields whatever tree-sitter recovered (including
+//!   column-0 definitions inside a top-level `ERROR`), and the `ERROR`/`MISSING` regions are
+//!   reported in `syntax_errors`, together with what tree-sitter accepts but Python does not:
+//!   Python 2-only statements, compound statements with an empty body, encoding errors.
 //!
 //! Nothing here recurses on the input's nesting depth, so hostile inputs cannot overflow the stack.
 //! The corpus test (`tests/integration/corpus.rs`) checks agreement with `ast` on the whole stdlib.
@@ -45,15 +47,21 @@ thread_local! {
 /// mismatch, which would be a build defect), the table is empty and `syntax_errors` covers the
 /// whole file, so a caller can never mistake the failure for a clean module without symbols.
 pub fn extract(source: &[u8]) -> SymbolTable {
-    let text = source::prepare(source);
-    match parse(&text) {
+    let source::Prepared {
+        text,
+        encoding_error,
+    } = source::prepare(source);
+    let mut table = match parse(&text) {
         Some(tree) if tree.root_node().has_error() => {
-            // Maybe only the scanner's bracket bug: retry on a copy with the same lines.
+            // Maybe (partly) the scanner's bracket bug: retry on a copy with the same lines and
+            // keep whichever parse leaves fewer lines inside error regions.
             let retry = continuation::pad_bracket_continuations(&text)
                 .and_then(|padded| parse(&padded).map(|t| (t, padded)))
-                .filter(|(t, _)| !t.root_node().has_error());
+                .filter(|(t, _)| {
+                    span::error_lines(t.root_node()) < span::error_lines(tree.root_node())
+                });
             match retry {
-                Some((clean, padded)) => table_of(&clean, &padded),
+                Some((better, padded)) => table_of(&better, &padded),
                 None => table_of(&tree, &text),
             }
         }
@@ -65,7 +73,19 @@ pub fn extract(source: &[u8]) -> SymbolTable {
                 end_line: line_count(&text),
             }],
         },
+    };
+    if let Some(line) = encoding_error {
+        // CPython stops at the decoding error; report it first.
+        table.syntax_errors.insert(
+            0,
+            SyntaxErrorLoc {
+                line,
+                end_line: line,
+            },
+        );
+        table.syntax_errors.truncate(MAX_SYNTAX_ERRORS);
     }
+    table
 }
 
 /// Parse with this thread's parser, creating it on first use.
@@ -94,22 +114,51 @@ fn to_line(row: usize) -> u32 {
     u32::try_from(row.saturating_add(1)).unwrap_or(u32::MAX)
 }
 
+/// Symbols and syntax errors of a parsed module (`text` is what was parsed).
 fn table_of(tree: &Tree, text: &[u8]) -> SymbolTable {
     let root = tree.root_node();
-    let mut cursor = root.walk();
-    let symbols = root
-        .named_children(&mut cursor)
-        .filter_map(|child| symbol_tree(child, text))
+    let symbols = top_level_statements(root)
+        .into_iter()
+        .filter_map(|stmt| symbol_tree(stmt, text))
         .collect();
-    let syntax_errors = if root.has_error() {
+    let mut syntax_errors = if root.has_error() {
         span::error_regions(root, MAX_SYNTAX_ERRORS)
     } else {
         Vec::new()
     };
+    let mut python3_only = span::python2_regions(root, text, MAX_SYNTAX_ERRORS);
+    python3_only.extend(span::empty_blocks(root, MAX_SYNTAX_ERRORS));
+    if !python3_only.is_empty() {
+        syntax_errors.extend(python3_only);
+        syntax_errors.sort_by_key(|e| (e.line, e.end_line));
+        syntax_errors.dedup();
+        syntax_errors.truncate(MAX_SYNTAX_ERRORS);
+    }
     SymbolTable {
         symbols,
         syntax_errors,
     }
+}
+
+/// The module's statements in source order. When tree-sitter wrapped part of the module in
+/// an `ERROR` node (or the root itself is one), the definitions it still recognised inside
+/// that node at column 0 are top-level statements too: recovering them is the point of using
+/// an error-tolerant parser. Indented ones are left out, as they belong to some broken block.
+fn top_level_statements(root: Node<'_>) -> Vec<Node<'_>> {
+    let mut out = Vec::new();
+    // Reversed work list so pops come in document order; ERROR nodes are expanded in place.
+    let mut work: Vec<(Node<'_>, bool)> = vec![(root, false)];
+    while let Some((node, inside_error)) = work.pop() {
+        if node.id() == root.id() || node.is_error() {
+            let mut cursor = node.walk();
+            let children: Vec<Node<'_>> = node.named_children(&mut cursor).collect();
+            let nested = inside_error || node.is_error();
+            work.extend(children.into_iter().rev().map(|c| (c, nested)));
+        } else if !inside_error || node.start_position().column == 0 {
+            out.push(node);
+        }
+    }
+    out
 }
 
 /// The `function_definition` / `class_definition` a statement defines, unwrapping decorators.

@@ -21,26 +21,67 @@ pub(super) enum Encoding {
     Cp1252,
 }
 
+/// The parser's view of a module, plus what CPython would reject before parsing.
+pub(super) struct Prepared<'a> {
+    /// UTF-8 (or lossily UTF-8) text with `\n` line ends and no BOM.
+    pub text: Cow<'a, [u8]>,
+    /// 1-based line of an encoding error CPython reports as a `SyntaxError`: a BOM with a
+    /// cookie other than `utf-8`, or invalid UTF-8 in a file that declares no other encoding.
+    pub encoding_error: Option<u32>,
+}
+
 /// Prepare `source` for tree-sitter: strip the BOM, transcode a Latin-1/cp1252 cookie's bytes to
 /// UTF-8, and normalise line ends to `\n`. Borrows when nothing needs to change (the common case).
-pub(super) fn prepare(source: &[u8]) -> Cow<'_, [u8]> {
+pub(super) fn prepare(source: &[u8]) -> Prepared<'_> {
     let body = source.strip_prefix(b"\xEF\xBB\xBF").unwrap_or(source);
-    // With a BOM, CPython only accepts a UTF-8 cookie; any other cookie is a SyntaxError, so
-    // there is no "right" answer to match and UTF-8 is the sensible reading.
-    let encoding = if body.len() == source.len() {
-        coding_cookie(body)
-    } else {
-        Encoding::Utf8
-    };
+    let has_bom = body.len() != source.len();
+    let cookie = find_cookie(body);
+    let encoding = cookie.map_or(Encoding::Utf8, |(_, name)| encoding_named(name));
+    let mut encoding_error = None;
+    if has_bom {
+        // CPython then only accepts a cookie that normalises to exactly "utf-8" (so not even
+        // "utf8"); anything else is "encoding problem: <name> with BOM".
+        if let Some((line, name)) = cookie
+            && !is_cpython_normal_utf8(name)
+        {
+            encoding_error = Some(line);
+        }
+    }
     let text: Cow<'_, [u8]> = match encoding {
+        // With a BOM the bytes are UTF-8 whatever the cookie claims (CPython rejects the file).
+        _ if has_bom => Cow::Borrowed(body),
         Encoding::Utf8 => Cow::Borrowed(body),
         Encoding::Latin1 | Encoding::Cp1252 if body.is_ascii() => Cow::Borrowed(body),
         Encoding::Latin1 | Encoding::Cp1252 => Cow::Owned(transcode(body, encoding)),
     };
-    if !text.contains(&b'\r') {
-        return text;
+    let declared_other = cookie.is_some_and(|(_, name)| !is_utf8_name(name));
+    if encoding_error.is_none()
+        && (has_bom || !declared_other)
+        && let Err(e) = std::str::from_utf8(&text)
+    {
+        // Lines are counted like Python's (before newline translation, CR counts too).
+        encoding_error = Some(python_line_at(&text, e.valid_up_to()));
     }
-    Cow::Owned(normalize_newlines(&text))
+    let text = if text.contains(&b'\r') {
+        Cow::Owned(normalize_newlines(&text))
+    } else {
+        text
+    };
+    Prepared {
+        text,
+        encoding_error,
+    }
+}
+
+/// 1-based Python line (`\n`, `\r\n` or lone `\r` end a line) of byte offset `at`.
+fn python_line_at(text: &[u8], at: usize) -> u32 {
+    let before = &text[..at.min(text.len())];
+    let breaks = before
+        .iter()
+        .enumerate()
+        .filter(|&(i, &b)| b == b'\n' || (b == b'\r' && before.get(i + 1) != Some(&b'\n')))
+        .count();
+    u32::try_from(breaks).map_or(u32::MAX, |n| n.saturating_add(1))
 }
 
 /// `\r\n` → `\n`, lone `\r` → `\n`, as CPython's `translate_newlines` does.
@@ -85,24 +126,64 @@ const CP1252_HIGH: [char; 32] = [
     '\u{02DC}', '\u{2122}', '\u{0161}', '\u{203A}', '\u{0153}', '\u{FFFD}', '\u{017E}', '\u{0178}',
 ];
 
-/// The PEP 263 cookie of `source` (no BOM), following CPython's tokenizer: line 1 is checked,
-/// and line 2 only if line 1 holds nothing but blanks or a comment.
+/// The encoding the PEP 263 cookie of `source` (no BOM) names; UTF-8 when there is none.
+#[cfg(test)]
 pub(super) fn coding_cookie(source: &[u8]) -> Encoding {
+    find_cookie(source).map_or(Encoding::Utf8, |(_, name)| encoding_named(name))
+}
+
+/// The PEP 263 cookie of `source` (no BOM) and its 1-based line, following CPython's
+/// tokenizer: line 1 is checked, and line 2 only if line 1 holds nothing but blanks or a comment.
+fn find_cookie(source: &[u8]) -> Option<(u32, &[u8])> {
     let mut lines = source.split(|&b| b == b'\n');
-    for _ in 0..2 {
-        let Some(line) = lines.next() else { break };
+    for line_no in 1..=2 {
+        let line = lines.next()?;
         if let Some(name) = cookie_name(line) {
-            return encoding_named(name);
+            return Some((line_no, name));
         }
         let code_first = line
             .iter()
             .find(|b| !matches!(b, b' ' | b'\t' | b'\x0c'))
             .is_some_and(|b| !matches!(b, b'#' | b'\r'));
         if code_first {
-            break;
+            return None;
         }
     }
-    Encoding::Utf8
+    None
+}
+
+/// CPython's `get_normal_name` folding, then: is it "utf-8" (the only cookie a BOM allows)?
+fn is_cpython_normal_utf8(name: &[u8]) -> bool {
+    let norm: Vec<u8> = name
+        .iter()
+        .take(12)
+        .map(|&b| {
+            if b == b'_' {
+                b'-'
+            } else {
+                b.to_ascii_lowercase()
+            }
+        })
+        .collect();
+    norm == b"utf-8" || norm.starts_with(b"utf-8-")
+}
+
+/// Any spelling of UTF-8 (or its ASCII subset) that Python's codec lookup accepts.
+fn is_utf8_name(name: &[u8]) -> bool {
+    let norm: String = name
+        .iter()
+        .map(|&b| {
+            if b == b'_' {
+                '-'
+            } else {
+                char::from(b.to_ascii_lowercase())
+            }
+        })
+        .collect();
+    matches!(
+        norm.as_str(),
+        "utf-8" | "utf8" | "u8" | "utf" | "cp65001" | "ascii" | "us-ascii" | "646"
+    ) || norm.starts_with("utf-8-")
 }
 
 /// The encoding name in a `# ... coding[:=] name` comment line, as CPython's `get_coding_spec`.
@@ -171,14 +252,49 @@ mod tests {
     #[test]
     fn newlines_are_translated_like_cpython() {
         assert_eq!(normalize_newlines(b"a\r\nb\rc\n\r\r\n"), b"a\nb\nc\n\n\n");
-        assert_eq!(&*prepare(b"x\r\ny"), b"x\ny");
-        assert!(matches!(prepare(b"x\ny"), Cow::Borrowed(_)));
+        assert_eq!(&*prepare(b"x\r\ny").text, b"x\ny");
+        assert!(matches!(prepare(b"x\ny").text, Cow::Borrowed(_)));
+    }
+
+    #[test]
+    fn encoding_errors_cpython_rejects_are_located() {
+        // Invalid UTF-8 without a cookie: the line of the first bad byte (CR counts as a break).
+        assert_eq!(prepare(b"a = 1\rb = '\xff'\n").encoding_error, Some(2));
+        assert_eq!(
+            prepare(b"# coding: utf8\n\nx = '\xe9'\n").encoding_error,
+            Some(3)
+        );
+        // Latin-1 declared: every byte is valid.
+        assert_eq!(
+            prepare(b"# coding: latin-1\nx = '\xe9'\n").encoding_error,
+            None
+        );
+        // An encoding we cannot decode (koi8-r) is not an error we can claim.
+        assert_eq!(
+            prepare(b"# coding: koi8-r\nx = '\xe9'\n").encoding_error,
+            None
+        );
+        // BOM plus a cookie CPython does not normalise to "utf-8".
+        assert_eq!(
+            prepare(b"\xEF\xBB\xBF#coding: utf8\n").encoding_error,
+            Some(1)
+        );
+        assert_eq!(
+            prepare(b"\xEF\xBB\xBF#\n# coding: latin-1\n").encoding_error,
+            Some(2)
+        );
+        assert_eq!(
+            prepare(b"\xEF\xBB\xBF# coding: UTF_8\n").encoding_error,
+            None
+        );
+        assert_eq!(prepare(b"\xEF\xBB\xBFx = 1\n").encoding_error, None);
+        assert_eq!(prepare("x = 'é'\n".as_bytes()).encoding_error, None);
     }
 
     #[test]
     fn bom_is_stripped() {
         assert_eq!(
-            &*prepare(b"\xEF\xBB\xBFdef f(): pass\n"),
+            &*prepare(b"\xEF\xBB\xBFdef f(): pass\n").text,
             b"def f(): pass\n"
         );
     }

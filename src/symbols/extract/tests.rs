@@ -385,3 +385,53 @@ fn seed_is_valid_python_with_expected_symbols() {
     assert_eq!(table.symbols[0].end_line, 12);
     assert_eq!(table.symbols[1].end_line, 17);
 }
+
+#[test]
+fn definitions_inside_a_top_level_error_are_recovered_at_column_zero() {
+    // tree-sitter wraps `def a` and the stray `else:` block in one ERROR node.
+    let table = extract(b"def a(): pass\nelse:\n    pass\ndef c(): pass\n");
+    assert!(table.has_syntax_errors());
+    let names: Vec<&str> = table.symbols.iter().map(|s| s.name.as_str()).collect();
+    assert_eq!(names, ["a", "c"]);
+    assert_eq!(table.symbols[0], func("a", 1, 1));
+}
+
+#[test]
+fn invalid_utf8_is_a_syntax_error_as_in_python() {
+    let table = extract(b"def f(): pass\nx = '\xff'\n");
+    assert_eq!(table.symbols, vec![func("f", 1, 1)]);
+    assert_eq!(
+        table.syntax_errors,
+        vec![SyntaxErrorLoc {
+            line: 2,
+            end_line: 2
+        }]
+    );
+    // Declared Latin-1, the same bytes are fine.
+    let latin1 = extract(b"# coding: latin-1\ndef f(): pass\nx = '\xff'\n");
+    assert!(latin1.syntax_errors.is_empty());
+}
+
+#[test]
+fn python2_only_statements_are_syntax_errors() {
+    let table = extract(b"def f():\n    print 'x'\n    exec 'y'\n    return `f`\nok = a <> b\n");
+    let lines: Vec<u32> = table.syntax_errors.iter().map(|e| e.line).collect();
+    assert_eq!(lines, [2, 3, 4, 5]);
+    assert_eq!(table.symbols, vec![func("f", 1, 4)]);
+    // Valid Python 3 that merely looks like it: a shift "chevron", calls, plain names.
+    let py3 = extract(b"print >> sys.stderr, 'm'\nprint('x')\nexec(code)\nprint\nx = -print\n");
+    assert!(py3.syntax_errors.is_empty(), "{:?}", py3.syntax_errors);
+}
+
+#[test]
+fn compound_statements_without_a_body_are_syntax_errors() {
+    // tree-sitter-python accepts an empty suite; Python says "expected an indented block".
+    let table = extract(b"def f():\n\ndef g(): pass\nclass C:\n    if x:\n    # c\ny = 1\n");
+    let lines: Vec<u32> = table.syntax_errors.iter().map(|e| e.line).collect();
+    assert_eq!(lines, [1, 5]);
+    let names: Vec<&str> = table.symbols.iter().map(|s| s.name.as_str()).collect();
+    assert_eq!(names, ["f", "g", "C"]);
+    // One-line bodies, comment-only lines around a body, docstring-only bodies are fine.
+    let ok = extract(b"def f(): pass\nclass C:\n    # c\n    '''doc'''\n    # d\nif x: y = 1\n");
+    assert!(ok.syntax_errors.is_empty(), "{:?}", ok.syntax_errors);
+}
