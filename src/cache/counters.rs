@@ -123,6 +123,10 @@ pub fn record(cache_dir: &Path, t: Tally) {
 }
 
 fn try_record(cache_dir: &Path, t: Tally) -> io::Result<()> {
+    try_append(cache_dir, &t.record_line())
+}
+
+fn try_append(cache_dir: &Path, lines: &str) -> io::Result<()> {
     if !cache_dir.is_dir() {
         return Ok(()); // never create the cache directory just to count
     }
@@ -131,7 +135,45 @@ fn try_record(cache_dir: &Path, t: Tally) -> io::Result<()> {
         .append(true)
         .open(path(cache_dir))?;
     lock_bounded(&f, false)?;
-    f.write_all(t.record_line().as_bytes())
+    f.write_all(lines.as_bytes())
+}
+
+/// Lookup tallies buffered in memory and appended in one locked write when flushed or
+/// dropped: one append per store instead of one per lookup (`ast index` does thousands; each
+/// append is an open, a lock, a write and a close).
+#[derive(Debug)]
+pub struct Pending {
+    cache_dir: PathBuf,
+    lines: String,
+}
+
+impl Pending {
+    /// An empty buffer for the cache in `cache_dir`.
+    pub fn new(cache_dir: &Path) -> Self {
+        Pending {
+            cache_dir: cache_dir.to_path_buf(),
+            lines: String::new(),
+        }
+    }
+
+    /// Buffer one record.
+    pub fn add(&mut self, t: Tally) {
+        self.lines.push_str(&t.record_line());
+    }
+
+    /// Append the buffered records (never fails the caller, as [`record`]).
+    pub fn flush(&mut self) {
+        if !self.lines.is_empty() {
+            let _ = try_append(&self.cache_dir, &self.lines);
+            self.lines.clear();
+        }
+    }
+}
+
+impl Drop for Pending {
+    fn drop(&mut self) {
+        self.flush();
+    }
 }
 
 /// Read the pending (not yet folded) records without changing anything.

@@ -59,7 +59,7 @@ pub fn open_cache(
 pub struct FallbackStore {
     inner: MemoryStore,
     reason: MissReason,
-    cache_dir: PathBuf,
+    tallies: counters::Pending,
 }
 
 impl FallbackStore {
@@ -68,7 +68,7 @@ impl FallbackStore {
         FallbackStore {
             inner: MemoryStore::new(),
             reason,
-            cache_dir: cache_dir.to_path_buf(),
+            tallies: counters::Pending::new(cache_dir),
         }
     }
 }
@@ -80,13 +80,10 @@ impl Store for FallbackStore {
 
     fn get(&mut self, file_rel: &str, key: &CacheKey) -> Result<Lookup, CacheError> {
         let out = self.inner.get(file_rel, key)?;
-        counters::record(
-            &self.cache_dir,
-            match out {
-                Lookup::Hit(_) => Tally::Hit,
-                Lookup::Miss(_) => Tally::Miss(self.reason),
-            },
-        );
+        self.tallies.add(match out {
+            Lookup::Hit(_) => Tally::Hit,
+            Lookup::Miss(_) => Tally::Miss(self.reason),
+        });
         Ok(out)
     }
 

@@ -180,6 +180,8 @@ pub struct SqliteStore {
     disabled: Option<MissReason>,
     /// DB + WAL were above `max_bytes` at open: maintenance is due regardless of the interval.
     over_max: bool,
+    /// Hit/miss tallies, appended to the counters file once, before maintenance on drop.
+    tallies: counters::Pending,
 }
 
 impl SqliteStore {
@@ -193,6 +195,7 @@ impl SqliteStore {
         over_max: bool,
     ) -> Self {
         SqliteStore {
+            tallies: counters::Pending::new(ctx.dir()),
             ctx,
             conn: Some(conn),
             lock: Some(lock),
@@ -342,13 +345,10 @@ impl Store for SqliteStore {
             Err(Fault::Corrupt(kind)) => Lookup::Miss(self.fail(kind)),
             Err(Fault::Other(e)) => return Err(e),
         };
-        counters::record(
-            self.ctx.dir(),
-            match &out {
-                Lookup::Hit(_) => Tally::Hit,
-                Lookup::Miss(r) => Tally::Miss(*r),
-            },
-        );
+        self.tallies.add(match &out {
+            Lookup::Hit(_) => Tally::Hit,
+            Lookup::Miss(r) => Tally::Miss(*r),
+        });
         Ok(out)
     }
 
@@ -392,6 +392,8 @@ impl Drop for SqliteStore {
     /// Automatic maintenance, when due: only if the exclusive lock is free at once. The
     /// connection and the shared lock are released first (flock conversion is not atomic).
     fn drop(&mut self) {
+        // Tallies first, so a maintenance pass that folds the counters sees this run's.
+        self.tallies.flush();
         let Some(conn) = self.conn.take() else {
             return;
         };

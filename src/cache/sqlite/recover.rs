@@ -330,6 +330,12 @@ fn build_fresh(ctx: &CacheCtx) -> Result<PathBuf, crate::cache::CacheError> {
         remove_db_files(&tmp);
         return Err(e.into());
     }
+    // create_db runs with synchronous=OFF; make the file durable once, before the rename
+    // publishes it (a crash must never leave a renamed-in, half-written database).
+    if let Err(e) = std::fs::File::open(&tmp).and_then(|f| f.sync_all()) {
+        remove_db_files(&tmp);
+        return Err(e.into());
+    }
     Ok(tmp)
 }
 
