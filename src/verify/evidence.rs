@@ -32,7 +32,6 @@ pub fn utc_now() -> String {
 }
 
 /// Collect the header. `seed_source` is `flag` or `default`.
-#[allow(clippy::too_many_arguments)]
 pub fn gather(
     checkout: &Path,
     trifecta: &Path,

@@ -45,6 +45,8 @@ struct RawGate {
     timeout_s: u64,
     #[serde(default)]
     dod: Vec<String>,
+    #[serde(default)]
+    env: BTreeMap<String, String>,
     steps: Vec<Spanned<toml::Table>>,
 }
 
@@ -109,6 +111,8 @@ pub struct Gate {
     pub timeout_s: u64,
     /// Definition-of-Done requirements this gate is evidence for.
     pub dod: Vec<String>,
+    /// Environment for every trifecta process of this gate (after the scenario's).
+    pub env: BTreeMap<String, String>,
     /// Ordered steps.
     pub steps: Vec<StepSpec>,
     /// File the gate came from (for messages and reports).
@@ -140,6 +144,8 @@ pub enum Step {
     Corrupt(CorruptStep),
     /// Another process holds the cache lock for a while.
     HoldLock(HoldLockStep),
+    /// Stop every lock holder started by earlier `hold-lock` steps.
+    Release(ReleaseStep),
     /// kill -9 a writer at seeded points.
     Kill(KillStep),
     /// Modify, touch or delete a source file of the segment.
@@ -172,6 +178,7 @@ impl Step {
             Step::Stress(_) => "stress",
             Step::Corrupt(_) => "corrupt",
             Step::HoldLock(_) => "hold-lock",
+            Step::Release(_) => "release",
             Step::Kill(_) => "kill",
             Step::Edit(_) => "edit",
             Step::Age(_) => "age",
@@ -330,6 +337,11 @@ pub struct HoldLockStep {
     pub ms: u64,
 }
 
+/// `kind = "release"` (no fields).
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ReleaseStep {}
+
 /// `kind = "kill"`.
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -404,6 +416,10 @@ pub struct SignalStep {
     pub min: usize,
     /// Maximum matches.
     pub max: Option<usize>,
+    /// Ignore everything from a `#[cfg(test)]` line to the end of the file (unit tests may
+    /// construct what production code must not).
+    #[serde(default = "yes")]
+    pub skip_tests: bool,
 }
 
 /// `kind = "sqlite"`.
@@ -760,6 +776,7 @@ pub fn load_gate(
             scenario,
             timeout_s: raw.timeout_s,
             dod: raw.dod,
+            env: raw.env,
             steps,
             file: path.to_path_buf(),
         })
@@ -895,7 +912,11 @@ fn validate_step(
                 err("max", "max < min".into());
             }
         }
-        Step::HoldLock(_) | Step::Sqlite(_) | Step::Snapshot(_) | Step::Integrity(_) => {}
+        Step::HoldLock(_)
+        | Step::Release(_)
+        | Step::Sqlite(_)
+        | Step::Snapshot(_)
+        | Step::Integrity(_) => {}
     }
 }
 

@@ -469,6 +469,16 @@ pub async fn hold_lock(ctx: &mut GateCtx, s: &HoldLockStep) -> Outcome {
     res
 }
 
+/// `release`: stop lock holders early (SIGKILL to their groups; flock is released on exit).
+pub async fn release(ctx: &mut GateCtx) -> Outcome {
+    let n = ctx.holders.len();
+    for mut h in ctx.holders.drain(..) {
+        process::kill_group(&h);
+        let _ = h.wait().await;
+    }
+    Outcome::pass(format!("{n} lock holder(s) stopped"))
+}
+
 /// `kill`: start a writer and SIGKILL its process group at a seeded point, `times` times.
 pub async fn kill(ctx: &mut GateCtx, s: &KillStep, index: usize) -> Outcome {
     let spec = ctx.trifecta_spec(&s.args, &s.env, 60);

@@ -31,7 +31,7 @@ pub fn telemetry_text(segment: &Path) -> std::io::Result<String> {
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(text),
         Err(e) => return Err(e),
     };
-    rotated.sort_by(|a, b| b.0.cmp(&a.0));
+    rotated.sort_by_key(|r| std::cmp::Reverse(r.0));
     for (_, p) in rotated {
         text.push_str(&std::fs::read_to_string(p)?);
     }
@@ -437,6 +437,9 @@ pub fn signal(ctx: &mut GateCtx, s: &SignalStep) -> Outcome {
                 .to_string_lossy()
                 .into_owned();
             for (i, line) in text.lines().enumerate() {
+                if s.skip_tests && line.trim() == "#[cfg(test)]" {
+                    break;
+                }
                 if line.contains(&s.pattern) {
                     hits.push(format!("{rel}:{}: {}", i + 1, line.trim()));
                     if !s.only_in.is_empty() && !s.only_in.iter().any(|a| a == &rel) {

@@ -106,7 +106,7 @@ pub struct GateCtx {
     pub tmp: tempfile::TempDir,
     /// The gate's segment copy (canonical), when it has a scenario.
     pub segment: Option<PathBuf>,
-    /// Scenario environment.
+    /// Scenario environment, then the gate's.
     pub scenario_env: BTreeMap<String, String>,
     /// Binary used by run/stress/kill steps.
     pub trifecta: PathBuf,
@@ -149,6 +149,8 @@ impl GateCtx {
             }
             None => (None, BTreeMap::new()),
         };
+        let mut scenario_env = scenario_env;
+        scenario_env.extend(gate.env.clone());
         Ok(GateCtx {
             trifecta: shared.trifecta.clone(),
             shared,
@@ -329,6 +331,7 @@ pub fn label(step: &Step) -> String {
         ),
         Step::Corrupt(c) => c.mode.clone(),
         Step::HoldLock(h) => format!("{:?} {} ms", h.mode, h.ms).to_lowercase(),
+        Step::Release(_) => "stop lock holders".into(),
         Step::Kill(k) => format!("{} × kill -9 in [{}, {}] ms", k.times, k.min_ms, k.max_ms),
         Step::Edit(e) => format!("{:?} {}", e.action, e.file).to_lowercase(),
         Step::Age(a) => format!("+{} days", a.days),
@@ -360,6 +363,7 @@ pub async fn exec(ctx: &mut GateCtx, step: &Step, index: usize) -> Outcome {
         Step::Stress(s) => actions::stress(ctx, s, index).await,
         Step::Corrupt(s) => actions::corrupt(ctx, s, index),
         Step::HoldLock(s) => actions::hold_lock(ctx, s).await,
+        Step::Release(_) => actions::release(ctx).await,
         Step::Kill(s) => actions::kill(ctx, s, index).await,
         Step::Edit(s) => actions::edit(ctx, s),
         Step::Age(s) => actions::age(ctx, s),
