@@ -334,3 +334,48 @@ pub fn run(specs: &Specs, opts: &RunOptions, emit: &mut dyn FnMut(&RunEvent)) ->
     });
     report
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn g(id: &str, required: bool, status: Status) -> GateReport {
+        GateReport {
+            id: id.into(),
+            title: String::new(),
+            description: String::new(),
+            file: String::new(),
+            required,
+            tags: vec![],
+            scenario: None,
+            status,
+            reason: None,
+            duration_s: 0.0,
+            steps: vec![],
+            dod: vec![],
+        }
+    }
+
+    #[test]
+    fn exit_codes() {
+        assert_eq!(
+            exit_code(&[g("a", true, Status::Skipped)]),
+            EXIT_NOTHING_RAN
+        );
+        assert_eq!(exit_code(&[g("a", true, Status::Pass)]), EXIT_OK);
+        // Optional failures are reported, not fatal.
+        assert_eq!(
+            exit_code(&[g("a", true, Status::Pass), g("b", false, Status::Fail)]),
+            EXIT_OK
+        );
+        assert_eq!(
+            exit_code(&[g("a", true, Status::Fail), g("b", true, Status::Pass)]),
+            EXIT_FAILED
+        );
+        // Unknown verdicts beat failures.
+        assert_eq!(
+            exit_code(&[g("a", true, Status::Fail), g("b", false, Status::Error)]),
+            EXIT_HARNESS
+        );
+    }
+}

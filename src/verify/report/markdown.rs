@@ -69,7 +69,7 @@ pub fn render(run: &RunReport) -> String {
     for g in &run.gates {
         for s in &g.steps {
             for c in &s.commands {
-                let _ = writeln!(md, "  {c}");
+                let _ = writeln!(md, "  {}", c.replace('\n', "\n  "));
             }
         }
     }
