@@ -422,6 +422,11 @@ fn validate_step(
             }
         }
         Step::Signal(s) => {
+            for g in &s.only_in {
+                if let Err(e) = globset::Glob::new(g) {
+                    err("only_in", format!("bad glob `{g}`: {e}"));
+                }
+            }
             if s.pattern.is_empty() {
                 err("pattern", "empty pattern".into());
             }

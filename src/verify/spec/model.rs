@@ -363,7 +363,8 @@ pub struct SignalStep {
     /// Checkout-relative directories or files searched.
     #[serde(default = "default_signal_paths")]
     pub paths: Vec<String>,
-    /// When non-empty, every match must be in one of these checkout-relative files.
+    /// When non-empty, every match must be in a file matching one of these checkout-relative
+    /// globs (`src/commands/**`).
     #[serde(default)]
     pub only_in: Vec<String>,
     /// Minimum matches (default 1: an absent pattern is a failure, not a vacuous pass).

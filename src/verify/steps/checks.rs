@@ -416,6 +416,19 @@ pub async fn baseline(ctx: &mut GateCtx, s: &BaselineStep) -> Outcome {
 /// `signal`: literal code search in the checkout (like `rg -n -F`), respecting .gitignore.
 pub fn signal(ctx: &mut GateCtx, s: &SignalStep) -> Outcome {
     let root = ctx.shared.checkout.clone();
+    let mut allowed = globset::GlobSetBuilder::new();
+    for a in &s.only_in {
+        match globset::GlobBuilder::new(a).literal_separator(true).build() {
+            Ok(g) => {
+                allowed.add(g);
+            }
+            Err(e) => return Outcome::error(format!("bad only_in glob {a}: {e}")),
+        }
+    }
+    let allowed = match allowed.build() {
+        Ok(a) => a,
+        Err(e) => return Outcome::error(format!("only_in: {e}")),
+    };
     let mut hits = Vec::new();
     let mut outside = Vec::new();
     for p in &s.paths {
@@ -442,7 +455,7 @@ pub fn signal(ctx: &mut GateCtx, s: &SignalStep) -> Outcome {
                 }
                 if line.contains(&s.pattern) {
                     hits.push(format!("{rel}:{}: {}", i + 1, line.trim()));
-                    if !s.only_in.is_empty() && !s.only_in.iter().any(|a| a == &rel) {
+                    if !s.only_in.is_empty() && !allowed.is_match(&rel) {
                         outside.push(format!("{rel}:{}", i + 1));
                     }
                 }
