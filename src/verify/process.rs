@@ -122,6 +122,22 @@ pub fn kill_group(child: &Child) {
     }
 }
 
+/// Kills a child's process group when dropped unless disarmed: if a gate times out, its
+/// in-flight step future is dropped, and this guard makes sure grandchildren (rustc under cargo,
+/// a CLI under a wrapper script) die with it instead of outliving the run.
+struct GroupGuard(Option<u32>);
+
+impl Drop for GroupGuard {
+    fn drop(&mut self) {
+        if let Some(pid) = self.0.take() {
+            // SAFETY: see `kill_group`.
+            unsafe {
+                libc::kill(-(pid as i32), libc::SIGKILL);
+            }
+        }
+    }
+}
+
 /// Spawn `spec`, capture its output and wait, killing the group on timeout.
 pub async fn run(spec: &ProcSpec) -> std::io::Result<Outcome> {
     let started = Instant::now();
@@ -137,6 +153,7 @@ pub async fn finish(
     started: Instant,
     kill_after: Option<Duration>,
 ) -> std::io::Result<Outcome> {
+    let mut guard = GroupGuard(child.id());
     let mut out = child.stdout.take();
     let mut err = child.stderr.take();
     let out_task = tokio::spawn(async move {
@@ -163,6 +180,8 @@ pub async fn finish(
             child.wait().await?
         }
     };
+    // The leader is reaped; its pid (= pgid) may be reused, so never signal it again.
+    guard.0 = None;
     // A grandchild that inherited the pipes could keep them open; bound the drain.
     let drain = Duration::from_secs(5);
     let stdout = tokio::time::timeout(drain, out_task)

@@ -232,48 +232,60 @@ pub fn run(specs: &Specs, opts: &RunOptions, emit: &mut dyn FnMut(&RunEvent)) ->
                 RunEvent,
                 Option<(GateReport, Vec<Fault>)>,
             )>();
-            let mut handles = Vec::new();
-            for (i, g) in specs.gates.iter().enumerate() {
-                if !opts.filter.selects(g) {
-                    continue;
-                }
-                let gate = g.clone();
-                let scenario = g
-                    .scenario
-                    .as_ref()
-                    .and_then(|s| specs.scenarios.get(s))
-                    .cloned();
-                let shared = opts.shared.clone();
-                let sem = sem.clone();
-                let tx = tx.clone();
-                handles.push(tokio::spawn(async move {
-                    let Ok(_permit) = sem.acquire_owned().await else {
-                        return;
+            // Gates start in file order: a dispatcher takes a permit, then spawns the next gate
+            // (a permit per task would let the runtime start them in any order).
+            let work: Vec<(usize, Gate, Option<super::spec::Scenario>)> = specs
+                .gates
+                .iter()
+                .enumerate()
+                .filter(|(_, g)| opts.filter.selects(g))
+                .map(|(i, g)| {
+                    let sc = g
+                        .scenario
+                        .as_ref()
+                        .and_then(|s| specs.scenarios.get(s))
+                        .cloned();
+                    (i, g.clone(), sc)
+                })
+                .collect();
+            let shared = opts.shared.clone();
+            let dispatcher = tokio::spawn(async move {
+                let mut handles = Vec::new();
+                for (i, gate, scenario) in work {
+                    let Ok(permit) = sem.clone().acquire_owned().await else {
+                        break;
                     };
-                    let _ = tx.send((
-                        i,
-                        RunEvent::GateStarted {
-                            id: gate.id.clone(),
-                        },
-                        None,
-                    ));
-                    let (rep, faults) = run_gate(gate, scenario, shared).await;
-                    let _ = tx.send((
-                        i,
-                        RunEvent::GateFinished(Box::new(rep.clone())),
-                        Some((rep, faults)),
-                    ));
-                }));
-            }
-            drop(tx);
+                    let tx = tx.clone();
+                    let shared = shared.clone();
+                    handles.push(tokio::spawn(async move {
+                        let _permit = permit;
+                        let _ = tx.send((
+                            i,
+                            RunEvent::GateStarted {
+                                id: gate.id.clone(),
+                            },
+                            None,
+                        ));
+                        let (rep, faults) = run_gate(gate, scenario, shared).await;
+                        let _ = tx.send((
+                            i,
+                            RunEvent::GateFinished(Box::new(rep.clone())),
+                            Some((rep, faults)),
+                        ));
+                    }));
+                }
+                handles
+            });
             while let Some((i, ev, res)) = rx.recv().await {
                 emit(&ev);
                 if let Some(r) = res {
                     results[i] = Some(r);
                 }
             }
-            for h in handles {
-                let _ = h.await;
+            if let Ok(handles) = dispatcher.await {
+                for h in handles {
+                    let _ = h.await;
+                }
             }
         }),
         Err(e) => {

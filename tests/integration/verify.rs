@@ -283,7 +283,8 @@ fn verify_junit_counts_match_report_json() {
     ] {
         std::fs::copy(gates_dir(case).join(file), d.path().join(file)).unwrap();
     }
-    let r = run_gates(d.path(), &["--only", "ok", "wrong-jq"]);
+    // Two gates at once: parallel runs must not mix up reports.
+    let r = run_gates(d.path(), &["--only", "ok", "wrong-jq", "--jobs", "2"]);
     assert_eq!(r.code, 1, "stdout:{}\nstderr:{}", r.stdout, r.stderr);
     let rep = r.report();
     let t = &rep["totals"];
@@ -466,4 +467,22 @@ fn verify_repo_gates_are_valid() {
     ] {
         assert!(s.contains(id), "{id}: {s}");
     }
+}
+
+#[test]
+fn verify_signal_checks_can_fail() {
+    let r = run_gates(&gates_dir("signal"), &[]);
+    assert_eq!(r.code, 1, "stdout:{}\nstderr:{}", r.stdout, r.stderr);
+    let rep = r.report();
+    let g = Run::gate(&rep, "signal");
+    let st: Vec<String> = step_statuses(g).into_iter().map(|(_, s)| s).collect();
+    assert_eq!(st, ["pass", "fail", "fail"]);
+    let outside = g["steps"][1]["detail"].as_str().unwrap();
+    assert!(outside.contains("src/bin/trifecta-verify.rs"), "{outside}");
+    assert!(
+        g["steps"][2]["detail"]
+            .as_str()
+            .unwrap()
+            .contains("0 match(es)")
+    );
 }
