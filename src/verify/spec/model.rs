@@ -372,8 +372,9 @@ pub struct SignalStep {
     pub min: usize,
     /// Maximum matches.
     pub max: Option<usize>,
-    /// Ignore everything from a `#[cfg(test)]` line to the end of the file (unit tests may
-    /// construct what production code must not).
+    /// Ignore test code (unit tests may construct what production code must not): the rest of
+    /// a file from `#[cfg(test)]` + an inline `mod … {`, and files that are `#[cfg(test)] mod x;`
+    /// modules (`x.rs`, `x/`). Default true.
     #[serde(default = "yes")]
     pub skip_tests: bool,
 }
