@@ -1,7 +1,324 @@
-//! The gate runner behind `trifecta-verify`. PLACEHOLDER: being implemented.
+//! `trifecta-verify`: the release-gating harness. It reproduces the audit method of the P1
+//! walkthrough (Gate 1 tests in the checkout, Gate 2 clean worktree build + tests, Gate 3
+//! evidence signals) and the P2 exit criteria as declarative gates (`gates/*.toml`) over fixture
+//! scenarios (`scenarios/*/scenario.toml`), and writes audit-grade reports.
+//!
+//! Rooms: [`spec`] (data model + validation) → [`runner`] (selection, tokio, events) →
+//! [`steps`] (actions and checks) using [`workspace`] (worktrees, fixture copies),
+//! [`process`] (supervised children) and [`jq`] (the only file that knows jaq) → [`report`]
+//! (console, Markdown, JSON, JUnit). [`evidence`] captures the Evidence Header.
+//!
+//! Exit codes (also in `--help` and `reports/README.md`): 0 every required gate that ran
+//! passed; 1 a required gate failed; 2 harness/configuration error (invalid specs, a harness
+//! failure during a gate, reports not writable); 4 nothing ran (the filters matched no gate).
+
+pub mod evidence;
+pub mod jq;
+pub mod process;
+pub mod report;
+pub mod runner;
+pub mod spec;
+pub mod steps;
+pub mod workspace;
+
+use clap::{Args, Parser, Subcommand};
+use runner::{EXIT_FAILED, EXIT_HARNESS, EXIT_NOTHING_RAN, EXIT_OK, Filter, RunOptions};
+use std::ffi::OsString;
+use std::io::Write;
+use std::path::{Path, PathBuf};
+
+const EXIT_HELP: &str = "Exit codes:
+  0  every required gate that ran passed
+  1  a required gate failed (optional gates never fail the run)
+  2  harness or configuration error: invalid gate/scenario specs (reported as file:line),
+     a harness failure inside a gate (verdict unknown), reports not writable
+  4  nothing ran: --only/--tag matched no gate";
+
+/// Release gates for trifecta: audit-method verification with evidence reports.
+#[derive(Debug, Parser)]
+#[command(name = "trifecta-verify", version, about, after_help = EXIT_HELP)]
+struct Cli {
+    #[command(subcommand)]
+    command: Cmd,
+}
+
+#[derive(Debug, Subcommand)]
+enum Cmd {
+    /// Validate and run gates, then write reports/<run-id>/{walkthrough.md,report.json,junit.xml}.
+    #[command(after_help = EXIT_HELP)]
+    Gates(GatesArgs),
+    /// List gates (id, required, tags, title) without running them.
+    List(SpecArgs),
+    /// Validate every gate and scenario without running anything (exit 0 or 2).
+    Check(SpecArgs),
+    /// Hold the cache lock file (helper process spawned by the `hold-lock` step).
+    #[command(hide = true)]
+    HoldLock(HoldLockArgs),
+}
+
+#[derive(Debug, Args)]
+struct SpecArgs {
+    /// Folder of gate files (*.toml).
+    #[arg(long, default_value = "gates")]
+    gates_dir: PathBuf,
+    /// Folder of scenarios (<name>/scenario.toml).
+    #[arg(long, default_value = "scenarios")]
+    scenarios_dir: PathBuf,
+}
+
+#[derive(Debug, Args)]
+struct GatesArgs {
+    #[command(flatten)]
+    specs: SpecArgs,
+    /// Run only these gate ids (repeatable).
+    #[arg(long, num_args = 1..)]
+    only: Vec<String>,
+    /// Run only gates with any of these tags (repeatable).
+    #[arg(long)]
+    tag: Vec<String>,
+    /// Revision for worktree gates.
+    #[arg(long, default_value = "HEAD")]
+    rev: String,
+    /// Seed for every fault schedule (default: chosen and printed).
+    #[arg(long)]
+    seed: Option<u64>,
+    /// Where reports/<run-id>/ is written.
+    #[arg(long, default_value = "reports")]
+    report_dir: PathBuf,
+    /// Keep clean worktrees (and their target dirs) after the run.
+    #[arg(long)]
+    keep_worktrees: bool,
+    /// Gates run in parallel.
+    #[arg(long, default_value_t = 1)]
+    jobs: usize,
+    /// Binary under test (default: `trifecta` next to this executable).
+    #[arg(long)]
+    trifecta: Option<PathBuf>,
+    /// Repository checkout (default: the git repository containing the current directory).
+    #[arg(long)]
+    repo: Option<PathBuf>,
+}
+
+#[derive(Debug, Args)]
+struct HoldLockArgs {
+    /// Lock file (created with its directory if missing).
+    path: PathBuf,
+    /// Exclusive instead of shared.
+    #[arg(long)]
+    exclusive: bool,
+    /// How long to hold it.
+    #[arg(long)]
+    ms: u64,
+}
+
+fn print_spec_errors(errors: &[spec::SpecError]) {
+    let mut err = std::io::stderr().lock();
+    for e in errors {
+        let _ = writeln!(err, "error: {e}");
+    }
+    let _ = writeln!(
+        err,
+        "trifecta-verify: {} problem(s) in the specs; nothing was run",
+        errors.len()
+    );
+}
+
+fn load(args: &SpecArgs) -> Result<spec::Specs, i32> {
+    spec::load_all(&args.gates_dir, &args.scenarios_dir).map_err(|e| {
+        print_spec_errors(&e);
+        EXIT_HARNESS
+    })
+}
 
 /// Run `trifecta-verify` with `args` (including the program name); returns the exit code.
-pub fn main_with_args(_args: Vec<std::ffi::OsString>) -> i32 {
-    eprintln!("usage: trifecta-verify gates|list|check (not yet available)");
-    2
+pub fn main_with_args(args: Vec<OsString>) -> i32 {
+    let command_line = args
+        .iter()
+        .map(|a| process::quote(&a.to_string_lossy()))
+        .collect::<Vec<_>>()
+        .join(" ");
+    let cli = match Cli::try_parse_from(args) {
+        Ok(c) => c,
+        Err(e) => {
+            let _ = e.print();
+            return if e.use_stderr() {
+                EXIT_HARNESS
+            } else {
+                EXIT_OK
+            };
+        }
+    };
+    match cli.command {
+        Cmd::Check(a) => match load(&a) {
+            Ok(s) => {
+                println!(
+                    "ok: {} gate(s), {} scenario(s) valid",
+                    s.gates.len(),
+                    s.scenarios.len()
+                );
+                EXIT_OK
+            }
+            Err(c) => c,
+        },
+        Cmd::List(a) => match load(&a) {
+            Ok(s) => {
+                for g in &s.gates {
+                    println!(
+                        "{:<28} {:<9} [{}] {}",
+                        g.id,
+                        if g.required { "required" } else { "optional" },
+                        g.tags.join(","),
+                        g.title
+                    );
+                }
+                EXIT_OK
+            }
+            Err(c) => c,
+        },
+        Cmd::HoldLock(a) => hold_lock(&a),
+        Cmd::Gates(a) => gates(a, &command_line),
+    }
+}
+
+/// The hidden helper: take the lock, say `locked`, hold it, exit.
+fn hold_lock(a: &HoldLockArgs) -> i32 {
+    let res = (|| -> std::io::Result<()> {
+        if let Some(p) = a.path.parent() {
+            std::fs::create_dir_all(p)?;
+        }
+        let f = std::fs::OpenOptions::new()
+            .create(true)
+            .truncate(false)
+            .write(true)
+            .open(&a.path)?;
+        if a.exclusive {
+            f.lock()?;
+        } else {
+            f.lock_shared()?;
+        }
+        let mut out = std::io::stdout().lock();
+        writeln!(out, "locked")?;
+        out.flush()?;
+        std::thread::sleep(std::time::Duration::from_millis(a.ms));
+        f.unlock()
+    })();
+    match res {
+        Ok(()) => EXIT_OK,
+        Err(e) => {
+            eprintln!("hold-lock {}: {e}", a.path.display());
+            EXIT_HARNESS
+        }
+    }
+}
+
+fn default_trifecta() -> Option<PathBuf> {
+    let exe = std::env::current_exe().ok()?;
+    Some(exe.parent()?.join("trifecta"))
+}
+
+fn absolute(p: &Path) -> PathBuf {
+    if p.is_absolute() {
+        p.to_path_buf()
+    } else {
+        std::env::current_dir()
+            .map(|d| d.join(p))
+            .unwrap_or_else(|_| p.to_path_buf())
+    }
+}
+
+fn gates(a: GatesArgs, command_line: &str) -> i32 {
+    let specs = match load(&a.specs) {
+        Ok(s) => s,
+        Err(c) => return c,
+    };
+    let filter = Filter {
+        only: a.only.clone(),
+        tags: a.tag.clone(),
+    };
+    let unknown: Vec<&String> = a
+        .only
+        .iter()
+        .filter(|id| !specs.gates.iter().any(|g| &g.id == *id))
+        .collect();
+    if !unknown.is_empty() {
+        eprintln!("trifecta-verify: warning: no gate with id {unknown:?}");
+    }
+    if !specs.gates.iter().any(|g| filter.selects(g)) {
+        eprintln!(
+            "trifecta-verify: nothing to run: no gate matches --only {:?} --tag {:?}",
+            a.only, a.tag
+        );
+        return EXIT_NOTHING_RAN;
+    }
+    let trifecta = match a.trifecta.clone().or_else(default_trifecta) {
+        Some(p) if p.is_file() => absolute(&p),
+        other => {
+            eprintln!(
+                "trifecta-verify: binary under test not found ({}); build it (`cargo build`) or pass --trifecta",
+                other.map(|p| p.display().to_string()).unwrap_or_default()
+            );
+            return EXIT_HARNESS;
+        }
+    };
+    let verify_exe = match std::env::current_exe() {
+        Ok(p) => p,
+        Err(e) => {
+            eprintln!("trifecta-verify: cannot locate own executable: {e}");
+            return EXIT_HARNESS;
+        }
+    };
+    let start_dir = a.repo.clone().unwrap_or_else(|| PathBuf::from("."));
+    let checkout =
+        workspace::repo_root(&absolute(&start_dir)).unwrap_or_else(|_| absolute(&start_dir));
+    let (seed, seed_source) = match a.seed {
+        Some(s) => (s, "flag"),
+        None => {
+            let n = std::time::SystemTime::now()
+                .duration_since(std::time::UNIX_EPOCH)
+                .map(|d| d.as_nanos() as u64)
+                .unwrap_or(0);
+            (n % 1_000_000_007, "default")
+        }
+    };
+    let run_id = format!(
+        "{}-{}",
+        jiff::Timestamp::now().strftime("%Y%m%dT%H%M%SZ"),
+        std::process::id()
+    );
+    let report_dir = absolute(&a.report_dir);
+    let run_dir = report_dir.join(&run_id);
+    if let Err(e) = std::fs::create_dir_all(&run_dir) {
+        eprintln!("trifecta-verify: cannot create {}: {e}", run_dir.display());
+        return EXIT_HARNESS;
+    }
+    let evidence = evidence::gather(
+        &checkout,
+        &trifecta,
+        command_line,
+        seed,
+        seed_source,
+        &a.rev,
+    );
+    let opts = RunOptions {
+        filter,
+        shared: steps::Shared {
+            run_id,
+            seed,
+            trifecta,
+            verify_exe,
+            checkout,
+            rev: a.rev.clone(),
+            keep_worktrees: a.keep_worktrees,
+            run_dir,
+        },
+        report_dir,
+        jobs: a.jobs,
+        evidence,
+    };
+    let mut console = report::console::Console::new();
+    let rep = runner::run(&specs, &opts, &mut |ev| console.on(ev));
+    match rep.exit_code {
+        EXIT_OK | EXIT_FAILED | EXIT_HARNESS | EXIT_NOTHING_RAN => rep.exit_code,
+        _ => EXIT_HARNESS,
+    }
 }

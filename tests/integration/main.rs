@@ -16,3 +16,4 @@ mod support;
 mod telemetry;
 mod telemetry_report;
 mod uri_props;
+mod verify;

@@ -1,0 +1,295 @@
+//! The run model (what happened, as data) and the files rendered from it. One model feeds every
+//! reporter, so the console, `walkthrough.md`, `report.json` and `junit.xml` cannot disagree:
+//! every claim in them comes from a captured [`RunReport`].
+
+pub mod console;
+pub mod junit;
+pub mod markdown;
+
+use serde::Serialize;
+use std::path::{Path, PathBuf};
+
+/// Verdict of a step or gate.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Status {
+    /// Everything checked held.
+    Pass,
+    /// The system under test did not do what the gate requires.
+    Fail,
+    /// The harness could not do its job (spawn failed, I/O): the verdict is unknown.
+    Error,
+    /// Not run (filtered out, or an earlier action failed).
+    Skipped,
+}
+
+impl Status {
+    /// `PASS`, `FAIL`, `ERROR`, `SKIP`.
+    pub fn label(self) -> &'static str {
+        match self {
+            Status::Pass => "PASS",
+            Status::Fail => "FAIL",
+            Status::Error => "ERROR",
+            Status::Skipped => "SKIP",
+        }
+    }
+    /// Emoji-free verdict word for Markdown.
+    pub fn badge(self) -> &'static str {
+        match self {
+            Status::Pass => "✅ PASS",
+            Status::Fail => "❌ FAIL",
+            Status::Error => "⚠️ ERROR",
+            Status::Skipped => "⏭️ SKIPPED",
+        }
+    }
+}
+
+/// One executed (or skipped) step.
+#[derive(Debug, Clone, Serialize)]
+pub struct StepReport {
+    /// 1-based position in the gate.
+    pub index: usize,
+    /// Line in the gate file.
+    pub line: usize,
+    /// Step kind.
+    pub kind: String,
+    /// Short human label (name, filter, mode…).
+    pub label: String,
+    /// Verdict.
+    pub status: Status,
+    /// Wall time.
+    pub duration_s: f64,
+    /// Exact commands run (shell-quoted).
+    pub commands: Vec<String>,
+    /// A real, truncated excerpt of the output.
+    pub excerpt: String,
+    /// Why it failed, or what it established.
+    pub detail: String,
+    /// Log files, relative to the run directory.
+    pub logs: Vec<String>,
+}
+
+/// One gate's result.
+#[derive(Debug, Clone, Serialize)]
+pub struct GateReport {
+    /// Gate id.
+    pub id: String,
+    /// Title.
+    pub title: String,
+    /// Description.
+    pub description: String,
+    /// Source file.
+    pub file: String,
+    /// Required gates decide the exit code.
+    pub required: bool,
+    /// Tags.
+    pub tags: Vec<String>,
+    /// Scenario, if any.
+    pub scenario: Option<String>,
+    /// Verdict.
+    pub status: Status,
+    /// First failing step, summarised.
+    pub reason: Option<String>,
+    /// Wall time.
+    pub duration_s: f64,
+    /// Steps in order.
+    pub steps: Vec<StepReport>,
+    /// DoD requirements this gate evidences.
+    pub dod: Vec<String>,
+}
+
+/// One injected fault (the seeded schedule).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Fault {
+    /// Gate id.
+    pub gate: String,
+    /// Step index.
+    pub step: usize,
+    /// `corrupt` or `kill`.
+    pub kind: String,
+    /// Corruption mode, or `kill -9 @ N ms`.
+    pub what: String,
+    /// Seed used for this fault (derived from the run seed, gate id and step).
+    pub seed: u64,
+    /// What was done (offsets, lengths, outcome).
+    pub detail: String,
+}
+
+/// The Evidence Header.
+#[derive(Debug, Clone, Serialize)]
+pub struct Evidence {
+    /// HEAD commit of the checkout.
+    pub commit: String,
+    /// Whether the checkout had uncommitted changes.
+    pub dirty: bool,
+    /// Some of the changed paths.
+    pub dirty_paths: Vec<String>,
+    /// UTC start time.
+    pub date_utc: String,
+    /// The verifier's own command line.
+    pub command_line: String,
+    /// `trifecta --version` of the binary under test.
+    pub trifecta_version: String,
+    /// Path of the binary under test.
+    pub trifecta_path: String,
+    /// `rustc --version`.
+    pub rustc: String,
+    /// SQLite library version linked into trifecta-verify (same bundled copy as trifecta).
+    pub sqlite: String,
+    /// libgit2 version used for worktrees.
+    pub libgit2: String,
+    /// OS description.
+    pub os: String,
+    /// The run seed.
+    pub seed: u64,
+    /// `flag` (`--seed`) or `default` (chosen by the run; rerun with `--seed`).
+    pub seed_source: String,
+    /// Revision used by worktree steps.
+    pub rev: String,
+}
+
+/// Counts.
+#[derive(Debug, Clone, Default, Serialize, PartialEq, Eq)]
+pub struct Totals {
+    /// All gates known.
+    pub total: usize,
+    /// Passed.
+    pub passed: usize,
+    /// Failed.
+    pub failed: usize,
+    /// Harness errors.
+    pub errors: usize,
+    /// Not run.
+    pub skipped: usize,
+}
+
+/// The whole run.
+#[derive(Debug, Clone, Serialize)]
+pub struct RunReport {
+    /// Run id (also the report folder name).
+    pub run_id: String,
+    /// Evidence Header.
+    pub evidence: Evidence,
+    /// Wall time.
+    pub duration_s: f64,
+    /// Gates in file order (skipped ones included).
+    pub gates: Vec<GateReport>,
+    /// Every fault injected, in gate/step order.
+    pub fault_schedule: Vec<Fault>,
+    /// Counts.
+    pub totals: Totals,
+    /// Process exit code of the run.
+    pub exit_code: i32,
+}
+
+impl RunReport {
+    /// Recount [`Totals`] from the gates.
+    pub fn count(gates: &[GateReport]) -> Totals {
+        let mut t = Totals {
+            total: gates.len(),
+            ..Totals::default()
+        };
+        for g in gates {
+            match g.status {
+                Status::Pass => t.passed += 1,
+                Status::Fail => t.failed += 1,
+                Status::Error => t.errors += 1,
+                Status::Skipped => t.skipped += 1,
+            }
+        }
+        t
+    }
+}
+
+/// Where the files of a run went.
+#[derive(Debug, Clone)]
+pub struct Written {
+    /// `reports/<run-id>/`.
+    pub dir: PathBuf,
+    /// The Markdown walkthrough.
+    pub walkthrough: PathBuf,
+}
+
+/// Write `walkthrough.md`, `report.json`, `junit.xml` into `run_dir` and point
+/// `<report_dir>/latest` (symlink) and `<report_dir>/LATEST` (text) at it.
+pub fn write_all(
+    report: &RunReport,
+    report_dir: &Path,
+    run_dir: &Path,
+) -> std::io::Result<Written> {
+    std::fs::create_dir_all(run_dir)?;
+    let json = serde_json::to_string_pretty(report).map_err(std::io::Error::other)?;
+    std::fs::write(run_dir.join("report.json"), json + "\n")?;
+    let xml = junit::render(report).map_err(std::io::Error::other)?;
+    std::fs::write(run_dir.join("junit.xml"), xml)?;
+    let md = markdown::render(report);
+    let walkthrough = run_dir.join("walkthrough.md");
+    std::fs::write(&walkthrough, md)?;
+    // Stable pointers: replace atomically so a concurrent reader never sees a missing link.
+    let tmp_link = report_dir.join(format!(".latest.{}", std::process::id()));
+    let _ = std::fs::remove_file(&tmp_link);
+    std::os::unix::fs::symlink(&report.run_id, &tmp_link)?;
+    std::fs::rename(&tmp_link, report_dir.join("latest"))?;
+    std::fs::write(report_dir.join("LATEST"), format!("{}\n", report.run_id))?;
+    Ok(Written {
+        dir: run_dir.to_path_buf(),
+        walkthrough,
+    })
+}
+
+/// Keep at most `max_bytes` of `text` (tail or head), cut on a char boundary, marking the cut.
+pub fn excerpt(text: &str, max_lines: usize, max_bytes: usize, tail: bool) -> String {
+    let lines: Vec<&str> = text.lines().collect();
+    let (picked, cut_lines) = if lines.len() > max_lines {
+        if tail {
+            (
+                lines[lines.len() - max_lines..].to_vec(),
+                lines.len() - max_lines,
+            )
+        } else {
+            (lines[..max_lines].to_vec(), lines.len() - max_lines)
+        }
+    } else {
+        (lines, 0)
+    };
+    let mut s = picked.join("\n");
+    let mut cut_bytes = false;
+    if s.len() > max_bytes {
+        let mut end = max_bytes;
+        while !s.is_char_boundary(end) {
+            end -= 1;
+        }
+        s.truncate(end);
+        cut_bytes = true;
+    }
+    if cut_lines > 0 {
+        let note = format!("[… {cut_lines} lines omitted …]");
+        s = if tail {
+            format!("{note}\n{s}")
+        } else {
+            format!("{s}\n{note}")
+        };
+    }
+    if cut_bytes {
+        s.push_str("\n[… truncated …]");
+    }
+    s
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn excerpt_tail_and_bytes() {
+        let t = (1..=10)
+            .map(|i| i.to_string())
+            .collect::<Vec<_>>()
+            .join("\n");
+        let e = excerpt(&t, 3, 1000, true);
+        assert!(e.starts_with("[… 7 lines omitted …]"));
+        assert!(e.ends_with("8\n9\n10"));
+        let e = excerpt("ééééé", 10, 3, false);
+        assert!(e.starts_with('é') && e.contains("truncated"));
+    }
+}

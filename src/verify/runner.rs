@@ -1,0 +1,393 @@
+//! The runner: selects gates, runs them (up to `--jobs` at once, on tokio), and emits
+//! [`RunEvent`]s. It never prints — reporters render the events (nextest style) — and a gate's
+//! failure is data in the [`RunReport`], not an error.
+
+use super::report::{Evidence, Fault, GateReport, RunReport, Status, StepReport, Written};
+use super::spec::{Gate, Specs};
+use super::steps::{self, GateCtx, Shared};
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+/// Exit code: every required gate that ran passed.
+pub const EXIT_OK: i32 = 0;
+/// Exit code: a required gate failed.
+pub const EXIT_FAILED: i32 = 1;
+/// Exit code: harness or configuration error (invalid specs, unusable environment, a gate whose
+/// verdict is unknown because the harness broke).
+pub const EXIT_HARNESS: i32 = 2;
+/// Exit code: nothing ran (the filters matched no gate).
+pub const EXIT_NOTHING_RAN: i32 = 4;
+
+/// What happened, as it happens.
+#[derive(Debug, Clone)]
+pub enum RunEvent {
+    /// The run began.
+    Started {
+        /// Run id.
+        run_id: String,
+        /// Seed.
+        seed: u64,
+        /// `flag` or `default`.
+        seed_source: String,
+        /// Gates that will run.
+        selected: usize,
+        /// Report folder.
+        run_dir: PathBuf,
+    },
+    /// A gate began.
+    GateStarted {
+        /// Gate id.
+        id: String,
+    },
+    /// A gate ended.
+    GateFinished(Box<GateReport>),
+    /// The run ended and reports were written (or not).
+    Finished {
+        /// Final report.
+        report: Box<RunReport>,
+        /// Walkthrough path, or why the reports could not be written.
+        written: Result<PathBuf, String>,
+    },
+}
+
+/// Gate selection.
+#[derive(Debug, Clone, Default)]
+pub struct Filter {
+    /// `--only` ids (empty = all).
+    pub only: Vec<String>,
+    /// `--tag` tags (a gate needs any of them; empty = all).
+    pub tags: Vec<String>,
+}
+
+impl Filter {
+    /// Whether `g` is selected.
+    pub fn selects(&self, g: &Gate) -> bool {
+        (self.only.is_empty() || self.only.contains(&g.id))
+            && (self.tags.is_empty() || g.tags.iter().any(|t| self.tags.contains(t)))
+    }
+}
+
+/// Everything a run needs besides the specs.
+#[derive(Debug, Clone)]
+pub struct RunOptions {
+    /// Selection.
+    pub filter: Filter,
+    /// Shared gate settings (run id, seed, binaries, checkout, …).
+    pub shared: Shared,
+    /// `reports/`.
+    pub report_dir: PathBuf,
+    /// Parallel gates.
+    pub jobs: usize,
+    /// Evidence Header (filled by the caller from the environment).
+    pub evidence: Evidence,
+}
+
+fn skipped(g: &Gate, why: &str) -> GateReport {
+    GateReport {
+        id: g.id.clone(),
+        title: g.title.clone(),
+        description: g.description.clone(),
+        file: g.file.to_string_lossy().into_owned(),
+        required: g.required,
+        tags: g.tags.clone(),
+        scenario: g.scenario.clone(),
+        status: Status::Skipped,
+        reason: Some(why.to_string()),
+        duration_s: 0.0,
+        steps: vec![],
+        dod: g.dod.clone(),
+    }
+}
+
+/// Run one gate to completion (bounded by its timeout).
+async fn run_gate(
+    gate: Gate,
+    scenario: Option<super::spec::Scenario>,
+    shared: Shared,
+) -> (GateReport, Vec<Fault>) {
+    let started = Instant::now();
+    let mut report = skipped(&gate, "");
+    report.reason = None;
+    let mut ctx = match GateCtx::new(shared, &gate, scenario.as_ref()) {
+        Ok(c) => c,
+        Err(e) => {
+            report.status = Status::Error;
+            report.reason = Some(format!("cannot prepare gate: {e}"));
+            return (report, vec![]);
+        }
+    };
+    let collected = Arc::new(std::sync::Mutex::new(Vec::<StepReport>::new()));
+    let sink = collected.clone();
+    let mut on_step = move |r: &StepReport| {
+        if let Ok(mut v) = sink.lock() {
+            v.push(r.clone());
+        }
+    };
+    let timed = tokio::time::timeout(
+        Duration::from_secs(gate.timeout_s),
+        steps::run_steps(&mut ctx, &gate, &mut on_step),
+    )
+    .await;
+    let mut steps_done = collected.lock().map(|v| v.clone()).unwrap_or_default();
+    let mut timeout_reason = None;
+    if timed.is_err() {
+        timeout_reason = Some(format!("gate timed out after {} s", gate.timeout_s));
+        for (i, s) in gate.steps.iter().enumerate().skip(steps_done.len()) {
+            steps_done.push(StepReport {
+                index: i + 1,
+                line: s.line,
+                kind: s.step.kind().into(),
+                label: steps::label(&s.step),
+                status: if i == steps_done.len() {
+                    Status::Fail
+                } else {
+                    Status::Skipped
+                },
+                duration_s: 0.0,
+                commands: vec![],
+                excerpt: String::new(),
+                detail: "gate timeout".into(),
+                logs: vec![],
+            });
+        }
+    }
+    let notes = ctx.finish().await;
+    let faults = std::mem::take(&mut ctx.faults);
+    drop(ctx);
+    report.status = if steps_done.iter().any(|s| s.status == Status::Error) {
+        Status::Error
+    } else if timeout_reason.is_some() || steps_done.iter().any(|s| s.status == Status::Fail) {
+        Status::Fail
+    } else {
+        Status::Pass
+    };
+    report.reason = timeout_reason.or_else(|| {
+        steps_done
+            .iter()
+            .find(|s| matches!(s.status, Status::Fail | Status::Error))
+            .map(|s| {
+                format!(
+                    "step {} ({}) {}: {}",
+                    s.index,
+                    s.kind,
+                    s.label,
+                    super::report::excerpt(&s.detail, 3, 400, false)
+                )
+            })
+    });
+    if !notes.is_empty() {
+        let extra = notes.join("; ");
+        report.description = if report.description.is_empty() {
+            extra
+        } else {
+            format!("{}\n\n({extra})", report.description)
+        };
+    }
+    report.steps = steps_done;
+    report.duration_s = started.elapsed().as_secs_f64();
+    (report, faults)
+}
+
+/// Exit code for a finished set of gate reports.
+pub fn exit_code(gates: &[GateReport]) -> i32 {
+    let ran = gates.iter().any(|g| g.status != Status::Skipped);
+    if !ran {
+        EXIT_NOTHING_RAN
+    } else if gates.iter().any(|g| g.status == Status::Error) {
+        EXIT_HARNESS
+    } else if gates.iter().any(|g| g.required && g.status == Status::Fail) {
+        EXIT_FAILED
+    } else {
+        EXIT_OK
+    }
+}
+
+/// Run the selected gates and write the reports; returns the report and the exit code.
+pub fn run(specs: &Specs, opts: &RunOptions, emit: &mut dyn FnMut(&RunEvent)) -> RunReport {
+    let started = Instant::now();
+    let run_dir = opts.shared.run_dir.clone();
+    let selected: Vec<&Gate> = specs
+        .gates
+        .iter()
+        .filter(|g| opts.filter.selects(g))
+        .collect();
+    emit(&RunEvent::Started {
+        run_id: opts.shared.run_id.clone(),
+        seed: opts.shared.seed,
+        seed_source: opts.evidence.seed_source.clone(),
+        selected: selected.len(),
+        run_dir: run_dir.clone(),
+    });
+    let mut results: Vec<Option<(GateReport, Vec<Fault>)>> = vec![None; specs.gates.len()];
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build();
+    match rt {
+        Ok(rt) => rt.block_on(async {
+            let sem = Arc::new(tokio::sync::Semaphore::new(opts.jobs.max(1)));
+            let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel::<(
+                usize,
+                RunEvent,
+                Option<(GateReport, Vec<Fault>)>,
+            )>();
+            // Gates start in file order: a dispatcher takes a permit, then spawns the next gate
+            // (a permit per task would let the runtime start them in any order).
+            let work: Vec<(usize, Gate, Option<super::spec::Scenario>)> = specs
+                .gates
+                .iter()
+                .enumerate()
+                .filter(|(_, g)| opts.filter.selects(g))
+                .map(|(i, g)| {
+                    let sc = g
+                        .scenario
+                        .as_ref()
+                        .and_then(|s| specs.scenarios.get(s))
+                        .cloned();
+                    (i, g.clone(), sc)
+                })
+                .collect();
+            let shared = opts.shared.clone();
+            let dispatcher = tokio::spawn(async move {
+                let mut handles = Vec::new();
+                for (i, gate, scenario) in work {
+                    let Ok(permit) = sem.clone().acquire_owned().await else {
+                        break;
+                    };
+                    let tx = tx.clone();
+                    let shared = shared.clone();
+                    handles.push(tokio::spawn(async move {
+                        let _permit = permit;
+                        let _ = tx.send((
+                            i,
+                            RunEvent::GateStarted {
+                                id: gate.id.clone(),
+                            },
+                            None,
+                        ));
+                        let (rep, faults) = run_gate(gate, scenario, shared).await;
+                        let _ = tx.send((
+                            i,
+                            RunEvent::GateFinished(Box::new(rep.clone())),
+                            Some((rep, faults)),
+                        ));
+                    }));
+                }
+                handles
+            });
+            while let Some((i, ev, res)) = rx.recv().await {
+                emit(&ev);
+                if let Some(r) = res {
+                    results[i] = Some(r);
+                }
+            }
+            if let Ok(handles) = dispatcher.await {
+                for h in handles {
+                    let _ = h.await;
+                }
+            }
+        }),
+        Err(e) => {
+            for (i, g) in specs.gates.iter().enumerate() {
+                if opts.filter.selects(g) {
+                    let mut r = skipped(g, "");
+                    r.status = Status::Error;
+                    r.reason = Some(format!("no async runtime: {e}"));
+                    results[i] = Some((r, vec![]));
+                }
+            }
+        }
+    }
+    let mut gates = Vec::new();
+    let mut faults = Vec::new();
+    for (i, g) in specs.gates.iter().enumerate() {
+        match results[i].take() {
+            Some((r, f)) => {
+                gates.push(r);
+                faults.extend(f);
+            }
+            None if opts.filter.selects(g) => {
+                let mut r = skipped(g, "");
+                r.status = Status::Error;
+                r.reason = Some("gate task did not report (panicked?)".into());
+                gates.push(r);
+            }
+            None => gates.push(skipped(g, "not selected by --only/--tag")),
+        }
+    }
+    faults.sort_by(|a, b| (a.gate.as_str(), a.step).cmp(&(b.gate.as_str(), b.step)));
+    let totals = RunReport::count(&gates);
+    let code = exit_code(&gates);
+    let mut report = RunReport {
+        run_id: opts.shared.run_id.clone(),
+        evidence: opts.evidence.clone(),
+        duration_s: started.elapsed().as_secs_f64(),
+        gates,
+        fault_schedule: faults,
+        totals,
+        exit_code: code,
+    };
+    let written: Result<Written, std::io::Error> =
+        super::report::write_all(&report, &opts.report_dir, &run_dir);
+    let path = match written {
+        Ok(w) => Ok(w.walkthrough),
+        Err(e) => {
+            report.exit_code = EXIT_HARNESS;
+            Err(format!(
+                "cannot write reports in {}: {e}",
+                run_dir.display()
+            ))
+        }
+    };
+    emit(&RunEvent::Finished {
+        report: Box::new(report.clone()),
+        written: path,
+    });
+    report
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn g(id: &str, required: bool, status: Status) -> GateReport {
+        GateReport {
+            id: id.into(),
+            title: String::new(),
+            description: String::new(),
+            file: String::new(),
+            required,
+            tags: vec![],
+            scenario: None,
+            status,
+            reason: None,
+            duration_s: 0.0,
+            steps: vec![],
+            dod: vec![],
+        }
+    }
+
+    #[test]
+    fn exit_codes() {
+        assert_eq!(
+            exit_code(&[g("a", true, Status::Skipped)]),
+            EXIT_NOTHING_RAN
+        );
+        assert_eq!(exit_code(&[g("a", true, Status::Pass)]), EXIT_OK);
+        // Optional failures are reported, not fatal.
+        assert_eq!(
+            exit_code(&[g("a", true, Status::Pass), g("b", false, Status::Fail)]),
+            EXIT_OK
+        );
+        assert_eq!(
+            exit_code(&[g("a", true, Status::Fail), g("b", true, Status::Pass)]),
+            EXIT_FAILED
+        );
+        // Unknown verdicts beat failures.
+        assert_eq!(
+            exit_code(&[g("a", true, Status::Fail), g("b", false, Status::Error)]),
+            EXIT_HARNESS
+        );
+    }
+}

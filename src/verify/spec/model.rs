@@ -1,0 +1,496 @@
+//! The gate and scenario data model: what a `gates/*.toml` step or a `scenario.toml` may say.
+//! Every struct denies unknown keys; steps are an internally tagged enum (`kind = "run"`).
+
+use serde::Deserialize;
+use std::collections::BTreeMap;
+use std::path::PathBuf;
+
+pub(super) fn yes() -> bool {
+    true
+}
+pub(super) fn default_gate_timeout() -> u64 {
+    600
+}
+pub(super) fn default_run_timeout() -> u64 {
+    120
+}
+pub(super) fn default_procs() -> usize {
+    10
+}
+pub(super) fn default_iterations() -> usize {
+    3
+}
+pub(super) fn default_kill_times() -> usize {
+    3
+}
+pub(super) fn default_kill_max_ms() -> u64 {
+    60
+}
+pub(super) fn default_telemetry() -> StepInput {
+    StepInput::One("telemetry".to_string())
+}
+pub(super) fn default_ok() -> String {
+    "ok".to_string()
+}
+pub(super) fn default_build() -> Vec<String> {
+    ["cargo", "build", "--release", "--locked"]
+        .map(String::from)
+        .to_vec()
+}
+pub(super) fn default_binary() -> Option<String> {
+    Some("{target}/release/trifecta".to_string())
+}
+pub(super) fn default_signal_paths() -> Vec<String> {
+    vec!["src".to_string()]
+}
+pub(super) fn one() -> usize {
+    1
+}
+
+/// A validated gate.
+#[derive(Debug, Clone)]
+pub struct Gate {
+    /// Stable id (`--only` selects by it).
+    pub id: String,
+    /// One-line title.
+    pub title: String,
+    /// What the gate proves.
+    pub description: String,
+    /// A failing required gate fails the run (exit 1); optional ones are reported only.
+    pub required: bool,
+    /// Tags for `--tag`.
+    pub tags: Vec<String>,
+    /// Scenario folder name, if the gate works on a fixture segment.
+    pub scenario: Option<String>,
+    /// Whole-gate timeout.
+    pub timeout_s: u64,
+    /// Definition-of-Done requirements this gate is evidence for.
+    pub dod: Vec<String>,
+    /// Environment for every trifecta process of this gate (after the scenario's).
+    pub env: BTreeMap<String, String>,
+    /// Ordered steps.
+    pub steps: Vec<StepSpec>,
+    /// File the gate came from (for messages and reports).
+    pub file: PathBuf,
+}
+
+/// A step and where it was written.
+#[derive(Debug, Clone)]
+pub struct StepSpec {
+    /// The step.
+    pub step: Step,
+    /// 1-based line of the step in its file.
+    pub line: usize,
+}
+
+/// Every step kind. Actions change the world; checks (jq, integrity, files, baseline) only look.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(tag = "kind", rename_all = "kebab-case")]
+pub enum Step {
+    /// Clean git worktree of a revision + build there; later steps use its binary.
+    Worktree(WorktreeStep),
+    /// Run cargo in the checkout or the worktree.
+    Cargo(CargoStep),
+    /// Run the trifecta CLI once.
+    Run(RunStep),
+    /// N concurrent CLI processes × iterations.
+    Stress(StressStep),
+    /// Damage the cache DB with a catalog mode.
+    Corrupt(CorruptStep),
+    /// Another process holds the cache lock for a while.
+    HoldLock(HoldLockStep),
+    /// Stop every lock holder started by earlier `hold-lock` steps.
+    Release(ReleaseStep),
+    /// kill -9 a writer at seeded points.
+    Kill(KillStep),
+    /// Modify, touch or delete a source file of the segment.
+    Edit(EditStep),
+    /// Advance the test clock for later steps.
+    Age(AgeStep),
+    /// Code search in the checkout (single-factory style signals).
+    Signal(SignalStep),
+    /// Execute SQL on the segment's cache DB (fixture setup).
+    Sqlite(SqliteStep),
+    /// Record a file's digest for a later `files` `unchanged` check.
+    Snapshot(SnapshotStep),
+    /// jq filter (`jq -e` semantics) over telemetry or step outputs.
+    Jq(JqStep),
+    /// SQLite `PRAGMA integrity_check` on the cache DB.
+    Integrity(IntegrityStep),
+    /// Glob existence/absence/count checks.
+    Files(FilesStep),
+    /// Outputs equal an uncached run (symbols, file_rel, syntax_errors).
+    Baseline(BaselineStep),
+}
+
+impl Step {
+    /// The `kind` spelling.
+    pub fn kind(&self) -> &'static str {
+        match self {
+            Step::Worktree(_) => "worktree",
+            Step::Cargo(_) => "cargo",
+            Step::Run(_) => "run",
+            Step::Stress(_) => "stress",
+            Step::Corrupt(_) => "corrupt",
+            Step::HoldLock(_) => "hold-lock",
+            Step::Release(_) => "release",
+            Step::Kill(_) => "kill",
+            Step::Edit(_) => "edit",
+            Step::Age(_) => "age",
+            Step::Signal(_) => "signal",
+            Step::Sqlite(_) => "sqlite",
+            Step::Snapshot(_) => "snapshot",
+            Step::Jq(_) => "jq",
+            Step::Integrity(_) => "integrity",
+            Step::Files(_) => "files",
+            Step::Baseline(_) => "baseline",
+        }
+    }
+
+    /// The step's name, when it saves something later steps refer to.
+    pub fn name(&self) -> Option<&str> {
+        match self {
+            Step::Run(s) => s.name.as_deref(),
+            Step::Stress(s) => s.name.as_deref(),
+            Step::Kill(s) => s.name.as_deref(),
+            Step::Snapshot(s) => Some(&s.name),
+            _ => None,
+        }
+    }
+
+    /// Whether the step is a check (its failure does not stop the gate's later steps).
+    pub fn is_check(&self) -> bool {
+        matches!(
+            self,
+            Step::Jq(_) | Step::Integrity(_) | Step::Files(_) | Step::Baseline(_) | Step::Signal(_)
+        )
+    }
+}
+
+/// `kind = "worktree"`.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct WorktreeStep {
+    /// Revision to check out (default: `--rev`, itself defaulting to HEAD).
+    pub rev: Option<String>,
+    /// Build command run in the worktree with `CARGO_TARGET_DIR={target}` (inside the temp dir).
+    #[serde(default = "default_build")]
+    pub build: Vec<String>,
+    /// Binary that later steps use (`{target}`, `{worktree}` expand); `""` keeps the current one.
+    #[serde(default = "default_binary")]
+    pub binary: Option<String>,
+    /// Build timeout.
+    #[serde(default = "default_worktree_timeout")]
+    pub timeout_s: u64,
+}
+
+fn default_worktree_timeout() -> u64 {
+    3600
+}
+
+/// Where a cargo step runs.
+#[derive(Debug, Clone, Copy, Deserialize, PartialEq, Eq)]
+#[serde(rename_all = "lowercase")]
+pub enum CargoDir {
+    /// The repository the verifier was started in (`--repo`).
+    Checkout,
+    /// The worktree made by an earlier `worktree` step (same target dir as its build).
+    Worktree,
+}
+
+/// `kind = "cargo"`.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct CargoStep {
+    /// Arguments after `cargo`.
+    pub args: Vec<String>,
+    /// Where to run.
+    #[serde(default = "default_cargo_dir")]
+    pub dir: CargoDir,
+    /// At least this many tests must pass (summed over `test result:` lines), so a filter that
+    /// matches nothing cannot pass vacuously. 0 disables the check (e.g. for builds).
+    #[serde(default)]
+    pub min_tests: usize,
+    /// Timeout.
+    #[serde(default = "default_worktree_timeout")]
+    pub timeout_s: u64,
+}
+
+fn default_cargo_dir() -> CargoDir {
+    CargoDir::Checkout
+}
+
+/// `kind = "run"`.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RunStep {
+    /// Name under which the output is saved.
+    pub name: Option<String>,
+    /// Arguments after the trifecta binary (`{segment}`, `{db}`, … expand).
+    pub args: Vec<String>,
+    /// Extra environment.
+    #[serde(default)]
+    pub env: BTreeMap<String, String>,
+    /// Expected exit code.
+    #[serde(default)]
+    pub expect_exit: i32,
+    /// Timeout.
+    #[serde(default = "default_run_timeout")]
+    pub timeout_s: u64,
+}
+
+/// `kind = "stress"`.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct StressStep {
+    /// Name under which all outputs are saved (as an array).
+    pub name: Option<String>,
+    /// Concurrent processes.
+    #[serde(default = "default_procs")]
+    pub procs: usize,
+    /// Rounds per process.
+    #[serde(default = "default_iterations")]
+    pub iterations: usize,
+    /// Arguments; `{uri}` expands to `uris[(proc + iteration) % len]`.
+    pub args: Vec<String>,
+    /// URIs cycled through `{uri}`.
+    #[serde(default)]
+    pub uris: Vec<String>,
+    /// Extra environment.
+    #[serde(default)]
+    pub env: BTreeMap<String, String>,
+    /// Per-process timeout; the process group is killed on expiry.
+    #[serde(default = "default_run_timeout")]
+    pub timeout_s: u64,
+}
+
+/// `kind = "corrupt"`.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct CorruptStep {
+    /// Catalog mode name (`crate::cache::faults`).
+    pub mode: String,
+}
+
+/// Lock mode for `hold-lock`.
+#[derive(Debug, Clone, Copy, Deserialize, PartialEq, Eq)]
+#[serde(rename_all = "lowercase")]
+pub enum LockMode {
+    /// `flock(LOCK_SH)`.
+    Shared,
+    /// `flock(LOCK_EX)`.
+    Exclusive,
+}
+
+/// `kind = "hold-lock"`.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct HoldLockStep {
+    /// Shared or exclusive.
+    pub mode: LockMode,
+    /// How long the holder keeps it (it is started and continues in the background).
+    pub ms: u64,
+}
+
+/// `kind = "release"` (no fields).
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ReleaseStep {}
+
+/// `kind = "kill"`.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct KillStep {
+    /// Name (unused by checks; for the report).
+    pub name: Option<String>,
+    /// Arguments of the writer.
+    pub args: Vec<String>,
+    /// Extra environment.
+    #[serde(default)]
+    pub env: BTreeMap<String, String>,
+    /// How many writers are killed.
+    #[serde(default = "default_kill_times")]
+    pub times: usize,
+    /// Earliest kill point after spawn.
+    #[serde(default)]
+    pub min_ms: u64,
+    /// Latest kill point after spawn.
+    #[serde(default = "default_kill_max_ms")]
+    pub max_ms: u64,
+}
+
+/// What `edit` does.
+#[derive(Debug, Clone, Copy, Deserialize, PartialEq, Eq)]
+#[serde(rename_all = "lowercase")]
+pub enum EditAction {
+    /// Append `text`.
+    Append,
+    /// Rewrite the same bytes (new mtime, same content).
+    Touch,
+    /// Replace the whole file with `text`.
+    Replace,
+    /// Remove the file.
+    Delete,
+}
+
+/// `kind = "edit"`.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct EditStep {
+    /// Segment-relative file.
+    pub file: String,
+    /// What to do.
+    pub action: EditAction,
+    /// Text for append/replace.
+    #[serde(default)]
+    pub text: String,
+}
+
+/// `kind = "age"`.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct AgeStep {
+    /// Days to add to the test clock (`TRIFECTA_TEST_NOW_MS`) for later steps.
+    pub days: f64,
+}
+
+/// `kind = "signal"`.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SignalStep {
+    /// Literal text searched for.
+    pub pattern: String,
+    /// Checkout-relative directories or files searched.
+    #[serde(default = "default_signal_paths")]
+    pub paths: Vec<String>,
+    /// When non-empty, every match must be in a file matching one of these checkout-relative
+    /// globs (`src/commands/**`).
+    #[serde(default)]
+    pub only_in: Vec<String>,
+    /// Minimum matches (default 1: an absent pattern is a failure, not a vacuous pass).
+    #[serde(default = "one")]
+    pub min: usize,
+    /// Maximum matches.
+    pub max: Option<usize>,
+    /// Ignore test code (unit tests may construct what production code must not): the rest of
+    /// a file from `#[cfg(test)]` + an inline `mod … {`, and files that are `#[cfg(test)] mod x;`
+    /// modules (`x.rs`, `x/`). Default true.
+    #[serde(default = "yes")]
+    pub skip_tests: bool,
+}
+
+/// `kind = "sqlite"`.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SqliteStep {
+    /// SQL batch run against `{db}` (the DB and its directory are created if missing).
+    pub sql: String,
+}
+
+/// `kind = "snapshot"`.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SnapshotStep {
+    /// Name for `files.unchanged`.
+    pub name: String,
+    /// Segment-relative file.
+    pub file: String,
+}
+
+/// Input of a jq check.
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+#[serde(untagged)]
+pub enum StepInput {
+    /// `"telemetry"` (all events, slurped) or one step's name.
+    One(String),
+    /// Several step names: input is the array of their outputs.
+    Many(Vec<String>),
+}
+
+/// `kind = "jq"`.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct JqStep {
+    /// What the check means, for the report.
+    pub label: Option<String>,
+    /// `"telemetry"` (array of every events line), a step name, or a list of step names.
+    #[serde(default = "default_telemetry")]
+    pub on: StepInput,
+    /// The filter; passes when its last output is neither false nor null (no output fails).
+    pub filter: String,
+}
+
+/// `kind = "integrity"`.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct IntegrityStep {
+    /// Expected result of `PRAGMA integrity_check`.
+    #[serde(default = "default_ok")]
+    pub expect: String,
+}
+
+/// Where `files` globs are rooted.
+#[derive(Debug, Clone, Copy, Deserialize, PartialEq, Eq, Default)]
+#[serde(rename_all = "lowercase")]
+pub enum FilesRoot {
+    /// The gate's segment copy.
+    #[default]
+    Segment,
+    /// The worktree of an earlier `worktree` step.
+    Worktree,
+    /// The repository checkout.
+    Checkout,
+}
+
+/// `kind = "files"`.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct FilesStep {
+    /// Root of the globs.
+    #[serde(default)]
+    pub root: FilesRoot,
+    /// Each glob must match at least one path.
+    #[serde(default)]
+    pub exist: Vec<String>,
+    /// Each glob must match nothing.
+    #[serde(default)]
+    pub absent: Vec<String>,
+    /// Glob whose matches are counted against `min`/`max`.
+    pub count: Option<String>,
+    /// Minimum matches of `count`.
+    pub min: Option<usize>,
+    /// Maximum matches of `count`.
+    pub max: Option<usize>,
+    /// Snapshot names whose files must be byte-for-byte unchanged.
+    #[serde(default)]
+    pub unchanged: Vec<String>,
+}
+
+/// `kind = "baseline"`.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct BaselineStep {
+    /// Names of run/stress steps whose outputs must equal an uncached run of the same URI.
+    pub steps: Vec<String>,
+}
+
+/// `scenarios/<name>/scenario.toml`.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Scenario {
+    /// What the fixture is.
+    pub description: String,
+    /// Sub-folder copied as the segment (default `segment`).
+    #[serde(default = "default_segment")]
+    pub segment: String,
+    /// Environment for every trifecta process of gates using this scenario.
+    #[serde(default)]
+    pub env: BTreeMap<String, String>,
+    /// Set when loading: the scenario folder.
+    #[serde(skip)]
+    pub dir: PathBuf,
+}
+
+fn default_segment() -> String {
+    "segment".to_string()
+}

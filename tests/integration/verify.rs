@@ -1,0 +1,488 @@
+//! `trifecta-verify` on tiny fixture gates (`tests/fixtures/gates/<case>/`): exit codes, report
+//! contents, and — the point of a gate runner — that it FAILS when the system under test is wrong
+//! (wrong jq expectation, a CLI returning wrong symbols, a CLI that breaks on a damaged DB).
+//! No worktree builds of the project here: the worktree step is exercised on a throwaway repo
+//! whose "build" is a shell one-liner.
+
+use assert_cmd::Command;
+use serde_json::Value;
+use std::os::unix::fs::PermissionsExt;
+use std::path::{Path, PathBuf};
+
+fn fixtures() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures")
+}
+
+fn gates_dir(case: &str) -> PathBuf {
+    fixtures().join("gates").join(case)
+}
+
+/// The real `trifecta` binary built for this test run.
+fn real_trifecta() -> PathBuf {
+    assert_cmd::cargo::cargo_bin("trifecta")
+}
+
+struct Run {
+    code: i32,
+    stdout: String,
+    stderr: String,
+    reports: tempfile::TempDir,
+}
+
+impl Run {
+    fn report(&self) -> Value {
+        let p = self.reports.path().join("latest/report.json");
+        let t = std::fs::read_to_string(&p).unwrap_or_else(|e| {
+            panic!(
+                "{}: {e}\nstdout:{}\nstderr:{}",
+                p.display(),
+                self.stdout,
+                self.stderr
+            )
+        });
+        serde_json::from_str(&t).unwrap()
+    }
+    fn latest_file(&self, name: &str) -> String {
+        std::fs::read_to_string(self.reports.path().join("latest").join(name)).unwrap()
+    }
+    fn gate<'a>(report: &'a Value, id: &str) -> &'a Value {
+        report["gates"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|g| g["id"] == id)
+            .unwrap_or_else(|| panic!("no gate {id} in {report}"))
+    }
+}
+
+fn run_gates(gates: &Path, extra: &[&str]) -> Run {
+    let reports = tempfile::tempdir().unwrap();
+    let mut cmd = Command::cargo_bin("trifecta-verify").unwrap();
+    cmd.arg("gates")
+        .arg("--gates-dir")
+        .arg(gates)
+        .arg("--scenarios-dir")
+        .arg(fixtures().join("scenarios"))
+        .arg("--report-dir")
+        .arg(reports.path())
+        .args(extra)
+        .current_dir(env!("CARGO_MANIFEST_DIR"));
+    let out = cmd.output().unwrap();
+    Run {
+        code: out.status.code().unwrap_or(-1),
+        stdout: String::from_utf8_lossy(&out.stdout).into_owned(),
+        stderr: String::from_utf8_lossy(&out.stderr).into_owned(),
+        reports,
+    }
+}
+
+/// A shell wrapper around the real binary, used as `--trifecta`.
+fn wrapper(dir: &Path, name: &str, body: &str) -> PathBuf {
+    let p = dir.join(name);
+    let script = format!("#!/bin/sh\nREAL='{}'\n{body}\n", real_trifecta().display());
+    std::fs::write(&p, script).unwrap();
+    std::fs::set_permissions(&p, std::fs::Permissions::from_mode(0o755)).unwrap();
+    p
+}
+
+fn step_statuses(gate: &Value) -> Vec<(String, String)> {
+    gate["steps"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|s| {
+            (
+                s["kind"].as_str().unwrap().to_string(),
+                s["status"].as_str().unwrap().to_string(),
+            )
+        })
+        .collect()
+}
+
+#[test]
+fn verify_passing_gate_exits_0_with_reports() {
+    let r = run_gates(&gates_dir("pass"), &["--seed", "1"]);
+    assert_eq!(r.code, 0, "stdout:{}\nstderr:{}", r.stdout, r.stderr);
+    assert!(r.stdout.contains("PASS: ok ("), "{}", r.stdout);
+    let rep = r.report();
+    assert_eq!(rep["exit_code"], 0);
+    assert_eq!(rep["totals"]["passed"], 1);
+    let g = Run::gate(&rep, "ok");
+    assert!(
+        step_statuses(g).iter().all(|(_, s)| s == "pass"),
+        "{:?}",
+        step_statuses(g)
+    );
+    let md = r.latest_file("walkthrough.md");
+    for needle in [
+        "## Evidence Header",
+        "**Commit**",
+        "**Seed**: `1`",
+        "SQLite 3.",
+        "rustc",
+        "## Definition of Done",
+        "| fixture requirement | ✅ PASS |",
+        "## Known gaps",
+        "## Conclusion",
+    ] {
+        assert!(md.contains(needle), "walkthrough lacks {needle:?}:\n{md}");
+    }
+    // Stable pointers to the latest run.
+    let latest = std::fs::read_to_string(r.reports.path().join("LATEST")).unwrap();
+    assert_eq!(latest.trim(), rep["run_id"].as_str().unwrap());
+    assert!(r.reports.path().join("latest").is_symlink());
+    // Raw logs beside the reports.
+    let gate_dir = r.reports.path().join("latest/gates/ok");
+    assert!(gate_dir.join("step-1-run.log").is_file());
+    assert!(gate_dir.join("step-4-history.jsonl").is_file());
+}
+
+#[test]
+fn verify_wrong_jq_expectation_fails_exit_1() {
+    let r = run_gates(&gates_dir("wrong-jq"), &[]);
+    assert_eq!(r.code, 1, "stdout:{}\nstderr:{}", r.stdout, r.stderr);
+    assert!(r.stdout.contains("FAIL: wrong-jq"), "{}", r.stdout);
+    let rep = r.report();
+    let g = Run::gate(&rep, "wrong-jq");
+    assert_eq!(g["status"], "fail");
+    let steps = g["steps"].as_array().unwrap();
+    assert_eq!(steps[1]["status"], "fail");
+    assert!(steps[1]["detail"].as_str().unwrap().contains("false"));
+    // `select` over empty telemetry: no output is a failure of its own (jq -e exit 4).
+    assert_eq!(steps[2]["status"], "fail");
+    assert!(
+        steps[2]["detail"].as_str().unwrap().contains("no output"),
+        "{}",
+        steps[2]["detail"]
+    );
+    let xml = r.latest_file("junit.xml");
+    let junit = quick_junit::Report::deserialize_from_str(&xml).unwrap();
+    assert_eq!(junit.failures, 1);
+    assert!(xml.contains("<failure"), "{xml}");
+}
+
+#[test]
+fn verify_baseline_catches_wrong_symbols() {
+    // Same gate, real binary: passes (so the check is not failing for an unrelated reason).
+    let ok = run_gates(&gates_dir("baseline"), &[]);
+    assert_eq!(ok.code, 0, "stdout:{}\nstderr:{}", ok.stdout, ok.stderr);
+
+    // A CLI whose *cached* path returns an extra symbol.
+    let d = tempfile::tempdir().unwrap();
+    let w = wrapper(
+        d.path(),
+        "lying-trifecta",
+        r#"case " $* " in
+  *" --persist-cache "*)
+    "$REAL" "$@" | sed -e 's/"symbols": \[\]/"symbols": [{"name": "bogus"}]/' -e 's/"symbols": \[$/"symbols": [{"name": "bogus"},/'
+    exit 0;;
+esac
+exec "$REAL" "$@""#,
+    );
+    let r = run_gates(&gates_dir("baseline"), &["--trifecta", w.to_str().unwrap()]);
+    assert_eq!(r.code, 1, "stdout:{}\nstderr:{}", r.stdout, r.stderr);
+    let rep = r.report();
+    let g = Run::gate(&rep, "baseline");
+    let base = &g["steps"][1];
+    assert_eq!(base["kind"], "baseline");
+    assert_eq!(base["status"], "fail");
+    let detail = base["detail"].as_str().unwrap();
+    assert!(detail.contains("`symbols` differs"), "{detail}");
+    assert!(detail.contains("bogus"), "{detail}");
+}
+
+#[test]
+fn verify_unrecovered_corruption_fails() {
+    // Real binary: the damaged DB does not break the command.
+    let ok = run_gates(&gates_dir("corrupt"), &["--seed", "5"]);
+    assert_eq!(ok.code, 0, "stdout:{}\nstderr:{}", ok.stdout, ok.stderr);
+
+    // A CLI that gives up whenever the DB header is damaged.
+    let d = tempfile::tempdir().unwrap();
+    let w = wrapper(
+        d.path(),
+        "fragile-trifecta",
+        r#"SEG=.
+prev=
+for a in "$@"; do
+  if [ "$prev" = "--segment" ]; then SEG="$a"; fi
+  prev="$a"
+done
+DB="$SEG/.trifecta/cache/ast_cache.db"
+if [ -f "$DB" ] && [ "$(head -c 15 "$DB")" != "SQLite format 3" ]; then
+  echo '{"status":"error","error_code":"CACHE_CORRUPT","message":"database disk image is malformed"}'
+  exit 1
+fi
+exec "$REAL" "$@""#,
+    );
+    let r = run_gates(
+        &gates_dir("corrupt"),
+        &["--seed", "5", "--trifecta", w.to_str().unwrap()],
+    );
+    assert_eq!(r.code, 1, "stdout:{}\nstderr:{}", r.stdout, r.stderr);
+    let rep = r.report();
+    let g = Run::gate(&rep, "corrupt");
+    assert_eq!(g["status"], "fail");
+    let run_after = g["steps"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|s| s["label"] == "after")
+        .unwrap();
+    assert_eq!(run_after["status"], "fail");
+    assert!(run_after["detail"].as_str().unwrap().contains("exit 1"));
+    let junit = quick_junit::Report::deserialize_from_str(&r.latest_file("junit.xml")).unwrap();
+    assert_eq!(junit.failures, 1);
+}
+
+#[test]
+fn verify_same_seed_same_fault_schedule() {
+    let a = run_gates(&gates_dir("corrupt"), &["--seed", "42"]);
+    let b = run_gates(&gates_dir("corrupt"), &["--seed", "42"]);
+    let c = run_gates(&gates_dir("corrupt"), &["--seed", "43"]);
+    for r in [&a, &b, &c] {
+        assert_eq!(r.code, 0, "stdout:{}\nstderr:{}", r.stdout, r.stderr);
+    }
+    let sched = |r: &Run| {
+        let rep = r.report();
+        assert!(rep["evidence"]["seed"].is_u64());
+        rep["fault_schedule"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|f| {
+                (
+                    f["step"].clone(),
+                    f["kind"].clone(),
+                    f["what"].clone(),
+                    f["seed"].clone(),
+                )
+            })
+            .collect::<Vec<_>>()
+    };
+    let (sa, sb, sc) = (sched(&a), sched(&b), sched(&c));
+    assert_eq!(sa.len(), 4, "1 corruption + 3 kills: {sa:?}");
+    assert_eq!(sa, sb, "same seed must replay the same schedule");
+    assert_ne!(sa, sc, "a different seed must change the schedule");
+    // The corruption detail (offsets) is recorded and identical too.
+    let detail = |r: &Run| r.report()["fault_schedule"][0]["detail"].clone();
+    assert_eq!(detail(&a), detail(&b));
+    assert!(
+        a.latest_file("walkthrough.md")
+            .contains("## Fault schedule (seed 42)")
+    );
+}
+
+#[test]
+fn verify_junit_counts_match_report_json() {
+    let d = tempfile::tempdir().unwrap();
+    for (case, file) in [
+        ("pass", "ok.toml"),
+        ("wrong-jq", "wrong.toml"),
+        ("baseline", "baseline.toml"),
+    ] {
+        std::fs::copy(gates_dir(case).join(file), d.path().join(file)).unwrap();
+    }
+    // Two gates at once: parallel runs must not mix up reports.
+    let r = run_gates(d.path(), &["--only", "ok", "wrong-jq", "--jobs", "2"]);
+    assert_eq!(r.code, 1, "stdout:{}\nstderr:{}", r.stdout, r.stderr);
+    let rep = r.report();
+    let t = &rep["totals"];
+    assert_eq!(
+        (
+            t["total"].as_u64(),
+            t["passed"].as_u64(),
+            t["failed"].as_u64(),
+            t["skipped"].as_u64()
+        ),
+        (Some(3), Some(1), Some(1), Some(1))
+    );
+    let junit = quick_junit::Report::deserialize_from_str(&r.latest_file("junit.xml")).unwrap();
+    assert_eq!(junit.tests as u64, t["total"].as_u64().unwrap());
+    assert_eq!(junit.failures as u64, t["failed"].as_u64().unwrap());
+    assert_eq!(junit.errors as u64, t["errors"].as_u64().unwrap());
+    let skipped = junit
+        .test_suites
+        .iter()
+        .flat_map(|s| s.test_cases.iter())
+        .filter(|c| matches!(c.status, quick_junit::TestCaseStatus::Skipped { .. }))
+        .count();
+    assert_eq!(skipped as u64, t["skipped"].as_u64().unwrap());
+    assert!(
+        r.stdout
+            .contains("Summary: 1 passed, 1 failed, 0 errors, 1 skipped"),
+        "{}",
+        r.stdout
+    );
+}
+
+#[test]
+fn verify_invalid_specs_exit_2_with_file_line() {
+    for (case, line, needle) in [
+        ("invalid-key", 8, "colour"),
+        ("invalid-jq", 13, "does not compile"),
+        ("invalid-scenario", 3, "no-such-scenario"),
+        ("invalid-mode", 7, "set_on_fire"),
+    ] {
+        let r = run_gates(&gates_dir(case), &[]);
+        assert_eq!(
+            r.code, 2,
+            "{case}: stdout:{}\nstderr:{}",
+            r.stdout, r.stderr
+        );
+        let want = format!("g.toml:{line}:");
+        assert!(
+            r.stderr.contains(&want),
+            "{case}: want {want} in {}",
+            r.stderr
+        );
+        assert!(
+            r.stderr.contains(needle),
+            "{case}: want {needle} in {}",
+            r.stderr
+        );
+        // Nothing ran: no report written.
+        assert!(!r.reports.path().join("LATEST").exists(), "{case}");
+        // `check` agrees.
+        let out = Command::cargo_bin("trifecta-verify")
+            .unwrap()
+            .args(["check", "--gates-dir"])
+            .arg(gates_dir(case))
+            .arg("--scenarios-dir")
+            .arg(fixtures().join("scenarios"))
+            .output()
+            .unwrap();
+        assert_eq!(out.status.code(), Some(2), "{case}");
+    }
+}
+
+#[test]
+fn verify_filter_matching_nothing_exits_4() {
+    let r = run_gates(&gates_dir("pass"), &["--only", "no-such-gate"]);
+    assert_eq!(r.code, 4, "stdout:{}\nstderr:{}", r.stdout, r.stderr);
+    assert!(r.stderr.contains("nothing to run"), "{}", r.stderr);
+    let r = run_gates(&gates_dir("pass"), &["--tag", "no-such-tag"]);
+    assert_eq!(r.code, 4, "stdout:{}\nstderr:{}", r.stdout, r.stderr);
+}
+
+#[test]
+fn verify_help_documents_exit_codes() {
+    let out = Command::cargo_bin("trifecta-verify")
+        .unwrap()
+        .args(["gates", "--help"])
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(0));
+    let s = String::from_utf8_lossy(&out.stdout);
+    for needle in [
+        "0  every required gate",
+        "1  a required gate failed",
+        "2  harness",
+        "4  nothing ran",
+    ] {
+        assert!(s.contains(needle), "{needle}: {s}");
+    }
+}
+
+#[test]
+fn verify_worktree_step_on_throwaway_repo() {
+    let d = tempfile::tempdir().unwrap();
+    let repo_dir = d.path().join("repo");
+    std::fs::create_dir(&repo_dir).unwrap();
+    let repo = git2::Repository::init(&repo_dir).unwrap();
+    std::fs::write(repo_dir.join("committed.txt"), "v1").unwrap();
+    let mut idx = repo.index().unwrap();
+    idx.add_path(Path::new("committed.txt")).unwrap();
+    idx.write().unwrap();
+    let tree = repo.find_tree(idx.write_tree().unwrap()).unwrap();
+    let sig = git2::Signature::now("t", "t@example.com").unwrap();
+    let oid = repo
+        .commit(Some("HEAD"), &sig, &sig, "c1", &tree, &[])
+        .unwrap();
+    // Dirty the checkout: the worktree must not see it, the Evidence Header must.
+    std::fs::write(repo_dir.join("uncommitted.txt"), "x").unwrap();
+
+    let r = run_gates(
+        &gates_dir("worktree"),
+        &["--repo", repo_dir.to_str().unwrap()],
+    );
+    assert_eq!(r.code, 0, "stdout:{}\nstderr:{}", r.stdout, r.stderr);
+    let rep = r.report();
+    assert_eq!(rep["evidence"]["commit"], oid.to_string());
+    assert_eq!(rep["evidence"]["dirty"], true);
+    let g = Run::gate(&rep, "wt");
+    assert!(
+        g["steps"][0]["detail"]
+            .as_str()
+            .unwrap()
+            .contains(&oid.to_string()),
+        "{}",
+        g["steps"][0]["detail"]
+    );
+    // Cleaned up: no worktree registered, no helper branch left.
+    let repo = git2::Repository::open(&repo_dir).unwrap();
+    assert_eq!(repo.worktrees().unwrap().len(), 0);
+    assert_eq!(repo.branches(None).unwrap().count(), 1);
+
+    // A failing build fails the gate.
+    let gd = tempfile::tempdir().unwrap();
+    let spec = std::fs::read_to_string(gates_dir("worktree").join("wt.toml"))
+        .unwrap()
+        .replace("cp committed.txt", "cp missing.txt");
+    std::fs::write(gd.path().join("wt.toml"), spec).unwrap();
+    let r = run_gates(gd.path(), &["--repo", repo_dir.to_str().unwrap()]);
+    assert_eq!(r.code, 1, "stdout:{}\nstderr:{}", r.stdout, r.stderr);
+}
+
+#[test]
+fn verify_repo_gates_are_valid() {
+    // The real gates/ and scenarios/ of this repository validate (exit 0) and list every gate.
+    let root = Path::new(env!("CARGO_MANIFEST_DIR"));
+    let out = Command::cargo_bin("trifecta-verify")
+        .unwrap()
+        .arg("check")
+        .current_dir(root)
+        .output()
+        .unwrap();
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let out = Command::cargo_bin("trifecta-verify")
+        .unwrap()
+        .arg("list")
+        .current_dir(root)
+        .output()
+        .unwrap();
+    let s = String::from_utf8_lossy(&out.stdout);
+    for id in [
+        "g1-main-tests",
+        "g2-clean-worktree",
+        "g3-evidence-signals",
+        "p2-corruption",
+        "p2-stress",
+        "p2-success-metrics",
+    ] {
+        assert!(s.contains(id), "{id}: {s}");
+    }
+}
+
+#[test]
+fn verify_signal_checks_can_fail() {
+    let r = run_gates(&gates_dir("signal"), &[]);
+    assert_eq!(r.code, 1, "stdout:{}\nstderr:{}", r.stdout, r.stderr);
+    let rep = r.report();
+    let g = Run::gate(&rep, "signal");
+    let st: Vec<String> = step_statuses(g).into_iter().map(|(_, s)| s).collect();
+    assert_eq!(st, ["pass", "fail", "fail"]);
+    let outside = g["steps"][1]["detail"].as_str().unwrap();
+    assert!(outside.contains("src/bin/trifecta-verify.rs"), "{outside}");
+    assert!(
+        g["steps"][2]["detail"]
+            .as_str()
+            .unwrap()
+            .contains("0 match(es)")
+    );
+}
