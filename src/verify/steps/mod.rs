@@ -7,6 +7,7 @@
 
 pub mod actions;
 pub mod checks;
+pub mod stress;
 
 use super::process::{ProcSpec, kill_group};
 use super::report::{Fault, Status, StepReport};
@@ -360,7 +361,7 @@ pub async fn exec(ctx: &mut GateCtx, step: &Step, index: usize) -> Outcome {
         Step::Worktree(s) => actions::worktree(ctx, s, index).await,
         Step::Cargo(s) => actions::cargo(ctx, s, index).await,
         Step::Run(s) => actions::run(ctx, s, index).await,
-        Step::Stress(s) => actions::stress(ctx, s, index).await,
+        Step::Stress(s) => stress::stress(ctx, s, index).await,
         Step::Corrupt(s) => actions::corrupt(ctx, s, index),
         Step::HoldLock(s) => actions::hold_lock(ctx, s).await,
         Step::Release(_) => actions::release(ctx).await,
