@@ -44,10 +44,11 @@ where
     }
 }
 
-/// Debug builds only: `TRIFECTA_TEST_PANIC=1` makes the command panic, so the tests can prove
-/// the safety net above turns any panic into an `INTERNAL_ERROR` envelope.
+/// `TRIFECTA_TEST_PANIC=1` makes the command panic, so tests (in debug and release builds
+/// alike: the clean-worktree gate runs the suite with `--release`) can prove the safety net
+/// above turns any panic into an `INTERNAL_ERROR` envelope. Harmless in production: the
+/// outcome is the same envelope a real bug would produce.
 fn test_panic_hook() {
-    #[cfg(debug_assertions)]
     if std::env::var_os("TRIFECTA_TEST_PANIC").is_some_and(|v| v == "1") {
         panic!("TRIFECTA_TEST_PANIC was set");
     }
