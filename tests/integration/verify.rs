@@ -162,6 +162,23 @@ fn verify_wrong_jq_expectation_fails_exit_1() {
 }
 
 #[test]
+fn verify_kill_step_fails_when_no_writer_was_killed_mid_run() {
+    let r = run_gates(&gates_dir("kill-misses"), &[]);
+    assert_eq!(r.code, 1, "stdout:{}\nstderr:{}", r.stdout, r.stderr);
+    let rep = r.report();
+    let g = Run::gate(&rep, "kill-misses");
+    let step = &g["steps"][0];
+    assert_eq!(step["status"], "fail", "{step}");
+    assert!(
+        step["detail"]
+            .as_str()
+            .unwrap_or("")
+            .contains("0 of 3 writers"),
+        "{step}"
+    );
+}
+
+#[test]
 fn verify_baseline_catches_wrong_symbols() {
     // Same gate, real binary: passes (so the check is not failing for an unrelated reason).
     let ok = run_gates(&gates_dir("baseline"), &[]);

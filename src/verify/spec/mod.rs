@@ -410,6 +410,12 @@ fn validate_step(
             if k.max_ms < k.min_ms || k.times == 0 {
                 err("max_ms", "need times ≥ 1 and min_ms ≤ max_ms".into());
             }
+            if k.min_killed > k.times {
+                err(
+                    "min_killed",
+                    format!("min_killed {} exceeds times {}", k.min_killed, k.times),
+                );
+            }
         }
         Step::Age(a) => {
             if !a.days.is_finite() || a.days < 0.0 {

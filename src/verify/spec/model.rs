@@ -26,6 +26,9 @@ pub(super) fn default_kill_times() -> usize {
 pub(super) fn default_kill_max_ms() -> u64 {
     60
 }
+pub(super) fn default_min_killed() -> usize {
+    1
+}
 pub(super) fn default_telemetry() -> StepInput {
     StepInput::One("telemetry".to_string())
 }
@@ -317,6 +320,14 @@ pub struct KillStep {
     /// Latest kill point after spawn.
     #[serde(default = "default_kill_max_ms")]
     pub max_ms: u64,
+    /// At least this many writers must still be running when their kill lands; otherwise the
+    /// step fails (a crash test whose writers all finished first tested nothing).
+    #[serde(default = "default_min_killed")]
+    pub min_killed: usize,
+    /// Arguments of a command run to completion before each writer (e.g. `ast cache clear`, so
+    /// every writer starts cold and really writes).
+    #[serde(default)]
+    pub prepare: Vec<String>,
 }
 
 /// What `edit` does.
@@ -427,6 +438,10 @@ pub struct IntegrityStep {
     /// Expected result of `PRAGMA integrity_check`.
     #[serde(default = "default_ok")]
     pub expect: String,
+    /// Pass when there is no database at all. Only for crash gates: a writer killed before
+    /// the atomic rename that publishes a new database leaves none, a consistent outcome.
+    #[serde(default)]
+    pub missing_ok: bool,
 }
 
 /// Where `files` globs are rooted.

@@ -344,9 +344,23 @@ pub async fn release(ctx: &mut GateCtx) -> Outcome {
 /// `kill`: start a writer and SIGKILL its process group at a seeded point, `times` times.
 pub async fn kill(ctx: &mut GateCtx, s: &KillStep, index: usize) -> Outcome {
     let spec = ctx.trifecta_spec(&s.args, &s.env, 60);
+    let prepare = (!s.prepare.is_empty()).then(|| ctx.trifecta_spec(&s.prepare, &s.env, 60));
     let mut lines = Vec::new();
     let mut failed = Vec::new();
+    let mut killed = 0;
     for i in 0..s.times {
+        if let Some(p) = &prepare {
+            let started = Instant::now();
+            let child = match process::command(p).spawn() {
+                Ok(c) => c,
+                Err(e) => return Outcome::error(format!("cannot spawn prepare command: {e}")),
+            };
+            match process::finish(child, p.timeout, started, None).await {
+                Ok(o) if o.code == Some(0) => {}
+                Ok(o) => failed.push(format!("prepare before writer {i}: {}", o.status_text())),
+                Err(e) => return Outcome::error(format!("waiting for prepare command: {e}")),
+            }
+        }
         let seed = ctx.fault_seed(index, i);
         let span = s.max_ms - s.min_ms + 1;
         let point = s.min_ms + seed % span;
@@ -367,6 +381,7 @@ pub async fn kill(ctx: &mut GateCtx, s: &KillStep, index: usize) -> Outcome {
             Err(e) => return Outcome::error(format!("waiting for writer: {e}")),
         };
         let what = if o.signal == Some(libc::SIGKILL) {
+            killed += 1;
             "killed".to_string()
         } else {
             format!("finished before the kill point ({})", o.status_text())
@@ -383,6 +398,16 @@ pub async fn kill(ctx: &mut GateCtx, s: &KillStep, index: usize) -> Outcome {
             seed,
             detail: what,
         });
+    }
+    lines.push(format!(
+        "{killed} of {} writer(s) were killed while running (min_killed = {})",
+        s.times, s.min_killed
+    ));
+    if killed < s.min_killed {
+        failed.push(format!(
+            "only {killed} of {} writers were still running at their kill point (need {}): the kill window misses the writes",
+            s.times, s.min_killed
+        ));
     }
     let log = ctx.log(&format!("step-{index}-kill.log"), &lines.join("\n"));
     Outcome {

@@ -141,6 +141,15 @@ pub fn integrity(ctx: &mut GateCtx, s: &IntegrityStep) -> Outcome {
         Err(o) => return o,
     };
     let cmd = format!("sqlite3 {} 'PRAGMA integrity_check'", db.display());
+    if !db.exists() && s.missing_ok {
+        let mut out = Outcome::pass("no database: nothing was published before the crash");
+        out.commands = vec![cmd];
+        out.excerpt = format!(
+            "no database at {} (missing_ok: nothing was published)",
+            db.display()
+        );
+        return out;
+    }
     if !db.is_file() {
         return Outcome {
             commands: vec![cmd],
