@@ -37,6 +37,47 @@ pub fn trifecta() -> Command {
     c
 }
 
+/// `ast symbols sym://python/mod/pkg.a --telemetry <level> --segment <seg>`, ready for the
+/// caller's extra environment, cwd and `.output()`.
+pub fn pkg_a(seg: &Path, level: &str) -> Command {
+    let mut c = trifecta();
+    c.args([
+        "ast",
+        "symbols",
+        "sym://python/mod/pkg.a",
+        "--telemetry",
+        level,
+        "--segment",
+    ])
+    .arg(seg);
+    c
+}
+
+/// Spawn (without waiting) `ast symbols … pkg.a --telemetry lite` with a clean telemetry
+/// environment, for the concurrent-writer tests.
+pub fn spawn_pkg_a(seg: &Path) -> std::process::Child {
+    let mut c = std::process::Command::new(assert_cmd::cargo::cargo_bin("trifecta"));
+    c.args([
+        "ast",
+        "symbols",
+        "sym://python/mod/pkg.a",
+        "--telemetry",
+        "lite",
+        "--segment",
+    ])
+    .arg(seg)
+    .stdout(std::process::Stdio::null());
+    for k in [
+        "TRIFECTA_RUN_ID",
+        "TRIFECTA_TELEMETRY_DIR",
+        "TRIFECTA_TELEMETRY",
+        "TRIFECTA_AST_PERSIST",
+    ] {
+        c.env_remove(k);
+    }
+    c.spawn().expect("spawn trifecta")
+}
+
 /// Run `ast symbols` on `seg` with extra args; returns (exit code, stdout JSON, stderr).
 pub fn symbols(seg: &Path, module: &str, extra: &[&str]) -> (i32, Value, String) {
     let out = trifecta()
@@ -83,17 +124,8 @@ fn off_is_the_default_and_writes_nothing_not_even_a_directory() {
     assert_eq!(code, 0);
     assert!(!seg.join("_ctx").exists(), "off must not create _ctx");
     // And the env var is honoured, the flag overriding it.
-    let out = trifecta()
+    let out = pkg_a(&seg, "off")
         .env("TRIFECTA_TELEMETRY", "lite")
-        .args([
-            "ast",
-            "symbols",
-            "sym://python/mod/pkg.a",
-            "--telemetry",
-            "off",
-            "--segment",
-        ])
-        .arg(&seg)
         .output()
         .unwrap();
     assert!(out.status.success());
@@ -131,19 +163,7 @@ fn events_go_to_the_segment_not_the_cwd_with_the_schema() {
     let seg = segment(t.path());
     let cwd = t.path().join("elsewhere");
     std::fs::create_dir_all(&cwd).unwrap();
-    let out = trifecta()
-        .current_dir(&cwd)
-        .args([
-            "ast",
-            "symbols",
-            "sym://python/mod/pkg.a",
-            "--telemetry",
-            "lite",
-            "--segment",
-        ])
-        .arg(&seg)
-        .output()
-        .unwrap();
+    let out = pkg_a(&seg, "lite").current_dir(&cwd).output().unwrap();
     assert!(out.status.success());
     assert!(!cwd.join("_ctx").exists(), "nothing in the cwd");
     let evs = events(&tdir(&seg));
@@ -251,25 +271,7 @@ fn a_command_failing_after_the_lookup_still_records_its_events() {
 fn run_ids_are_unique_per_process_unless_pinned() {
     let t = tempfile::tempdir().unwrap();
     let seg = segment(t.path());
-    let kids: Vec<_> = (0..4)
-        .map(|_| {
-            std::process::Command::new(assert_cmd::cargo::cargo_bin("trifecta"))
-                .args([
-                    "ast",
-                    "symbols",
-                    "sym://python/mod/pkg.a",
-                    "--telemetry",
-                    "lite",
-                    "--segment",
-                ])
-                .arg(&seg)
-                .env_remove("TRIFECTA_RUN_ID")
-                .env_remove("TRIFECTA_TELEMETRY_DIR")
-                .stdout(std::process::Stdio::null())
-                .spawn()
-                .unwrap()
-        })
-        .collect();
+    let kids: Vec<_> = (0..4).map(|_| spawn_pkg_a(&seg)).collect();
     for mut k in kids {
         assert!(k.wait().unwrap().success());
     }
@@ -282,17 +284,8 @@ fn run_ids_are_unique_per_process_unless_pinned() {
         4,
         "one run id per process, even in the same millisecond"
     );
-    let out = trifecta()
+    let out = pkg_a(&seg, "lite")
         .env("TRIFECTA_RUN_ID", "ci-42")
-        .args([
-            "ast",
-            "symbols",
-            "sym://python/mod/pkg.a",
-            "--telemetry",
-            "lite",
-            "--segment",
-        ])
-        .arg(&seg)
         .output()
         .unwrap();
     assert!(out.status.success());
@@ -305,17 +298,8 @@ fn telemetry_dir_env_overrides_the_location() {
     let t = tempfile::tempdir().unwrap();
     let seg = segment(t.path());
     let dir = t.path().join("tele");
-    let out = trifecta()
+    let out = pkg_a(&seg, "lite")
         .env("TRIFECTA_TELEMETRY_DIR", &dir)
-        .args([
-            "ast",
-            "symbols",
-            "sym://python/mod/pkg.a",
-            "--telemetry",
-            "lite",
-            "--segment",
-        ])
-        .arg(&seg)
         .output()
         .unwrap();
     assert!(out.status.success());
@@ -502,17 +486,8 @@ fn a_file_where_the_directory_should_be_does_not_fail_the_command() {
     // Same through TRIFECTA_TELEMETRY_DIR pointing at a file.
     let f = t.path().join("afile");
     std::fs::write(&f, b"x").unwrap();
-    let out = trifecta()
+    let out = pkg_a(&seg, "lite")
         .env("TRIFECTA_TELEMETRY_DIR", &f)
-        .args([
-            "ast",
-            "symbols",
-            "sym://python/mod/pkg.a",
-            "--telemetry",
-            "lite",
-            "--segment",
-        ])
-        .arg(&seg)
         .output()
         .unwrap();
     let json: Value = serde_json::from_slice(&out.stdout).unwrap();
@@ -550,18 +525,9 @@ fn a_busy_events_lock_costs_a_bounded_wait_not_the_command() {
 fn malformed_rotation_settings_warn_once_and_still_record() {
     let t = tempfile::tempdir().unwrap();
     let seg = segment(t.path());
-    let out = trifecta()
+    let out = pkg_a(&seg, "lite")
         .env("TRIFECTA_TELEMETRY_MAX_MB", "lots")
         .env("TRIFECTA_TELEMETRY_KEEP", "-1")
-        .args([
-            "ast",
-            "symbols",
-            "sym://python/mod/pkg.a",
-            "--telemetry",
-            "lite",
-            "--segment",
-        ])
-        .arg(&seg)
         .output()
         .unwrap();
     let json: Value = serde_json::from_slice(&out.stdout).unwrap();
@@ -698,24 +664,7 @@ fn concurrent_writers_never_tear_interleave_or_lose_lines() {
 fn concurrent_real_commands_all_land() {
     let t = tempfile::tempdir().unwrap();
     let seg = segment(t.path());
-    let kids: Vec<_> = (0..8)
-        .map(|_| {
-            std::process::Command::new(assert_cmd::cargo::cargo_bin("trifecta"))
-                .args([
-                    "ast",
-                    "symbols",
-                    "sym://python/mod/pkg.a",
-                    "--telemetry",
-                    "lite",
-                    "--segment",
-                ])
-                .arg(&seg)
-                .env_remove("TRIFECTA_TELEMETRY_DIR")
-                .stdout(std::process::Stdio::null())
-                .spawn()
-                .unwrap()
-        })
-        .collect();
+    let kids: Vec<_> = (0..8).map(|_| spawn_pkg_a(&seg)).collect();
     for mut k in kids {
         assert!(k.wait().unwrap().success());
     }
