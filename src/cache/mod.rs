@@ -105,20 +105,9 @@ pub enum CacheError {
     /// File-system trouble around the DB, lock or quarantine.
     #[error("io: {0}")]
     Io(#[from] std::io::Error),
-    /// The lock could not be taken in time.
-    #[error("cache lock not acquired within {0} ms")]
-    LockTimeout(u64),
     /// Corruption was detected (and, where possible, recovered by quarantine).
     #[error("cache corruption: {0}")]
     Corrupt(String),
-    /// The DB was written by a newer schema version.
-    #[error("cache schema {found} is newer than supported {supported}")]
-    SchemaTooNew {
-        /// `user_version` found in the file.
-        found: i64,
-        /// Highest version this build knows.
-        supported: i64,
-    },
 }
 
 /// A symbol-table store. Small on purpose and without default methods: each backend says
