@@ -3,8 +3,9 @@
 
 use crate::symbols::extract::EXTRACTOR_VERSION;
 
-/// The tree-sitter-python grammar the extractor is built on. Bump with the crate version.
-pub const GRAMMAR: &str = "tsp0.25";
+/// The parsers the extractor is built on: Ruff's parser (`ruff_python_parser` 0.0.10) for valid
+/// modules, tree-sitter-python 0.25 for the rest. Bump with either crate's version.
+pub const GRAMMAR: &str = "rp0.0.10-tsp0.25";
 
 /// Identity of the content being cached and the code that extracts it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -31,14 +32,14 @@ impl CacheKey {
         &self.hash
     }
 
-    /// The extractor identity stored beside each row, e.g. `tsp0.25-x1`.
+    /// The extractor identity stored beside each row, e.g. `rp0.0.10-tsp0.25-x2`.
     pub fn extractor_tag() -> String {
         format!("{GRAMMAR}-x{EXTRACTOR_VERSION}")
     }
 }
 
 impl std::fmt::Display for CacheKey {
-    /// `<extractor tag>:<first 16 bytes of the hash in hex>`, e.g. `tsp0.25-x1:9f86d081…`.
+    /// `<extractor tag>:<first 16 bytes of the hash in hex>`, e.g. `rp0.0.10-tsp0.25-x2:9f86d081…`.
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         write!(f, "{}:", Self::extractor_tag())?;
         for b in &self.hash[..16] {

@@ -1,4 +1,11 @@
-//! tree-sitter-python extraction of a module's symbols, with Python's `ast` as the specification.
+//! Extraction of a module's symbols, with Python's `ast` as the specification.
+//!
+//! Two parsers, one contract:
+//! - Modules Python accepts go through Ruff's parser ([`exact`]): its grammar is CPython's and its
+//!   AST ranges are `ast`'s, at about eight times tree-sitter's speed. Ruff's verdict also decides
+//!   whether a module has a syntax error at all.
+//! - Modules Ruff rejects (or cannot take: undecodable bytes, oversized input) go through
+//!   tree-sitter-python, whose error recovery still yields the definitions around the damage.
 //!
 //! What `ast` would say, and how we get there:
 //! - `symbols` are the `def` / `async def` / `class` statements of `tree.body`, decorated or not,
@@ -12,12 +19,15 @@
 //! - Unlike `ast`, a file with syntax errors still yields whatever tree-sitter recovered (including
 //!   column-0 definitions inside a top-level `ERROR`), and the `ERROR`/`MISSING` regions are
 //!   reported in `syntax_errors`, together with what tree-sitter accepts but Python does not:
-//!   Python 2-only statements, compound statements with an empty body, encoding errors.
+//!   Python 2-only statements, compound statements with an empty body, encoding errors. When
+//!   tree-sitter finds nothing wrong in a module Ruff rejected, Ruff's error location is reported.
 //!
-//! Nothing here recurses on the input's nesting depth, so hostile inputs cannot overflow the stack.
+//! Hostile nesting cannot overflow the stack: the tree-sitter path never recurses on the input's
+//! depth, and the Ruff path runs on a stack sized to the input ([`exact`]).
 //! The corpus test (`tests/integration/corpus.rs`) checks agreement with `ast` on the whole stdlib.
 
 mod continuation;
+mod exact;
 mod source;
 mod span;
 #[cfg(test)]
@@ -30,7 +40,7 @@ use unicode_normalization::UnicodeNormalization;
 
 /// Version of the extraction rules. Bump whenever the output of [`extract`] can change for the
 /// same input bytes; it is part of every cache key.
-pub const EXTRACTOR_VERSION: u32 = 1;
+pub const EXTRACTOR_VERSION: u32 = 2;
 
 /// At most this many syntax-error regions are reported; the rest add nothing a reader can use.
 pub const MAX_SYNTAX_ERRORS: usize = 20;
@@ -47,10 +57,36 @@ thread_local! {
 /// mismatch, which would be a build defect), the table is empty and `syntax_errors` covers the
 /// whole file, so a caller can never mistake the failure for a clean module without symbols.
 pub fn extract(source: &[u8]) -> SymbolTable {
+    let prepared = source::prepare(source);
+    let outcome = match (prepared.encoding_error, std::str::from_utf8(&prepared.text)) {
+        (None, Ok(text)) => exact::parse(text),
+        // CPython rejects the bytes, or they are in an encoding we do not transcode.
+        _ => exact::Outcome::Unavailable,
+    };
+    match outcome {
+        exact::Outcome::Valid(symbols) => SymbolTable {
+            symbols,
+            syntax_errors: Vec::new(),
+        },
+        exact::Outcome::Invalid(error) => {
+            let mut table = recover(prepared);
+            if table.syntax_errors.is_empty() {
+                // Python rejects what tree-sitter's grammar accepts (`f(**a, *b)`, say).
+                table.syntax_errors.push(error);
+            }
+            table
+        }
+        exact::Outcome::Unavailable => recover(prepared),
+    }
+}
+
+/// The error-tolerant path, for modules Python would reject: whatever definitions tree-sitter
+/// recovers, and the regions it could not parse.
+fn recover(prepared: source::Prepared<'_>) -> SymbolTable {
     let source::Prepared {
         text,
         encoding_error,
-    } = source::prepare(source);
+    } = prepared;
     let mut table = match parse(&text) {
         Some(tree) if tree.root_node().has_error() => {
             // Maybe (partly) the scanner's bracket bug: retry on a copy with the same lines and
