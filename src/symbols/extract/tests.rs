@@ -47,7 +47,7 @@ fn lines_are_sane(symbols: &[Symbol]) -> bool {
     true
 }
 
-const BASIC: &str = "\
+pub(super) const BASIC: &str = "\
 import os
 
 @decorator
@@ -337,7 +337,7 @@ fn dedented_continuation_inside_brackets_parses_cleanly() {
 }
 
 /// A small valid module used as the seed for mutation.
-const SEED: &str = "import os\n\n@dec\nclass A(B):\n    \"\"\"doc\"\"\"\n    def m(self, x=(1,\n  2)):\n        return f'{x}'  # c\n\n    async def n(self):\n        async with a as b:\n            pass\n\ndef g(*a, **k):\n    if a:\n        def h(): pass\n    return [i for i in a]\n";
+pub(super) const SEED: &str = "import os\n\n@dec\nclass A(B):\n    \"\"\"doc\"\"\"\n    def m(self, x=(1,\n  2)):\n        return f'{x}'  # c\n\n    async def n(self):\n        async with a as b:\n            pass\n\ndef g(*a, **k):\n    if a:\n        def h(): pass\n    return [i for i in a]\n";
 
 proptest! {
     #![proptest_config(ProptestConfig { cases: 512, ..ProptestConfig::default() })]
