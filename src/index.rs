@@ -2,12 +2,14 @@
 //! `ast symbols`, in parallel, written back in batched transactions.
 //!
 //! Pipeline, one chunk of files at a time so memory stays bounded whatever the segment size:
-//! 1. read + hash the chunk's files in parallel (rayon);
-//! 2. look each up in the store, in order (one SQLite connection is not shareable across threads,
-//!    and a lookup is tens of microseconds, so this is not the bottleneck);
+//! 1. read + hash the chunk's files in parallel (rayon), on a prefetch thread;
+//! 2. look each up in the store, in order (one SQLite connection is not shareable across threads);
 //! 3. extract the misses in parallel;
 //! 4. write the chunk's misses in one `put_batch` transaction, then hand every result, in path
 //!    order, to the caller's sink.
+//!
+//! Stages 1 and 3 of one chunk overlap stages 2 and 4 of its neighbours (see [`run`]), so the
+//! single-threaded SQLite work does not leave the cores idle.
 //!
 //! Output order is the sorted segment-relative path, so `--jobs 1` and `--jobs N` produce
 //! byte-identical results.
@@ -20,6 +22,12 @@ use std::path::{Path, PathBuf};
 /// Files per chunk: large enough to keep both cores busy, small enough to bound memory
 /// (at most this many source files are held at once).
 pub const CHUNK: usize = 256;
+
+/// Stack of each extraction worker. Parsing needs a stack proportional to the module's size
+/// (see `symbols::extract::exact`), grown on demand; with 64 MiB (address space, touched only
+/// as deep as used) that happens only for modules over ~500 KB, instead of mapping and faulting
+/// in a fresh stack for every module over ~14 KB on rayon's default 2 MiB.
+pub const WORKER_STACK: usize = 64 * 1024 * 1024;
 
 /// Directory names never descended into, wherever they appear.
 pub const SKIPPED_DIRS: &[&str] = &[".trifecta", "_ctx", "__pycache__", ".git", "node_modules"];
@@ -136,28 +144,51 @@ pub struct StoreTrouble {
     pub last_error: Option<String>,
 }
 
+/// One file as read and hashed by the prefetch stage.
 struct Read {
     file_rel: String,
     bytes: Result<Vec<u8>, String>,
+    key: Option<CacheKey>,
 }
 
+/// Read and hash one file, opening it once (the size check uses the open handle).
 fn read_one(f: &SourceFile, max_bytes: u64) -> Read {
-    let bytes = match std::fs::metadata(&f.abs) {
-        Ok(m) if m.len() > max_bytes => Err(format!(
-            "{} bytes exceeds the {max_bytes}-byte limit",
-            m.len()
-        )),
-        Ok(_) => std::fs::read(&f.abs).map_err(|e| e.kind().to_string()),
-        Err(e) => Err(e.kind().to_string()),
-    };
+    let bytes = std::fs::File::open(&f.abs).and_then(|mut file| {
+        let len = file.metadata()?.len();
+        if len > max_bytes {
+            return Ok(Err(format!(
+                "{len} bytes exceeds the {max_bytes}-byte limit"
+            )));
+        }
+        let mut buf = Vec::with_capacity(usize::try_from(len).unwrap_or(0));
+        std::io::Read::read_to_end(&mut file, &mut buf)?;
+        Ok(Ok(buf))
+    });
+    let bytes = bytes.unwrap_or_else(|e| Err(e.kind().to_string()));
+    let key = bytes.as_ref().ok().map(|b| CacheKey::of(b));
     Read {
         file_rel: f.file_rel.clone(),
         bytes,
+        key,
     }
+}
+
+/// A chunk whose lookups are done and whose misses have been extracted: what is left is writing
+/// the misses and handing results to the sink.
+struct Extracted {
+    reads: Vec<Read>,
+    slots: Vec<Option<Outcome>>,
+    tables: Vec<Option<SymbolTable>>,
 }
 
 /// Index `files` through `store` on `pool`, calling `sink` once per file in path order. `on_chunk` is
 /// called after each chunk with the number of files done (for a progress bar).
+///
+/// Three stages overlap, so neither core waits on the single-threaded SQLite work:
+/// a prefetch thread reads and hashes chunk N+1 (on `pool`) while the calling thread looks up
+/// chunk N, and chunk N's misses are extracted (on `pool`) while the calling thread writes
+/// chunk N-1 and hands its results to `sink`. Each file appears once, so a chunk's lookups never
+/// depend on an earlier chunk's writes. At most three chunks are held at once.
 pub fn run(
     pool: &rayon::ThreadPool,
     files: &[SourceFile],
@@ -168,75 +199,116 @@ pub fn run(
 ) -> StoreTrouble {
     let mut trouble = StoreTrouble::default();
     let mut done = 0;
-    for chunk in files.chunks(CHUNK) {
-        let reads: Vec<(Read, Option<CacheKey>)> = pool.install(|| {
-            chunk
-                .par_iter()
-                .map(|f| {
-                    let r = read_one(f, max_bytes);
-                    let key = r.bytes.as_ref().ok().map(|b| CacheKey::of(b));
-                    (r, key)
-                })
-                .collect()
-        });
-        // Sequential lookups; remember which entries need extraction.
-        let mut slots: Vec<Option<Outcome>> = Vec::with_capacity(reads.len());
-        for (r, key) in &reads {
-            slots.push(match (&r.bytes, key) {
-                (Err(e), _) => Some(Outcome::Error(e.clone())),
-                (Ok(_), Some(k)) => match store.get(&r.file_rel, k) {
-                    Ok(Lookup::Hit(t)) => Some(Outcome::Hit(t)),
-                    Ok(Lookup::Miss(reason)) => Some(Outcome::Miss(SymbolTable::default(), reason)),
-                    Err(e) => {
-                        trouble.failures += 1;
-                        trouble.last_error = Some(e.to_string());
-                        Some(Outcome::Miss(
-                            SymbolTable::default(),
-                            MissReason::CacheUnavailable,
-                        ))
-                    }
-                },
-                (Ok(_), None) => None,
-            });
-        }
-        // Parallel extraction of the misses.
-        let extracted: Vec<Option<SymbolTable>> = pool.install(|| {
-            reads
-                .par_iter()
-                .zip(slots.par_iter())
-                .map(|((r, _), slot)| match (slot, &r.bytes) {
-                    (Some(Outcome::Miss(..)), Ok(b)) => Some(extract::extract(b)),
-                    _ => None,
-                })
-                .collect()
-        });
-        let mut batch = Vec::new();
-        for ((slot, table), (r, key)) in slots.iter_mut().zip(extracted).zip(&reads) {
-            if let (Some(Outcome::Miss(t, _)), Some(table), Some(k)) = (slot.as_mut(), table, key) {
-                batch.push((r.file_rel.clone(), *k, table.clone()));
-                *t = table;
+    std::thread::scope(|scope| {
+        let (tx, rx) = std::sync::mpsc::sync_channel::<Vec<Read>>(1);
+        scope.spawn(move || {
+            for chunk in files.chunks(CHUNK) {
+                let reads =
+                    pool.install(|| chunk.par_iter().map(|f| read_one(f, max_bytes)).collect());
+                if tx.send(reads).is_err() {
+                    return;
+                }
             }
-        }
-        if !batch.is_empty()
-            && let Err(e) = store.put_batch(&batch)
-        {
-            trouble.failures += 1;
-            trouble.last_error = Some(e.to_string());
-        }
-        for ((r, key), slot) in reads.into_iter().zip(slots) {
-            let bytes = r.bytes.as_ref().map(|b| b.len() as u64).unwrap_or(0);
-            let outcome = slot.unwrap_or_else(|| Outcome::Error("unreadable".into()));
-            sink(FileResult {
-                file_rel: r.file_rel,
-                bytes,
-                key,
-                outcome,
+        });
+        let mut previous: Option<Extracted> = None;
+        for reads in rx {
+            let slots = look_up(&reads, store, &mut trouble);
+            let mut tables = Vec::new();
+            pool.in_place_scope(|s| {
+                s.spawn(|_| tables = extract_misses(&reads, &slots));
+                if let Some(chunk) = previous.take() {
+                    done += finish(chunk, store, &mut trouble, &mut sink);
+                    on_chunk(done);
+                }
+            });
+            previous = Some(Extracted {
+                reads,
+                slots,
+                tables,
             });
         }
-        done += chunk.len();
-        on_chunk(done);
-    }
+        if let Some(chunk) = previous.take() {
+            done += finish(chunk, store, &mut trouble, &mut sink);
+            on_chunk(done);
+        }
+    });
     trouble
+}
+
+/// Look up each read file, in order (one SQLite connection, one thread). `None` marks a file
+/// that could not be hashed; a miss carries an empty table until extraction fills it.
+fn look_up(
+    reads: &[Read],
+    store: &mut dyn Store,
+    trouble: &mut StoreTrouble,
+) -> Vec<Option<Outcome>> {
+    reads
+        .iter()
+        .map(|r| match (&r.bytes, &r.key) {
+            (Err(e), _) => Some(Outcome::Error(e.clone())),
+            (Ok(_), Some(k)) => Some(match store.get(&r.file_rel, k) {
+                Ok(Lookup::Hit(t)) => Outcome::Hit(t),
+                Ok(Lookup::Miss(reason)) => Outcome::Miss(SymbolTable::default(), reason),
+                Err(e) => {
+                    trouble.failures += 1;
+                    trouble.last_error = Some(e.to_string());
+                    Outcome::Miss(SymbolTable::default(), MissReason::CacheUnavailable)
+                }
+            }),
+            (Ok(_), None) => None,
+        })
+        .collect()
+}
+
+/// Extract every miss of a chunk in parallel (on the pool that runs the caller).
+fn extract_misses(reads: &[Read], slots: &[Option<Outcome>]) -> Vec<Option<SymbolTable>> {
+    reads
+        .par_iter()
+        .zip(slots.par_iter())
+        .map(|(r, slot)| match (slot, &r.bytes) {
+            (Some(Outcome::Miss(..)), Ok(b)) => Some(extract::extract(b)),
+            _ => None,
+        })
+        .collect()
+}
+
+/// Write a chunk's misses in one transaction, then hand every result to `sink` in path order.
+/// Returns the number of files handed over.
+fn finish(
+    chunk: Extracted,
+    store: &mut dyn Store,
+    trouble: &mut StoreTrouble,
+    sink: &mut impl FnMut(FileResult),
+) -> usize {
+    let Extracted {
+        reads,
+        mut slots,
+        tables,
+    } = chunk;
+    let mut batch = Vec::new();
+    for ((slot, table), r) in slots.iter_mut().zip(tables).zip(&reads) {
+        if let (Some(Outcome::Miss(t, _)), Some(table), Some(k)) = (slot.as_mut(), table, r.key) {
+            batch.push((r.file_rel.clone(), k, table.clone()));
+            *t = table;
+        }
+    }
+    if !batch.is_empty()
+        && let Err(e) = store.put_batch(&batch)
+    {
+        trouble.failures += 1;
+        trouble.last_error = Some(e.to_string());
+    }
+    let n = reads.len();
+    for (r, slot) in reads.into_iter().zip(slots) {
+        let bytes = r.bytes.as_ref().map(|b| b.len() as u64).unwrap_or(0);
+        sink(FileResult {
+            file_rel: r.file_rel,
+            bytes,
+            key: r.key,
+            outcome: slot.unwrap_or_else(|| Outcome::Error("unreadable".into())),
+        });
+    }
+    n
 }
 
 #[cfg(test)]

@@ -151,6 +151,7 @@ pub fn run(args: &IndexArgs) -> Result<IndexSummary, CliError> {
     let root = resolve::segment_root(&args.segment)?;
     let pool = rayon::ThreadPoolBuilder::new()
         .num_threads(jobs)
+        .stack_size(index::WORKER_STACK)
         .build()
         .map_err(|e| CliError::new(ErrorCode::InternalError, format!("thread pool: {e}")))?;
 
