@@ -15,8 +15,9 @@
 
 use super::identifier;
 use crate::symbols::model::{Symbol, SymbolKind, SyntaxErrorLoc};
+use ruff_python_ast::token::{Token, TokenKind};
 use ruff_python_ast::{Stmt, StmtClassDef, StmtFunctionDef};
-use ruff_text_size::{Ranged, TextSize};
+use ruff_text_size::{Ranged, TextRange, TextSize};
 
 /// Stack reserved per source byte: twice the measured worst case (64 bytes per nesting level of
 /// one-byte levels, `-` chains, when Ruff's AST is dropped).
@@ -28,6 +29,14 @@ const STACK_BASE: usize = 256 * 1024;
 /// Larger inputs skip this path (tree-sitter handles them): Ruff's lexer asserts offsets fit in
 /// `u32`, and the reserved stack would be too large to be sensible.
 pub(super) const MAX_LEN: usize = 16 * 1024 * 1024;
+
+/// CPython's tokenizer refuses a bracket nested deeper than this ("too many nested
+/// parentheses", `MAXLEVEL` in `Parser/tokenizer.h`); Ruff's grammar has no such limit.
+const MAX_BRACKET_DEPTH: usize = 200;
+
+/// CPython's tokenizer refuses a 100th indentation level ("too many levels of indentation",
+/// `MAXINDENT`); Ruff's grammar has no such limit.
+const MAX_INDENT_LEVELS: usize = 99;
 
 /// What Ruff made of a module.
 pub(super) enum Outcome {
@@ -54,24 +63,55 @@ pub(super) fn parse(text: &str) -> Outcome {
 /// Parse, convert, and drop the AST (all on the caller's, large enough, stack).
 fn run(text: &str) -> Outcome {
     let lines = LineStarts::new(text);
+    let error_at = |range: TextRange| {
+        let line = lines.line_of(range.start());
+        Outcome::Invalid(SyntaxErrorLoc {
+            line,
+            end_line: lines.line_of(range.end()).max(line),
+        })
+    };
     match ruff_python_parser::parse_module(text) {
-        Ok(parsed) => {
-            let body = &parsed.syntax().body;
-            Outcome::Valid(
-                body.iter()
+        Ok(parsed) => match beyond_tokenizer_limits(parsed.tokens()) {
+            Some(range) => error_at(range),
+            None => Outcome::Valid(
+                parsed
+                    .syntax()
+                    .body
+                    .iter()
                     .filter_map(|stmt| symbol(stmt, text, &lines))
                     .collect(),
-            )
-        }
-        Err(error) => {
-            let range = error.location;
-            let line = lines.line_of(range.start());
-            Outcome::Invalid(SyntaxErrorLoc {
-                line,
-                end_line: lines.line_of(range.end()).max(line),
-            })
+            ),
+        },
+        Err(error) => error_at(error.location),
+    }
+}
+
+/// The first token past one of CPython's tokenizer limits, which make `ast.parse` fail on
+/// modules Ruff's grammar accepts.
+fn beyond_tokenizer_limits(tokens: &[Token]) -> Option<TextRange> {
+    let (mut brackets, mut indents) = (0usize, 0usize);
+    for token in tokens {
+        match token.kind() {
+            TokenKind::Lpar | TokenKind::Lsqb | TokenKind::Lbrace => {
+                brackets += 1;
+                if brackets > MAX_BRACKET_DEPTH {
+                    return Some(token.range());
+                }
+            }
+            TokenKind::Rpar | TokenKind::Rsqb | TokenKind::Rbrace => {
+                brackets = brackets.saturating_sub(1);
+            }
+            TokenKind::Indent => {
+                indents += 1;
+                if indents > MAX_INDENT_LEVELS {
+                    return Some(token.range());
+                }
+            }
+            TokenKind::Dedent => indents = indents.saturating_sub(1),
+            _ => {}
         }
     }
+    None
 }
 
 /// The symbol for a `def`/`async def`/`class` statement (with its members), else `None`.
@@ -299,6 +339,35 @@ mod tests {
             .expect("spawn")
             .join()
             .expect("no stack overflow, no panic");
+    }
+
+    #[test]
+    fn cpython_tokenizer_limits_are_syntax_errors() {
+        // Limits checked against CPython 3.11's ast.parse: 200 nested brackets parse, 201 do not;
+        // 99 indentation levels parse, 100 do not.
+        let parens = |n: usize| format!("x = {}1{}\n", "(".repeat(n), ")".repeat(n));
+        let ifs = |n: usize| {
+            let mut src: String = (0..n)
+                .map(|i| format!("{}if x:\n", " ".repeat(i)))
+                .collect();
+            src.push_str(&format!("{}pass\n", " ".repeat(n)));
+            src
+        };
+        assert!(matches!(parse(&parens(200)), Outcome::Valid(_)));
+        assert!(matches!(parse(&parens(201)), Outcome::Invalid(e) if e.line == 1));
+        assert!(matches!(parse(&ifs(99)), Outcome::Valid(_)));
+        assert!(matches!(parse(&ifs(100)), Outcome::Invalid(e) if e.line == 101));
+        // Through `extract`, tree-sitter (which has no such limits) recovers the module and
+        // Ruff's location is what reports the error.
+        let table = extract(format!("def f(): pass\n{}", parens(300)).as_bytes());
+        assert_eq!(table.symbols.len(), 1);
+        assert_eq!(
+            table.syntax_errors,
+            [SyntaxErrorLoc {
+                line: 2,
+                end_line: 2
+            }]
+        );
     }
 
     #[test]
