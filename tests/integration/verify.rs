@@ -209,6 +209,48 @@ exec "$REAL" "$@""#,
 }
 
 #[test]
+fn verify_stress_edits_catch_a_stale_cache() {
+    // Real binary: every answer matches a version on disk during its invocation.
+    let ok = run_gates(&gates_dir("stress-edits"), &[]);
+    assert_eq!(ok.code, 0, "stdout:{}\nstderr:{}", ok.stdout, ok.stderr);
+    let rep = ok.report();
+    let detail = Run::gate(&rep, "stress-edits")["steps"][0]["detail"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    assert!(detail.contains("0 problems"), "{detail}");
+
+    // A CLI that remembers its first cached answer per URI and serves it forever after.
+    let d = tempfile::tempdir().unwrap();
+    let memo = d.path().join("memo");
+    std::fs::create_dir(&memo).unwrap();
+    let w = wrapper(
+        d.path(),
+        "stale-trifecta",
+        &format!(
+            r#"case " $* " in
+  *" --persist-cache "*)
+    f='{}'/$(printf %s "$3" | tr -c 'A-Za-z0-9' _)
+    if [ ! -f "$f" ]; then "$REAL" "$@" > "$f.$$" && mv "$f.$$" "$f"; fi
+    cat "$f"; exit 0;;
+esac
+exec "$REAL" "$@""#,
+            memo.display()
+        ),
+    );
+    let r = run_gates(
+        &gates_dir("stress-edits"),
+        &["--trifecta", w.to_str().unwrap()],
+    );
+    assert_eq!(r.code, 1, "stdout:{}\nstderr:{}", r.stdout, r.stderr);
+    let rep = r.report();
+    let step = &Run::gate(&rep, "stress-edits")["steps"][0];
+    assert_eq!(step["status"], "fail", "{step}");
+    let text = format!("{} {}", step["detail"], step["excerpt"]);
+    assert!(text.contains("(stale)"), "{text}");
+}
+
+#[test]
 fn verify_unrecovered_corruption_fails() {
     // Real binary: the damaged DB does not break the command.
     let ok = run_gates(&gates_dir("corrupt"), &["--seed", "5"]);
@@ -340,6 +382,7 @@ fn verify_invalid_specs_exit_2_with_file_line() {
         ("invalid-jq", 13, "does not compile"),
         ("invalid-scenario", 3, "no-such-scenario"),
         ("invalid-mode", 7, "set_on_fire"),
+        ("invalid-edit", 5, "is not one of `uris`"),
     ] {
         let r = run_gates(&gates_dir(case), &[]);
         assert_eq!(

@@ -405,6 +405,21 @@ fn validate_step(
             if uses_uri && s.uris.is_empty() {
                 err("uris", "args use {uri} but `uris` is empty".into());
             }
+            if let Some(e) = &s.edit {
+                if !s.uris.contains(&e.uri) {
+                    err("uri", format!("edit uri `{}` is not one of `uris`", e.uri));
+                }
+                let rel = std::path::Path::new(&e.file);
+                let inside = rel
+                    .components()
+                    .all(|c| matches!(c, std::path::Component::Normal(_)));
+                if e.file.is_empty() || !inside {
+                    err(
+                        "file",
+                        "edit file must be a relative path inside the segment".into(),
+                    );
+                }
+            }
         }
         Step::Kill(k) => {
             if k.max_ms < k.min_ms || k.times == 0 {

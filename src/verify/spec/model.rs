@@ -20,6 +20,9 @@ pub(super) fn default_procs() -> usize {
 pub(super) fn default_iterations() -> usize {
     3
 }
+pub(super) fn default_edit_every_ms() -> u64 {
+    3
+}
 pub(super) fn default_kill_times() -> usize {
     3
 }
@@ -265,6 +268,25 @@ pub struct StressStep {
     /// Per-process timeout; the process group is killed on expiry.
     #[serde(default = "default_run_timeout")]
     pub timeout_s: u64,
+    /// Rewrite a module while the storm runs, then check every answer for it against the edit
+    /// history (freshness under concurrency).
+    pub edit: Option<StressEdit>,
+}
+
+/// `[steps.edit]` of a stress step: one module rewritten atomically, over and over, during the
+/// storm. Version `k` (k = 0, 1, 2, … never reused, so each is on disk only briefly) is the
+/// original text plus `def _stress_edit_k(): pass`. Each answer for `uri` must be the uncached
+/// answer for a version that was on disk at some moment between the invocation's start and end.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct StressEdit {
+    /// Segment-relative path of the module to rewrite.
+    pub file: String,
+    /// The URI (one of the step's `uris`) that reads `file`.
+    pub uri: String,
+    /// Pause between rewrites.
+    #[serde(default = "default_edit_every_ms")]
+    pub every_ms: u64,
 }
 
 /// `kind = "corrupt"`.

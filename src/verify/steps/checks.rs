@@ -291,8 +291,28 @@ pub fn files(ctx: &mut GateCtx, s: &FilesStep) -> Outcome {
 /// Fields that must equal the uncached run; cache fields and the absolute root are ignored.
 const COMPARED: [&str; 3] = ["symbols", "file_rel", "syntax_errors"];
 
+/// The reference run for `uri`: uncached, telemetry off, on the segment copy `fresh`.
+pub(super) fn uncached_spec(trifecta: &Path, uri: &str, fresh: &Path) -> ProcSpec {
+    ProcSpec {
+        program: trifecta.to_path_buf(),
+        args: vec![
+            "ast".into(),
+            "symbols".into(),
+            uri.into(),
+            "--segment".into(),
+            fresh.to_string_lossy().into_owned(),
+            "--no-persist-cache".into(),
+            "--telemetry".into(),
+            "off".into(),
+        ],
+        env: BTreeMap::<String, String>::new().into_iter().collect(),
+        cwd: Some(fresh.to_path_buf()),
+        timeout: Duration::from_secs(120),
+    }
+}
+
 /// Copy the segment's sources (not the cache or telemetry) to a fresh directory.
-fn copy_sources(from: &Path, to: &Path) -> std::io::Result<()> {
+pub(super) fn copy_sources(from: &Path, to: &Path) -> std::io::Result<()> {
     std::fs::create_dir_all(to)?;
     for e in std::fs::read_dir(from)? {
         let e = e?;
@@ -362,22 +382,7 @@ pub async fn baseline(ctx: &mut GateCtx, s: &BaselineStep) -> Outcome {
             continue;
         };
         if !base.contains_key(&uri) {
-            let spec = ProcSpec {
-                program: ctx.trifecta.clone(),
-                args: vec![
-                    "ast".into(),
-                    "symbols".into(),
-                    uri.clone(),
-                    "--segment".into(),
-                    fresh.to_string_lossy().into_owned(),
-                    "--no-persist-cache".into(),
-                    "--telemetry".into(),
-                    "off".into(),
-                ],
-                env: BTreeMap::<String, String>::new().into_iter().collect(),
-                cwd: Some(fresh.clone()),
-                timeout: Duration::from_secs(120),
-            };
+            let spec = uncached_spec(&ctx.trifecta, &uri, &fresh);
             commands.push(spec.display());
             let r = match process::run(&spec).await {
                 Ok(o) if o.code == Some(0) => serde_json::from_str::<Value>(&o.stdout)

@@ -7,6 +7,7 @@
 
 pub mod actions;
 pub mod checks;
+pub mod freshness;
 pub mod stress;
 
 use super::process::{ProcSpec, kill_group};

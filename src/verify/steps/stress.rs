@@ -1,10 +1,14 @@
 //! The `stress` step: N concurrent CLI processes × iterations on tokio, each invocation
 //! journaled Jepsen-style (invoke, then ok/fail/info) so a failure can be placed in time.
+//! With `[steps.edit]`, a module is rewritten during the storm and the answers for it are
+//! checked against the edit journal afterwards ([`super::freshness`]).
 
-use super::{GateCtx, Outcome, Saved};
+use super::freshness::{self, Answer, Editor};
+use super::{GateCtx, Outcome, Saved, checks};
 use crate::verify::process;
 use crate::verify::report::{Status, excerpt};
-use crate::verify::spec::StressStep;
+use crate::verify::spec::{StressEdit, StressStep};
+use serde_json::Value;
 use std::sync::Arc;
 use std::time::Instant;
 
@@ -26,7 +30,16 @@ pub async fn stress(ctx: &mut GateCtx, s: &StressStep, index: usize) -> Outcome 
         }
         specs.push(mine);
     }
-    let t0 = Arc::new(Instant::now());
+    let uri_of = |p: usize, it: usize| s.uris.get((p + it) % s.uris.len().max(1)).cloned();
+    let storm_start = Instant::now();
+    let editing = match &s.edit {
+        Some(edit) => match start_editing(ctx, edit, storm_start) {
+            Ok(e) => Some(e),
+            Err(o) => return o,
+        },
+        None => None,
+    };
+    let t0 = Arc::new(storm_start);
     let mut set = tokio::task::JoinSet::new();
     for (p, mine) in specs.iter().cloned().enumerate() {
         let t0 = t0.clone();
@@ -49,6 +62,11 @@ pub async fn stress(ctx: &mut GateCtx, s: &StressStep, index: usize) -> Outcome 
         }
     }
     all.sort_by_key(|(p, it, ..)| (*p, *it));
+    let rewrites = match editing.map(|(editor, original)| (editor.finish(), original)) {
+        Some((Ok(log), original)) => Some((log, original)),
+        Some((Err(e), _)) => return Outcome::error(e),
+        None => None,
+    };
     let mut history = String::new();
     let mut outputs = Vec::new();
     let mut failures = Vec::new();
@@ -83,6 +101,59 @@ pub async fn stress(ctx: &mut GateCtx, s: &StressStep, index: usize) -> Outcome 
             outputs.push(o.stdout.clone());
         }
     }
+    let mut freshness_problems = Vec::new();
+    let mut freshness_detail = String::new();
+    if let (Some(edit), Some((log, original))) = (&s.edit, &rewrites) {
+        for r in log {
+            history.push_str(
+                &serde_json::json!({"type": "edit", "version": r.version, "t_ms": r.before_ms, "t_after_ms": r.after_ms})
+                    .to_string(),
+            );
+            history.push('\n');
+        }
+        let mut answers: Vec<Answer> = Vec::new();
+        let version0 = match version0_answer(ctx, edit, original).await {
+            Ok(v) => v,
+            Err(o) => return o,
+        };
+        for (p, it, inv, done, o) in &all {
+            let (Some(uri), Ok(o)) = (uri_of(*p, *it), o) else {
+                continue;
+            };
+            if uri != edit.uri || o.code != Some(0) {
+                continue;
+            }
+            let got: Option<Value> = serde_json::from_str(&o.stdout).ok();
+            let served = got
+                .as_ref()
+                .and_then(|g| freshness::served_version(g, &version0));
+            answers.push(Answer {
+                label: format!("proc {p} iter {it}"),
+                invoke_ms: *inv,
+                done_ms: *done,
+                served,
+            });
+        }
+        freshness_problems = freshness::check(log, &answers);
+        let mut seen: Vec<usize> = answers.iter().filter_map(|a| a.served).collect();
+        seen.sort_unstable();
+        seen.dedup();
+        if log.len() < 2 || seen.len() < 2 {
+            freshness_problems.push(format!(
+                "vacuous: {} rewrites, answers served versions {seen:?}; the edits must overlap \
+                 the storm so that at least two versions are served",
+                log.len()
+            ));
+        }
+        freshness_detail = format!(
+            "; freshness: {} answers for {} checked against {} rewrites of {} (versions served: {seen:?}), {} problems",
+            answers.len(),
+            edit.uri,
+            log.len(),
+            edit.file,
+            freshness_problems.len()
+        );
+    }
     let mut logs: Vec<String> = ctx
         .log(&format!("step-{index}-history.jsonl"), &history)
         .into_iter()
@@ -112,15 +183,17 @@ pub async fn stress(ctx: &mut GateCtx, s: &StressStep, index: usize) -> Outcome 
         "# {} concurrent processes × {} iterations of:\n{first}",
         s.procs, s.iterations
     )];
-    let ok = failures.is_empty() && spawn_errors == 0;
+    let ok = failures.is_empty() && spawn_errors == 0 && freshness_problems.is_empty();
     let detail = format!(
-        "{}/{} invocations exited 0 ({} failed, {} spawn errors) in {:.1}s; history in step-{index}-history.jsonl",
+        "{}/{} invocations exited 0 ({} failed, {} spawn errors) in {:.1}s; history in step-{index}-history.jsonl{freshness_detail}",
         total - failures.len() - spawn_errors,
         total,
         failures.len(),
         spawn_errors,
         started.elapsed().as_secs_f64()
     );
+    // Stale answers exited 0; they join the excerpt, not the exit-code count above.
+    failures.extend(freshness_problems);
     Outcome {
         status: if spawn_errors > 0 {
             Status::Error
@@ -143,4 +216,46 @@ pub async fn stress(ctx: &mut GateCtx, s: &StressStep, index: usize) -> Outcome 
         detail,
         logs,
     }
+}
+
+/// Read the module's original text and start the editor (version 0 is on disk on return).
+fn start_editing(
+    ctx: &GateCtx,
+    edit: &StressEdit,
+    t0: Instant,
+) -> Result<(Editor, String), Outcome> {
+    let seg = ctx.segment()?;
+    let original = std::fs::read_to_string(seg.join(&edit.file))
+        .map_err(|e| Outcome::error(format!("edit: cannot read {}: {e}", edit.file)))?;
+    let editor = Editor::start(seg, edit, &original, t0)
+        .map_err(|e| Outcome::error(format!("edit: cannot rewrite {}: {e}", edit.file)))?;
+    Ok((editor, original))
+}
+
+/// The uncached answer for version 0, on a copy of the segment's sources (the reference for
+/// every version: see [`freshness::served_version`]).
+async fn version0_answer(
+    ctx: &GateCtx,
+    edit: &StressEdit,
+    original: &str,
+) -> Result<Value, Outcome> {
+    let seg = ctx.segment()?.to_path_buf();
+    let fresh = ctx
+        .tmp
+        .path()
+        .join(format!("edit-v0-{}", crate::clock::real_now_ms()));
+    checks::copy_sources(&seg, &fresh)
+        .and_then(|()| std::fs::write(fresh.join(&edit.file), freshness::version_text(original, 0)))
+        .map_err(|e| Outcome::error(format!("edit: prepare version 0: {e}")))?;
+    let spec = checks::uncached_spec(&ctx.trifecta, &edit.uri, &fresh);
+    match process::run(&spec).await {
+        Ok(o) if o.code == Some(0) => serde_json::from_str::<Value>(&o.stdout).ok(),
+        _ => None,
+    }
+    .ok_or_else(|| {
+        Outcome::error(format!(
+            "edit: the uncached run of version 0 failed: {}",
+            spec.display()
+        ))
+    })
 }

@@ -1,0 +1,290 @@
+//! Freshness under concurrency, for a `stress` step with `[steps.edit]`: a module is rewritten
+//! atomically while the storm runs, every rewrite is journaled, and afterwards each answer for
+//! that module is checked offline against the journal (the Jepsen way: record a history, then
+//! check it).
+//!
+//! The rule: an answer is fresh when its symbols equal the uncached answer for some version that
+//! was on disk at a moment between the invocation's start and its end. The CLI reads the file
+//! once and answers for those bytes, and a rename is atomic, so a correct cache can only ever
+//! produce fresh answers; a cache that serves an entry for replaced content cannot, once the
+//! version it serves left the disk before the invocation began.
+
+use crate::verify::spec::StressEdit;
+use serde_json::Value;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::{Duration, Instant};
+
+/// The text of version `k`: the original plus a marker definition, so versions differ in symbols.
+pub fn version_text(original: &str, k: usize) -> String {
+    let sep = if original.is_empty() || original.ends_with('\n') {
+        ""
+    } else {
+        "\n"
+    };
+    format!("{original}{sep}\n\ndef _stress_edit_{k}():\n    pass\n")
+}
+
+/// One rewrite: version `version` was renamed into place between `before_ms` and `after_ms`
+/// (milliseconds since the storm started).
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct Rewrite {
+    /// The version now on disk.
+    pub version: usize,
+    /// Just before the rename.
+    pub before_ms: f64,
+    /// Just after the rename.
+    pub after_ms: f64,
+}
+
+/// One answer for the edited module: its time window and which version's symbols it carries
+/// (`None`: the symbols of no version at all).
+#[derive(Debug, Clone, PartialEq)]
+pub struct Answer {
+    /// Label for reports (`proc P iter I`).
+    pub label: String,
+    /// Invocation start.
+    pub invoke_ms: f64,
+    /// Invocation end.
+    pub done_ms: f64,
+    /// The version whose uncached symbols the answer equals.
+    pub served: Option<usize>,
+}
+
+/// When each version may have been on disk: `(version, from, until)`, conservative at both ends
+/// (from the moment just before its rename in, until just after the rename that replaced it).
+/// `rewrites[0]` is the initial version, written before the storm.
+pub fn on_disk_windows(rewrites: &[Rewrite]) -> Vec<(usize, f64, f64)> {
+    rewrites
+        .iter()
+        .enumerate()
+        .map(|(i, r)| {
+            let until = rewrites.get(i + 1).map_or(f64::INFINITY, |n| n.after_ms);
+            (r.version, r.before_ms, until)
+        })
+        .collect()
+}
+
+/// The problems in a history: answers matching no version, and answers serving a version that
+/// was not on disk at any moment of their invocation.
+pub fn check(rewrites: &[Rewrite], answers: &[Answer]) -> Vec<String> {
+    let windows = on_disk_windows(rewrites);
+    let mut problems = Vec::new();
+    for a in answers {
+        let Some(v) = a.served else {
+            problems.push(format!("{}: symbols match no version of the file", a.label));
+            continue;
+        };
+        let fresh = windows
+            .iter()
+            .any(|&(w, from, until)| w == v && from <= a.done_ms && a.invoke_ms <= until);
+        if !fresh {
+            problems.push(format!(
+                "{}: served version {v}, which was not on disk during [{:.1}, {:.1}] ms (stale)",
+                a.label, a.invoke_ms, a.done_ms
+            ));
+        }
+    }
+    problems
+}
+
+/// The background rewriter. Dropping it without [`Editor::finish`] still stops the thread.
+pub struct Editor {
+    stop: Arc<AtomicBool>,
+    thread: Option<std::thread::JoinHandle<std::io::Result<Vec<Rewrite>>>>,
+}
+
+impl Editor {
+    /// Put version 0 in place before returning (so no invocation can see the original text),
+    /// then keep renaming the next version into place every `edit.every_ms` until stopped.
+    /// Times are measured from `t0`.
+    pub fn start(
+        segment: &Path,
+        edit: &StressEdit,
+        original: &str,
+        t0: Instant,
+    ) -> std::io::Result<Self> {
+        let target: PathBuf = segment.join(&edit.file);
+        let tmp = target.with_extension("py.stress-tmp");
+        let put = move |k: usize, text: &str| -> std::io::Result<Rewrite> {
+            std::fs::write(&tmp, version_text(text, k))?;
+            let before_ms = t0.elapsed().as_secs_f64() * 1e3;
+            std::fs::rename(&tmp, &target)?;
+            Ok(Rewrite {
+                version: k,
+                before_ms,
+                after_ms: t0.elapsed().as_secs_f64() * 1e3,
+            })
+        };
+        let first = put(0, original)?;
+        let stop = Arc::new(AtomicBool::new(false));
+        let every = Duration::from_millis(edit.every_ms);
+        let original = original.to_owned();
+        let flag = stop.clone();
+        let thread = std::thread::spawn(move || {
+            let mut log = vec![first];
+            let mut k = 0;
+            loop {
+                std::thread::sleep(every);
+                if flag.load(Ordering::SeqCst) {
+                    return Ok(log);
+                }
+                k += 1;
+                log.push(put(k, &original)?);
+            }
+        });
+        Ok(Editor {
+            stop,
+            thread: Some(thread),
+        })
+    }
+
+    /// Stop rewriting; the journal, or the I/O error that stopped the editor early.
+    pub fn finish(mut self) -> Result<Vec<Rewrite>, String> {
+        self.stop.store(true, Ordering::SeqCst);
+        match self.thread.take().map(|t| t.join()) {
+            Some(Ok(Ok(log))) => Ok(log),
+            Some(Ok(Err(e))) => Err(format!("editor stopped: {e}")),
+            Some(Err(_)) => Err("editor thread panicked".into()),
+            None => Err("editor already finished".into()),
+        }
+    }
+}
+
+impl Drop for Editor {
+    fn drop(&mut self) {
+        self.stop.store(true, Ordering::SeqCst);
+    }
+}
+
+/// Which version an answer is for: `k` when it is exactly version 0's uncached answer (symbols
+/// and syntax errors) with the marker `_stress_edit_0` renamed `_stress_edit_k`; versions
+/// differ only in that name, so one uncached run serves as the reference for all of them.
+pub fn served_version(answer: &Value, version0: &Value) -> Option<usize> {
+    let k: usize = answer
+        .get("symbols")?
+        .as_array()?
+        .iter()
+        .filter_map(|s| {
+            s.get("name")?
+                .as_str()?
+                .strip_prefix("_stress_edit_")?
+                .parse()
+                .ok()
+        })
+        .next_back()?;
+    let marker = format!("_stress_edit_{k}");
+    let mut canonical = answer.clone();
+    for s in canonical.get_mut("symbols")?.as_array_mut()? {
+        if s.get("name").and_then(Value::as_str) == Some(marker.as_str()) {
+            s["name"] = Value::from("_stress_edit_0");
+        }
+    }
+    let same = |f: &str| canonical.get(f) == version0.get(f);
+    (same("symbols") && same("syntax_errors")).then_some(k)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn rw(version: usize, at: f64) -> Rewrite {
+        Rewrite {
+            version,
+            before_ms: at,
+            after_ms: at + 0.1,
+        }
+    }
+
+    fn answer(invoke_ms: f64, done_ms: f64, served: Option<usize>) -> Answer {
+        Answer {
+            label: format!("at {invoke_ms}"),
+            invoke_ms,
+            done_ms,
+            served,
+        }
+    }
+
+    #[test]
+    fn answers_within_their_versions_window_are_fresh() {
+        let log = [rw(0, 0.0), rw(1, 10.0), rw(2, 20.0)];
+        let ok = [
+            answer(1.0, 5.0, Some(0)),
+            answer(8.0, 12.0, Some(0)),  // v0 until ~10.1
+            answer(8.0, 12.0, Some(1)),  // v1 from 10.0
+            answer(25.0, 30.0, Some(2)), // the last version stays on disk
+        ];
+        assert_eq!(check(&log, &ok), Vec::<String>::new());
+    }
+
+    #[test]
+    fn a_stale_or_foreign_answer_is_reported() {
+        let log = [rw(0, 0.0), rw(1, 10.0), rw(2, 20.0)];
+        let bad = [
+            answer(12.0, 15.0, Some(0)), // v0 left the disk at ~10.1: stale
+            answer(1.0, 5.0, Some(2)),   // v2 not written yet
+            answer(1.0, 5.0, None),
+        ];
+        let problems = check(&log, &bad);
+        assert_eq!(problems.len(), 3, "{problems:?}");
+        assert!(problems[0].contains("stale"), "{problems:?}");
+        assert!(problems[2].contains("no version"), "{problems:?}");
+    }
+
+    #[test]
+    fn versions_differ_and_keep_the_original() {
+        let a = version_text("def f():\n    pass", 0);
+        let b = version_text("def f():\n    pass", 1);
+        assert!(a.starts_with("def f():\n    pass\n"));
+        assert_ne!(a, b);
+        assert!(b.ends_with("def _stress_edit_1():\n    pass\n"));
+    }
+
+    #[test]
+    fn served_version_reads_the_marker_and_checks_everything_else() {
+        let v0 = serde_json::json!({"symbols": [
+            {"kind": "function", "name": "f", "line": 1, "end_line": 2},
+            {"kind": "function", "name": "_stress_edit_0", "line": 5, "end_line": 6}],
+            "syntax_errors": []});
+        let mut v7 = v0.clone();
+        v7["symbols"][1]["name"] = "_stress_edit_7".into();
+        assert_eq!(served_version(&v7, &v0), Some(7));
+        assert_eq!(served_version(&v0, &v0), Some(0));
+        let mut wrong = v7.clone();
+        wrong["symbols"][0]["line"] = 2.into();
+        assert_eq!(
+            served_version(&wrong, &v0),
+            None,
+            "other symbols must match too"
+        );
+        let mut original = v0.clone();
+        original["symbols"].as_array_mut().unwrap().pop();
+        assert_eq!(
+            served_version(&original, &v0),
+            None,
+            "the unedited text is no version"
+        );
+    }
+
+    #[test]
+    fn the_editor_journals_rewrites_and_leaves_the_last_version() {
+        let d = tempfile::tempdir().unwrap();
+        std::fs::write(d.path().join("m.py"), "x = 1\n").unwrap();
+        let edit = StressEdit {
+            file: "m.py".into(),
+            uri: "sym://python/mod/m".into(),
+            every_ms: 1,
+        };
+        let ed = Editor::start(d.path(), &edit, "x = 1\n", Instant::now()).unwrap();
+        std::thread::sleep(Duration::from_millis(30));
+        let log = ed.finish().unwrap();
+        assert!(log.len() >= 3, "{log:?}");
+        let versions: Vec<usize> = log.iter().map(|r| r.version).collect();
+        assert_eq!(versions, (0..log.len()).collect::<Vec<_>>(), "never reused");
+        assert!(log.windows(2).all(|w| w[1].before_ms >= w[0].after_ms));
+        let last = log.last().unwrap().version;
+        let on_disk = std::fs::read_to_string(d.path().join("m.py")).unwrap();
+        assert_eq!(on_disk, version_text("x = 1\n", last));
+    }
+}
