@@ -15,8 +15,8 @@
 
 use super::identifier;
 use crate::symbols::model::{Symbol, SymbolKind, SyntaxErrorLoc};
+use ruff_python_ast::Stmt;
 use ruff_python_ast::token::{Token, TokenKind};
-use ruff_python_ast::{Stmt, StmtClassDef, StmtFunctionDef};
 use ruff_text_size::{Ranged, TextRange, TextSize};
 
 /// Stack reserved per source byte: twice the measured worst case (64 bytes per nesting level of
@@ -119,43 +119,39 @@ fn beyond_tokenizer_limits(tokens: &[Token]) -> Option<TextRange> {
 /// Recursion follows class nesting only, which costs at least a line per level, well inside the
 /// stack reserved by [`parse`].
 fn symbol(stmt: &Stmt, text: &str, lines: &LineStarts) -> Option<Symbol> {
-    match stmt {
-        Stmt::FunctionDef(def) => Some(function(def, text, lines)),
-        Stmt::ClassDef(class) => Some(class_symbol(class, text, lines)),
-        _ => None,
-    }
-}
-
-fn function(def: &StmtFunctionDef, text: &str, lines: &LineStarts) -> Symbol {
-    let keyword = keyword_offset(def.range.start(), def.decorator_list.last(), text);
-    let line = lines.line_of(keyword);
-    Symbol {
-        kind: SymbolKind::Function,
-        name: identifier(def.name.id.as_bytes()),
-        line,
-        end_line: lines.line_of(def.range.end()).max(line),
-        is_async: def.is_async,
-        members: None,
-    }
-}
-
-fn class_symbol(class: &StmtClassDef, text: &str, lines: &LineStarts) -> Symbol {
-    let keyword = keyword_offset(class.range.start(), class.decorator_list.last(), text);
-    let line = lines.line_of(keyword);
-    Symbol {
-        kind: SymbolKind::Class,
-        name: identifier(class.name.id.as_bytes()),
-        line,
-        end_line: lines.line_of(class.range.end()).max(line),
-        is_async: false,
-        members: Some(
-            class
-                .body
-                .iter()
-                .filter_map(|stmt| symbol(stmt, text, lines))
-                .collect(),
+    let (kind, range, decorators, name, is_async, body) = match stmt {
+        Stmt::FunctionDef(f) => (
+            SymbolKind::Function,
+            f.range,
+            &f.decorator_list,
+            &f.name,
+            f.is_async,
+            None,
         ),
-    }
+        Stmt::ClassDef(c) => (
+            SymbolKind::Class,
+            c.range,
+            &c.decorator_list,
+            &c.name,
+            false,
+            Some(&c.body),
+        ),
+        _ => return None,
+    };
+    let line = lines.line_of(keyword_offset(range.start(), decorators.last(), text));
+    Some(Symbol {
+        kind,
+        name: identifier(name.id.as_bytes()),
+        line,
+        end_line: lines.line_of(range.end()).max(line),
+        is_async,
+        // Only classes have members: the definitions directly in their body.
+        members: body.map(|b| {
+            b.iter()
+                .filter_map(|stmt| symbol(stmt, text, lines))
+                .collect()
+        }),
+    })
 }
 
 /// Where the `def`/`async`/`class` keyword starts. Ruff's statement range begins at the first
