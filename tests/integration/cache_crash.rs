@@ -75,9 +75,7 @@ fn crash_kill9_at_seeded_points() {
             .env(CHILD_ENV, seg.path())
             .stdout(Stdio::null())
             .stderr(Stdio::null());
-        for v in ENV_VARS {
-            child.env_remove(v);
-        }
+        crate::support::scrub(&mut child);
         if seed % 2 == 0 {
             // Maintenance (checkpoint, vacuum, counters fold) on every drop: crash inside it too.
             child.env("TRIFECTA_AST_MAINTENANCE_INTERVAL_S", "0");

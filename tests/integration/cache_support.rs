@@ -7,21 +7,6 @@ use assert_cmd::Command;
 use serde_json::Value;
 use std::path::{Path, PathBuf};
 
-/// Every environment variable the binary reads; removed before each run so the developer's
-/// shell cannot change a test's outcome.
-pub const ENV_VARS: &[&str] = &[
-    "TRIFECTA_AST_PERSIST",
-    "TRIFECTA_AST_LOCK_TIMEOUT_MS",
-    "TRIFECTA_AST_SIZE_WARN_MB",
-    "TRIFECTA_AST_MAX_MB",
-    "TRIFECTA_AST_TTL_DAYS",
-    "TRIFECTA_AST_MAINTENANCE_INTERVAL_S",
-    "TRIFECTA_TELEMETRY",
-    "TRIFECTA_TELEMETRY_DIR",
-    "TRIFECTA_RUN_ID",
-    "TRIFECTA_TEST_NOW_MS",
-];
-
 /// A module with a few definitions (meaningful once extraction is real).
 pub const MOD_SRC: &str = "import os\n\n\ndef alpha(x):\n    return x\n\n\nclass Beta:\n    def gamma(self):\n        pass\n\n\nasync def delta():\n    pass\n";
 
@@ -37,11 +22,7 @@ pub fn segment() -> tempfile::TempDir {
 
 /// The binary with a clean environment.
 pub fn cmd() -> Command {
-    let mut c = Command::cargo_bin("trifecta").unwrap();
-    for v in ENV_VARS {
-        c.env_remove(v);
-    }
-    c
+    crate::support::trifecta()
 }
 
 /// Output of one run: parsed stdout JSON and the exit code.

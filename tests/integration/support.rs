@@ -4,22 +4,28 @@ use assert_cmd::Command;
 use serde_json::Value;
 use std::path::Path;
 
-/// Environment variables that would change behaviour; cleared so the developer's shell cannot
-/// leak into a test.
-const SCRUBBED_ENV: &[&str] = &[
-    "TRIFECTA_AST_PERSIST",
-    "TRIFECTA_TELEMETRY",
-    "TRIFECTA_TELEMETRY_DIR",
-    "TRIFECTA_RUN_ID",
-    "TRIFECTA_AST_LOCK_TIMEOUT_MS",
-    "TRIFECTA_TEST_NOW_MS",
-    "TRIFECTA_TEST_PANIC",
-];
+/// Every `TRIFECTA_*` variable set in this process's environment. All of them are removed
+/// from every child, so neither the developer's shell nor a variable added later can change a
+/// test's outcome (a fixed list goes stale; three such lists had drifted apart).
+pub fn trifecta_vars() -> Vec<std::ffi::OsString> {
+    std::env::vars_os()
+        .map(|(k, _)| k)
+        .filter(|k| k.to_string_lossy().starts_with("TRIFECTA_"))
+        .collect()
+}
 
 /// A `trifecta` command with a clean environment.
 pub fn trifecta() -> Command {
     let mut cmd = Command::cargo_bin("trifecta").expect("trifecta binary is built");
-    for v in SCRUBBED_ENV {
+    for v in trifecta_vars() {
+        cmd.env_remove(v);
+    }
+    cmd
+}
+
+/// The same for a `std::process::Command` (for children that are spawned, not awaited).
+pub fn scrub(cmd: &mut std::process::Command) -> &mut std::process::Command {
+    for v in trifecta_vars() {
         cmd.env_remove(v);
     }
     cmd

@@ -21,20 +21,9 @@ pub fn segment(parent: &Path) -> PathBuf {
     seg
 }
 
-/// `trifecta` with a clean telemetry environment.
+/// `trifecta` with a clean environment (no `TRIFECTA_*` variable inherited).
 pub fn trifecta() -> Command {
-    let mut c = Command::cargo_bin("trifecta").unwrap();
-    for k in [
-        "TRIFECTA_TELEMETRY",
-        "TRIFECTA_TELEMETRY_DIR",
-        "TRIFECTA_RUN_ID",
-        "TRIFECTA_AST_PERSIST",
-        "TRIFECTA_TELEMETRY_MAX_MB",
-        "TRIFECTA_TELEMETRY_KEEP",
-    ] {
-        c.env_remove(k);
-    }
-    c
+    crate::support::trifecta()
 }
 
 /// `ast symbols sym://python/mod/pkg.a --telemetry <level> --segment <seg>`, ready for the
@@ -53,8 +42,7 @@ pub fn pkg_a(seg: &Path, level: &str) -> Command {
     c
 }
 
-/// Spawn (without waiting) `ast symbols … pkg.a --telemetry lite` with a clean telemetry
-/// environment, for the concurrent-writer tests.
+/// Spawn (without waiting) `ast symbols … pkg.a --telemetry lite` with a clean environment, for the concurrent-writer tests.
 pub fn spawn_pkg_a(seg: &Path) -> std::process::Child {
     let mut c = std::process::Command::new(assert_cmd::cargo::cargo_bin("trifecta"));
     c.args([
@@ -67,15 +55,9 @@ pub fn spawn_pkg_a(seg: &Path) -> std::process::Child {
     ])
     .arg(seg)
     .stdout(std::process::Stdio::null());
-    for k in [
-        "TRIFECTA_RUN_ID",
-        "TRIFECTA_TELEMETRY_DIR",
-        "TRIFECTA_TELEMETRY",
-        "TRIFECTA_AST_PERSIST",
-    ] {
-        c.env_remove(k);
-    }
-    c.spawn().expect("spawn trifecta")
+    crate::support::scrub(&mut c)
+        .spawn()
+        .expect("spawn trifecta")
 }
 
 /// Run `ast symbols` on `seg` with extra args; returns (exit code, stdout JSON, stderr).
