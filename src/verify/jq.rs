@@ -139,6 +139,84 @@ pub fn eval(filter: &str, input: &str, globals: &Globals) -> Result<JqVerdict, S
     })
 }
 
+/// What a `jq -e` run concluded, without its outputs: the part two implementations must agree on.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum VerdictKind {
+    /// Exit 0.
+    Pass,
+    /// Exit 1.
+    False,
+    /// Exit 4.
+    NoOutput,
+    /// Exit 5 (or any other failure).
+    Error,
+}
+
+impl JqVerdict {
+    /// The verdict without its outputs.
+    pub fn kind(&self) -> VerdictKind {
+        match self {
+            JqVerdict::Pass(_) => VerdictKind::Pass,
+            JqVerdict::False(_) => VerdictKind::False,
+            JqVerdict::NoOutput => VerdictKind::NoOutput,
+            JqVerdict::Error(_) => VerdictKind::Error,
+        }
+    }
+}
+
+/// The reference jq that cross-checks jaq: `TRIFECTA_VERIFY_JQ` if set (empty disables the
+/// check), else `jq` on `PATH`. CI installs Debian's jq, so every gate predicate is evaluated
+/// by both implementations there and a disagreement cannot pass unnoticed.
+pub fn reference_jq() -> Option<std::path::PathBuf> {
+    match std::env::var_os("TRIFECTA_VERIFY_JQ") {
+        Some(p) if p.is_empty() => None,
+        Some(p) => Some(p.into()),
+        None => std::env::split_paths(&std::env::var_os("PATH")?)
+            .map(|d| d.join("jq"))
+            .find(|p| p.is_file()),
+    }
+}
+
+/// Run the reference `jq -e` on `input` (stdin) with the same global variables (`--arg`).
+pub fn reference_verdict(
+    jq: &std::path::Path,
+    filter: &str,
+    input: &str,
+    globals: &Globals,
+) -> Result<VerdictKind, String> {
+    use std::io::Write;
+    let mut child = std::process::Command::new(jq)
+        .args(["-e", "--arg", "segment", &globals.segment])
+        .args([
+            "--arg",
+            "db",
+            &globals.db,
+            "--arg",
+            "cache_dir",
+            &globals.cache_dir,
+        ])
+        .arg(filter)
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .map_err(|e| format!("cannot run {}: {e}", jq.display()))?;
+    // A filter that never reads its input may exit before the write ends: not an error.
+    let _ = child
+        .stdin
+        .take()
+        .map(|mut w| w.write_all(input.as_bytes()));
+    let status = child
+        .wait()
+        .map_err(|e| format!("waiting for {}: {e}", jq.display()))?;
+    Ok(match status.code() {
+        Some(0) => VerdictKind::Pass,
+        Some(1) => VerdictKind::False,
+        Some(4) => VerdictKind::NoOutput,
+        _ => VerdictKind::Error,
+    })
+}
+
 /// Parse JSON Lines into one JSON array text (jq `-s`). A line that is not JSON is an error
 /// naming its 1-based line number: "all telemetry lines parse" is itself a gate property.
 pub fn slurp_lines(text: &str) -> Result<String, String> {
@@ -203,6 +281,26 @@ mod tests {
         assert!(compile_check("nosuchfn(1)").is_err());
         assert!(compile_check("$nosuchvar").is_err());
         assert!(compile_check("[.[] | select(.cmd == \"x\")] | length == 2").is_ok());
+    }
+
+    #[test]
+    fn reference_jq_agrees_with_jaq_where_installed() {
+        let Some(jq) = reference_jq() else {
+            eprintln!("no reference jq installed: skipped");
+            return;
+        };
+        let cases = [
+            (".a == 1", r#"{"a":1}"#),
+            (".a == 2", r#"{"a":1}"#),
+            (".[] | select(.x)", "[]"),
+            (".a.b", r#"{"a":"s"}"#),
+            ("$db == \"/seg/db\" and ($segment | test(\"^/s\"))", "null"),
+        ];
+        for (filter, input) in cases {
+            let ours = eval(filter, input, &g()).unwrap().kind();
+            let theirs = reference_verdict(&jq, filter, input, &g()).unwrap();
+            assert_eq!(ours, theirs, "{filter} on {input}");
+        }
     }
 
     #[test]

@@ -56,8 +56,15 @@ impl Run {
 }
 
 fn run_gates(gates: &Path, extra: &[&str]) -> Run {
+    run_gates_env(gates, extra, &[])
+}
+
+fn run_gates_env(gates: &Path, extra: &[&str], env: &[(&str, &Path)]) -> Run {
     let reports = tempfile::tempdir().unwrap();
     let mut cmd = Command::cargo_bin("trifecta-verify").unwrap();
+    for (k, v) in env {
+        cmd.env(k, v);
+    }
     cmd.arg("gates")
         .arg("--gates-dir")
         .arg(gates)
@@ -206,6 +213,41 @@ exec "$REAL" "$@""#,
     let detail = base["detail"].as_str().unwrap();
     assert!(detail.contains("`symbols` differs"), "{detail}");
     assert!(detail.contains("bogus"), "{detail}");
+}
+
+#[test]
+fn verify_jq_disagreement_with_the_reference_jq_is_an_error() {
+    // A "reference jq" that calls every predicate false: the pass fixture's jq steps (true under
+    // jaq) must become harness errors (exit 2), not passes.
+    let d = tempfile::tempdir().unwrap();
+    let fake = d.path().join("fake-jq");
+    std::fs::write(&fake, "#!/bin/sh\ncat >/dev/null\nexit 1\n").unwrap();
+    std::fs::set_permissions(&fake, std::fs::Permissions::from_mode(0o755)).unwrap();
+    let r = run_gates_env(&gates_dir("pass"), &[], &[("TRIFECTA_VERIFY_JQ", &fake)]);
+    assert_eq!(r.code, 2, "stdout:{}\nstderr:{}", r.stdout, r.stderr);
+    let rep = r.report();
+    let jq_step = Run::gate(&rep, "ok")["steps"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|s| s["kind"] == "jq")
+        .cloned()
+        .unwrap();
+    assert_eq!(jq_step["status"], "error", "{jq_step}");
+    assert!(
+        jq_step["detail"].as_str().unwrap().contains("disagree"),
+        "{jq_step}"
+    );
+
+    // Where Debian's jq is installed (CI installs it), it agrees on the same gate.
+    if Path::new("/usr/bin/jq").is_file() {
+        let jq = Path::new("/usr/bin/jq");
+        let r = run_gates_env(&gates_dir("pass"), &[], &[("TRIFECTA_VERIFY_JQ", jq)]);
+        assert_eq!(r.code, 0, "stdout:{}\nstderr:{}", r.stdout, r.stderr);
+        let rep = r.report();
+        let detail = Run::gate(&rep, "ok")["steps"][1]["detail"].to_string();
+        assert!(detail.contains("agrees"), "{detail}");
+    }
 }
 
 #[test]

@@ -2,7 +2,7 @@
 //! `integrity_check`, file globs, baseline equality against an uncached run, and code signals.
 
 use super::{GateCtx, Outcome, Saved};
-use crate::verify::jq::{self, Globals, JqVerdict};
+use crate::verify::jq::{self, Globals, JqVerdict, VerdictKind};
 use crate::verify::process::{self, ProcSpec};
 use crate::verify::report::excerpt;
 use crate::verify::spec::{
@@ -66,6 +66,35 @@ fn saved_json(ctx: &GateCtx, name: &str) -> Result<String, String> {
     }
 }
 
+/// With a reference jq installed ([`jq::reference_jq`]), evaluate the predicate there too. A
+/// disagreement makes the step an error (the verdict is unknown), never a pass.
+fn cross_check(out: &mut Outcome, ours: VerdictKind, filter: &str, input: &str, globals: &Globals) {
+    let Some(bin) = jq::reference_jq() else {
+        return;
+    };
+    out.commands
+        .push(format!("{} -e {}", bin.display(), process::quote(filter)));
+    match jq::reference_verdict(&bin, filter, input, globals) {
+        Ok(theirs) if theirs == ours => {
+            out.detail.push_str(&format!("; {} agrees", bin.display()));
+        }
+        Ok(theirs) => {
+            let commands = std::mem::take(&mut out.commands);
+            *out = Outcome::error(format!(
+                "jaq and {} disagree: {ours:?} vs {theirs:?} ({})",
+                bin.display(),
+                out.detail
+            ));
+            out.commands = commands;
+        }
+        Err(e) => {
+            let commands = std::mem::take(&mut out.commands);
+            *out = Outcome::error(format!("reference jq: {e}"));
+            out.commands = commands;
+        }
+    }
+}
+
 /// `jq`: evaluate a predicate with `jq -e` semantics.
 pub fn jq(ctx: &mut GateCtx, s: &JqStep) -> Outcome {
     let (input, what) = match &s.on {
@@ -114,7 +143,9 @@ pub fn jq(ctx: &mut GateCtx, s: &JqStep) -> Outcome {
         _ => Globals::default(),
     };
     let cmd = format!("jq -e {} <{what}>", process::quote(&s.filter));
-    let mut out = match jq::eval(&s.filter, &input, &globals) {
+    let verdict = jq::eval(&s.filter, &input, &globals);
+    let ours = verdict.as_ref().ok().map(JqVerdict::kind);
+    let mut out = match verdict {
         Ok(JqVerdict::Pass(v)) => Outcome::pass(format!(
             "true on {what}; last output {}",
             v.last().map(String::as_str).unwrap_or("")
@@ -130,6 +161,9 @@ pub fn jq(ctx: &mut GateCtx, s: &JqStep) -> Outcome {
         Err(e) => Outcome::error(format!("jq: {e}")),
     };
     out.commands = vec![cmd];
+    if let Some(ours) = ours {
+        cross_check(&mut out, ours, &s.filter, &input, &globals);
+    }
     out.excerpt = excerpt(&input, 1, 1500, false);
     out
 }
