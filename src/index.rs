@@ -15,6 +15,7 @@
 //! byte-identical results.
 
 use crate::cache::{CacheKey, Lookup, MissReason, Store};
+use crate::symbols::read::{ReadError, read_capped};
 use crate::symbols::{SymbolTable, extract};
 use rayon::prelude::*;
 use std::path::{Path, PathBuf};
@@ -151,20 +152,12 @@ struct Read {
     key: Option<CacheKey>,
 }
 
-/// Read and hash one file, opening it once (the size check uses the open handle).
+/// Read (capped) and hash one file. Errors are path-free: the I/O error's kind only.
 fn read_one(f: &SourceFile, max_bytes: u64) -> Read {
-    let bytes = std::fs::File::open(&f.abs).and_then(|mut file| {
-        let len = file.metadata()?.len();
-        if len > max_bytes {
-            return Ok(Err(format!(
-                "{len} bytes exceeds the {max_bytes}-byte limit"
-            )));
-        }
-        let mut buf = Vec::with_capacity(usize::try_from(len).unwrap_or(0));
-        std::io::Read::read_to_end(&mut file, &mut buf)?;
-        Ok(Ok(buf))
+    let bytes = read_capped(&f.abs, max_bytes).map_err(|e| match e {
+        ReadError::Io(io) => io.kind().to_string(),
+        too_large => too_large.to_string(),
     });
-    let bytes = bytes.unwrap_or_else(|e| Err(e.kind().to_string()));
     let key = bytes.as_ref().ok().map(|b| CacheKey::of(b));
     Read {
         file_rel: f.file_rel.clone(),

@@ -170,15 +170,7 @@ fn read_source(file: &ModuleFile) -> Result<Vec<u8>, CliError> {
             format!("cannot read {}: {why}", file.file_rel),
         )
     };
-    let len = std::fs::metadata(&file.abs)
-        .map_err(|e| fail(e.to_string()))?
-        .len();
-    if len > MAX_SOURCE_BYTES {
-        return Err(fail(format!(
-            "{len} bytes exceeds the {MAX_SOURCE_BYTES}-byte limit"
-        )));
-    }
-    std::fs::read(&file.abs).map_err(|e| fail(e.to_string()))
+    crate::symbols::read::read_capped(&file.abs, MAX_SOURCE_BYTES).map_err(|e| fail(e.to_string()))
 }
 
 /// Cache-aside: look up, else extract and store. Never fails.
