@@ -1,4 +1,5 @@
-//! trifecta: Python module symbols (tree-sitter, checked against Python's own `ast`) served from
+//! trifecta: Python module symbols (Ruff's parser, tree-sitter for broken modules; checked against
+//! Python's own `ast`) served from
 //! a persistent cache shared by many processes, and `trifecta-verify`, the gate runner that
 //! proves the cache trustworthy before a release.
 //!

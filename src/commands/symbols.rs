@@ -42,7 +42,7 @@ pub struct SymbolsOutput {
     pub uri: String,
     /// `memory` or `sqlite`: the store that actually answered (memory on fallback).
     pub cache_backend: &'static str,
-    /// Regions tree-sitter recovered from; empty when the file parses cleanly. Survives hits.
+    /// Syntax-error regions; empty exactly when Python's grammar accepts the file. Survives hits.
     pub syntax_errors: Vec<SyntaxErrorLoc>,
 }
 

@@ -34,7 +34,8 @@ pub struct Symbol {
     pub members: Option<Vec<Symbol>>,
 }
 
-/// Where tree-sitter had to recover from a syntax error (an `ERROR` or `MISSING` node).
+/// A syntax error's line range: a region tree-sitter recovered from (an `ERROR` or `MISSING`
+/// node), or the location Ruff's parser reported when tree-sitter saw nothing wrong.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct SyntaxErrorLoc {
     /// 1-based line where the unparsable region starts.
@@ -55,7 +56,7 @@ pub struct SymbolTable {
 }
 
 impl SymbolTable {
-    /// True when tree-sitter had to recover from at least one syntax error.
+    /// True when Python's grammar rejects the module (at least one syntax error).
     pub fn has_syntax_errors(&self) -> bool {
         !self.syntax_errors.is_empty()
     }
