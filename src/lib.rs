@@ -1,7 +1,6 @@
-//! trifecta: Python module symbols (Ruff's parser, tree-sitter for broken modules; checked against
-//! Python's own `ast`) served from
-//! a persistent cache shared by many processes, and `trifecta-verify`, the gate runner that
-//! proves the cache trustworthy before a release.
+//! trifecta: Python module symbols (Ruff's parser, tree-sitter for broken modules; checked
+//! against Python's own `ast`) served from a persistent cache shared by many processes, and
+//! `trifecta-verify`, the gate runner that proves the cache trustworthy before a release.
 //!
 //! Map: [`cli`] → [`config`] → [`commands`]; [`symbols`] (URI, resolution, extraction);
 //! [`cache`] (store trait, backends, the one factory); [`telemetry`] (JSONL events, reports);
