@@ -74,25 +74,21 @@ fn cross_check(out: &mut Outcome, ours: VerdictKind, filter: &str, input: &str, 
     };
     out.commands
         .push(format!("{} -e {}", bin.display(), process::quote(filter)));
-    match jq::reference_verdict(&bin, filter, input, globals) {
+    let problem = match jq::reference_verdict(&bin, filter, input, globals) {
         Ok(theirs) if theirs == ours => {
             out.detail.push_str(&format!("; {} agrees", bin.display()));
+            return;
         }
-        Ok(theirs) => {
-            let commands = std::mem::take(&mut out.commands);
-            *out = Outcome::error(format!(
-                "jaq and {} disagree: {ours:?} vs {theirs:?} ({})",
-                bin.display(),
-                out.detail
-            ));
-            out.commands = commands;
-        }
-        Err(e) => {
-            let commands = std::mem::take(&mut out.commands);
-            *out = Outcome::error(format!("reference jq: {e}"));
-            out.commands = commands;
-        }
-    }
+        Ok(theirs) => format!(
+            "jaq and {} disagree: {ours:?} vs {theirs:?} ({})",
+            bin.display(),
+            out.detail
+        ),
+        Err(e) => format!("reference jq: {e}"),
+    };
+    let commands = std::mem::take(&mut out.commands);
+    *out = Outcome::error(problem);
+    out.commands = commands;
 }
 
 /// `jq`: evaluate a predicate with `jq -e` semantics.

@@ -66,11 +66,28 @@ pub fn on_disk_windows(rewrites: &[Rewrite]) -> Vec<(usize, f64, f64)> {
         .collect()
 }
 
-/// The problems in a history: answers matching no version, and answers serving a version that
-/// was not on disk at any moment of their invocation.
+/// The distinct versions the answers carried, ascending.
+pub fn versions_served(answers: &[Answer]) -> Vec<usize> {
+    let mut seen: Vec<usize> = answers.iter().filter_map(|a| a.served).collect();
+    seen.sort_unstable();
+    seen.dedup();
+    seen
+}
+
+/// The problems in a history: answers matching no version, answers serving a version that was
+/// not on disk at any moment of their invocation, and a vacuous history (fewer than two
+/// rewrites, or fewer than two versions served: then nothing about freshness was tested).
 pub fn check(rewrites: &[Rewrite], answers: &[Answer]) -> Vec<String> {
     let windows = on_disk_windows(rewrites);
     let mut problems = Vec::new();
+    let seen = versions_served(answers);
+    if rewrites.len() < 2 || seen.len() < 2 {
+        problems.push(format!(
+            "vacuous: {} rewrites, answers served versions {seen:?}; the edits must overlap the \
+             storm so that at least two versions are served",
+            rewrites.len()
+        ));
+    }
     for a in answers {
         let Some(v) = a.served else {
             problems.push(format!("{}: symbols match no version of the file", a.label));
@@ -230,6 +247,21 @@ mod tests {
         assert_eq!(problems.len(), 3, "{problems:?}");
         assert!(problems[0].contains("stale"), "{problems:?}");
         assert!(problems[2].contains("no version"), "{problems:?}");
+    }
+
+    #[test]
+    fn a_vacuous_history_is_reported() {
+        // A single version served, or a single rewrite: nothing about freshness was tested.
+        let log = [rw(0, 0.0), rw(1, 10.0), rw(2, 20.0)];
+        let one_version = [answer(1.0, 5.0, Some(0)), answer(2.0, 6.0, Some(0))];
+        let problems = check(&log, &one_version);
+        assert_eq!(problems.len(), 1, "{problems:?}");
+        assert!(problems[0].starts_with("vacuous"), "{problems:?}");
+        let one_rewrite = check(
+            &log[..1],
+            &[answer(1.0, 5.0, Some(0)), answer(6.0, 7.0, Some(0))],
+        );
+        assert_eq!(one_rewrite.len(), 1, "{one_rewrite:?}");
     }
 
     #[test]

@@ -16,21 +16,18 @@ use std::time::Instant;
 /// Every invocation is journaled (Jepsen-style invoke/ok/fail history) to `step-N-history.jsonl`.
 pub async fn stress(ctx: &mut GateCtx, s: &StressStep, index: usize) -> Outcome {
     let started = Instant::now();
+    // The URI invocation `it` of process `p` reads (also used to pick the answers to check).
+    let uri_of = |p: usize, it: usize| s.uris.get((p + it) % s.uris.len().max(1)).cloned();
     let mut specs = Vec::new();
     for p in 0..s.procs {
         let mut mine = Vec::new();
         for it in 0..s.iterations {
-            let uri = if s.uris.is_empty() {
-                String::new()
-            } else {
-                s.uris[(p + it) % s.uris.len()].clone()
-            };
+            let uri = uri_of(p, it).unwrap_or_default();
             let args: Vec<String> = s.args.iter().map(|a| a.replace("{uri}", &uri)).collect();
             mine.push(ctx.trifecta_spec(&args, &s.env, s.timeout_s));
         }
         specs.push(mine);
     }
-    let uri_of = |p: usize, it: usize| s.uris.get((p + it) % s.uris.len().max(1)).cloned();
     let storm_start = Instant::now();
     let editing = match &s.edit {
         Some(edit) => match start_editing(ctx, edit, storm_start) {
@@ -135,16 +132,7 @@ pub async fn stress(ctx: &mut GateCtx, s: &StressStep, index: usize) -> Outcome 
             });
         }
         freshness_problems = freshness::check(log, &answers);
-        let mut seen: Vec<usize> = answers.iter().filter_map(|a| a.served).collect();
-        seen.sort_unstable();
-        seen.dedup();
-        if log.len() < 2 || seen.len() < 2 {
-            freshness_problems.push(format!(
-                "vacuous: {} rewrites, answers served versions {seen:?}; the edits must overlap \
-                 the storm so that at least two versions are served",
-                log.len()
-            ));
-        }
+        let seen = freshness::versions_served(&answers);
         freshness_detail = format!(
             "; freshness: {} answers for {} checked against {} rewrites of {} (versions served: {seen:?}), {} problems",
             answers.len(),
