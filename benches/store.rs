@@ -58,14 +58,22 @@ fn sqlite_with(n: usize) -> (tempfile::TempDir, OpenedCache) {
         persist: true,
         ..CacheSettings::default()
     };
-    let mut opened = open_cache(dir.path(), &settings, &Telemetry::disabled());
+    let mut opened = open_cache(
+        &trifecta::symbols::resolve::segment_root(dir.path()).unwrap(),
+        &settings,
+        &Telemetry::disabled(),
+    );
     assert!(opened.fallback.is_none());
     for chunk in (0..n).collect::<Vec<_>>().chunks(5000) {
         let items: Vec<_> = chunk.iter().map(|&i| (rel(i), key(i), table(i))).collect();
         opened.store.put_batch(&items).unwrap();
     }
     drop(opened);
-    let opened = open_cache(dir.path(), &settings, &Telemetry::disabled());
+    let opened = open_cache(
+        &trifecta::symbols::resolve::segment_root(dir.path()).unwrap(),
+        &settings,
+        &Telemetry::disabled(),
+    );
     (dir, opened)
 }
 

@@ -52,7 +52,7 @@ fn bench(c: &mut Criterion) {
     let d = tempfile::tempdir().expect("tempdir");
     let root = d.path().canonicalize().expect("canonical");
     let mut settings = TelemetrySettings::for_segment(Level::Lite, &root);
-    settings.dir = root.join("t");
+    settings.dir = trifecta::telemetry::Location::user(root.join("t"));
     c.bench_function("command flush (3 events, one locked append)", |b| {
         b.iter(|| {
             let t = Telemetry::new(settings.clone());
@@ -88,7 +88,13 @@ fn bench(c: &mut Criterion) {
     g.throughput(Throughput::Elements(n));
     g.sample_size(20);
     g.bench_function("build over 10k events", |b| {
-        b.iter(|| report::build(black_box(&logdir), None).expect("report"))
+        b.iter(|| {
+            report::build(
+                black_box(&trifecta::telemetry::Location::user(&logdir)),
+                None,
+            )
+            .expect("report")
+        })
     });
     g.finish();
 }

@@ -15,10 +15,13 @@
 //! byte-identical results.
 
 use crate::cache::{CacheKey, Lookup, MissReason, Store};
+use crate::segment_fs::{Anchor, ModuleOpen, open_module};
 use crate::symbols::read::{ReadError, read_capped};
 use crate::symbols::{SymbolTable, extract};
 use rayon::prelude::*;
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
+
+mod walk;
 
 /// Files per chunk: large enough to keep both cores busy, small enough to bound memory
 /// (at most this many source files are held at once).
@@ -38,67 +41,11 @@ pub const SKIPPED_DIRS: &[&str] = &[".trifecta", "_ctx", "__pycache__", ".git", 
 pub struct SourceFile {
     /// Segment-relative, `/`-separated path.
     pub file_rel: String,
-    /// Absolute path to read.
-    pub abs: PathBuf,
+    /// Segment-relative path to open (beneath the root, no link followed).
+    pub rel: PathBuf,
 }
 
-/// True for a virtualenv root (it holds `pyvenv.cfg`), which is never indexed.
-fn is_virtualenv(dir: &Path) -> bool {
-    dir.join("pyvenv.cfg").is_file()
-}
-
-/// Walk `root` for `.py` files, honouring `.gitignore` (also outside a git repository) and
-/// `.ignore`, skipping hidden entries, [`SKIPPED_DIRS`], virtualenvs and symlinks (a link could
-/// lead outside the segment). Sorted by path.
-pub fn walk(root: &Path) -> (Vec<SourceFile>, Vec<(String, String)>) {
-    let mut files = Vec::new();
-    let mut errors = Vec::new();
-    let walker = ignore::WalkBuilder::new(root)
-        .hidden(true)
-        .follow_links(false)
-        .require_git(false)
-        .filter_entry(|e| {
-            let is_dir = e.file_type().is_some_and(|t| t.is_dir());
-            !(is_dir
-                && (e
-                    .file_name()
-                    .to_str()
-                    .is_some_and(|n| SKIPPED_DIRS.contains(&n))
-                    || is_virtualenv(e.path())))
-        })
-        .build();
-    for entry in walker {
-        match entry {
-            Ok(e) => {
-                let is_file = e.file_type().is_some_and(|t| t.is_file());
-                if !is_file || e.path().extension().is_none_or(|x| x != "py") {
-                    continue;
-                }
-                let Ok(rel) = e.path().strip_prefix(root) else {
-                    continue;
-                };
-                let file_rel = rel
-                    .components()
-                    .map(|c| c.as_os_str().to_string_lossy())
-                    .collect::<Vec<_>>()
-                    .join("/");
-                files.push(SourceFile {
-                    file_rel,
-                    abs: e.path().to_path_buf(),
-                });
-            }
-            Err(err) => errors.push((String::from("<walk>"), relativize(&err.to_string(), root))),
-        }
-    }
-    files.sort();
-    (files, errors)
-}
-
-/// Strip the segment root from an error message so reports carry no absolute paths.
-fn relativize(msg: &str, root: &Path) -> String {
-    let r = root.to_string_lossy();
-    msg.replace(&format!("{r}/"), "").replace(r.as_ref(), ".")
-}
+pub use walk::walk;
 
 /// The dotted module name a `sym://python/mod/…` URI would use for `file_rel`, or `None` when
 /// a component is not an identifier (such a file cannot be addressed by a URI).
@@ -153,11 +100,19 @@ struct Read {
 }
 
 /// Read (capped) and hash one file. Errors are path-free: the I/O error's kind only.
-fn read_one(f: &SourceFile, max_bytes: u64) -> Read {
-    let bytes = read_capped(&f.abs, max_bytes).map_err(|e| match e {
-        ReadError::Io(io) => io.kind().to_string(),
-        too_large => too_large.to_string(),
-    });
+fn read_one(root: &Anchor, f: &SourceFile, max_bytes: u64) -> Read {
+    // Opened beneath the root without following any link: the walk saw a regular file, and
+    // whatever replaced it since (a link out, a FIFO) is refused on the handle.
+    let bytes = match open_module(root, &f.rel, false) {
+        Ok(file) => read_capped(&file, max_bytes).map_err(|e| match e {
+            ReadError::Io(io) => io.kind().to_string(),
+            too_large => too_large.to_string(),
+        }),
+        Err(ModuleOpen::Absent(None)) => Err("not found".to_string()),
+        Err(ModuleOpen::Absent(Some(k))) => Err(format!("not a regular file ({})", k.as_str())),
+        Err(ModuleOpen::Outside) => Err("leads outside the segment".to_string()),
+        Err(ModuleOpen::Io(io)) => Err(io.kind().to_string()),
+    };
     let key = bytes.as_ref().ok().map(|b| CacheKey::of(b));
     Read {
         file_rel: f.file_rel.clone(),
@@ -184,6 +139,7 @@ struct Extracted {
 /// depend on an earlier chunk's writes. At most three chunks are held at once.
 pub fn run(
     pool: &rayon::ThreadPool,
+    root: &Anchor,
     files: &[SourceFile],
     store: &mut dyn Store,
     max_bytes: u64,
@@ -196,8 +152,12 @@ pub fn run(
         let (tx, rx) = std::sync::mpsc::sync_channel::<Vec<Read>>(1);
         scope.spawn(move || {
             for chunk in files.chunks(CHUNK) {
-                let reads =
-                    pool.install(|| chunk.par_iter().map(|f| read_one(f, max_bytes)).collect());
+                let reads = pool.install(|| {
+                    chunk
+                        .par_iter()
+                        .map(|f| read_one(root, f, max_bytes))
+                        .collect()
+                });
                 if tx.send(reads).is_err() {
                     return;
                 }
@@ -340,7 +300,7 @@ mod tests {
         std::fs::write(root.join("venv/pyvenv.cfg"), "").unwrap();
         std::fs::write(root.join(".gitignore"), "ignored/\n").unwrap();
         std::os::unix::fs::symlink(root.join("a.py"), root.join("link.py")).unwrap();
-        let (files, errors) = walk(root);
+        let (files, errors) = walk(&crate::segment_fs::Anchor::open(root).unwrap());
         let rels: Vec<&str> = files.iter().map(|f| f.file_rel.as_str()).collect();
         assert_eq!(rels, ["a.py", "pkg/__init__.py", "pkg/b.py"]);
         assert!(errors.is_empty());

@@ -14,6 +14,7 @@ pub mod config;
 pub mod error;
 pub mod index;
 pub mod output;
+pub mod segment_fs;
 pub mod symbols;
 pub mod telemetry;
 pub mod verify;

@@ -16,10 +16,10 @@
 //! Known limit: a crash between the fold's commit and its truncate counts that batch twice.
 
 use super::MissReason;
+use crate::segment_fs::{Access, Anchored, Kind};
 use std::collections::BTreeMap;
-use std::fs::{File, OpenOptions, TryLockError};
+use std::fs::{File, TryLockError};
 use std::io::{self, Read, Write};
-use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
 /// File name inside the cache directory.
@@ -28,6 +28,9 @@ pub const COUNTERS_FILE_NAME: &str = "ast_cache.counters";
 /// Longest an appender or the folder waits for the counters-file lock. A record that cannot
 /// be written in this time is dropped (the command never waits for bookkeeping).
 const LOCK_WAIT: Duration = Duration::from_millis(200);
+/// Most bytes of pending records read at once (a planted huge file must not exhaust memory;
+/// records past this are dropped when folded, which only loses counts).
+const MAX_PENDING_BYTES: u64 = 16 << 20;
 
 /// One countable thing.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -88,7 +91,7 @@ pub fn parse(text: &str) -> BTreeMap<String, i64> {
 }
 
 /// `<cache dir>/ast_cache.counters`.
-pub fn path(cache_dir: &Path) -> PathBuf {
+pub fn path(cache_dir: &Anchored) -> Anchored {
     cache_dir.join(COUNTERS_FILE_NAME)
 }
 
@@ -118,22 +121,19 @@ fn lock_bounded(file: &File, exclusive: bool) -> io::Result<()> {
 
 /// Append one record. Never fails the caller: bookkeeping errors are dropped (the cache
 /// directory may not exist on a fallback path, or the disk may be full).
-pub fn record(cache_dir: &Path, t: Tally) {
+pub fn record(cache_dir: &Anchored, t: Tally) {
     let _ = try_record(cache_dir, t);
 }
 
-fn try_record(cache_dir: &Path, t: Tally) -> io::Result<()> {
+fn try_record(cache_dir: &Anchored, t: Tally) -> io::Result<()> {
     try_append(cache_dir, &t.record_line())
 }
 
-fn try_append(cache_dir: &Path, lines: &str) -> io::Result<()> {
-    if !cache_dir.is_dir() {
+fn try_append(cache_dir: &Anchored, lines: &str) -> io::Result<()> {
+    if !matches!(cache_dir.kind()?, Some(Kind::Dir)) {
         return Ok(()); // never create the cache directory just to count
     }
-    let mut f = OpenOptions::new()
-        .create(true)
-        .append(true)
-        .open(path(cache_dir))?;
+    let mut f = path(cache_dir).open(Access::Append { create: true })?;
     lock_bounded(&f, false)?;
     f.write_all(lines.as_bytes())
 }
@@ -143,15 +143,15 @@ fn try_append(cache_dir: &Path, lines: &str) -> io::Result<()> {
 /// append is an open, a lock, a write and a close).
 #[derive(Debug)]
 pub struct Pending {
-    cache_dir: PathBuf,
+    cache_dir: Anchored,
     lines: String,
 }
 
 impl Pending {
     /// An empty buffer for the cache in `cache_dir`.
-    pub fn new(cache_dir: &Path) -> Self {
+    pub fn new(cache_dir: &Anchored) -> Self {
         Pending {
-            cache_dir: cache_dir.to_path_buf(),
+            cache_dir: cache_dir.clone(),
             lines: String::new(),
         }
     }
@@ -177,30 +177,31 @@ impl Drop for Pending {
 }
 
 /// Read the pending (not yet folded) records without changing anything.
-pub fn pending(cache_dir: &Path) -> BTreeMap<String, i64> {
-    std::fs::read_to_string(path(cache_dir))
-        .map(|s| parse(&s))
+pub fn pending(cache_dir: &Anchored) -> BTreeMap<String, i64> {
+    path(cache_dir)
+        .read(MAX_PENDING_BYTES)
+        .map(|s| parse(&String::from_utf8_lossy(&s)))
         .unwrap_or_default()
 }
 
 /// Fold the pending records: `commit` receives the totals and must persist them; only when it
 /// succeeds is the file emptied. Returns the totals folded.
 pub fn fold<E>(
-    cache_dir: &Path,
+    cache_dir: &Anchored,
     commit: impl FnOnce(&BTreeMap<String, i64>) -> Result<(), E>,
 ) -> Result<BTreeMap<String, i64>, E>
 where
     E: From<io::Error>,
 {
-    let p = path(cache_dir);
-    let mut f = match OpenOptions::new().read(true).write(true).open(&p) {
+    let f = match path(cache_dir).open(Access::ReadWrite { create: false }) {
         Ok(f) => f,
-        Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(BTreeMap::new()),
-        Err(e) => return Err(e.into()),
+        Err(e) if e.is_not_found() => return Ok(BTreeMap::new()),
+        Err(e) => return Err(io::Error::from(e).into()),
     };
     lock_bounded(&f, true)?;
-    let mut text = String::new();
-    f.read_to_string(&mut text)?;
+    let mut bytes = Vec::new();
+    (&f).take(MAX_PENDING_BYTES).read_to_end(&mut bytes)?;
+    let text = String::from_utf8_lossy(&bytes);
     let totals = parse(&text);
     if !totals.is_empty() {
         commit(&totals)?;
@@ -212,6 +213,10 @@ where
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    fn dir(d: &tempfile::TempDir) -> Anchored {
+        crate::segment_fs::Anchor::open(d.path()).unwrap().root()
+    }
 
     #[test]
     fn records_parse_back_and_garbage_is_ignored() {
@@ -225,15 +230,15 @@ mod tests {
             Tally::Corruption,
             Tally::Quarantine,
         ] {
-            record(d.path(), t);
+            record(&dir(&d), t);
         }
         std::fs::OpenOptions::new()
             .append(true)
-            .open(path(d.path()))
+            .open(d.path().join(COUNTERS_FILE_NAME))
             .unwrap()
             .write_all(b"miss \nbogus\nmiss Key-Miss\nhi")
             .unwrap();
-        let p = pending(d.path());
+        let p = pending(&dir(&d));
         let want: BTreeMap<String, i64> = [
             ("hits", 2),
             ("miss:key_miss", 1),
@@ -251,20 +256,19 @@ mod tests {
     #[test]
     fn fold_empties_only_after_commit() {
         let d = tempfile::tempdir().unwrap();
-        record(d.path(), Tally::Hit);
-        let r: Result<_, io::Error> = fold(d.path(), |_| Err(io::Error::other("db down")));
+        record(&dir(&d), Tally::Hit);
+        let r: Result<_, io::Error> = fold(&dir(&d), |_| Err(io::Error::other("db down")));
         assert!(r.is_err());
-        assert_eq!(pending(d.path()).get("hits"), Some(&1), "kept on failure");
-        let got: BTreeMap<String, i64> = fold(d.path(), |_| Ok::<(), io::Error>(())).unwrap();
+        assert_eq!(pending(&dir(&d)).get("hits"), Some(&1), "kept on failure");
+        let got: BTreeMap<String, i64> = fold(&dir(&d), |_| Ok::<(), io::Error>(())).unwrap();
         assert_eq!(got.get("hits"), Some(&1));
-        assert!(pending(d.path()).is_empty());
+        assert!(pending(&dir(&d)).is_empty());
     }
 
     #[test]
     fn missing_dir_is_not_created() {
         let d = tempfile::tempdir().unwrap();
-        let nope = d.path().join("nope");
-        record(&nope, Tally::Hit);
-        assert!(!nope.exists());
+        record(&dir(&d).join("nope"), Tally::Hit);
+        assert!(!d.path().join("nope").exists());
     }
 }

@@ -7,7 +7,9 @@ use super::counters::{self, Tally};
 use super::memory::MemoryStore;
 use super::{Backend, CacheError, CacheKey, Lookup, MissReason, Store};
 use crate::config::CacheSettings;
+use crate::segment_fs::Anchored;
 use crate::symbols::SymbolTable;
+use crate::symbols::resolve::Segment;
 use crate::telemetry::Telemetry;
 use std::path::{Path, PathBuf};
 
@@ -16,12 +18,13 @@ use std::path::{Path, PathBuf};
 /// checkout moves.
 pub const DB_FILE_NAME: &str = "ast_cache.db";
 
-/// `<segment>/.trifecta/cache/ast_cache.db`.
+/// The cache directory, relative to the segment root.
+pub const CACHE_DIR_REL: &str = ".trifecta/cache";
+
+/// `<segment>/.trifecta/cache/ast_cache.db` (for display; files are opened through
+/// [`crate::segment_fs`]).
 pub fn cache_db_path(segment_root: &Path) -> PathBuf {
-    segment_root
-        .join(".trifecta")
-        .join("cache")
-        .join(DB_FILE_NAME)
+    segment_root.join(CACHE_DIR_REL).join(DB_FILE_NAME)
 }
 
 /// What the factory built.
@@ -38,7 +41,7 @@ pub struct OpenedCache {
 
 /// Build the cache for `segment_root` per `settings`.
 pub fn open_cache(
-    segment_root: &Path,
+    segment_root: &Segment,
     settings: &CacheSettings,
     telemetry: &Telemetry,
 ) -> OpenedCache {
@@ -64,7 +67,7 @@ pub struct FallbackStore {
 
 impl FallbackStore {
     /// A fallback store for `reason`; lookups are counted in `cache_dir` (if it exists).
-    pub fn new(reason: MissReason, cache_dir: &Path) -> Self {
+    pub fn new(reason: MissReason, cache_dir: &Anchored) -> Self {
         FallbackStore {
             inner: MemoryStore::new(),
             reason,

@@ -16,7 +16,8 @@
 //! the old lock is dropped first — so this module never converts: [`CacheLock`] is released by
 //! dropping it, and a new one is taken.
 
-use std::fs::{File, OpenOptions, TryLockError};
+use crate::segment_fs::{Access, Anchored};
+use std::fs::{File, TryLockError};
 use std::io;
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
@@ -84,15 +85,11 @@ pub enum LockError {
     Io(#[from] io::Error),
 }
 
-fn open_lock_file(path: &Path) -> io::Result<File> {
+fn open_lock_file(path: &Anchored) -> io::Result<File> {
     // Never truncated or removed: the file's content is irrelevant, only its identity matters,
     // and deleting it while others wait on it would let two processes "hold" different files.
-    OpenOptions::new()
-        .read(true)
-        .write(true)
-        .create(true)
-        .truncate(false)
-        .open(path)
+    // Opened beneath the segment, never through a link, never blocking on a FIFO.
+    Ok(path.open(Access::ReadWrite { create: true })?)
 }
 
 fn try_mode(file: &File, mode: LockMode) -> Result<bool, io::Error> {
@@ -109,7 +106,7 @@ fn try_mode(file: &File, mode: LockMode) -> Result<bool, io::Error> {
 
 /// Take the lock at `path` in `mode`, waiting at most `timeout`. Polls with a short, growing
 /// backoff plus jitter (so a crowd of waiters does not retry in lockstep).
-pub fn acquire(path: &Path, mode: LockMode, timeout: Duration) -> Result<CacheLock, LockError> {
+pub fn acquire(path: &Anchored, mode: LockMode, timeout: Duration) -> Result<CacheLock, LockError> {
     let file = open_lock_file(path)?;
     let start = Instant::now();
     let mut pause = Duration::from_micros(250);
@@ -134,7 +131,7 @@ pub fn acquire(path: &Path, mode: LockMode, timeout: Duration) -> Result<CacheLo
 
 /// Take the lock only if it is free right now (automatic maintenance: never make a user's
 /// command wait). `Ok(None)` when it is busy.
-pub fn try_acquire(path: &Path, mode: LockMode) -> Result<Option<CacheLock>, LockError> {
+pub fn try_acquire(path: &Anchored, mode: LockMode) -> Result<Option<CacheLock>, LockError> {
     let file = open_lock_file(path)?;
     Ok(try_mode(&file, mode)?.then(|| CacheLock {
         _file: file,
@@ -150,7 +147,9 @@ mod tests {
     #[test]
     fn shared_locks_coexist_and_exclusive_waits_bounded() {
         let dir = tempfile::tempdir().unwrap();
-        let p = dir.path().join(LOCK_FILE_NAME);
+        let p = crate::segment_fs::Anchor::open(dir.path())
+            .unwrap()
+            .at(LOCK_FILE_NAME);
         let a = acquire(&p, LockMode::Shared, Duration::from_millis(100)).unwrap();
         let b = acquire(&p, LockMode::Shared, Duration::from_millis(100)).unwrap();
         assert_eq!(a.mode(), LockMode::Shared);

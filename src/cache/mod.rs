@@ -16,7 +16,7 @@ pub mod memory;
 pub mod schema;
 pub mod sqlite;
 
-pub use factory::{OpenedCache, cache_db_path, open_cache};
+pub use factory::{CACHE_DIR_REL, DB_FILE_NAME, OpenedCache, cache_db_path, open_cache};
 pub use key::CacheKey;
 
 use crate::symbols::SymbolTable;

@@ -80,7 +80,15 @@ pub fn migrate(conn: &mut Connection, migrations: &[Migration]) -> rusqlite::Res
 /// returning, which checkpoints the WAL into the main file, so the file is complete on its own
 /// and can be atomically renamed into place.
 pub fn create_db(path: &Path, now_ms: i64) -> rusqlite::Result<()> {
-    let mut conn = Connection::open(path)?;
+    use rusqlite::OpenFlags as F;
+    // NOFOLLOW: never create or open the database through a link (see `sqlite::connect`).
+    let mut conn = Connection::open_with_flags(
+        path,
+        F::SQLITE_OPEN_READ_WRITE
+            | F::SQLITE_OPEN_CREATE
+            | F::SQLITE_OPEN_NO_MUTEX
+            | F::SQLITE_OPEN_NOFOLLOW,
+    )?;
     // auto_vacuum must be chosen before the first table exists; WAL is persistent in the header.
     // synchronous=OFF: the file is private until renamed into place, and the caller syncs it
     // once before the rename; per-statement fsyncs here cost a cold miss ~14 fsyncs.

@@ -22,11 +22,15 @@ use super::counters::{self, Tally};
 use super::lock::CacheLock;
 use super::{Backend, CacheError, CacheKey, Lookup, MissReason, Store};
 use crate::config::CacheSettings;
+use crate::segment_fs::{Anchor, Anchored, Incident, Kind};
 use crate::symbols::SymbolTable;
+use crate::symbols::resolve::Segment;
 use crate::telemetry::Telemetry;
 use probe::{DamageKind, FileId};
 use rusqlite::{Connection, OptionalExtension, params};
+use std::io;
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 
 /// `last_access_ms` is refreshed on a hit only when older than this (so hits stay read-only).
 pub const ACCESS_REFRESH_MS: i64 = 3_600_000;
@@ -34,10 +38,17 @@ pub const ACCESS_REFRESH_MS: i64 = 3_600_000;
 /// Everything a cache operation needs to know about where it works.
 #[derive(Debug, Clone)]
 pub struct CacheCtx {
-    /// The database file.
+    /// The database file's absolute path: only for SQLite, which opens by name (with
+    /// `SQLITE_OPEN_NOFOLLOW`, after the directory chain was checked through handles).
     pub db: PathBuf,
+    /// The database file beneath the segment: every file operation of ours goes through it.
+    pub db_at: Anchored,
+    /// `.trifecta/cache` beneath the segment.
+    pub cache_dir: Anchored,
     /// The segment root (to prune rows of deleted files).
     pub segment_root: PathBuf,
+    /// The open segment root.
+    pub anchor: Arc<Anchor>,
     /// Resolved settings.
     pub settings: CacheSettings,
     /// Where incidents are reported.
@@ -45,31 +56,94 @@ pub struct CacheCtx {
 }
 
 impl CacheCtx {
-    /// Context for the segment at `root`.
-    pub fn new(root: &Path, settings: &CacheSettings, telemetry: &Telemetry) -> Self {
+    /// Context for the segment `root`.
+    pub fn new(root: &Segment, settings: &CacheSettings, telemetry: &Telemetry) -> Self {
+        let cache_dir = root.anchor.at(super::CACHE_DIR_REL);
+        let db_at = cache_dir.join(super::DB_FILE_NAME);
         CacheCtx {
-            db: super::cache_db_path(root),
-            segment_root: root.to_path_buf(),
+            db: db_at.abs(),
+            db_at,
+            cache_dir,
+            segment_root: root.path.clone(),
+            anchor: Arc::clone(&root.anchor),
             settings: settings.clone(),
             telemetry: telemetry.clone(),
         }
     }
 
     /// `<segment>/.trifecta/cache`.
-    pub fn dir(&self) -> &Path {
-        self.db.parent().unwrap_or(Path::new("."))
+    pub fn dir(&self) -> &Anchored {
+        &self.cache_dir
     }
 
     /// The lock file.
-    pub fn lock_path(&self) -> PathBuf {
-        super::lock::lock_path(&self.db)
+    pub fn lock_path(&self) -> Anchored {
+        self.cache_dir.join(super::lock::LOCK_FILE_NAME)
     }
 
     /// `-wal` / `-shm` sidecar of the database.
-    pub fn sidecar(&self, suffix: &str) -> PathBuf {
-        let mut s = self.db.as_os_str().to_owned();
-        s.push(suffix);
-        PathBuf::from(s)
+    pub fn sidecar(&self, suffix: &str) -> Anchored {
+        self.db_at.with_suffix(suffix)
+    }
+
+    /// Check every name the cache owns before SQLite or we open any of them: the directory
+    /// chain `.trifecta/cache` must be real directories, and the database's sidecars, the
+    /// lock and counters files regular files. Anything else (a link, a FIFO, a device, a
+    /// directory) was planted: it is moved aside within its directory and reported as an
+    /// `ast.fs.incident`. Files are moved only under the exclusive lock, so a legitimate file
+    /// that a concurrent process just put there is never moved. Returns whether the cache
+    /// directory exists (it is created only when `create`).
+    pub fn claim_names(&self, create: bool) -> Result<bool, CacheError> {
+        let mut incidents = Vec::new();
+        let exists = self.cache_dir.ensure_dir_chain(create, &mut incidents);
+        self.report(&incidents);
+        if !exists.map_err(io::Error::from)? {
+            return Ok(false);
+        }
+        let owned = [
+            self.lock_path(),
+            self.cache_dir.join(super::counters::COUNTERS_FILE_NAME),
+        ];
+        // The database itself is not claimed here: anything but a regular file at its name is
+        // damage that the probe reports and recovery moves into quarantine (through handles).
+        let guarded = ["-wal", "-shm", "-journal"].map(|s| self.sidecar(s));
+        let foreign = |p: &Anchored| matches!(p.kind(), Ok(Some(k)) if k != Kind::File);
+        // The lock file first, without the lock (a planted lock file cannot be locked safely).
+        for p in &owned {
+            if foreign(p) {
+                let mut found = Vec::new();
+                p.claim_file(&mut found).map_err(io::Error::from)?;
+                self.report(&found);
+            }
+        }
+        let quarantine = self.cache_dir.join(recover::QUARANTINE_DIR);
+        let quarantine_foreign = matches!(quarantine.kind(), Ok(Some(k)) if k != Kind::Dir);
+        if guarded.iter().any(foreign) || quarantine_foreign {
+            let _x = super::lock::acquire(
+                &self.lock_path(),
+                super::lock::LockMode::Exclusive,
+                self.settings.lock_timeout,
+            )
+            .map_err(|e| CacheError::Io(io::Error::other(e.to_string())))?;
+            let mut found = Vec::new();
+            for p in &guarded {
+                p.claim_file(&mut found).map_err(io::Error::from)?;
+            }
+            if let Ok(Some(k)) = quarantine.kind()
+                && k != Kind::Dir
+            {
+                found.push(quarantine.move_aside(k).map_err(io::Error::from)?);
+            }
+            self.report(&found);
+        }
+        Ok(true)
+    }
+
+    /// Emit one `ast.fs.incident` per incident.
+    pub(crate) fn report(&self, incidents: &[Incident]) {
+        for i in incidents {
+            events::incident(&self.telemetry, i);
+        }
     }
 }
 
@@ -131,7 +205,12 @@ pub fn connect(db: &Path, settings: &CacheSettings) -> rusqlite::Result<Connecti
     use rusqlite::OpenFlags as F;
     let conn = Connection::open_with_flags(
         db,
-        F::SQLITE_OPEN_READ_WRITE | F::SQLITE_OPEN_NO_MUTEX | F::SQLITE_OPEN_URI,
+        // NOFOLLOW: SQLite refuses a path with a link anywhere in it (it resolves each
+        // component itself), the last line of defence after our own checks of the chain.
+        F::SQLITE_OPEN_READ_WRITE
+            | F::SQLITE_OPEN_NO_MUTEX
+            | F::SQLITE_OPEN_URI
+            | F::SQLITE_OPEN_NOFOLLOW,
     )?;
     // busy_timeout bounded by the lock timeout: no SQLite wait outlives our own bound.
     conn.busy_timeout(settings.lock_timeout)?;

@@ -54,6 +54,13 @@ fn context(segment: &Path) -> Result<(CacheCtx, Telemetry), CliError> {
     Ok((CacheCtx::new(&root, &settings, &telemetry), telemetry))
 }
 
+/// Whether the cache directory exists, after moving aside anything planted at the cache's own
+/// names (reported as `ast.fs.incident`).
+fn cache_dir_exists(ctx: &CacheCtx) -> Result<bool, CliError> {
+    ctx.claim_names(false)
+        .map_err(|e| unavailable(format!("cache directory: {e}")))
+}
+
 fn unavailable(msg: impl Into<String>) -> CliError {
     CliError::new(ErrorCode::CacheUnavailable, msg)
 }
@@ -76,7 +83,7 @@ fn lock_for(ctx: &CacheCtx, mode: LockMode) -> Result<CacheLock, CliError> {
 
 /// Probe under a lock we hold; a newer schema is an error for every command.
 fn probe_locked(ctx: &CacheCtx) -> Result<Probe, CliError> {
-    let p = probe::probe(&ctx.db).map_err(|e| unavailable(format!("cannot read cache: {e}")))?;
+    let p = probe::probe(&ctx.db_at).map_err(|e| unavailable(format!("cannot read cache: {e}")))?;
     if let Probe::Newer { found } = p {
         return Err(unavailable(format!(
             "the cache was written by a newer trifecta (schema {found} > {SCHEMA_VERSION}); \
@@ -159,7 +166,7 @@ fn stats(ctx: &CacheCtx) -> Result<StatsOutput, CliError> {
         newest_access_ms: None,
         schema_version: 0,
     };
-    if ctx.dir().is_dir() {
+    if cache_dir_exists(ctx)? {
         let _shared = lock_for(ctx, LockMode::Shared)?;
         match probe_locked(ctx)? {
             Probe::Missing => {}
@@ -298,7 +305,7 @@ fn verify(ctx: &CacheCtx) -> Result<VerifyOutput, CliError> {
         entries_checked: 0,
         schema_version: 0,
     };
-    if !ctx.dir().is_dir() {
+    if !cache_dir_exists(ctx)? {
         return Ok(out);
     }
     let _shared = lock_for(ctx, LockMode::Shared)?;
@@ -358,7 +365,7 @@ fn prune(ctx: &CacheCtx) -> Result<PruneOutput, CliError> {
         exists: false,
         report: maintain::Report::default(),
     };
-    if !ctx.dir().is_dir() {
+    if !cache_dir_exists(ctx)? {
         return Ok(out);
     }
     let _x = lock_for(ctx, LockMode::Exclusive)?;
@@ -405,7 +412,7 @@ fn clear(ctx: &CacheCtx) -> Result<ClearOutput, CliError> {
         existed: false,
         removed_entries: None,
     };
-    if !ctx.dir().is_dir() {
+    if !cache_dir_exists(ctx)? {
         return Ok(out);
     }
     // Exclusive: no process has the DB open, so removing it cannot pull it from under a writer.
@@ -421,20 +428,15 @@ fn clear(ctx: &CacheCtx) -> Result<ClearOutput, CliError> {
             .ok()
             .map(|s| s.entries);
     }
-    for target in [ctx.db.clone(), ctx.sidecar("-wal"), ctx.sidecar("-shm")] {
-        let r = if target.is_dir() {
-            std::fs::remove_dir_all(&target)
-        } else {
-            std::fs::remove_file(&target)
-        };
-        match r {
-            Ok(()) => {}
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
-            Err(e) => return Err(unavailable(format!("cannot remove cache file: {e}"))),
-        }
+    for target in [ctx.db_at.clone(), ctx.sidecar("-wal"), ctx.sidecar("-shm")] {
+        // Through directory handles: a link is removed itself, a directory emptied without
+        // ever following a link inside it.
+        target
+            .remove_tree()
+            .map_err(|e| unavailable(format!("cannot remove cache file: {e}")))?;
     }
     // The counters describe the database that is gone; start afresh with it.
-    let _ = std::fs::remove_file(counters::path(ctx.dir()));
+    let _ = counters::path(ctx.dir()).remove_file();
     Ok(out)
 }
 
@@ -456,9 +458,13 @@ pub struct PathOutput {
 fn path(a: &CacheArgs) -> Result<PathOutput, CliError> {
     let root = resolve::segment_root(&a.segment)?;
     let db = crate::cache::cache_db_path(&root);
+    let db_at = root
+        .anchor
+        .at(crate::cache::CACHE_DIR_REL)
+        .join(crate::cache::DB_FILE_NAME);
     Ok(PathOutput {
         status: "ok",
-        exists: db.exists(),
+        exists: matches!(db_at.kind(), Ok(Some(crate::segment_fs::Kind::File))),
         cache_dir: db
             .parent()
             .map(|p| p.to_string_lossy().into_owned())

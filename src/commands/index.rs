@@ -155,7 +155,7 @@ pub fn run(args: &IndexArgs) -> Result<IndexSummary, CliError> {
         .build()
         .map_err(|e| CliError::new(ErrorCode::InternalError, format!("thread pool: {e}")))?;
 
-    let (files, walk_errors) = index::walk(&root);
+    let (files, walk_errors) = index::walk(&root.anchor);
     let telemetry = Telemetry::new(TelemetrySettings::for_segment(level, &root));
     let mut opened = open_cache(&root, &settings, &telemetry);
     let mut summary = IndexSummary {
@@ -190,6 +190,7 @@ pub fn run(args: &IndexArgs) -> Result<IndexSummary, CliError> {
     let trouble = {
         index::run(
             &pool,
+            &root.anchor,
             &files,
             opened.store.as_mut(),
             crate::commands::symbols::MAX_SOURCE_BYTES,

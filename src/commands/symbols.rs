@@ -170,12 +170,12 @@ fn read_source(file: &ModuleFile) -> Result<Vec<u8>, CliError> {
             format!("cannot read {}: {why}", file.file_rel),
         )
     };
-    crate::symbols::read::read_capped(&file.abs, MAX_SOURCE_BYTES).map_err(|e| fail(e.to_string()))
+    crate::symbols::read::read_capped(&file.file, MAX_SOURCE_BYTES).map_err(|e| fail(e.to_string()))
 }
 
 /// Cache-aside: look up, else extract and store. Never fails.
 fn serve(
-    root: &std::path::Path,
+    root: &resolve::Segment,
     file: &ModuleFile,
     key: &CacheKey,
     bytes: &[u8],

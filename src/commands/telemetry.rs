@@ -27,7 +27,7 @@ pub fn report(args: &TelemetryReportArgs) -> Result<(), CliError> {
     let rep = report::build(&dir, since_ms).map_err(|e| {
         CliError::new(
             ErrorCode::TelemetryUnavailable,
-            format!("cannot read telemetry in {}: {e}", dir.display()),
+            format!("cannot read telemetry in {}: {e}", dir.path().display()),
         )
     })?;
     let rendered = match args.format {
@@ -35,7 +35,7 @@ pub fn report(args: &TelemetryReportArgs) -> Result<(), CliError> {
         TelemetryFormat::Text => text::render(&rep),
         TelemetryFormat::Html => html::render(&rep),
     };
-    match &args.output {
+    match args.output.as_deref().filter(|p| p.as_os_str() != "-") {
         None => {
             let mut out = std::io::stdout().lock();
             // A closed stdout (EPIPE, `| head`) is not worth a panic or an error envelope.
@@ -63,16 +63,12 @@ pub fn report(args: &TelemetryReportArgs) -> Result<(), CliError> {
     Ok(())
 }
 
-/// Write via a temporary file in the same directory and rename, so a reader never sees half a
-/// report and a failed write leaves any previous report intact.
+/// Write via a temporary file (`O_EXCL`) in the same directory, synced, then renamed, so a reader
+/// never sees half a report and a failed write leaves any previous report intact. An existing
+/// regular file keeps its mode; anything else at the path (a device, a FIFO, a directory, a
+/// link) is refused and left as it was.
 fn write_atomically(path: &std::path::Path, bytes: &[u8]) -> std::io::Result<()> {
-    let parent = match path.parent() {
-        Some(p) if !p.as_os_str().is_empty() => p,
-        _ => std::path::Path::new("."),
-    };
-    let mut tmp = tempfile::NamedTempFile::new_in(parent)?;
-    tmp.write_all(bytes)?;
-    tmp.flush()?;
-    tmp.persist(path).map_err(|e| e.error)?;
-    Ok(())
+    crate::segment_fs::Anchored::user_path(path)?
+        .write_atomic(bytes)
+        .map_err(std::io::Error::from)
 }

@@ -1,66 +1,94 @@
 //! Module → file resolution that never leaves the segment.
 //!
 //! A module `a.b` resolves to `<root>/a/b.py`, else `<root>/a/b/__init__.py`. The URI grammar
-//! already forbids `..`, absolute paths and NUL bytes; here every candidate is canonicalised
-//! (resolving every symlink on the way) and must still lie under the canonical segment root,
-//! otherwise the answer is `PATH_OUTSIDE_SEGMENT` and nothing is read. The file that is later
-//! read is the canonical path that passed this check.
+//! already forbids `..`, absolute paths and NUL bytes; here every candidate is resolved beneath
+//! the segment root (links inside it are followed, a link out is refused), otherwise the answer is `PATH_OUTSIDE_SEGMENT` and nothing is read. Resolution and opening are
+//! one kernel call beneath the segment ([`crate::segment_fs::open_module`]), so the file read is
+//! exactly the one checked, however the tree changes meanwhile.
 
 use crate::error::{CliError, ErrorCode};
+use crate::segment_fs::{Anchor, ModuleOpen, open_module};
+use std::fs::File;
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 
-/// A module file inside the segment.
-#[derive(Debug, Clone, PartialEq, Eq)]
+/// The segment a command works on: its canonical path and a handle on the directory, so every
+/// later file operation is made relative to the directory that was checked (see
+/// [`crate::segment_fs`]). Derefs to the path.
+#[derive(Debug, Clone)]
+pub struct Segment {
+    /// Canonical absolute path.
+    pub path: PathBuf,
+    /// The open directory.
+    pub anchor: Arc<Anchor>,
+}
+
+impl std::ops::Deref for Segment {
+    type Target = Path;
+    fn deref(&self) -> &Path {
+        &self.path
+    }
+}
+
+impl AsRef<Path> for Segment {
+    fn as_ref(&self) -> &Path {
+        &self.path
+    }
+}
+
+/// A module file inside the segment, opened.
+#[derive(Debug)]
 pub struct ModuleFile {
-    /// Canonical absolute path (inside the segment) to read.
+    /// Absolute path (inside the segment), for messages only: the bytes are read from `file`.
     pub abs: PathBuf,
     /// Segment-relative path as the URI named it, `/`-separated (`pkg/__init__.py`).
     pub file_rel: String,
+    /// The handle opened beneath the segment and checked to be a regular file.
+    pub file: File,
 }
 
-/// Canonicalise `--segment`. Missing or not a directory → `SEGMENT_NOT_FOUND`; nothing is
-/// created.
-pub fn segment_root(segment: &Path) -> Result<PathBuf, CliError> {
-    let root = std::fs::canonicalize(segment).map_err(|e| {
+/// Canonicalise `--segment` and open it. Missing or not a directory → `SEGMENT_NOT_FOUND`;
+/// nothing is created.
+pub fn segment_root(segment: &Path) -> Result<Segment, CliError> {
+    let not_found = |why: String| {
         CliError::new(
             ErrorCode::SegmentNotFound,
-            format!("segment {} is not accessible: {e}", segment.display()),
+            format!("segment {} {why}", segment.display()),
         )
+    };
+    let root =
+        std::fs::canonicalize(segment).map_err(|e| not_found(format!("is not accessible: {e}")))?;
+    let anchor = Anchor::open(&root).map_err(|e| match e.raw_os_error() {
+        Some(libc::ENOTDIR) => not_found("is not a directory".into()),
+        _ => not_found(format!("is not accessible: {e}")),
     })?;
-    if !root.is_dir() {
-        return Err(CliError::new(
-            ErrorCode::SegmentNotFound,
-            format!("segment {} is not a directory", segment.display()),
-        ));
-    }
-    Ok(root)
+    Ok(Segment { path: root, anchor })
 }
 
-/// Check one candidate: `Ok(None)` when it does not exist as a file, an error when it exists
-/// but escapes the segment.
-fn check_candidate(root: &Path, rel: &str) -> Result<Option<ModuleFile>, CliError> {
-    let candidate = root.join(rel);
-    // symlink_metadata first: a dangling link is "not found", not an I/O error.
-    if std::fs::symlink_metadata(&candidate).is_err() {
-        return Ok(None);
-    }
-    let Ok(abs) = std::fs::canonicalize(&candidate) else {
-        return Ok(None);
-    };
-    if !abs.starts_with(root) {
-        return Err(CliError::new(
+/// Check one candidate: `Ok(None)` when it is not a regular file there (missing, a FIFO, a
+/// device, a directory), an error when it leads outside the segment. Resolved and opened in one
+/// step beneath the segment, so what is read is what was checked.
+fn check_candidate(root: &Segment, rel: &str) -> Result<Option<ModuleFile>, CliError> {
+    match open_module(&root.anchor, Path::new(rel), true) {
+        Ok(file) => Ok(Some(ModuleFile {
+            abs: root.join(rel),
+            file_rel: rel.to_string(),
+            file,
+        })),
+        Err(ModuleOpen::Absent(_)) => Ok(None),
+        Err(ModuleOpen::Outside) => Err(CliError::new(
             ErrorCode::PathOutsideSegment,
             format!("{rel} resolves outside the segment (symlink); refusing to read it"),
-        ));
+        )),
+        Err(ModuleOpen::Io(e)) => Err(CliError::new(
+            ErrorCode::FileReadError,
+            format!("cannot open {rel}: {e}"),
+        )),
     }
-    Ok(abs.is_file().then(|| ModuleFile {
-        abs,
-        file_rel: rel.to_string(),
-    }))
 }
 
 /// Resolve module `components` (already validated identifiers) under canonical `root`.
-pub fn module_file(root: &Path, components: &[String]) -> Result<Option<ModuleFile>, CliError> {
+pub fn module_file(root: &Segment, components: &[String]) -> Result<Option<ModuleFile>, CliError> {
     let base = components.join("/");
     if let Some(f) = check_candidate(root, &format!("{base}.py"))? {
         return Ok(Some(f));
@@ -69,7 +97,7 @@ pub fn module_file(root: &Path, components: &[String]) -> Result<Option<ModuleFi
 }
 
 /// Resolve a `mod` URI: `FILE_NOT_FOUND` when neither candidate exists.
-pub fn resolve_module(root: &Path, components: &[String]) -> Result<ModuleFile, CliError> {
+pub fn resolve_module(root: &Segment, components: &[String]) -> Result<ModuleFile, CliError> {
     module_file(root, components)?.ok_or_else(|| {
         CliError::new(
             ErrorCode::FileNotFound,
@@ -81,7 +109,7 @@ pub fn resolve_module(root: &Path, components: &[String]) -> Result<ModuleFile, 
 /// Resolve a `type` URI: the longest module prefix (leaving at least one class component) that
 /// names a file wins; the remaining components are the class path.
 pub fn resolve_type(
-    root: &Path,
+    root: &Segment,
     components: &[String],
 ) -> Result<(ModuleFile, Vec<String>), CliError> {
     for split in (1..components.len()).rev() {

@@ -42,11 +42,13 @@ use std::path::PathBuf;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 
+pub mod location;
 pub mod read;
 pub mod redact;
 pub mod report;
 pub mod writer;
 
+pub use location::Location;
 use redact::Redactor;
 use writer::Rotation;
 
@@ -79,7 +81,7 @@ pub struct TelemetrySettings {
     /// Recording level.
     pub level: Level,
     /// Directory holding `events.jsonl` and its rotated siblings.
-    pub dir: PathBuf,
+    pub dir: Location,
     /// Run id stamped on every event of this process.
     pub run_id: String,
     /// Opaque, path-free identity of the segment.
@@ -224,8 +226,27 @@ impl Inner {
                 lines.extend_from_slice(line.as_bytes());
                 lines.push(b'\n');
             }
-            if let Err(e) = writer::append_with(&s.dir, &lines, s.rotation) {
-                problems.insert(0, format!("{} events not written ({e})", events.len()));
+            match writer::append_with(&s.dir, &lines, s.rotation) {
+                Err(e) => problems.insert(0, format!("{} events not written ({e})", events.len())),
+                // Things planted in the telemetry directory were moved aside while writing:
+                // record that too (into the directory now in place).
+                Ok(incidents) if !incidents.is_empty() => {
+                    let mut more = Vec::new();
+                    for i in &incidents {
+                        let ev = incident_event(i);
+                        let line = encode_line(
+                            &timestamp_now(),
+                            &s.run_id,
+                            &s.segment_id,
+                            &ev,
+                            &self.redactor,
+                        );
+                        more.extend_from_slice(line.as_bytes());
+                        more.push(b'\n');
+                    }
+                    let _ = writer::append_with(&s.dir, &more, s.rotation);
+                }
+                Ok(_) => {}
             }
         }
         if problems.is_empty() || self.warned.swap(true, Ordering::Relaxed) {
@@ -304,6 +325,20 @@ pub fn timestamp_now() -> String {
     }
 }
 
+/// `ast.fs.incident`: something found at one of the tool's own names that the tool did not put
+/// there (a link, a FIFO, a device, a directory for a file), and what was done about it. The
+/// paths are relative to the segment (or to `TRIFECTA_TELEMETRY_DIR`).
+pub fn incident_event(i: &crate::segment_fs::Incident) -> Event {
+    let mut ev = Event::new("ast.fs.incident");
+    ev.args = serde_json::json!({"path": i.path});
+    ev.result = serde_json::json!({
+        "found": i.found.as_str(),
+        "action": i.action,
+        "moved_to": i.moved_to,
+    });
+    ev
+}
+
 /// Default directory below the segment root.
 pub const DEFAULT_DIR: &str = "_ctx/telemetry";
 
@@ -335,10 +370,10 @@ pub fn run_id() -> String {
 
 /// The telemetry directory for segment `root`: `TRIFECTA_TELEMETRY_DIR` or
 /// `<root>/_ctx/telemetry` (never the current directory).
-pub fn dir_for_segment(root: &std::path::Path) -> PathBuf {
+pub fn dir_for_segment(root: &std::path::Path) -> Location {
     match crate::config::env_str(crate::config::ENV_TELEMETRY_DIR) {
-        Some(d) => PathBuf::from(d),
-        None => root.join(DEFAULT_DIR),
+        Some(d) => Location::user(d),
+        None => Location::in_segment(root, DEFAULT_DIR),
     }
 }
 
@@ -369,7 +404,7 @@ mod tests {
     fn settings(dir: PathBuf, warnings: Vec<String>) -> TelemetrySettings {
         TelemetrySettings {
             level: Level::Lite,
-            dir,
+            dir: Location::user(dir),
             run_id: "r".into(),
             segment_id: "0000abcd".into(),
             segment_root: None,

@@ -11,6 +11,8 @@
 //! A rotation that happens while a report is reading can make it miss or re-read one file's
 //! worth of events; reports are statistics, and the next report is exact again.
 
+use super::Location;
+use crate::segment_fs::{Access, Anchored, FsError, Kind};
 use serde_json::Value;
 use std::io::{self, BufRead, BufReader};
 use std::path::{Path, PathBuf};
@@ -180,59 +182,60 @@ pub struct ScanSummary {
     pub malformed_first: Vec<Malformed>,
 }
 
-/// The event files in `dir`, oldest first. A missing directory has none; a path that exists
-/// but is not a directory is an error.
-pub fn event_files(dir: &Path) -> io::Result<Vec<PathBuf>> {
-    let entries = match std::fs::read_dir(dir) {
-        Ok(e) => e,
-        Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(Vec::new()),
-        Err(e) => return Err(e),
-    };
-    let mut rotated: Vec<(u64, PathBuf)> = Vec::new();
+/// The event file names in `dir`, oldest first: regular files only (a planted link or FIFO
+/// named like an event file is skipped, never followed or opened).
+fn event_names(dir: &Anchored) -> io::Result<Vec<String>> {
+    let mut rotated: Vec<(u64, String)> = Vec::new();
     let mut live = None;
-    for entry in entries {
-        let entry = entry?;
-        let name = entry.file_name();
+    for (name, kind) in dir.entries()? {
         let Some(name) = name.to_str() else { continue };
+        if kind != Kind::File {
+            continue;
+        }
         if name == EVENTS_FILE {
-            live = Some(entry.path());
+            live = Some(name.to_string());
         } else if let Some(n) = name
             .strip_prefix("events.")
             .and_then(|r| r.strip_suffix(".jsonl"))
             .and_then(|n| n.parse::<u64>().ok())
         {
-            rotated.push((n, entry.path()));
+            rotated.push((n, name.to_string()));
         }
     }
     // Highest number = oldest.
     rotated.sort_by_key(|r| std::cmp::Reverse(r.0));
-    let mut out: Vec<PathBuf> = rotated.into_iter().map(|(_, p)| p).collect();
+    let mut out: Vec<String> = rotated.into_iter().map(|(_, p)| p).collect();
     out.extend(live);
     Ok(out)
 }
 
-/// Stream every event in `dir` (oldest file first) to `on_event`.
-pub fn scan_dir(dir: &Path, mut on_event: impl FnMut(Record)) -> io::Result<ScanSummary> {
+/// The event files in the directory `dir` (named by the caller), oldest first. A missing
+/// directory has none; a path that exists but is not a directory is an error.
+pub fn event_files(dir: &Path) -> io::Result<Vec<PathBuf>> {
+    let Some(d) = Location::user(dir).for_read()? else {
+        return Ok(Vec::new());
+    };
+    Ok(event_names(&d)?.into_iter().map(|n| dir.join(n)).collect())
+}
+
+/// Stream every event in `location` (oldest file first) to `on_event`.
+pub fn scan_dir(location: &Location, mut on_event: impl FnMut(Record)) -> io::Result<ScanSummary> {
+    let dir = location.for_read()?;
     let mut summary = ScanSummary {
-        dir_exists: dir.is_dir(),
+        dir_exists: dir.is_some(),
         ..ScanSummary::default()
     };
-    if !summary.dir_exists && dir.exists() {
-        return Err(io::Error::other(format!(
-            "{} exists but is not a directory",
-            dir.display()
-        )));
-    }
-    for path in event_files(dir)? {
-        let name = path
-            .file_name()
-            .map(|n| n.to_string_lossy().into_owned())
-            .unwrap_or_default();
-        let file = match std::fs::File::open(&path) {
+    let Some(dir) = dir else {
+        return Ok(summary);
+    };
+    for name in event_names(&dir)? {
+        let file = match dir.join(&name).open(Access::Read) {
             Ok(f) => f,
             // Rotated away between listing and opening: nothing to read there any more.
-            Err(e) if e.kind() == io::ErrorKind::NotFound => continue,
-            Err(e) => return Err(e),
+            Err(e) if e.is_not_found() => continue,
+            // Swapped for a link or FIFO since the listing: not ours to read.
+            Err(FsError::Foreign { .. }) => continue,
+            Err(e) => return Err(e.into()),
         };
         let bytes = file.metadata().map(|m| m.len()).unwrap_or(0);
         let mut info = FileInfo {
@@ -365,11 +368,11 @@ mod tests {
     #[test]
     fn missing_dir_is_empty_and_a_file_is_an_error() {
         let d = tempfile::tempdir().unwrap();
-        let s = scan_dir(&d.path().join("nope"), |_| {}).unwrap();
+        let s = scan_dir(&Location::user(d.path().join("nope")), |_| {}).unwrap();
         assert!(!s.dir_exists);
         assert!(s.files.is_empty());
         let f = d.path().join("file");
         std::fs::write(&f, b"x").unwrap();
-        assert!(scan_dir(&f, |_| {}).is_err());
+        assert!(scan_dir(&Location::user(&f), |_| {}).is_err());
     }
 }

@@ -19,7 +19,9 @@
 //! tries again. A line is thus only ever written to the file that is `events.jsonl` at the
 //! moment of the write, never to one already rotated out.
 
-use std::fs::{File, OpenOptions, TryLockError};
+use super::Location;
+use crate::segment_fs::{Access, Anchored, FsError, Incident, Kind};
+use std::fs::{File, TryLockError};
 use std::io::{self, Write};
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
@@ -100,31 +102,52 @@ impl Rotation {
     }
 }
 
-/// The path of rotated file number `n` (1 = newest): `events.<n>.jsonl`.
+/// The name of rotated file number `n` (1 = newest): `events.<n>.jsonl`.
+pub fn rotated_name(n: usize) -> String {
+    format!("events.{n}.jsonl")
+}
+
+/// The path of rotated file number `n` in `dir` (for tests and messages).
 pub fn rotated_path(dir: &Path, n: usize) -> PathBuf {
-    dir.join(format!("events.{n}.jsonl"))
+    dir.join(rotated_name(n))
 }
 
-/// Append `bytes` (whole lines) to `<dir>/events.jsonl` with the default rotation policy.
+/// Append `bytes` (whole lines) to `<dir>/events.jsonl` with the default rotation policy (`dir`
+/// named by the user, e.g. in tests).
 pub fn append(dir: &Path, bytes: &[u8]) -> io::Result<()> {
-    append_with(dir, bytes, Rotation::default())
+    append_with(&Location::user(dir), bytes, Rotation::default()).map(|_| ())
 }
 
-/// Append `bytes` (whole lines) to `<dir>/events.jsonl`, creating the directory if needed and
-/// rotating per `rotation`. One `write(2)` under the lock: all of `bytes` lands contiguously.
-pub fn append_with(dir: &Path, bytes: &[u8], rotation: Rotation) -> io::Result<()> {
+/// Append `bytes` (whole lines) to `events.jsonl` in `location`, creating the directory if
+/// needed and rotating per `rotation`. One `write(2)` under the lock: all of `bytes` lands
+/// contiguously. Every file is opened and renamed through [`crate::segment_fs`]: a planted link,
+/// FIFO or directory at one of our names is moved aside (returned as incidents), never written
+/// through, rotated or deleted.
+pub fn append_with(
+    location: &Location,
+    bytes: &[u8],
+    rotation: Rotation,
+) -> io::Result<Vec<Incident>> {
+    let mut incidents = Vec::new();
     if bytes.is_empty() {
-        return Ok(());
+        return Ok(incidents);
     }
-    std::fs::create_dir_all(dir)?;
+    let dir = location.for_write(&mut incidents)?;
     let path = dir.join(EVENTS_FILE);
     let deadline = Instant::now() + LOCK_WAIT;
     for _ in 0..MAX_REOPENS {
-        let file = OpenOptions::new().create(true).append(true).open(&path)?;
+        let file = match path.open(Access::Append { create: true }) {
+            Ok(f) => f,
+            Err(FsError::Foreign { found, .. }) => {
+                incidents.push(path.move_aside(found)?);
+                continue;
+            }
+            Err(e) => return Err(e.into()),
+        };
         lock_until(&file, deadline)?;
         // Everything below runs under the lock; the guard releases it on every path.
         let guard = Unlock(&file);
-        if !same_file(&file, &path)? {
+        if !path.names(&file)? {
             // Rotated (or removed) between our open and our lock: this descriptor no longer
             // names events.jsonl. Writing here would put the batch into a rotated file.
             drop(guard);
@@ -132,14 +155,14 @@ pub fn append_with(dir: &Path, bytes: &[u8], rotation: Rotation) -> io::Result<(
         }
         let size = file.metadata()?.len();
         if size > 0 && size.saturating_add(bytes.len() as u64) > rotation.max_bytes {
-            rotate(dir, &path, rotation.keep)?;
+            rotate(&dir, &path, rotation.keep, &mut incidents)?;
             // The locked file is now events.1.jsonl; start over on a fresh events.jsonl.
             drop(guard);
             continue;
         }
         let res = (&file).write_all(bytes);
         drop(guard);
-        return res;
+        return res.map(|()| incidents);
     }
     Err(io::Error::other("events file kept being rotated away"))
 }
@@ -153,48 +176,41 @@ impl Drop for Unlock<'_> {
     }
 }
 
-/// Does the open `file` still name the same inode as `path`? `false` if `path` is gone.
-#[cfg(unix)]
-fn same_file(file: &File, path: &Path) -> io::Result<bool> {
-    use std::os::unix::fs::MetadataExt;
-    let held = file.metadata()?;
-    match std::fs::metadata(path) {
-        Ok(now) => Ok(held.dev() == now.dev() && held.ino() == now.ino()),
-        Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(false),
-        Err(e) => Err(e),
-    }
-}
-
-/// Without inode numbers we cannot tell; assume unchanged (rotation is still lock-serialised).
-#[cfg(not(unix))]
-fn same_file(_file: &File, path: &Path) -> io::Result<bool> {
-    Ok(path.exists())
-}
-
 /// Shift `events.k` → `events.k+1` (oldest first, dropping those beyond `keep`), then
 /// `events.jsonl` → `events.1.jsonl`. Caller holds the lock on the current `events.jsonl`.
-fn rotate(dir: &Path, current: &Path, keep: usize) -> io::Result<()> {
+/// Only regular files are deleted; anything else at a rotated name is moved aside.
+fn rotate(
+    dir: &Anchored,
+    current: &Anchored,
+    keep: usize,
+    incidents: &mut Vec<Incident>,
+) -> io::Result<()> {
     if keep == 0 {
-        return std::fs::remove_file(current);
+        return current.remove_file();
     }
     // Anything at or beyond `keep` (e.g. left over from a larger KEEP setting) is dropped.
     let mut n = keep;
-    while rotated_path(dir, n).exists() {
-        std::fs::remove_file(rotated_path(dir, n))?;
+    while let Some(kind) = dir.join(rotated_name(n)).kind()? {
+        let old = dir.join(rotated_name(n));
+        if kind == Kind::File {
+            old.remove_file()?;
+        } else {
+            incidents.push(old.move_aside(kind)?);
+        }
         n += 1;
         if n > MAX_KEEP + keep {
             break;
         }
     }
     for k in (1..keep).rev() {
-        let from = rotated_path(dir, k);
-        match std::fs::rename(&from, rotated_path(dir, k + 1)) {
-            Ok(()) => {}
-            Err(e) if e.kind() == io::ErrorKind::NotFound => {}
-            Err(e) => return Err(e),
+        let from = dir.join(rotated_name(k));
+        match from.kind()? {
+            None => continue,
+            Some(Kind::File) => from.rename(&dir.join(rotated_name(k + 1)))?,
+            Some(kind) => incidents.push(from.move_aside(kind)?),
         }
     }
-    std::fs::rename(current, rotated_path(dir, 1))
+    current.rename(&dir.join(rotated_name(1)))
 }
 
 /// Take an exclusive lock on `file`, polling with a short jittered sleep until `deadline`.
@@ -252,7 +268,12 @@ mod tests {
         };
         // Each line is 10 bytes: two fit, the third rotates.
         for i in 0..7 {
-            append_with(d.path(), format!("line-{i:03}\n").as_bytes(), rot).unwrap();
+            append_with(
+                &Location::user(d.path()),
+                format!("line-{i:03}\n").as_bytes(),
+                rot,
+            )
+            .unwrap();
         }
         assert_eq!(lines(&d.path().join(EVENTS_FILE)), ["line-006"]);
         assert_eq!(lines(&rotated_path(d.path(), 1)), ["line-004", "line-005"]);
@@ -270,8 +291,8 @@ mod tests {
             max_bytes: 8,
             keep: 1,
         };
-        append_with(d.path(), b"small\n", rot).unwrap();
-        append_with(d.path(), b"a much longer line\n", rot).unwrap();
+        append_with(&Location::user(d.path()), b"small\n", rot).unwrap();
+        append_with(&Location::user(d.path()), b"a much longer line\n", rot).unwrap();
         assert_eq!(lines(&d.path().join(EVENTS_FILE)), ["a much longer line"]);
         assert_eq!(lines(&rotated_path(d.path(), 1)), ["small"]);
     }
@@ -283,8 +304,8 @@ mod tests {
             max_bytes: 4,
             keep: 0,
         };
-        append_with(d.path(), b"aaa\n", rot).unwrap();
-        append_with(d.path(), b"bbb\n", rot).unwrap();
+        append_with(&Location::user(d.path()), b"aaa\n", rot).unwrap();
+        append_with(&Location::user(d.path()), b"bbb\n", rot).unwrap();
         assert_eq!(lines(&d.path().join(EVENTS_FILE)), ["bbb"]);
         assert!(!rotated_path(d.path(), 1).exists());
     }
@@ -295,6 +316,10 @@ mod tests {
         let path = d.path().join(EVENTS_FILE);
         std::fs::write(&path, b"x\n").unwrap();
         let held = File::open(&path).unwrap();
+        let at = crate::segment_fs::Anchor::open(d.path())
+            .unwrap()
+            .at(EVENTS_FILE);
+        let same_file = |f: &File, _: &Path| at.names(f);
         assert!(same_file(&held, &path).unwrap());
         std::fs::rename(&path, rotated_path(d.path(), 1)).unwrap();
         assert!(
@@ -313,7 +338,10 @@ mod tests {
         let d = tempfile::tempdir().unwrap();
         let path = d.path().join(EVENTS_FILE);
         std::fs::write(&path, b"").unwrap();
-        let holder = OpenOptions::new().append(true).open(&path).unwrap();
+        let holder = std::fs::OpenOptions::new()
+            .append(true)
+            .open(&path)
+            .unwrap();
         holder.lock().unwrap();
         let err = append(d.path(), b"late\n").unwrap_err();
         assert_eq!(err.kind(), io::ErrorKind::TimedOut);

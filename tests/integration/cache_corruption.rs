@@ -287,7 +287,7 @@ fn full_segment(n: usize) -> tempfile::TempDir {
         persist: true,
         ..CacheSettings::default()
     };
-    let root = std::fs::canonicalize(seg.path()).unwrap();
+    let root = trifecta::symbols::resolve::segment_root(seg.path()).unwrap();
     let mut opened = open_cache(
         &root,
         &settings,
@@ -368,7 +368,7 @@ fn sweep_all_rows(seg: &std::path::Path, n: usize) -> bool {
         persist: true,
         ..Default::default()
     };
-    let root = std::fs::canonicalize(seg).unwrap();
+    let root = trifecta::symbols::resolve::segment_root(seg).unwrap();
     let mut opened = open_cache(
         &root,
         &settings,

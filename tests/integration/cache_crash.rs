@@ -32,7 +32,7 @@ fn crash_child_entry_point() {
     let Ok(seg) = std::env::var(CHILD_ENV) else {
         return;
     };
-    let root = std::path::PathBuf::from(seg);
+    let root = trifecta::symbols::resolve::segment_root(std::path::Path::new(&seg)).unwrap();
     let settings = trifecta::config::CacheSettings::from_env(Some(true)).unwrap();
     let telemetry = trifecta::telemetry::Telemetry::disabled();
     for round in 0.. {

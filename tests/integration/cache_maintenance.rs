@@ -209,7 +209,7 @@ fn lru_eviction_to_low_water_and_space_given_back() {
     {
         use trifecta::cache::{CacheKey, open_cache};
         use trifecta::symbols::{Symbol, SymbolKind, SymbolTable};
-        let root = std::fs::canonicalize(seg.path()).unwrap();
+        let root = trifecta::symbols::resolve::segment_root(seg.path()).unwrap();
         let settings = trifecta::config::CacheSettings {
             persist: true,
             ..Default::default()

@@ -402,7 +402,7 @@ fn redaction_is_enforced_centrally_at_flush() {
     let root = root.canonicalize().unwrap();
     let dir = t.path().join("tele");
     let mut settings = TelemetrySettings::for_segment(Level::Lite, &root);
-    settings.dir = dir.clone();
+    settings.dir = trifecta::telemetry::Location::user(&dir);
     let tel = Telemetry::new(settings);
     let db = root.join(".trifecta/cache/ast_cache.db");
     let mut ev = Event::new("ast.cache.fallback");
@@ -446,14 +446,25 @@ fn assert_unaffected(code: i32, out: &Value, stderr: &str) {
 }
 
 #[test]
-fn full_disk_does_not_fail_the_command() {
+fn a_planted_link_at_the_events_file_is_moved_aside_not_written_through() {
     let t = tempfile::tempdir().unwrap();
     let seg = segment(t.path());
     std::fs::create_dir_all(tdir(&seg)).unwrap();
-    std::os::unix::fs::symlink("/dev/full", tdir(&seg).join(EVENTS_FILE)).unwrap();
+    let outside = t.path().join("outside.log");
+    std::fs::write(&outside, b"keep\n").unwrap();
+    std::os::unix::fs::symlink(&outside, tdir(&seg).join(EVENTS_FILE)).unwrap();
     let (code, out, err) = symbols(&seg, "pkg.a", &["--telemetry", "lite"]);
     assert_unaffected(code, &out, &err);
-    assert!(err.contains("telemetry"), "the drop is reported: {err:?}");
+    assert_eq!(
+        std::fs::read(&outside).unwrap(),
+        b"keep\n",
+        "nothing written outside"
+    );
+    let events = std::fs::symlink_metadata(tdir(&seg).join(EVENTS_FILE)).unwrap();
+    assert!(events.is_file(), "a real events file replaced the link");
+    let text = std::fs::read_to_string(tdir(&seg).join(EVENTS_FILE)).unwrap();
+    assert!(text.contains("\"ast.fs.incident\""), "{text}");
+    assert!(text.contains("\"found\":\"symlink\""), "{text}");
 }
 
 #[test]
@@ -549,7 +560,7 @@ fn concurrent_writer_child() {
     }
     let settings = TelemetrySettings {
         level: Level::Lite,
-        dir: PathBuf::from(dir),
+        dir: trifecta::telemetry::Location::user(dir),
         run_id: format!("child-{id}"),
         segment_id: "0000abcd".into(),
         segment_root: None,

@@ -88,7 +88,7 @@ proptest! {
 struct Fixture {
     _outside: tempfile::TempDir,
     _seg: tempfile::TempDir,
-    root: std::path::PathBuf,
+    root: trifecta::symbols::resolve::Segment,
 }
 
 /// A segment with a real package, and symlinks (file and directory) that point outside it.

@@ -77,3 +77,8 @@ pub fn size_warning(t: &Telemetry, db_bytes: u64, wal_bytes: u64, threshold: u64
 pub fn plain(t: &Telemetry, cmd: &'static str, result: Value, took: Duration) {
     emit(t, cmd, json!({}), result, ms(took));
 }
+
+/// `ast.fs.incident`: something planted at one of the cache's own names, and what was done.
+pub fn incident(t: &Telemetry, i: &crate::segment_fs::Incident) {
+    t.event(Level::Lite, crate::telemetry::incident_event(i));
+}

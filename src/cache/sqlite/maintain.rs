@@ -134,8 +134,7 @@ pub enum Check {
 
 /// Sizes of the main file and the WAL (0 when absent).
 pub fn db_and_wal_bytes(ctx: &CacheCtx) -> (u64, u64) {
-    let len = |p: &std::path::Path| std::fs::metadata(p).map(|m| m.len()).unwrap_or(0);
-    (len(&ctx.db), len(&ctx.sidecar("-wal")))
+    (ctx.db_at.size(), ctx.sidecar("-wal").size())
 }
 
 /// The maintenance pass. The caller holds the exclusive lock. On corruption the database is
@@ -213,7 +212,11 @@ fn pass(
         let mut v = Vec::new();
         for f in rows {
             let f = f.map_err(classify)?;
-            if !ctx.segment_root.join(&f).is_file() {
+            // Checked beneath the segment like a module read: a row naming a path that leads
+            // out of it (a planted database) counts as gone, and nothing outside is examined.
+            let here =
+                crate::segment_fs::open_module(&ctx.anchor, std::path::Path::new(&f), true).is_ok();
+            if !here {
                 v.push(f);
             }
         }

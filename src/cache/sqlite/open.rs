@@ -21,14 +21,14 @@ use crate::cache::lock::{self, CacheLock, LockError, LockMode};
 use crate::cache::schema::{self, SCHEMA_VERSION};
 use crate::cache::{CacheError, MissReason};
 use crate::config::CacheSettings;
+use crate::symbols::resolve::Segment;
 use crate::telemetry::Telemetry;
-use std::path::Path;
 
 /// Attempts of the create/lock/probe loop before giving up with `cache_unavailable`.
 const MAX_ATTEMPTS: usize = 4;
 
 /// Open the SQLite cache of `root` (persistence was requested).
-pub fn open(root: &Path, settings: &CacheSettings, telemetry: &Telemetry) -> OpenedCache {
+pub fn open(root: &Segment, settings: &CacheSettings, telemetry: &Telemetry) -> OpenedCache {
     let ctx = CacheCtx::new(root, settings, telemetry);
     let mut db_was_missing = false;
     for _ in 0..MAX_ATTEMPTS {
@@ -99,9 +99,13 @@ fn unavailable(ctx: &CacheCtx, detail: &str) -> Step {
 }
 
 fn attempt(ctx: &CacheCtx, db_was_missing: &mut bool) -> Step {
+    // 0. Everything at our names is what we put there (planted links, FIFOs… moved aside).
+    if let Err(e) = ctx.claim_names(false) {
+        return unavailable(ctx, &format!("cache directory: {e}"));
+    }
     // 1. Creation (a stat without a lock as a hint; re-checked under the exclusive lock).
-    match std::fs::symlink_metadata(&ctx.db) {
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+    match ctx.db_at.stat() {
+        Ok(None) => {
             *db_was_missing = true;
             if let Err(e) = recover::ensure_dir(ctx) {
                 return unavailable(ctx, &format!("cannot create cache directory: {e}"));
@@ -110,7 +114,7 @@ fn attempt(ctx: &CacheCtx, db_was_missing: &mut bool) -> Step {
                 Ok(l) => l,
                 Err(r) => return Step::Fallback(r),
             };
-            match probe::probe(&ctx.db) {
+            match probe::probe(&ctx.db_at) {
                 Ok(Probe::Missing) => {
                     if let Err(e) = recover::create_in_place(ctx) {
                         return unavailable(ctx, &format!("cannot create cache database: {e}"));
@@ -121,7 +125,7 @@ fn attempt(ctx: &CacheCtx, db_was_missing: &mut bool) -> Step {
             }
         }
         Err(e) => return unavailable(ctx, &e.to_string()),
-        Ok(_) => {}
+        Ok(Some(_)) => {}
     }
 
     // 2. Shared lock, then the header probe that counts.
@@ -162,9 +166,7 @@ fn attempt(ctx: &CacheCtx, db_was_missing: &mut bool) -> Step {
     };
 
     // 3. Size monitoring from two stats we already paid for.
-    let wal_bytes = std::fs::metadata(ctx.sidecar("-wal"))
-        .map(|m| m.len())
-        .unwrap_or(0);
+    let wal_bytes = ctx.sidecar("-wal").size();
     let total = header.db_bytes + wal_bytes;
     if total > ctx.settings.size_warn_bytes {
         events::size_warning(
@@ -188,12 +190,12 @@ fn attempt(ctx: &CacheCtx, db_was_missing: &mut bool) -> Step {
 /// is re-probed a few times over a few milliseconds before recovery, which would need the
 /// exclusive lock and so wait for every other user of the cache.
 fn probe_settled(ctx: &CacheCtx) -> std::io::Result<Probe> {
-    let mut p = probe::probe(&ctx.db)?;
+    let mut p = probe::probe(&ctx.db_at)?;
     for pause_ms in [1, 2, 4] {
         match p {
             Probe::Damaged(kind, _) if kind.is_suspicion() => {
                 std::thread::sleep(std::time::Duration::from_millis(pause_ms));
-                p = probe::probe(&ctx.db)?;
+                p = probe::probe(&ctx.db_at)?;
             }
             _ => break,
         }

@@ -12,9 +12,10 @@
 //! full checkpoint before anything is quarantined.
 
 use crate::cache::schema::{APPLICATION_ID, SCHEMA_VERSION};
+use crate::segment_fs::{Access, Anchored, FsError};
+use rustix::fs::FileType;
 use std::io::{self, Read};
 use std::os::unix::fs::MetadataExt;
-use std::path::Path;
 
 /// SQLite's file magic.
 const MAGIC: &[u8; 16] = b"SQLite format 3\0";
@@ -32,6 +33,14 @@ impl FileId {
         FileId {
             dev: m.dev(),
             ino: m.ino(),
+        }
+    }
+
+    /// Identity from an `lstat` result.
+    pub fn of_stat(s: &rustix::fs::Stat) -> Self {
+        FileId {
+            dev: s.st_dev,
+            ino: s.st_ino,
         }
     }
 }
@@ -154,30 +163,39 @@ pub fn classify_header(h: &[u8; 100], len: u64, id: FileId) -> Probe {
 }
 
 /// Probe the database file at `db`.
-pub fn probe(db: &Path) -> io::Result<Probe> {
-    let meta = match std::fs::symlink_metadata(db) {
-        Ok(m) => m,
-        Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(Probe::Missing),
-        Err(e) => return Err(e),
+pub fn probe(db: &Anchored) -> io::Result<Probe> {
+    let Some(st) = db.stat()? else {
+        return Ok(Probe::Missing);
     };
-    let id = FileId::of(&meta);
-    if !meta.file_type().is_file() {
+    let id = FileId::of_stat(&st);
+    let len = u64::try_from(st.st_size).unwrap_or(0);
+    let is_file = FileType::from_raw_mode(st.st_mode) == FileType::RegularFile;
+    if !is_file {
         return Ok(Probe::Damaged(DamageKind::NotAFile, Some(id)));
     }
-    if meta.len() == 0 {
+    if len == 0 {
         return Ok(Probe::Damaged(DamageKind::EmptyFile, Some(id)));
     }
-    if meta.len() < 100 {
+    if len < 100 {
         return Ok(Probe::Damaged(DamageKind::ShortHeader, Some(id)));
     }
     let mut h = [0u8; 100];
-    std::fs::File::open(db)?.read_exact(&mut h)?;
-    Ok(classify_header(&h, meta.len(), id))
+    match db.open(Access::Read) {
+        Ok(mut f) => f.read_exact(&mut h)?,
+        // Swapped for something else since the stat: not a database we can use.
+        Err(FsError::Foreign { .. }) => return Ok(Probe::Damaged(DamageKind::NotAFile, Some(id))),
+        Err(e) => return Err(e.into()),
+    }
+    Ok(classify_header(&h, len, id))
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    fn at(p: &std::path::Path) -> Anchored {
+        Anchored::user_path(p).unwrap()
+    }
     use crate::cache::schema::create_db;
 
     fn fresh() -> (tempfile::TempDir, std::path::PathBuf) {
@@ -190,8 +208,10 @@ mod tests {
     #[test]
     fn fresh_db_is_usable_and_missing_is_missing() {
         let (d, p) = fresh();
-        assert!(matches!(probe(&p).unwrap(), Probe::Usable(h) if h.user_version == SCHEMA_VERSION));
-        assert_eq!(probe(&d.path().join("nope")).unwrap(), Probe::Missing);
+        assert!(
+            matches!(probe(&at(&p)).unwrap(), Probe::Usable(h) if h.user_version == SCHEMA_VERSION)
+        );
+        assert_eq!(probe(&at(&d.path().join("nope"))).unwrap(), Probe::Missing);
     }
 
     #[test]
@@ -239,18 +259,18 @@ mod tests {
         let e = d.path().join("e.db");
         std::fs::write(&e, b"").unwrap();
         assert!(matches!(
-            probe(&e).unwrap(),
+            probe(&at(&e)).unwrap(),
             Probe::Damaged(DamageKind::EmptyFile, _)
         ));
         std::fs::write(&e, b"SQLite format 3\0").unwrap();
         assert!(matches!(
-            probe(&e).unwrap(),
+            probe(&at(&e)).unwrap(),
             Probe::Damaged(DamageKind::ShortHeader, _)
         ));
         let dir = d.path().join("d.db");
         std::fs::create_dir(&dir).unwrap();
         assert!(matches!(
-            probe(&dir).unwrap(),
+            probe(&at(&dir)).unwrap(),
             Probe::Damaged(DamageKind::NotAFile, _)
         ));
     }

@@ -15,8 +15,9 @@ use super::{CacheCtx, Fault, classify, connect, entry_checksum, events};
 use crate::cache::MissReason;
 use crate::cache::counters::{self, Tally};
 use crate::cache::lock::{self, LockError, LockMode};
+use crate::segment_fs::{Access, Anchored, Kind};
 use std::io;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 
 /// Folder (inside the cache directory) holding quarantined databases.
 pub const QUARANTINE_DIR: &str = "quarantine";
@@ -112,12 +113,16 @@ enum Recheck {
 
 /// The re-check, under the exclusive lock (no other process has a connection open).
 fn recheck(ctx: &CacheCtx, kind: DamageKind, seen: Option<FileId>) -> io::Result<Recheck> {
-    let first = probe::probe(&ctx.db)?;
+    let first = probe::probe(&ctx.db_at)?;
     let id = match first {
         Probe::Missing => return Ok(Recheck::Replaced),
         Probe::Newer { .. } => return Ok(Recheck::Healthy), // not ours to touch
         Probe::Usable(h) => h.id,
-        Probe::Damaged(_, id) => id.unwrap_or(FileId::of(&std::fs::symlink_metadata(&ctx.db)?)),
+        Probe::Damaged(_, Some(id)) => id,
+        Probe::Damaged(_, None) => match ctx.db_at.stat()? {
+            Some(st) => FileId::of_stat(&st),
+            None => return Ok(Recheck::Replaced),
+        },
     };
     if seen.is_some_and(|s| s != id) {
         return Ok(Recheck::Replaced);
@@ -128,7 +133,7 @@ fn recheck(ctx: &CacheCtx, kind: DamageKind, seen: Option<FileId>) -> io::Result
             if let Ok(c) = connect(&ctx.db, &ctx.settings) {
                 let _ = c.query_row("PRAGMA wal_checkpoint(TRUNCATE)", [], |_| Ok(()));
             }
-            probe::probe(&ctx.db)?
+            probe::probe(&ctx.db_at)?
         }
         p => p,
     };
@@ -203,7 +208,7 @@ pub fn quarantine_and_replace(
     clean_tmp_leftovers(ctx.dir());
     let tmp = build_fresh(ctx)?;
     let result = move_into_quarantine(ctx, kind).and_then(|rel| {
-        std::fs::rename(&tmp, &ctx.db)?;
+        tmp.rename(&ctx.db_at)?;
         Ok(rel)
     });
     if result.is_err() {
@@ -217,6 +222,14 @@ pub fn quarantine_and_replace(
     Ok(rel)
 }
 
+/// `Ok` for "done" and for "nothing was there".
+fn ok_if_missing(r: io::Result<()>) -> io::Result<()> {
+    match r {
+        Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(()),
+        r => r,
+    }
+}
+
 fn move_into_quarantine(ctx: &CacheCtx, kind: &str) -> io::Result<String> {
     let name = format!(
         "{}-{}-{}",
@@ -224,74 +237,66 @@ fn move_into_quarantine(ctx: &CacheCtx, kind: &str) -> io::Result<String> {
         std::process::id(),
         kind
     );
-    let folder = ctx.dir().join(QUARANTINE_DIR).join(&name);
-    std::fs::create_dir_all(&folder)?;
+    let qroot = ctx.dir().join(QUARANTINE_DIR);
+    qroot.create_dir()?;
+    let folder = qroot.join(&name);
+    folder.create_dir()?;
     let db_name = super::super::factory::DB_FILE_NAME;
     let kept = folder.join(db_name);
-    let is_file = std::fs::symlink_metadata(&ctx.db).is_ok_and(|m| m.file_type().is_file());
-    let linked = is_file && std::fs::hard_link(&ctx.db, &kept).is_ok();
+    // Every name below is acted on through its directory handle: a link is moved as a link,
+    // never followed.
+    let is_file = matches!(ctx.db_at.kind(), Ok(Some(Kind::File)));
+    let linked = is_file && ctx.db_at.hard_link(&kept).is_ok();
     if !linked {
-        match std::fs::rename(&ctx.db, &kept) {
-            Ok(()) => {}
-            Err(e) if e.kind() == io::ErrorKind::NotFound => {}
-            Err(e) => return Err(e),
-        }
+        ok_if_missing(ctx.db_at.rename(&kept))?;
     }
     for suffix in ["-wal", "-shm"] {
-        match std::fs::rename(
-            ctx.sidecar(suffix),
-            folder.join(format!("{db_name}{suffix}")),
-        ) {
-            Ok(()) => {}
-            Err(e) if e.kind() == io::ErrorKind::NotFound => {}
-            Err(e) => return Err(e),
-        }
+        ok_if_missing(
+            ctx.sidecar(suffix)
+                .rename(&folder.join(format!("{db_name}{suffix}"))),
+        )?;
     }
     Ok(format!("{QUARANTINE_DIR}/{name}"))
 }
 
 /// Delete all but the newest `keep` quarantine folders (names start with a sortable UTC time).
-pub fn prune_quarantine(qroot: &Path, keep: usize) {
-    let Ok(rd) = std::fs::read_dir(qroot) else {
+/// Removal goes through directory handles and never follows a link.
+pub fn prune_quarantine(qroot: &Anchored, keep: usize) {
+    let Ok(entries) = qroot.entries() else {
         return;
     };
-    let mut dirs: Vec<PathBuf> = rd
-        .filter_map(|e| e.ok())
-        .filter(|e| e.file_type().map(|t| t.is_dir()).unwrap_or(false))
-        .map(|e| e.path())
+    let mut dirs: Vec<_> = entries
+        .into_iter()
+        .filter(|(_, k)| *k == Kind::Dir)
+        .map(|(n, _)| n)
         .collect();
     dirs.sort();
     let excess = dirs.len().saturating_sub(keep);
     for d in dirs.into_iter().take(excess) {
-        let _ = std::fs::remove_dir_all(d);
+        let _ = qroot.join(d).remove_tree();
     }
 }
 
-/// Create the cache directory with its `.gitignore` and `CACHEDIR.TAG` (in `.trifecta/`).
-pub fn ensure_dir(ctx: &CacheCtx) -> io::Result<()> {
-    std::fs::create_dir_all(ctx.dir())?;
-    if let Some(trifecta) = ctx.dir().parent() {
-        write_if_missing(&trifecta.join(".gitignore"), "*\n")?;
-        write_if_missing(
-            &trifecta.join("CACHEDIR.TAG"),
-            "Signature: 8a477f597d28d172789f06886806bc55\n\
-             # This file is a cache directory tag created by trifecta.\n\
-             # For information about cache directory tags, see https://bford.info/cachedir/\n",
-        )?;
-    }
-    Ok(())
-}
-
-fn write_if_missing(p: &Path, content: &str) -> io::Result<()> {
-    match std::fs::OpenOptions::new()
-        .write(true)
-        .create_new(true)
-        .open(p)
-    {
-        Ok(mut f) => io::Write::write_all(&mut f, content.as_bytes()),
-        Err(e) if e.kind() == io::ErrorKind::AlreadyExists => Ok(()),
-        Err(e) => Err(e),
-    }
+/// Create the cache directory with its `.gitignore` and `CACHEDIR.TAG` (in `.trifecta/`), each
+/// written atomically (a full disk cannot leave an empty file behind for good); anything planted
+/// at these names is moved aside and reported.
+pub fn ensure_dir(ctx: &CacheCtx) -> Result<(), crate::cache::CacheError> {
+    ctx.claim_names(true)?;
+    let trifecta = ctx.dir().parent();
+    let mut incidents = Vec::new();
+    let r = trifecta
+        .join(".gitignore")
+        .write_if_missing(b"*\n", &mut incidents)
+        .and_then(|()| {
+            trifecta.join("CACHEDIR.TAG").write_if_missing(
+                b"Signature: 8a477f597d28d172789f06886806bc55\n\
+                  # This file is a cache directory tag created by trifecta.\n\
+                  # For information about cache directory tags, see https://bford.info/cachedir/\n",
+                &mut incidents,
+            )
+        });
+    ctx.report(&incidents);
+    r.map_err(|e| io::Error::from(e).into())
 }
 
 /// Create a fresh database at the cache path, which is free. The caller holds the exclusive
@@ -304,13 +309,9 @@ pub fn create_in_place(ctx: &CacheCtx) -> Result<(), crate::cache::CacheError> {
     let tmp = build_fresh(ctx)?;
     let res = (|| -> io::Result<()> {
         for s in ["-wal", "-shm"] {
-            match std::fs::remove_file(ctx.sidecar(s)) {
-                Ok(()) => {}
-                Err(e) if e.kind() == io::ErrorKind::NotFound => {}
-                Err(e) => return Err(e),
-            }
+            ok_if_missing(ctx.sidecar(s).remove_file())?;
         }
-        std::fs::rename(&tmp, &ctx.db)
+        tmp.rename(&ctx.db_at)
     })();
     if res.is_err() {
         remove_db_files(&tmp);
@@ -319,42 +320,44 @@ pub fn create_in_place(ctx: &CacheCtx) -> Result<(), crate::cache::CacheError> {
 }
 
 /// Build a complete fresh database under a temporary name in the cache directory.
-fn build_fresh(ctx: &CacheCtx) -> Result<PathBuf, crate::cache::CacheError> {
+fn build_fresh(ctx: &CacheCtx) -> Result<Anchored, crate::cache::CacheError> {
     let tmp = ctx.dir().join(format!(
         "{}.tmp-{}-{:08x}",
         super::super::factory::DB_FILE_NAME,
         std::process::id(),
         fastrand::u32(..)
     ));
-    if let Err(e) = crate::cache::schema::create_db(&tmp, crate::clock::now_ms()) {
+    if let Err(e) = crate::cache::schema::create_db(&tmp.abs(), crate::clock::now_ms()) {
         remove_db_files(&tmp);
         return Err(e.into());
     }
     // create_db runs with synchronous=OFF; make the file durable once, before the rename
     // publishes it (a crash must never leave a renamed-in, half-written database).
-    if let Err(e) = std::fs::File::open(&tmp).and_then(|f| f.sync_all()) {
+    if let Err(e) = tmp
+        .open(Access::Read)
+        .map_err(io::Error::from)
+        .and_then(|f| f.sync_all())
+    {
         remove_db_files(&tmp);
         return Err(e.into());
     }
     Ok(tmp)
 }
 
-fn remove_db_files(db: &Path) {
+fn remove_db_files(db: &Anchored) {
     for s in ["", "-wal", "-shm", "-journal"] {
-        let mut p = db.as_os_str().to_owned();
-        p.push(s);
-        let _ = std::fs::remove_file(PathBuf::from(p));
+        let _ = db.with_suffix(s).remove_file();
     }
 }
 
 /// Temporary databases left by a creator that crashed (we hold the exclusive lock, so none is
 /// in use).
-fn clean_tmp_leftovers(dir: &Path) {
+fn clean_tmp_leftovers(dir: &Anchored) {
     let prefix = format!("{}.tmp-", super::super::factory::DB_FILE_NAME);
-    if let Ok(rd) = std::fs::read_dir(dir) {
-        for e in rd.filter_map(|e| e.ok()) {
-            if e.file_name().to_string_lossy().starts_with(&prefix) {
-                let _ = std::fs::remove_file(e.path());
+    if let Ok(entries) = dir.entries() {
+        for (name, _) in entries {
+            if name.to_string_lossy().starts_with(&prefix) {
+                let _ = dir.join(name).remove_file();
             }
         }
     }
@@ -381,7 +384,10 @@ mod tests {
         ] {
             std::fs::create_dir_all(d.path().join(n)).unwrap();
         }
-        prune_quarantine(d.path(), 3);
+        prune_quarantine(
+            &crate::segment_fs::Anchor::open(d.path()).unwrap().root(),
+            3,
+        );
         let mut left: Vec<String> = std::fs::read_dir(d.path())
             .unwrap()
             .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())

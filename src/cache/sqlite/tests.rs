@@ -7,6 +7,10 @@ use crate::cache::open_cache;
 use crate::symbols::{Symbol, SymbolKind};
 use proptest::prelude::*;
 
+fn seg(p: &Path) -> Segment {
+    crate::symbols::resolve::segment_root(p).unwrap()
+}
+
 fn settings() -> CacheSettings {
     CacheSettings {
         persist: true,
@@ -59,7 +63,7 @@ proptest! {
     #[test]
     fn memory_and_sqlite_agree(ops in proptest::collection::vec(op(), 1..24)) {
         let dir = tempfile::tempdir().unwrap();
-        let mut opened = open_cache(dir.path(), &settings(), &Telemetry::disabled());
+        let mut opened = open_cache(&seg(dir.path()), &settings(), &Telemetry::disabled());
         prop_assert!(opened.fallback.is_none());
         prop_assert_eq!(opened.store.backend(), Backend::Sqlite);
         let mut mem = MemoryStore::new();
@@ -103,10 +107,14 @@ fn raw_insert(dir: &Path, file: &str, key: &CacheKey, tag: &str, payload: &[u8])
 #[test]
 fn extractor_change_is_reported() {
     let dir = tempfile::tempdir().unwrap();
-    drop(open_cache(dir.path(), &settings(), &Telemetry::disabled()));
+    drop(open_cache(
+        &seg(dir.path()),
+        &settings(),
+        &Telemetry::disabled(),
+    ));
     let key = CacheKey::of(b"x");
     raw_insert(dir.path(), "a.py", &key, "tsp0.0-x0", br#"{"symbols":[]}"#);
-    let mut o = open_cache(dir.path(), &settings(), &Telemetry::disabled());
+    let mut o = open_cache(&seg(dir.path()), &settings(), &Telemetry::disabled());
     assert_eq!(
         o.store.get("a.py", &key).unwrap(),
         Lookup::Miss(MissReason::ExtractorChanged)
@@ -118,7 +126,7 @@ fn checksum_mismatch_is_never_served_and_recovers() {
     let dir = tempfile::tempdir().unwrap();
     let key = CacheKey::of(b"x");
     {
-        let mut o = open_cache(dir.path(), &settings(), &Telemetry::disabled());
+        let mut o = open_cache(&seg(dir.path()), &settings(), &Telemetry::disabled());
         o.store.put("a.py", &key, &table(1)).unwrap();
         assert_eq!(o.store.get("a.py", &key).unwrap(), Lookup::Hit(table(1)));
     }
@@ -128,7 +136,7 @@ fn checksum_mismatch_is_never_served_and_recovers() {
     c.execute("UPDATE entries SET payload = ?1", [payload])
         .unwrap();
     drop(c);
-    let mut o = open_cache(dir.path(), &settings(), &Telemetry::disabled());
+    let mut o = open_cache(&seg(dir.path()), &settings(), &Telemetry::disabled());
     assert_eq!(
         o.store.get("a.py", &key).unwrap(),
         Lookup::Miss(MissReason::CorruptionRecovered)
@@ -142,7 +150,7 @@ fn checksum_mismatch_is_never_served_and_recovers() {
     drop(o);
     let q = dir.path().join(".trifecta/cache/quarantine");
     assert_eq!(std::fs::read_dir(q).unwrap().count(), 1);
-    let mut o = open_cache(dir.path(), &settings(), &Telemetry::disabled());
+    let mut o = open_cache(&seg(dir.path()), &settings(), &Telemetry::disabled());
     assert_eq!(
         o.store.get("a.py", &key).unwrap(),
         Lookup::Miss(MissReason::ColdCacheEmpty)
@@ -173,7 +181,7 @@ fn classify_maps_only_corruption_to_corrupt() {
 fn hits_do_not_write_unless_access_is_stale() {
     let dir = tempfile::tempdir().unwrap();
     let key = CacheKey::of(b"x");
-    let mut o = open_cache(dir.path(), &settings(), &Telemetry::disabled());
+    let mut o = open_cache(&seg(dir.path()), &settings(), &Telemetry::disabled());
     o.store.put("a.py", &key, &table(1)).unwrap();
     drop(o);
     let c = Connection::open(crate::cache::cache_db_path(dir.path())).unwrap();
@@ -187,14 +195,14 @@ fn hits_do_not_write_unless_access_is_stale() {
             .unwrap()
     };
     let before = changes(&c);
-    let mut o = open_cache(dir.path(), &settings(), &Telemetry::disabled());
+    let mut o = open_cache(&seg(dir.path()), &settings(), &Telemetry::disabled());
     assert!(matches!(o.store.get("a.py", &key).unwrap(), Lookup::Hit(_)));
     drop(o);
     assert_eq!(changes(&c), before, "a fresh hit wrote the database");
     c.execute("UPDATE entries SET last_access_ms = 0", [])
         .unwrap();
     let before = changes(&c);
-    let mut o = open_cache(dir.path(), &settings(), &Telemetry::disabled());
+    let mut o = open_cache(&seg(dir.path()), &settings(), &Telemetry::disabled());
     assert!(matches!(o.store.get("a.py", &key).unwrap(), Lookup::Hit(_)));
     drop(o);
     assert_ne!(changes(&c), before, "a stale last_access was not refreshed");

@@ -368,10 +368,10 @@ pub fn parse_since(s: &str, now_ms: i64) -> Result<i64, String> {
 }
 
 /// Read `dir` and build the report for events at or after `since_ms`.
-pub fn build(dir: &Path, since_ms: Option<i64>) -> std::io::Result<Report> {
+pub fn build(dir: &super::Location, since_ms: Option<i64>) -> std::io::Result<Report> {
     let mut agg = Aggregator::new(since_ms);
     let scan = read::scan_dir(dir, |rec| agg.add(rec))?;
-    Ok(agg.finish(dir, scan, since_ms.map(fmt_ms)))
+    Ok(agg.finish(&dir.path(), scan, since_ms.map(fmt_ms)))
 }
 
 #[cfg(test)]
