@@ -11,6 +11,7 @@ mod cache_support;
 mod cli_contract;
 mod corpus;
 mod extract_cli;
+mod hostile;
 mod index;
 mod support;
 mod telemetry;
