@@ -481,6 +481,29 @@ impl Anchored {
         }
     }
 
+    /// What each of `names` (single components inside this directory) holds, with one
+    /// directory resolution for all of them; `Ok(None)` when this directory does not exist (or
+    /// is not a real directory on a link-free path).
+    pub fn child_kinds(&self, names: &[&str]) -> io::Result<Option<Vec<Option<Kind>>>> {
+        check_relative(&self.rel)?;
+        let dir = match open_dir_beneath(self.anchor.fd.as_fd(), &self.rel) {
+            Ok(d) => d,
+            Err(Errno::NOENT | Errno::NOTDIR | Errno::LOOP | Errno::XDEV) => return Ok(None),
+            Err(e) => return Err(e.into()),
+        };
+        let mut out = Vec::with_capacity(names.len());
+        for name in names {
+            out.push(
+                match rustix::fs::statat(&dir, *name, AtFlags::SYMLINK_NOFOLLOW) {
+                    Ok(st) => Some(Kind::of_mode(st.st_mode)),
+                    Err(Errno::NOENT) => None,
+                    Err(e) => return Err(e.into()),
+                },
+            );
+        }
+        Ok(Some(out))
+    }
+
     /// Make sure every component of this path that exists is a real directory, and create the
     /// missing ones when `create`. Returns whether the whole chain now exists.
     ///

@@ -94,31 +94,52 @@ impl CacheCtx {
     /// that a concurrent process just put there is never moved. Returns whether the cache
     /// directory exists (it is created only when `create`).
     pub fn claim_names(&self, create: bool) -> Result<bool, CacheError> {
-        let mut incidents = Vec::new();
-        let exists = self.cache_dir.ensure_dir_chain(create, &mut incidents);
-        self.report(&incidents);
-        if !exists.map_err(io::Error::from)? {
-            return Ok(false);
-        }
-        let owned = [
-            self.lock_path(),
-            self.cache_dir.join(super::counters::COUNTERS_FILE_NAME),
+        const OWNED: [&str; 2] = [
+            super::lock::LOCK_FILE_NAME,
+            super::counters::COUNTERS_FILE_NAME,
         ];
-        // The database itself is not claimed here: anything but a regular file at its name is
-        // damage that the probe reports and recovery moves into quarantine (through handles).
-        let guarded = ["-wal", "-shm", "-journal"].map(|s| self.sidecar(s));
-        let foreign = |p: &Anchored| matches!(p.kind(), Ok(Some(k)) if k != Kind::File);
-        // The lock file first, without the lock (a planted lock file cannot be locked safely).
-        for p in &owned {
-            if foreign(p) {
+        const SIDECARS: [&str; 3] = ["-wal", "-shm", "-journal"];
+        let db = super::DB_FILE_NAME;
+        let names = [
+            OWNED[0].to_string(),
+            OWNED[1].to_string(),
+            format!("{db}{}", SIDECARS[0]),
+            format!("{db}{}", SIDECARS[1]),
+            format!("{db}{}", SIDECARS[2]),
+            recover::QUARANTINE_DIR.to_string(),
+        ];
+        let refs: Vec<&str> = names.iter().map(String::as_str).collect();
+        // Fast path (every warm hit): one resolution of `.trifecta/cache` without links and
+        // one lstat per name; only when something is off does the slow path below run.
+        let kinds = match self.cache_dir.child_kinds(&refs)? {
+            Some(k) => k,
+            None => {
+                let mut incidents = Vec::new();
+                let exists = self.cache_dir.ensure_dir_chain(create, &mut incidents);
+                self.report(&incidents);
+                if !exists.map_err(io::Error::from)? {
+                    return Ok(false);
+                }
+                self.cache_dir.child_kinds(&refs)?.unwrap_or_default()
+            }
+        };
+        let foreign = |i: usize, want: Kind| matches!(kinds.get(i), Some(Some(k)) if *k != want);
+        // The lock and counters files first, without the lock (a planted lock file cannot be
+        // locked safely).
+        for (i, name) in OWNED.iter().enumerate() {
+            if foreign(i, Kind::File) {
                 let mut found = Vec::new();
-                p.claim_file(&mut found).map_err(io::Error::from)?;
+                self.cache_dir
+                    .join(name)
+                    .claim_file(&mut found)
+                    .map_err(io::Error::from)?;
                 self.report(&found);
             }
         }
-        let quarantine = self.cache_dir.join(recover::QUARANTINE_DIR);
-        let quarantine_foreign = matches!(quarantine.kind(), Ok(Some(k)) if k != Kind::Dir);
-        if guarded.iter().any(foreign) || quarantine_foreign {
+        let sidecars_foreign = (2..5).any(|i| foreign(i, Kind::File));
+        if sidecars_foreign || foreign(5, Kind::Dir) {
+            // Moved only under the exclusive lock: a legitimate file a concurrent process just
+            // put at one of these names is then never moved.
             let _x = super::lock::acquire(
                 &self.lock_path(),
                 super::lock::LockMode::Exclusive,
@@ -126,9 +147,12 @@ impl CacheCtx {
             )
             .map_err(|e| CacheError::Io(io::Error::other(e.to_string())))?;
             let mut found = Vec::new();
-            for p in &guarded {
-                p.claim_file(&mut found).map_err(io::Error::from)?;
+            for s in SIDECARS {
+                self.sidecar(s)
+                    .claim_file(&mut found)
+                    .map_err(io::Error::from)?;
             }
+            let quarantine = self.cache_dir.join(recover::QUARANTINE_DIR);
             if let Ok(Some(k)) = quarantine.kind()
                 && k != Kind::Dir
             {
