@@ -630,6 +630,14 @@ impl Anchored {
         remove_entry(dir.as_fd(), self.last()?, 0)
     }
 
+    /// Open this directory (beneath the anchor, no link followed) for several operations.
+    pub fn open_dir(&self) -> io::Result<OpenDir> {
+        check_relative(&self.rel)?;
+        let fd =
+            open_dir_beneath(self.anchor.fd.as_fd(), &self.rel).map_err(|e| self.explain(e))?;
+        Ok(OpenDir { fd })
+    }
+
     /// The names in this directory with their kinds (without `.`/`..`), unsorted.
     pub fn entries(&self) -> io::Result<Vec<(OsString, Kind)>> {
         check_relative(&self.rel)?;
@@ -701,6 +709,47 @@ impl Anchored {
         Ok(self
             .stat()?
             .is_some_and(|now| now.st_dev == held.st_dev && now.st_ino == held.st_ino))
+    }
+}
+
+/// A directory held open (resolved beneath its anchor without links), for work on many of its
+/// entries with one resolution: `ast index`'s walk.
+#[derive(Debug)]
+pub struct OpenDir {
+    fd: OwnedFd,
+}
+
+impl OpenDir {
+    /// The names in the directory with their kinds (without `.`/`..`), unsorted.
+    pub fn entries(&self) -> io::Result<Vec<(OsString, Kind)>> {
+        list(self.fd.as_fd())
+    }
+
+    /// What `name` (one component) holds, without following it.
+    pub fn kind(&self, name: &str) -> io::Result<Option<Kind>> {
+        match rustix::fs::statat(&self.fd, name, AtFlags::SYMLINK_NOFOLLOW) {
+            Ok(st) => Ok(Some(Kind::of_mode(st.st_mode))),
+            Err(Errno::NOENT) => Ok(None),
+            Err(e) => Err(e.into()),
+        }
+    }
+
+    /// The bytes of the regular file `name` (one component, at most `max` bytes); `Ok(None)`
+    /// when it is missing or not a regular file (a link, a FIFO: never followed or opened for
+    /// long).
+    pub fn read_file(&self, name: &str, max: u64) -> io::Result<Option<Vec<u8>>> {
+        let flags = OFlags::RDONLY | OFlags::NOFOLLOW | base_flags();
+        let fd = match rustix::fs::openat(&self.fd, name, flags, Mode::empty()) {
+            Ok(fd) => fd,
+            Err(Errno::NOENT | Errno::LOOP | Errno::NXIO) => return Ok(None),
+            Err(e) => return Err(e.into()),
+        };
+        if Kind::of_mode(rustix::fs::fstat(&fd)?.st_mode) != Kind::File {
+            return Ok(None);
+        }
+        let mut buf = Vec::new();
+        io::Read::read_to_end(&mut io::Read::take(File::from(fd), max), &mut buf)?;
+        Ok(Some(buf))
     }
 }
 

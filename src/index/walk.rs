@@ -10,7 +10,7 @@
 //! the same file list on every machine.
 
 use super::{SKIPPED_DIRS, SourceFile};
-use crate::segment_fs::{Anchor, Anchored, Kind};
+use crate::segment_fs::{Anchor, Kind, OpenDir};
 use ignore::gitignore::{Gitignore, GitignoreBuilder};
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
@@ -34,7 +34,19 @@ pub fn walk(root: &Arc<Anchor>) -> (Vec<SourceFile>, Vec<(String, String)>) {
     let mut stack: Vec<(PathBuf, Arc<Vec<Arc<Rules>>>)> =
         vec![(PathBuf::new(), Arc::new(Vec::new()))];
     while let Some((rel, outer)) = stack.pop() {
-        let dir = root.at(&rel);
+        let is_root = rel.as_os_str().is_empty();
+        // One resolution per directory; its entries, ignore files and venv marker are all
+        // examined through this handle.
+        let dir = match root.at(&rel).open_dir() {
+            Ok(d) => d,
+            Err(e) => {
+                errors.push((display(&rel), e.to_string()));
+                continue;
+            }
+        };
+        if !is_root && matches!(dir.kind("pyvenv.cfg"), Ok(Some(Kind::File))) {
+            continue; // a virtualenv root is never indexed
+        }
         let entries = match dir.entries() {
             Ok(e) => e,
             Err(e) => {
@@ -44,11 +56,7 @@ pub fn walk(root: &Arc<Anchor>) -> (Vec<SourceFile>, Vec<(String, String)>) {
         };
         let mut chain = Vec::with_capacity(outer.len() + 1);
         chain.extend(outer.iter().cloned());
-        chain.push(Arc::new(read_rules(
-            &dir,
-            rel.as_os_str().is_empty(),
-            &mut errors,
-        )));
+        chain.push(Arc::new(read_rules(root, &rel, &dir, &mut errors)));
         let chain = Arc::new(chain);
         for (name, kind) in entries {
             let child = rel.join(&name);
@@ -65,7 +73,7 @@ pub fn walk(root: &Arc<Anchor>) -> (Vec<SourceFile>, Vec<(String, String)>) {
             }
             if is_dir {
                 let skipped = name.to_str().is_some_and(|n| SKIPPED_DIRS.contains(&n));
-                if !skipped && !is_virtualenv(&root.at(&child)) {
+                if !skipped {
                     stack.push((child, Arc::clone(&chain)));
                 }
             } else if child.extension().is_some_and(|x| x == "py") {
@@ -91,30 +99,33 @@ fn display(rel: &Path) -> String {
         .join("/")
 }
 
-/// True for a virtualenv root (it holds a regular `pyvenv.cfg`), which is never indexed.
-fn is_virtualenv(dir: &Anchored) -> bool {
-    matches!(dir.join("pyvenv.cfg").kind(), Ok(Some(Kind::File)))
-}
-
 /// Read this directory's ignore files (regular files only, never through a link).
-fn read_rules(dir: &Anchored, is_root: bool, errors: &mut Vec<(String, String)>) -> Rules {
-    let names: [&str; 3] = [".ignore", ".gitignore", ".git/info/exclude"];
+fn read_rules(
+    root: &Arc<Anchor>,
+    rel: &Path,
+    dir: &OpenDir,
+    errors: &mut Vec<(String, String)>,
+) -> Rules {
     let mut by_kind: [Option<Gitignore>; 3] = [None, None, None];
-    for (slot, name) in by_kind.iter_mut().zip(names) {
-        if name.starts_with(".git/") && !is_root {
-            continue;
+    let mut texts: [Option<Vec<u8>>; 3] = [None, None, None];
+    for (slot, name) in texts.iter_mut().zip([".ignore", ".gitignore"]) {
+        match dir.read_file(name, MAX_IGNORE_BYTES) {
+            Ok(t) => *slot = t,
+            Err(e) => errors.push((display(&rel.join(name)), e.to_string())),
         }
-        let file = dir.join(name);
-        let bytes = match file.read(MAX_IGNORE_BYTES) {
-            Ok(b) => b,
-            Err(e) if e.is_not_found() => continue,
-            Err(crate::segment_fs::FsError::Foreign { .. }) => continue, // a link or FIFO: not ours to read
-            Err(e) => {
-                errors.push((file.rel_display(), e.to_string()));
-                continue;
-            }
-        };
-        let mut b = GitignoreBuilder::new(dir.abs());
+    }
+    if rel.as_os_str().is_empty() {
+        let exclude = root.at(".git/info/exclude");
+        match exclude.read(MAX_IGNORE_BYTES) {
+            Ok(b) => texts[2] = Some(b),
+            Err(e) if e.is_not_found() => {}
+            Err(crate::segment_fs::FsError::Foreign { .. }) => {} // not ours to read
+            Err(e) => errors.push((exclude.rel_display(), e.to_string())),
+        }
+    }
+    for (slot, text) in by_kind.iter_mut().zip(texts) {
+        let Some(bytes) = text else { continue };
+        let mut b = GitignoreBuilder::new(root.path().join(rel));
         for line in String::from_utf8_lossy(&bytes).lines() {
             // A malformed glob is skipped, as git itself does.
             let _ = b.add_line(None, line);
