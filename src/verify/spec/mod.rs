@@ -605,6 +605,66 @@ mod tests {
     }
 
     #[test]
+    fn outside_placeholder_needs_a_scenario_outside_folder() {
+        let d = tempfile::tempdir().unwrap();
+        let sc = d.path().join("sc");
+        std::fs::create_dir_all(sc.join("segment")).unwrap();
+        write(&sc, "scenario.toml", "description = \"d\"\n");
+        let p = write(
+            d.path(),
+            "g.toml",
+            "id = \"g\"\ntitle = \"t\"\nscenario = \"sc\"\n[[steps]]\nkind = \"tree-snapshot\"\nname = \"o\"\ndir = \"{outside}\"\n",
+        );
+        let e = load_gate(&p, d.path(), &mut BTreeMap::new()).unwrap_err();
+        assert!(e[0].message.contains("g.toml:7:"), "{}", e[0].message);
+        assert!(
+            e[0].message.contains("`outside` folder"),
+            "{}",
+            e[0].message
+        );
+        // With an outside folder the same gate is valid.
+        std::fs::create_dir_all(sc.join("out")).unwrap();
+        write(
+            &sc,
+            "scenario.toml",
+            "description = \"d\"\noutside = \"out\"\n",
+        );
+        assert!(load_gate(&p, d.path(), &mut BTreeMap::new()).is_ok());
+    }
+
+    #[test]
+    fn plant_entries_take_only_their_fields() {
+        let mut errs = Vec::new();
+        let e = |kind, target: Option<&str>, path: &str| PlantEntry {
+            path: path.into(),
+            kind,
+            target: target.map(String::from),
+            device: None,
+            text: None,
+            if_permitted: false,
+        };
+        for (entry, want) in [
+            (e(PlantType::Symlink, None, "a"), "needs `target`"),
+            (e(PlantType::Fifo, Some("/x"), "a"), "only for symlinks"),
+            (e(PlantType::Fifo, None, "../a"), "without `..`"),
+            (e(PlantType::Dir, None, "/abs"), "without `..`"),
+        ] {
+            errs.clear();
+            validate_plant_entry(1, &entry, &mut |_, m| errs.push(m));
+            assert!(errs.iter().any(|m| m.contains(want)), "{want}: {errs:?}");
+        }
+        errs.clear();
+        validate_plant_entry(
+            1,
+            &e(PlantType::Symlink, Some("/dev/zero"), "pkg/z.py"),
+            &mut |_, m| errs.push(m),
+        );
+        assert!(errs.is_empty(), "{errs:?}");
+        assert_eq!(parse_device("1:5"), Some((1, 5)));
+        assert_eq!(parse_device("1"), None);
+    }
+
+    #[test]
     fn valid_minimal_gate_loads() {
         let d = tempfile::tempdir().unwrap();
         let p = write(
