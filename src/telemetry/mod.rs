@@ -229,22 +229,33 @@ impl Inner {
             match writer::append_with(&s.dir, &lines, s.rotation) {
                 Err(e) => problems.insert(0, format!("{} events not written ({e})", events.len())),
                 // Things planted in the telemetry directory were moved aside while writing:
-                // record that too (into the directory now in place).
+                // record that too (into the directory now in place). Writing those lines can
+                // itself rotate and find more planted names (`events.N.jsonl` links), so repeat
+                // until a write finds nothing new; bounded, since each round moves entries away.
                 Ok(incidents) if !incidents.is_empty() => {
-                    let mut more = Vec::new();
-                    for i in &incidents {
-                        let ev = incident_event(i);
-                        let line = encode_line(
-                            &timestamp_now(),
-                            &s.run_id,
-                            &s.segment_id,
-                            &ev,
-                            &self.redactor,
-                        );
-                        more.extend_from_slice(line.as_bytes());
-                        more.push(b'\n');
+                    let mut pending = incidents;
+                    for _ in 0..4 {
+                        if pending.is_empty() {
+                            break;
+                        }
+                        let mut more = Vec::new();
+                        for i in &pending {
+                            let ev = incident_event(i);
+                            let line = encode_line(
+                                &timestamp_now(),
+                                &s.run_id,
+                                &s.segment_id,
+                                &ev,
+                                &self.redactor,
+                            );
+                            more.extend_from_slice(line.as_bytes());
+                            more.push(b'\n');
+                        }
+                        match writer::append_with(&s.dir, &more, s.rotation) {
+                            Ok(next) => pending = next,
+                            Err(_) => break,
+                        }
                     }
-                    let _ = writer::append_with(&s.dir, &more, s.rotation);
                 }
                 Ok(_) => {}
             }

@@ -9,7 +9,8 @@ use git2::{Repository, WorktreeAddOptions, WorktreePruneOptions};
 use std::path::{Path, PathBuf};
 
 /// Copy the directory tree `from` into `to` (created). Symlinks are copied as links; nothing
-/// outside `from` is followed.
+/// outside `from` is followed. FIFOs, sockets and devices are skipped: opening a FIFO to copy
+/// it would block forever, and a device's "content" is not a file's (hostile segments have them).
 pub fn copy_tree(from: &Path, to: &Path) -> std::io::Result<()> {
     std::fs::create_dir_all(to)?;
     for entry in std::fs::read_dir(from)? {
@@ -21,7 +22,7 @@ pub fn copy_tree(from: &Path, to: &Path) -> std::io::Result<()> {
         } else if ty.is_symlink() {
             let target = std::fs::read_link(entry.path())?;
             std::os::unix::fs::symlink(target, dest)?;
-        } else {
+        } else if ty.is_file() {
             std::fs::copy(entry.path(), dest)?;
         }
     }

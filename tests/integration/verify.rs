@@ -566,8 +566,14 @@ fn verify_repo_gates_are_valid() {
         "p2-corruption",
         "p2-stress",
         "p2-success-metrics",
+        "p7-hostile-segment",
     ] {
-        assert!(s.contains(id), "{id}: {s}");
+        // Listed, and required (a failing required gate fails the release run).
+        let line = s.lines().find(|l| l.split_whitespace().next() == Some(id));
+        assert!(
+            line.is_some_and(|l| l.split_whitespace().nth(1) == Some("required")),
+            "{id}: {s}"
+        );
     }
 }
 
@@ -586,5 +592,140 @@ fn verify_signal_checks_can_fail() {
             .as_str()
             .unwrap()
             .contains("0 match(es)")
+    );
+}
+
+fn step_by_index(gate: &Value, index: u64) -> &Value {
+    gate["steps"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|s| s["index"] == index)
+        .unwrap_or_else(|| panic!("no step {index} in {gate}"))
+}
+
+#[test]
+fn verify_tree_unchanged_catches_reads_writes_and_new_files_outside() {
+    let r = run_gates(&gates_dir("outside-changed"), &[]);
+    assert_eq!(r.code, 1, "stdout:{}\nstderr:{}", r.stdout, r.stderr);
+    let rep = r.report();
+    let g = Run::gate(&rep, "outside-changed");
+    // Control: planting links in the segment touches nothing outside, and the check says so.
+    let control = step_by_index(g, 3);
+    assert_eq!(control["status"], "pass", "{control}");
+    // Each later check fails, naming what happened.
+    for (index, needle) in [
+        (5, "read: evil.py"),
+        (8, "written: evil.py"),
+        (11, "new: new.py"),
+    ] {
+        let s = step_by_index(g, index);
+        assert_eq!(s["kind"], "tree-unchanged", "{s}");
+        assert_eq!(s["status"], "fail", "{s}");
+        let d = s["detail"].as_str().unwrap();
+        assert!(d.contains(needle), "step {index}: want {needle:?} in {d}");
+    }
+    // The write is also seen in the bytes, not only in the metadata.
+    let w = step_by_index(g, 8)["detail"].as_str().unwrap().to_owned();
+    assert!(w.contains("content changed: evil.py"), "{w}");
+}
+
+#[test]
+fn verify_plant_refuses_a_linked_parent() {
+    let r = run_gates(&gates_dir("plant-fails"), &[]);
+    assert_eq!(r.code, 1, "stdout:{}\nstderr:{}", r.stdout, r.stderr);
+    let rep = r.report();
+    let g = Run::gate(&rep, "plant-fails");
+    let st: Vec<String> = step_statuses(g).into_iter().map(|(_, s)| s).collect();
+    assert_eq!(st, ["pass", "fail"]);
+    let d = step_by_index(g, 2)["detail"].as_str().unwrap().to_owned();
+    assert!(d.contains("parent `ext` is a symlink"), "{d}");
+}
+
+#[test]
+fn verify_plant_bad_spec_exits_2_with_file_line() {
+    let r = run_gates(&gates_dir("invalid-plant"), &[]);
+    assert_eq!(r.code, 2, "stdout:{}\nstderr:{}", r.stdout, r.stderr);
+    assert!(r.stderr.contains("g.toml:7:"), "{}", r.stderr);
+    assert!(
+        r.stderr.contains("`target` is only for symlinks"),
+        "{}",
+        r.stderr
+    );
+}
+
+/// The real `gates/p7-hostile-segment.toml` with the real scenarios.
+fn run_p7(extra: &[&str]) -> Run {
+    let root = Path::new(env!("CARGO_MANIFEST_DIR"));
+    let reports = tempfile::tempdir().unwrap();
+    let out = Command::cargo_bin("trifecta-verify")
+        .unwrap()
+        .arg("gates")
+        .args(["--only", "p7-hostile-segment", "--report-dir"])
+        .arg(reports.path())
+        .args(extra)
+        .current_dir(root)
+        .output()
+        .unwrap();
+    Run {
+        code: out.status.code().unwrap_or(-1),
+        stdout: String::from_utf8_lossy(&out.stdout).into_owned(),
+        stderr: String::from_utf8_lossy(&out.stderr).into_owned(),
+        reports,
+    }
+}
+
+#[test]
+fn verify_p7_hostile_segment_passes_and_fails_a_link_following_trifecta() {
+    // The real binary passes (so the failures below are not failures for an unrelated reason).
+    let ok = run_p7(&[]);
+    assert_eq!(ok.code, 0, "stdout:{}\nstderr:{}", ok.stdout, ok.stderr);
+
+    // A broken trifecta that follows links: before every command it reads whatever the
+    // segment's links point at (outside files), and its cached answers include a symbol it
+    // found there. Exit codes are kept, so every action still succeeds and the checks decide.
+    let d = tempfile::tempdir().unwrap();
+    let w = wrapper(
+        d.path(),
+        "link-following-trifecta",
+        r#"SEG=.
+prev=
+for a in "$@"; do
+  if [ "$prev" = "--segment" ]; then SEG="$a"; fi
+  prev="$a"
+done
+find "$SEG" -type l | while read -r l; do [ -f "$l" ] && head -c 64 "$l" >/dev/null 2>&1; done
+case " $* " in
+  *" symbols "*" --persist-cache "*)
+    out=$("$REAL" "$@"); rc=$?
+    printf '%s\n' "$out" | sed -e 's/"symbols": \[$/"symbols": [{"kind": "function", "name": "outside_leak", "line": 2, "end_line": 3},/'
+    exit $rc;;
+esac
+exec "$REAL" "$@""#,
+    );
+    let r = run_p7(&["--trifecta", w.to_str().unwrap()]);
+    assert_eq!(r.code, 1, "stdout:{}\nstderr:{}", r.stdout, r.stderr);
+    let rep = r.report();
+    let g = Run::gate(&rep, "p7-hostile-segment");
+    let steps = g["steps"].as_array().unwrap();
+    let failed = |kind: &str| -> Vec<String> {
+        steps
+            .iter()
+            .filter(|s| s["kind"] == kind && s["status"] == "fail")
+            .map(|s| s["detail"].as_str().unwrap_or("").to_string())
+            .collect()
+    };
+    let outside = failed("tree-unchanged");
+    assert!(!outside.is_empty(), "no tree-unchanged failed: {g}");
+    assert!(outside[0].contains("read: "), "{outside:?}");
+    let base = failed("baseline");
+    assert!(!base.is_empty(), "no baseline failed: {g}");
+    assert!(base[0].contains("outside_leak"), "{base:?}");
+    // No action failed: the checks, not a crash, caught it.
+    assert!(
+        steps
+            .iter()
+            .all(|s| s["status"] != "skipped" && s["status"] != "error"),
+        "{g}"
     );
 }

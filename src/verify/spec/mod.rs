@@ -108,7 +108,25 @@ pub fn load_scenario(dir: &Path) -> Result<Scenario, SpecError> {
             ),
         });
     }
+    if let Some(o) = &sc.outside
+        && (!plain_relative(o) || !dir.join(o).is_dir() || *o == sc.segment)
+    {
+        return Err(SpecError {
+            message: format!(
+                "{}:1: outside folder `{o}` must be an existing sub-folder other than the segment",
+                path.display()
+            ),
+        });
+    }
     Ok(sc)
+}
+
+/// A non-empty relative path of plain components (no `..`, `.`, root or prefix).
+fn plain_relative(p: &str) -> bool {
+    !p.is_empty()
+        && Path::new(p)
+            .components()
+            .all(|c| matches!(c, std::path::Component::Normal(_)))
 }
 
 /// Everything a run needs, validated.
@@ -226,6 +244,18 @@ pub fn load_gate(
     };
     if raw.steps.is_empty() {
         errors.push(at(1, "a gate needs at least one step".into()));
+    }
+    // `{outside}` only exists when the scenario provides an outside folder; an unexpanded
+    // placeholder would otherwise become a literal path at run time.
+    let has_outside = scenario
+        .as_ref()
+        .and_then(|n| scenarios.get(n))
+        .is_some_and(|sc| sc.outside.is_some());
+    if !has_outside && let Some(pos) = text.find("{outside}") {
+        errors.push(at(
+            line_of(&text, pos),
+            "`{outside}` needs a scenario with an `outside` folder".into(),
+        ));
     }
     let mut steps = Vec::new();
     let mut names: HashSet<String> = HashSet::new();
@@ -455,12 +485,81 @@ fn validate_step(
                 err("max", "max < min".into());
             }
         }
+        Step::Plant(p) => {
+            if p.entries.is_empty() {
+                err("entries", "plant needs at least one entry".into());
+            }
+            for (i, e) in p.entries.iter().enumerate() {
+                validate_plant_entry(i + 1, e, &mut *err);
+            }
+        }
+        Step::TreeSnapshot(t) => {
+            if t.dir.trim().is_empty() {
+                err("dir", "tree-snapshot needs a directory".into());
+            }
+        }
+        Step::TreeUnchanged(t) => {
+            if !known(&t.snapshot) {
+                err(
+                    "snapshot",
+                    format!("no earlier tree-snapshot named `{}`", t.snapshot),
+                );
+            }
+        }
         Step::HoldLock(_)
         | Step::Release(_)
         | Step::Sqlite(_)
         | Step::Snapshot(_)
         | Step::Integrity(_) => {}
     }
+}
+
+/// Field rules of one `plant` entry: each type takes exactly the fields it uses, so a typo
+/// (a target on a FIFO, a device on a link) is a spec error, not a silently different plant.
+fn validate_plant_entry(n: usize, e: &PlantEntry, err: &mut dyn FnMut(&str, String)) {
+    let t = e.kind;
+    if !plain_relative(&e.path) {
+        err(
+            "entries",
+            format!(
+                "entry {n}: path `{}` must be segment-relative without `..`",
+                e.path
+            ),
+        );
+    }
+    match (t, &e.target) {
+        (PlantType::Symlink, None) => {
+            err("entries", format!("entry {n}: a symlink needs `target`"))
+        }
+        (PlantType::Symlink, Some(x)) if x.is_empty() => {
+            err("entries", format!("entry {n}: empty `target`"))
+        }
+        (PlantType::Symlink, Some(_)) | (_, None) => {}
+        (_, Some(_)) => err(
+            "entries",
+            format!("entry {n}: `target` is only for symlinks"),
+        ),
+    }
+    if e.text.is_some() && t != PlantType::File {
+        err("entries", format!("entry {n}: `text` is only for files"));
+    }
+    if t != PlantType::CharDevice && (e.device.is_some() || e.if_permitted) {
+        err(
+            "entries",
+            format!("entry {n}: `device`/`if_permitted` are only for char-device"),
+        );
+    }
+    if let Some(d) = &e.device
+        && parse_device(d).is_none()
+    {
+        err("entries", format!("entry {n}: device `{d}` is not MAJ:MIN"));
+    }
+}
+
+/// `MAJ:MIN` of a device number.
+pub fn parse_device(s: &str) -> Option<(u32, u32)> {
+    let (a, b) = s.split_once(':')?;
+    Some((a.trim().parse().ok()?, b.trim().parse().ok()?))
 }
 
 #[cfg(test)]
@@ -503,6 +602,66 @@ mod tests {
         );
         let e = load_gate(&p, d.path(), &mut BTreeMap::new()).unwrap_err();
         assert!(e.iter().any(|e| e.message.contains("g.toml:9:")), "{e:?}");
+    }
+
+    #[test]
+    fn outside_placeholder_needs_a_scenario_outside_folder() {
+        let d = tempfile::tempdir().unwrap();
+        let sc = d.path().join("sc");
+        std::fs::create_dir_all(sc.join("segment")).unwrap();
+        write(&sc, "scenario.toml", "description = \"d\"\n");
+        let p = write(
+            d.path(),
+            "g.toml",
+            "id = \"g\"\ntitle = \"t\"\nscenario = \"sc\"\n[[steps]]\nkind = \"tree-snapshot\"\nname = \"o\"\ndir = \"{outside}\"\n",
+        );
+        let e = load_gate(&p, d.path(), &mut BTreeMap::new()).unwrap_err();
+        assert!(e[0].message.contains("g.toml:7:"), "{}", e[0].message);
+        assert!(
+            e[0].message.contains("`outside` folder"),
+            "{}",
+            e[0].message
+        );
+        // With an outside folder the same gate is valid.
+        std::fs::create_dir_all(sc.join("out")).unwrap();
+        write(
+            &sc,
+            "scenario.toml",
+            "description = \"d\"\noutside = \"out\"\n",
+        );
+        assert!(load_gate(&p, d.path(), &mut BTreeMap::new()).is_ok());
+    }
+
+    #[test]
+    fn plant_entries_take_only_their_fields() {
+        let mut errs = Vec::new();
+        let e = |kind, target: Option<&str>, path: &str| PlantEntry {
+            path: path.into(),
+            kind,
+            target: target.map(String::from),
+            device: None,
+            text: None,
+            if_permitted: false,
+        };
+        for (entry, want) in [
+            (e(PlantType::Symlink, None, "a"), "needs `target`"),
+            (e(PlantType::Fifo, Some("/x"), "a"), "only for symlinks"),
+            (e(PlantType::Fifo, None, "../a"), "without `..`"),
+            (e(PlantType::Dir, None, "/abs"), "without `..`"),
+        ] {
+            errs.clear();
+            validate_plant_entry(1, &entry, &mut |_, m| errs.push(m));
+            assert!(errs.iter().any(|m| m.contains(want)), "{want}: {errs:?}");
+        }
+        errs.clear();
+        validate_plant_entry(
+            1,
+            &e(PlantType::Symlink, Some("/dev/zero"), "pkg/z.py"),
+            &mut |_, m| errs.push(m),
+        );
+        assert!(errs.is_empty(), "{errs:?}");
+        assert_eq!(parse_device("1:5"), Some((1, 5)));
+        assert_eq!(parse_device("1"), None);
     }
 
     #[test]

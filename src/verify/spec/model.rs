@@ -127,6 +127,12 @@ pub enum Step {
     Files(FilesStep),
     /// Outputs equal an uncached run (symbols, file_rel, syntax_errors).
     Baseline(BaselineStep),
+    /// Plant hostile entries (links, FIFOs, devices, wrong types) in the segment copy.
+    Plant(PlantStep),
+    /// Record a directory tree's exact state for a later `tree-unchanged` check.
+    TreeSnapshot(TreeSnapshotStep),
+    /// A tree recorded by `tree-snapshot` is unchanged: nothing read, written, added or removed.
+    TreeUnchanged(TreeUnchangedStep),
 }
 
 impl Step {
@@ -150,6 +156,9 @@ impl Step {
             Step::Integrity(_) => "integrity",
             Step::Files(_) => "files",
             Step::Baseline(_) => "baseline",
+            Step::Plant(_) => "plant",
+            Step::TreeSnapshot(_) => "tree-snapshot",
+            Step::TreeUnchanged(_) => "tree-unchanged",
         }
     }
 
@@ -160,6 +169,7 @@ impl Step {
             Step::Stress(s) => s.name.as_deref(),
             Step::Kill(s) => s.name.as_deref(),
             Step::Snapshot(s) => Some(&s.name),
+            Step::TreeSnapshot(s) => Some(&s.name),
             _ => None,
         }
     }
@@ -168,7 +178,12 @@ impl Step {
     pub fn is_check(&self) -> bool {
         matches!(
             self,
-            Step::Jq(_) | Step::Integrity(_) | Step::Files(_) | Step::Baseline(_) | Step::Signal(_)
+            Step::Jq(_)
+                | Step::Integrity(_)
+                | Step::Files(_)
+                | Step::Baseline(_)
+                | Step::Signal(_)
+                | Step::TreeUnchanged(_)
         )
     }
 }
@@ -243,6 +258,14 @@ pub struct RunStep {
     /// Timeout.
     #[serde(default = "default_run_timeout")]
     pub timeout_s: u64,
+    /// The output is JSON Lines (`ast index --format jsonl`): save it as one output per line,
+    /// so a jq check sees an array of the lines' values.
+    #[serde(default)]
+    pub jsonl: bool,
+    /// Each of these texts must appear in the process's stderr (e.g. the one line that says
+    /// telemetry was dropped).
+    #[serde(default)]
+    pub stderr_has: Vec<String>,
 }
 
 /// `kind = "stress"`.
@@ -509,6 +532,81 @@ pub struct FilesStep {
 pub struct BaselineStep {
     /// Names of run/stress steps whose outputs must equal an uncached run of the same URI.
     pub steps: Vec<String>,
+    /// Run the reference on a fresh copy of the scenario's *original* segment instead of the
+    /// segment's current sources. Needed once steps have planted links, FIFOs or devices in the
+    /// segment: copying those would follow them out of the segment or block on a FIFO.
+    #[serde(default)]
+    pub clean: bool,
+}
+
+/// What a `plant` entry puts at its path.
+#[derive(Debug, Clone, Copy, Deserialize, PartialEq, Eq)]
+#[serde(rename_all = "kebab-case")]
+pub enum PlantType {
+    /// A symbolic link to `target` (never resolved by the harness).
+    Symlink,
+    /// A named pipe (`mkfifo`): a reader that blocks on it hangs.
+    Fifo,
+    /// A directory (where a file belongs), with one file inside so it is not empty.
+    Dir,
+    /// A regular file with `text` (where a directory belongs).
+    File,
+    /// A character device (`mknod c MAJ:MIN`); needs CAP_MKNOD.
+    CharDevice,
+    /// Nothing: remove whatever is there (without following it).
+    Absent,
+}
+
+/// One entry of a `plant` step.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct PlantEntry {
+    /// Segment-relative path (plain components only).
+    pub path: String,
+    /// What to put there. Whatever is at `path` first is removed (never followed).
+    #[serde(rename = "type")]
+    pub kind: PlantType,
+    /// Link target of a `symlink` (placeholders such as `{outside}` expand).
+    pub target: Option<String>,
+    /// `MAJ:MIN` of a `char-device` (default `1:5`, like `/dev/zero`).
+    pub device: Option<String>,
+    /// Content of a `file`.
+    pub text: Option<String>,
+    /// For `char-device` only: when `mknod` is refused (EPERM, not root), report the variant
+    /// as NOT covered in the step output instead of failing the step.
+    #[serde(default)]
+    pub if_permitted: bool,
+}
+
+/// `kind = "plant"`.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct PlantStep {
+    /// Entries, planted in order. Parents are created as real directories; a parent that is
+    /// anything else (a link above all) fails the step, so planting never writes outside.
+    pub entries: Vec<PlantEntry>,
+}
+
+/// `kind = "tree-snapshot"`.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct TreeSnapshotStep {
+    /// Name for `tree-unchanged`.
+    pub name: String,
+    /// The directory (placeholders expand; relative means segment-relative), e.g. `{outside}`.
+    pub dir: String,
+}
+
+/// `kind = "tree-unchanged"`.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct TreeUnchangedStep {
+    /// Name of an earlier `tree-snapshot`.
+    pub snapshot: String,
+    /// Fail when this file system does not record reads (atime), since reads then cannot be
+    /// detected. Default true: a gate claiming "nothing read" must be able to see a read.
+    #[serde(default = "yes")]
+    pub require_read_detection: bool,
 }
 
 /// `scenarios/<name>/scenario.toml`.
@@ -523,6 +621,9 @@ pub struct Scenario {
     /// Environment for every trifecta process of gates using this scenario.
     #[serde(default)]
     pub env: BTreeMap<String, String>,
+    /// Sub-folder copied *beside* the segment (never inside it) for each gate run; `{outside}`
+    /// names the copy. Hostile links point there, and `tree-snapshot` proves it is untouched.
+    pub outside: Option<String>,
     /// Set when loading: the scenario folder.
     #[serde(skip)]
     pub dir: PathBuf,

@@ -220,19 +220,41 @@ pub async fn run(ctx: &mut GateCtx, s: &RunStep, index: usize) -> Outcome {
         Err(e) => return e,
     };
     if let Some(n) = &s.name {
-        ctx.outputs.insert(n.clone(), Saved::One(o.stdout.clone()));
+        let saved = if s.jsonl {
+            Saved::Many(
+                o.stdout
+                    .lines()
+                    .filter(|l| !l.trim().is_empty())
+                    .map(str::to_string)
+                    .collect(),
+            )
+        } else {
+            Saved::One(o.stdout.clone())
+        };
+        ctx.outputs.insert(n.clone(), saved);
     }
-    let ok = o.code == Some(s.expect_exit) && !o.timed_out;
+    let missing: Vec<&String> = s
+        .stderr_has
+        .iter()
+        .filter(|t| !o.stderr.contains(t.as_str()))
+        .collect();
+    let ok = o.code == Some(s.expect_exit) && !o.timed_out && missing.is_empty();
+    let mut detail = format!(
+        "{} (expected exit {}) in {:.0} ms",
+        o.status_text(),
+        s.expect_exit,
+        o.duration.as_secs_f64() * 1e3
+    );
+    if !missing.is_empty() {
+        detail.push_str(&format!("; stderr lacks {missing:?}"));
+    } else if !s.stderr_has.is_empty() {
+        detail.push_str(&format!("; stderr has {:?}", s.stderr_has));
+    }
     Outcome {
         status: if ok { Status::Pass } else { Status::Fail },
         commands: vec![spec.display()],
         excerpt: out_excerpt(&o),
-        detail: format!(
-            "{} (expected exit {}) in {:.0} ms",
-            o.status_text(),
-            s.expect_exit,
-            o.duration.as_secs_f64() * 1e3
-        ),
+        detail,
         logs: log.into_iter().collect(),
     }
 }

@@ -16,31 +16,69 @@ use std::time::Duration;
 /// Telemetry text of the segment: rotated siblings oldest first (`events.N.jsonl` … `.1`), then
 /// `events.jsonl`. Honours the contract's layout; a gate that sets `TRIFECTA_TELEMETRY_DIR` must
 /// point it inside the segment at `_ctx/telemetry`.
+///
+/// Only what the tool wrote into the segment counts, and the checker must survive a hostile
+/// tree: `_ctx` and `_ctx/telemetry` must be real directories (a link there is an
+/// `InvalidData` error, never followed), and only regular files are read, opened with
+/// `O_NOFOLLOW | O_NONBLOCK` so a planted link or FIFO can neither redirect nor hang the check.
 pub fn telemetry_text(segment: &Path) -> std::io::Result<String> {
     let dir = segment.join(crate::telemetry::DEFAULT_DIR);
     let mut text = String::new();
-    let mut rotated: Vec<(u32, PathBuf)> = match std::fs::read_dir(&dir) {
-        Ok(rd) => rd
-            .filter_map(|e| e.ok())
-            .filter_map(|e| {
-                let n = e.file_name().to_string_lossy().into_owned();
-                let mid = n.strip_prefix("events.")?.strip_suffix(".jsonl")?;
-                Some((mid.parse::<u32>().ok()?, e.path()))
-            })
-            .collect(),
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(text),
-        Err(e) => return Err(e),
-    };
+    for d in [segment.join("_ctx"), dir.clone()] {
+        match std::fs::symlink_metadata(&d) {
+            Ok(m) if m.file_type().is_dir() => {}
+            Ok(_) => {
+                return Err(std::io::Error::new(
+                    std::io::ErrorKind::InvalidData,
+                    format!("{} is not a real directory (not followed)", d.display()),
+                ));
+            }
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(text),
+            Err(e) => return Err(e),
+        }
+    }
+    let mut rotated: Vec<(u32, PathBuf)> = std::fs::read_dir(&dir)?
+        .filter_map(|e| e.ok())
+        .filter(|e| e.file_type().is_ok_and(|t| t.is_file()))
+        .filter_map(|e| {
+            let n = e.file_name().to_string_lossy().into_owned();
+            let mid = n.strip_prefix("events.")?.strip_suffix(".jsonl")?;
+            Some((mid.parse::<u32>().ok()?, e.path()))
+        })
+        .collect();
     rotated.sort_by_key(|r| std::cmp::Reverse(r.0));
     for (_, p) in rotated {
-        text.push_str(&std::fs::read_to_string(p)?);
+        text.push_str(&read_regular(&p)?.unwrap_or_default());
     }
-    match std::fs::read_to_string(dir.join("events.jsonl")) {
-        Ok(t) => text.push_str(&t),
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
-        Err(e) => return Err(e),
-    }
+    text.push_str(&read_regular(&dir.join("events.jsonl"))?.unwrap_or_default());
     Ok(text)
+}
+
+/// A regular file's text; `None` when it is missing or not a regular file (a link, a FIFO).
+fn read_regular(path: &Path) -> std::io::Result<Option<String>> {
+    use std::io::Read;
+    use std::os::unix::fs::OpenOptionsExt;
+    let f = std::fs::OpenOptions::new()
+        .read(true)
+        .custom_flags(libc::O_NOFOLLOW | libc::O_NONBLOCK)
+        .open(path);
+    let mut f = match f {
+        Ok(f) => f,
+        // ELOOP: the name is a symlink, which O_NOFOLLOW refuses.
+        Err(e)
+            if e.kind() == std::io::ErrorKind::NotFound
+                || e.raw_os_error() == Some(libc::ELOOP) =>
+        {
+            return Ok(None);
+        }
+        Err(e) => return Err(e),
+    };
+    if !f.metadata()?.file_type().is_file() {
+        return Ok(None);
+    }
+    let mut s = String::new();
+    f.read_to_string(&mut s)?;
+    Ok(Some(s))
 }
 
 fn saved_json(ctx: &GateCtx, name: &str) -> Result<String, String> {
@@ -101,6 +139,11 @@ pub fn jq(ctx: &mut GateCtx, s: &JqStep) -> Outcome {
             };
             let text = match telemetry_text(seg) {
                 Ok(t) => t,
+                // The telemetry folder is not a real folder in the segment: the tool left a
+                // planted link in place, a finding about the tool.
+                Err(e) if e.kind() == std::io::ErrorKind::InvalidData => {
+                    return Outcome::fail(format!("telemetry: {e}"));
+                }
                 Err(e) => return Outcome::error(format!("read telemetry: {e}")),
             };
             let n = text.lines().filter(|l| !l.trim().is_empty()).count();
@@ -351,9 +394,13 @@ pub(super) fn copy_sources(from: &Path, to: &Path) -> std::io::Result<()> {
             continue;
         }
         let dest = to.join(&name);
-        if e.file_type()?.is_dir() {
+        let ty = e.file_type()?;
+        // Never follow a link or open a FIFO/device: links are copied as links, the rest skipped.
+        if ty.is_dir() {
             crate::verify::workspace::copy_tree(&e.path(), &dest)?;
-        } else {
+        } else if ty.is_symlink() {
+            std::os::unix::fs::symlink(std::fs::read_link(e.path())?, dest)?;
+        } else if ty.is_file() {
             std::fs::copy(e.path(), dest)?;
         }
     }
@@ -387,7 +434,15 @@ pub async fn baseline(ctx: &mut GateCtx, s: &BaselineStep) -> Outcome {
         .tmp
         .path()
         .join(format!("baseline-{n}-{}", crate::clock::real_now_ms()));
-    if let Err(e) = copy_sources(&seg, &fresh) {
+    let copied = if s.clean {
+        match &ctx.scenario_segment {
+            Some(orig) => crate::verify::workspace::copy_tree(orig, &fresh),
+            None => return Outcome::error("baseline `clean` needs a scenario"),
+        }
+    } else {
+        copy_sources(&seg, &fresh)
+    };
+    if let Err(e) = copied {
         return Outcome::error(format!("copy sources for baseline: {e}"));
     }
     let mut base: HashMap<String, Result<Value, String>> = HashMap::new();
@@ -445,10 +500,15 @@ pub async fn baseline(ctx: &mut GateCtx, s: &BaselineStep) -> Outcome {
     let _ = std::fs::remove_dir_all(&fresh);
     let mut out = if problems.is_empty() {
         Outcome::pass(format!(
-            "{} output(s) equal the uncached run on {} ({} URI(s))",
+            "{} output(s) equal the uncached run on {} ({} URI(s)) on {}",
             outputs.len(),
             COMPARED.join(", "),
-            base.len()
+            base.len(),
+            if s.clean {
+                "a clean copy of the scenario"
+            } else {
+                "a copy of the segment's current sources"
+            }
         ))
     } else {
         Outcome::fail(excerpt(&problems.join("\n"), 10, 3000, false))

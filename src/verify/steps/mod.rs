@@ -8,6 +8,7 @@
 pub mod actions;
 pub mod checks;
 pub mod freshness;
+pub mod hostile;
 pub mod stress;
 
 use super::process::{ProcSpec, kill_group};
@@ -122,6 +123,12 @@ pub struct GateCtx {
     pub outputs: HashMap<String, Saved>,
     /// Snapshots by name: (file, BLAKE3).
     pub snapshots: HashMap<String, (PathBuf, String)>,
+    /// Tree snapshots by name (`tree-snapshot`).
+    pub trees: HashMap<String, hostile::TreeState>,
+    /// The scenario's `outside` folder copy, beside the segment (`{outside}`).
+    pub outside: Option<PathBuf>,
+    /// The scenario's original segment folder in the repository (for `baseline` `clean`).
+    pub scenario_segment: Option<PathBuf>,
     /// Lock holders still running.
     pub holders: Vec<tokio::process::Child>,
     /// Faults injected.
@@ -151,6 +158,19 @@ impl GateCtx {
             }
             None => (None, BTreeMap::new()),
         };
+        // Beside the segment, never inside it: links planted in the segment point here.
+        let outside = match scenario.and_then(|sc| sc.outside.as_ref().map(|o| sc.dir.join(o))) {
+            Some(src) => {
+                let dest = tmp.path().join("outside");
+                super::workspace::copy_tree(&src, &dest)
+                    .map_err(|e| format!("copy scenario outside folder: {e}"))?;
+                Some(
+                    dest.canonicalize()
+                        .map_err(|e| format!("canonicalize outside: {e}"))?,
+                )
+            }
+            None => None,
+        };
         let mut scenario_env = scenario_env;
         scenario_env.extend(gate.env.clone());
         Ok(GateCtx {
@@ -165,6 +185,9 @@ impl GateCtx {
             now_ms: None,
             outputs: HashMap::new(),
             snapshots: HashMap::new(),
+            trees: HashMap::new(),
+            outside,
+            scenario_segment: scenario.map(|sc| sc.dir.join(&sc.segment)),
             holders: Vec::new(),
             faults: Vec::new(),
             log_dir,
@@ -197,6 +220,9 @@ impl GateCtx {
             v.push(("{db}", s(&db)));
             v.push(("{cache_dir}", cache_dir));
             v.push(("{segment}", s(seg)));
+        }
+        if let Some(o) = &self.outside {
+            v.push(("{outside}", s(o)));
         }
         if let Some(w) = &self.worktree {
             v.push(("{worktree}", s(&w.path)));
@@ -268,7 +294,10 @@ impl GateCtx {
         let mut notes = Vec::new();
         if let Some(seg) = &self.segment {
             let tdir = seg.join(crate::telemetry::DEFAULT_DIR);
-            if tdir.is_dir() {
+            // `lstat`, not `stat`: a planted link must not make the evidence copy read outside.
+            let real_dir = !seg.join("_ctx").is_symlink()
+                && std::fs::symlink_metadata(&tdir).is_ok_and(|m| m.file_type().is_dir());
+            if real_dir {
                 let dest = self.log_dir.join("telemetry");
                 if let Err(e) = super::workspace::copy_tree(&tdir, &dest) {
                     notes.push(format!("telemetry not copied: {e}"));
@@ -353,6 +382,15 @@ pub fn label(step: &Step) -> String {
                 .join(" "),
         ),
         Step::Baseline(b) => b.steps.join(", "),
+        Step::Plant(p) => clip(
+            &p.entries
+                .iter()
+                .map(|e| e.path.as_str())
+                .collect::<Vec<_>>()
+                .join(" "),
+        ),
+        Step::TreeSnapshot(t) => format!("{} = {}", t.name, t.dir),
+        Step::TreeUnchanged(t) => format!("`{}` unchanged", t.snapshot),
     }
 }
 
@@ -376,6 +414,9 @@ pub async fn exec(ctx: &mut GateCtx, step: &Step, index: usize) -> Outcome {
         Step::Integrity(s) => checks::integrity(ctx, s),
         Step::Files(s) => checks::files(ctx, s),
         Step::Baseline(s) => checks::baseline(ctx, s).await,
+        Step::Plant(s) => hostile::plant(ctx, s),
+        Step::TreeSnapshot(s) => hostile::tree_snapshot(ctx, s),
+        Step::TreeUnchanged(s) => hostile::tree_unchanged(ctx, s),
     }
 }
 

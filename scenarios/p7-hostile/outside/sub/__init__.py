@@ -1,0 +1,2 @@
+def outside_sub():
+    pass

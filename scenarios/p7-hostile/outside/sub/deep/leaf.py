@@ -1,0 +1,2 @@
+def outside_leaf():
+    return 1
