@@ -11,8 +11,8 @@
 //! Stages 1 and 3 of one chunk overlap stages 2 and 4 of its neighbours (see [`run`]), so the
 //! single-threaded SQLite work does not leave the cores idle.
 //!
-//! Output order is the sorted segment-relative path, so `--jobs 1` and `--jobs N` produce
-//! byte-identical results.
+//! Output order is the sorted segment-relative path (as escaped by [`crate::file_rel`]), so
+//! `--jobs 1` and `--jobs N` produce byte-identical results.
 
 use crate::cache::{CacheKey, Lookup, MissReason, Store};
 use crate::symbols::read::{ReadError, read_capped};
@@ -36,7 +36,7 @@ pub const SKIPPED_DIRS: &[&str] = &[".trifecta", "_ctx", "__pycache__", ".git", 
 /// One Python file found by the walk.
 #[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord)]
 pub struct SourceFile {
-    /// Segment-relative, `/`-separated path.
+    /// Segment-relative, `/`-separated path, escaped losslessly ([`crate::file_rel`]).
     pub file_rel: String,
     /// Absolute path to read.
     pub abs: PathBuf,
@@ -77,11 +77,8 @@ pub fn walk(root: &Path) -> (Vec<SourceFile>, Vec<(String, String)>) {
                 let Ok(rel) = e.path().strip_prefix(root) else {
                     continue;
                 };
-                let file_rel = rel
-                    .components()
-                    .map(|c| c.as_os_str().to_string_lossy())
-                    .collect::<Vec<_>>()
-                    .join("/");
+                // Lossless: names differing only in non-UTF-8 bytes keep distinct rows.
+                let file_rel = crate::file_rel::encode(rel);
                 files.push(SourceFile {
                     file_rel,
                     abs: e.path().to_path_buf(),
@@ -126,7 +123,7 @@ pub enum Outcome {
 /// One file's result, handed to the sink in path order.
 #[derive(Debug, Clone)]
 pub struct FileResult {
-    /// Segment-relative path.
+    /// Segment-relative path, escaped losslessly ([`crate::file_rel`]).
     pub file_rel: String,
     /// Bytes read (0 on error).
     pub bytes: u64,

@@ -213,7 +213,11 @@ fn pass(
         let mut v = Vec::new();
         for f in rows {
             let f = f.map_err(classify)?;
-            if !ctx.segment_root.join(&f).is_file() {
+            // Keys are escaped file names (crate::file_rel); one that does not decode is from an
+            // older format and can never be looked up again.
+            let exists =
+                crate::file_rel::decode(&f).is_some_and(|p| ctx.segment_root.join(p).is_file());
+            if !exists {
                 v.push(f);
             }
         }
