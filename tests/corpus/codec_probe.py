@@ -10,9 +10,10 @@ Usage:
       errors="replace" (each undecodable sequence one U+FFFD, resuming where the codec resumes)
       and every error in order.
   codec_probe.py names
-      Prints one JSON line per cookie spelling: {"name": ..., "outcome": ...} where outcome is
-      "ok" when `ast.parse` accepts `# coding: <name>` followed by a pass statement, else the
-      SyntaxError message.
+      Prints JSON lines {"name", "source" (hex), "outcome", "value"}: for every cookie spelling
+      and probe string, the module `# coding: <name>` then `x = '<probe bytes>'`; outcome is "ok"
+      when `ast.parse` accepts it (value is then the string's value), else the SyntaxError
+      message.
 
 Probe sets: "bytes" (every single byte, each then a newline), "pairs" (every two-byte sequence
 starting at or above 0x80, each then a newline), and for codecs with longer units: "jisx0212"
@@ -120,18 +121,29 @@ def spellings():
     return sorted(s for s in out if s and all(c.isalnum() or c in "-_." for c in s))
 
 
+# String literals whose bytes decode differently in nearly every codec, so that a name looked
+# up as the wrong codec shows: the upper half of a single-byte page, and two-byte sequences that
+# tell the East Asian codecs apart (0x8160 is U+301C in shift_jis, U+FF5E in cp932, ...).
+PROBES = [bytes(b for b in range(0xA0, 0x100) if b not in b"'\\"),
+          b"\x81\x60\xa1\xa4\xa1\xaa\xc6\xa1\xa4\xa1\x8e\xa1\xa8\x44\xf9\xd6"]
+
+
 def names_main():
     warnings.simplefilter("ignore")
     sys.stdout.reconfigure(encoding="utf-8")
     for name in spellings():
-        try:
-            ast.parse(("# coding: %s\npass\n" % name).encode("ascii"))
-            outcome = "ok"
-        except SyntaxError as e:
-            outcome = e.msg
-        except (ValueError, UnicodeError) as e:
-            outcome = "%s: %s" % (type(e).__name__, e)
-        print(json.dumps({"name": name, "outcome": outcome}, ensure_ascii=False))
+        for probe in PROBES:
+            source = ("# coding: %s\nx = '" % name).encode("ascii") + probe + b"'\n"
+            value = None
+            try:
+                value = ast.parse(source).body[0].value.value
+                outcome = "ok"
+            except SyntaxError as e:
+                outcome = e.msg
+            except (ValueError, UnicodeError) as e:
+                outcome = "%s: %s" % (type(e).__name__, e)
+            print(json.dumps({"name": name, "source": source.hex(), "outcome": outcome,
+                              "value": value}, ensure_ascii=False))
 
 
 def main():

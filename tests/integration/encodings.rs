@@ -13,7 +13,7 @@ use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::process::Command;
 use trifecta::symbols::encoding::{self, Codec};
-use trifecta::symbols::extract::extract;
+use trifecta::symbols::extract::{decoded_source, extract};
 
 /// The Python to compare with, or `None` (after saying so) when there is none outside CI.
 fn python() -> Option<String> {
@@ -166,16 +166,38 @@ fn encodings_decoders_match_python_on_every_sequence() {
 #[derive(Deserialize)]
 struct NameOutcome {
     name: String,
+    /// The module, hex-encoded.
+    source: String,
     outcome: String,
+    /// The string literal's value when Python accepted the module.
+    value: Option<String>,
 }
 
-/// Messages CPython gives before parsing, which we must reproduce exactly.
+/// Messages CPython gives before parsing, which we must reproduce exactly. ("(unicode error)
+/// ..." is the tokenizer's, for invalid UTF-8 in a string of a module read as UTF-8: we report
+/// its line without a message.)
 fn is_encoding_message(m: &str) -> bool {
-    m.starts_with("unknown encoding: ")
-        || m.starts_with("encoding problem: ")
-        || m.contains("is not a text encoding")
-        || m.starts_with("decoding with ")
-        || m.contains("codec can't decode")
+    !m.starts_with("(unicode error)")
+        && (m.starts_with("unknown encoding: ")
+            || m.starts_with("encoding problem: ")
+            || m.contains("is not a text encoding")
+            || m.starts_with("decoding with ")
+            || m.contains("codec can't decode"))
+}
+
+fn unhex(s: &str) -> Vec<u8> {
+    (0..s.len())
+        .step_by(2)
+        .map(|i| u8::from_str_radix(&s[i..i + 2], 16).expect("hex"))
+        .collect()
+}
+
+/// The value of the probe module's `x = '...'`, read off the decoded text (None when it holds a
+/// quote or backslash, whose meaning the raw text does not give).
+fn literal(text: &str) -> Option<String> {
+    let line = text.lines().nth(1)?;
+    let inner = line.strip_prefix("x = '")?.strip_suffix('\'')?;
+    (!inner.contains(['\'', '\\'])).then(|| inner.to_owned())
 }
 
 #[test]
@@ -183,10 +205,17 @@ fn encodings_lookup_matches_python_for_every_spelling() {
     let Some(py) = python() else { return };
     let lines = run_script(&py, "codec_probe.py", &["names".as_ref()]);
     let mut failures = Vec::new();
-    let (mut checked, mut decoded, mut refused) = (0, 0, 0);
+    let (mut checked, mut decoded, mut refused, mut values) = (0, 0, 0, 0);
     for line in lines.lines() {
-        let NameOutcome { name, outcome } = serde_json::from_str(line).expect("JSON line");
-        let table = extract(format!("# coding: {name}\npass\n").as_bytes());
+        let NameOutcome {
+            name,
+            source,
+            outcome,
+            value,
+        } = serde_json::from_str(line).expect("JSON line");
+        let source = unhex(&source);
+        let table = extract(&source);
+        let (text, _) = decoded_source(&source);
         let ours = match table.syntax_errors.first() {
             None => "ok".to_owned(),
             Some(e) => e.message.clone().unwrap_or_else(|| "<parse error>".into()),
@@ -200,7 +229,10 @@ fn encodings_lookup_matches_python_for_every_spelling() {
                 || outcome.contains("is not a text encoding"))
         } else if outcome == "ok" {
             decoded += 1;
-            ours == "ok"
+            // The decoded string must be Python's: a name looked up as the wrong codec shows.
+            let ours_value = literal(&text);
+            values += usize::from(ours_value.is_some());
+            ours == "ok" && (ours_value.is_none() || ours_value == value)
         } else if is_encoding_message(&outcome) {
             refused += 1;
             ours == outcome
@@ -209,12 +241,18 @@ fn encodings_lookup_matches_python_for_every_spelling() {
             ours == "<parse error>"
         };
         if !fine {
-            failures.push(format!("{name:?}: ours {ours:?}, python {outcome:?}"));
+            let ours_value = literal(&text);
+            failures.push(format!(
+                "{name:?}: ours {ours:?} {ours_value:?}, python {outcome:?} {value:?}"
+            ));
         }
     }
-    eprintln!("encodings: {checked} cookie spellings, {decoded} decoded, {refused} refused");
+    eprintln!(
+        "encodings: {checked} cookie spellings x probes, {decoded} decoded ({values} values \
+         compared), {refused} refused"
+    );
     assert!(
-        checked > 2000 && decoded > 1000 && refused > 300,
+        checked > 5000 && decoded > 1000 && values > 1000 && refused > 1000,
         "too few spellings"
     );
     assert!(

@@ -84,6 +84,19 @@ pub fn extract(source: &[u8]) -> SymbolTable {
     }
 }
 
+/// The text both parsers see for `source` (BOM stripped, coding cookie decoded with Python's
+/// codec, `\n` line ends; lossy where undecodable), and the encoding error CPython reports
+/// before parsing, if any. For inspection and tests; [`extract`] does this itself.
+pub fn decoded_source(source: &[u8]) -> (String, Option<SyntaxErrorLoc>) {
+    let prepared = source::prepare(source);
+    let error = prepared.encoding_error.map(|e| SyntaxErrorLoc {
+        line: e.line,
+        end_line: e.line,
+        message: e.message,
+    });
+    (String::from_utf8_lossy(&prepared.text).into_owned(), error)
+}
+
 /// The error-tolerant path, for modules Python would reject: whatever definitions tree-sitter
 /// recovers, and the regions it could not parse.
 fn recover(prepared: source::Prepared<'_>) -> SymbolTable {
