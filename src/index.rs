@@ -11,8 +11,8 @@
 //! Stages 1 and 3 of one chunk overlap stages 2 and 4 of its neighbours (see [`run`]), so the
 //! single-threaded SQLite work does not leave the cores idle.
 //!
-//! Output order is the sorted segment-relative path, so `--jobs 1` and `--jobs N` produce
-//! byte-identical results.
+//! Output order is the sorted segment-relative path (as escaped by [`crate::file_rel`]), so
+//! `--jobs 1` and `--jobs N` produce byte-identical results.
 
 use crate::cache::{CacheKey, Lookup, MissReason, Store};
 use crate::segment_fs::{Anchor, ModuleOpen, open_module};
@@ -39,7 +39,7 @@ pub const SKIPPED_DIRS: &[&str] = &[".trifecta", "_ctx", "__pycache__", ".git", 
 /// One Python file found by the walk.
 #[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord)]
 pub struct SourceFile {
-    /// Segment-relative, `/`-separated path.
+    /// Segment-relative, `/`-separated path, escaped losslessly ([`crate::file_rel`]).
     pub file_rel: String,
     /// Segment-relative path to open (beneath the root, no link followed).
     pub rel: PathBuf,
@@ -73,7 +73,7 @@ pub enum Outcome {
 /// One file's result, handed to the sink in path order.
 #[derive(Debug, Clone)]
 pub struct FileResult {
-    /// Segment-relative path.
+    /// Segment-relative path, escaped losslessly ([`crate::file_rel`]).
     pub file_rel: String,
     /// Bytes read (0 on error).
     pub bytes: u64,

@@ -2,9 +2,9 @@
 //! against Python's own `ast`) served from a persistent cache shared by many processes, and
 //! `trifecta-verify`, the gate runner that proves the cache trustworthy before a release.
 //!
-//! Map: [`cli`] → [`config`] → [`commands`]; [`symbols`] (URI, resolution, extraction);
-//! [`cache`] (store trait, backends, the one factory); [`telemetry`] (JSONL events, reports);
-//! [`verify`] (the gate runner).
+//! Map: [`cli`] → [`config`] → [`commands`]; [`symbols`] (URI, resolution, source encodings,
+//! extraction); [`cache`] (store trait, backends, the one factory; rows keyed by [`file_rel`]);
+//! [`telemetry`] (JSONL events, reports); [`verify`] (the gate runner).
 
 pub mod cache;
 pub mod cli;
@@ -12,6 +12,7 @@ pub mod clock;
 pub mod commands;
 pub mod config;
 pub mod error;
+pub mod file_rel;
 pub mod index;
 pub mod output;
 pub mod segment_fs;

@@ -3,7 +3,8 @@
 //!
 //! Summary on stdout as one JSON document (`--format summary`, the default), or one compact JSON
 //! line per module in path order (`--format jsonl`) with the summary on stderr. A file that
-//! cannot be read is reported and counted, never fatal.
+//! cannot be read is reported and counted, never fatal. `file_rel` is the lossless escaped name
+//! of [`crate::file_rel`] (`\xNN` for bytes that are not UTF-8, `\\` for a backslash).
 
 use crate::cache::open_cache;
 use crate::config::{self, CacheSettings};
@@ -95,7 +96,7 @@ pub struct IndexSummary {
 /// A file that could not be indexed.
 #[derive(Debug, Serialize)]
 pub struct FileError {
-    /// Segment-relative path.
+    /// Segment-relative path, escaped losslessly ([`crate::file_rel`]).
     pub file_rel: String,
     /// Why (path-free).
     pub message: String,

@@ -78,7 +78,8 @@ pub fn walk(root: &Arc<Anchor>) -> (Vec<SourceFile>, Vec<(String, String)>) {
                 }
             } else if child.extension().is_some_and(|x| x == "py") {
                 files.push(SourceFile {
-                    file_rel: display(&child),
+                    // Lossless: names differing only in non-UTF-8 bytes keep distinct rows.
+                    file_rel: crate::file_rel::encode(&child),
                     rel: child,
                 });
             }

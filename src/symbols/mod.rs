@@ -1,7 +1,9 @@
 //! Python symbols: the sym:// URI grammar ([`uri`]), module → file resolution that never leaves
-//! the segment ([`resolve`]), capped reading ([`read`]), extraction ([`extract`]: Ruff's parser,
-//! tree-sitter for broken modules) and the data model ([`model`]).
+//! the segment ([`resolve`]), capped reading ([`read`]), Python's source codecs ([`encoding`]),
+//! extraction ([`extract`]: Ruff's parser, tree-sitter for broken modules) and the data model
+//! ([`model`]).
 
+pub mod encoding;
 pub mod extract;
 pub mod model;
 pub mod read;

@@ -35,13 +35,29 @@ pub struct Symbol {
 }
 
 /// A syntax error's line range: a region tree-sitter recovered from (an `ERROR` or `MISSING`
-/// node), or the location Ruff's parser reported when tree-sitter saw nothing wrong.
+/// node), the location Ruff's parser reported when tree-sitter saw nothing wrong, or an encoding
+/// error CPython reports before parsing.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct SyntaxErrorLoc {
     /// 1-based line where the unparsable region starts.
     pub line: u32,
     /// 1-based line where it ends.
     pub end_line: u32,
+    /// CPython's message, present only on encoding errors (unknown codec, undecodable bytes,
+    /// BOM conflicts), e.g. `unknown encoding: foo`; omitted from JSON otherwise.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub message: Option<String>,
+}
+
+impl SyntaxErrorLoc {
+    /// A region from `line` to `end_line`, without a message.
+    pub fn lines(line: u32, end_line: u32) -> Self {
+        SyntaxErrorLoc {
+            line,
+            end_line,
+            message: None,
+        }
+    }
 }
 
 /// The extraction result for one module. This whole value is what the cache stores, so the

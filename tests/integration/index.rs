@@ -156,3 +156,65 @@ fn bad_arguments_are_envelopes() {
         .arg(d.path().join("missing"));
     assert_error(&run(&mut cmd), "SEGMENT_NOT_FOUND");
 }
+
+#[test]
+fn file_names_differing_only_in_non_utf8_bytes_keep_separate_rows() {
+    use std::os::unix::ffi::OsStrExt;
+    let d = tempfile::tempdir().expect("tempdir");
+    let s = d.path();
+    // Two names a lossy conversion makes equal (`a\u{FFFD}.py`), and a UTF-8 name spelling
+    // the escape of one of them.
+    let names: [&[u8]; 3] = [b"a\xff.py", b"a\xfe.py", b"a\\xff.py"];
+    for (i, name) in names.iter().enumerate() {
+        let body = format!("def f{i}(): pass\n");
+        std::fs::write(s.join(std::ffi::OsStr::from_bytes(name)), body).expect("write");
+    }
+    let rows = |lines: &[Value]| -> Vec<(String, String, Value)> {
+        lines
+            .iter()
+            .map(|l| {
+                let rel = l["file_rel"].as_str().expect("file_rel").to_owned();
+                let name = l["symbols"][0]["name"].as_str().unwrap_or("").to_owned();
+                (rel, name, l["module"].clone())
+            })
+            .collect()
+    };
+    // Sorted by the escaped name; `module` is null, as no URI can name these files.
+    let want: Vec<(String, String, Value)> = [
+        (r"a\\xff.py", "f2"),
+        (r"a\xfe.py", "f1"),
+        (r"a\xff.py", "f0"),
+    ]
+    .iter()
+    .map(|(r, n)| ((*r).to_owned(), (*n).to_owned(), Value::Null))
+    .collect();
+
+    let (code, lines, summary) = index(s, &["--persist-cache"]);
+    assert_eq!(code, 0, "{summary}");
+    assert_eq!(rows(&lines), want, "distinct, escaped names in path order");
+    assert_eq!(summary["misses"], 3, "{summary}");
+
+    // Each file has its own row: a shared row would make one of them a content_changed miss.
+    let (_, lines, summary) = index(s, &["--persist-cache"]);
+    assert_eq!(rows(&lines), want);
+    assert_eq!(summary["hits"], 3, "{summary}");
+    let stats = run(trifecta()
+        .args(["ast", "cache", "stats", "--segment"])
+        .arg(s));
+    assert_eq!(stats.json["entries"], 3, "{}", stats.stdout);
+
+    // Maintenance maps each key back to its file: none is pruned as deleted.
+    let prune = run(trifecta()
+        .args(["ast", "cache", "prune", "--segment"])
+        .arg(s));
+    assert_eq!(prune.json["deleted_files"], 0, "{}", prune.stdout);
+    let (_, _, summary) = index(s, &["--persist-cache"]);
+    assert_eq!(summary["hits"], 3, "{summary}");
+
+    // Deleting one file prunes exactly its row.
+    std::fs::remove_file(s.join(std::ffi::OsStr::from_bytes(names[1]))).expect("rm");
+    let prune = run(trifecta()
+        .args(["ast", "cache", "prune", "--segment"])
+        .arg(s));
+    assert_eq!(prune.json["deleted_files"], 1, "{}", prune.stdout);
+}

@@ -212,10 +212,13 @@ fn pass(
         let mut v = Vec::new();
         for f in rows {
             let f = f.map_err(classify)?;
-            // Checked beneath the segment like a module read: a row naming a path that leads
-            // out of it (a planted database) counts as gone, and nothing outside is examined.
-            let here =
-                crate::segment_fs::open_module(&ctx.anchor, std::path::Path::new(&f), true).is_ok();
+            // Keys are escaped file names (crate::file_rel); one that does not decode is from an
+            // older format and can never be looked up again. The file is checked beneath the
+            // segment like a module read: a row naming a path that leads out of it (a planted
+            // database) counts as gone, and nothing outside is examined.
+            let here = crate::file_rel::decode(&f).is_some_and(|p| {
+                crate::segment_fs::open_module(&ctx.anchor, std::path::Path::new(&p), true).is_ok()
+            });
             if !here {
                 v.push(f);
             }

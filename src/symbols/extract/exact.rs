@@ -65,10 +65,10 @@ fn run(text: &str) -> Outcome {
     let lines = LineStarts::new(text);
     let error_at = |range: TextRange| {
         let line = lines.line_of(range.start());
-        Outcome::Invalid(SyntaxErrorLoc {
+        Outcome::Invalid(SyntaxErrorLoc::lines(
             line,
-            end_line: lines.line_of(range.end()).max(line),
-        })
+            lines.line_of(range.end()).max(line),
+        ))
     };
     match ruff_python_parser::parse_module(text) {
         Ok(parsed) => match beyond_tokenizer_limits(parsed.tokens()) {
@@ -357,13 +357,7 @@ mod tests {
         // Ruff's location is what reports the error.
         let table = extract(format!("def f(): pass\n{}", parens(300)).as_bytes());
         assert_eq!(table.symbols.len(), 1);
-        assert_eq!(
-            table.syntax_errors,
-            [SyntaxErrorLoc {
-                line: 2,
-                end_line: 2
-            }]
-        );
+        assert_eq!(table.syntax_errors, [SyntaxErrorLoc::lines(2, 2)]);
     }
 
     #[test]

@@ -15,7 +15,8 @@
 //!   `end_lineno`, the line of the last token of the last statement of the body. tree-sitter's
 //!   node ends can include trailing comments, so [`span::end_line`] walks down to that token.
 //! - Lines, encodings and BOMs are made to match CPython's tokenizer before parsing
-//!   ([`source::prepare`]); identifiers are NFKC-normalised as CPython does (PEP 3131).
+//!   ([`source::prepare`], with Python's codecs from [`crate::symbols::encoding`]); identifiers
+//!   are NFKC-normalised as CPython does (PEP 3131).
 //! - Unlike `ast`, a file with syntax errors still yields whatever tree-sitter recovered (including
 //!   column-0 definitions inside a top-level `ERROR`), and the `ERROR`/`MISSING` regions are
 //!   reported in `syntax_errors`, together with what tree-sitter accepts but Python does not:
@@ -40,7 +41,7 @@ use unicode_normalization::UnicodeNormalization;
 
 /// Version of the extraction rules. Bump whenever the output of [`extract`] can change for the
 /// same input bytes; it is part of every cache key.
-pub const EXTRACTOR_VERSION: u32 = 2;
+pub const EXTRACTOR_VERSION: u32 = 3;
 
 /// At most this many syntax-error regions are reported; the rest add nothing a reader can use.
 pub const MAX_SYNTAX_ERRORS: usize = 20;
@@ -58,7 +59,10 @@ thread_local! {
 /// whole file, so a caller can never mistake the failure for a clean module without symbols.
 pub fn extract(source: &[u8]) -> SymbolTable {
     let prepared = source::prepare(source);
-    let outcome = match (prepared.encoding_error, std::str::from_utf8(&prepared.text)) {
+    let outcome = match (
+        &prepared.encoding_error,
+        std::str::from_utf8(&prepared.text),
+    ) {
         (None, Ok(text)) => exact::parse(text),
         // CPython rejects the bytes, or they are in an encoding we do not transcode.
         _ => exact::Outcome::Unavailable,
@@ -78,6 +82,19 @@ pub fn extract(source: &[u8]) -> SymbolTable {
         }
         exact::Outcome::Unavailable => recover(prepared),
     }
+}
+
+/// The text both parsers see for `source` (BOM stripped, coding cookie decoded with Python's
+/// codec, `\n` line ends; lossy where undecodable), and the encoding error CPython reports
+/// before parsing, if any. For inspection and tests; [`extract`] does this itself.
+pub fn decoded_source(source: &[u8]) -> (String, Option<SyntaxErrorLoc>) {
+    let prepared = source::prepare(source);
+    let error = prepared.encoding_error.map(|e| SyntaxErrorLoc {
+        line: e.line,
+        end_line: e.line,
+        message: e.message,
+    });
+    (String::from_utf8_lossy(&prepared.text).into_owned(), error)
 }
 
 /// The error-tolerant path, for modules Python would reject: whatever definitions tree-sitter
@@ -104,19 +121,17 @@ fn recover(prepared: source::Prepared<'_>) -> SymbolTable {
         Some(tree) => table_of(&tree, &text),
         None => SymbolTable {
             symbols: Vec::new(),
-            syntax_errors: vec![SyntaxErrorLoc {
-                line: 1,
-                end_line: line_count(&text),
-            }],
+            syntax_errors: vec![SyntaxErrorLoc::lines(1, line_count(&text))],
         },
     };
-    if let Some(line) = encoding_error {
+    if let Some(source::EncodingError { line, message }) = encoding_error {
         // CPython stops at the decoding error; report it first.
         table.syntax_errors.insert(
             0,
             SyntaxErrorLoc {
                 line,
                 end_line: line,
+                message,
             },
         );
         table.syntax_errors.truncate(MAX_SYNTAX_ERRORS);

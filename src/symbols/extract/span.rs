@@ -60,7 +60,7 @@ pub(super) fn error_regions(root: Node<'_>, cap: usize) -> Vec<SyntaxErrorLoc> {
         if node.is_error() || node.is_missing() {
             let line = to_line(node.start_position().row);
             let end_line = point_end_line(node.end_position(), node.start_position()).max(line);
-            out.push(SyntaxErrorLoc { line, end_line });
+            out.push(SyntaxErrorLoc::lines(line, end_line));
             continue;
         }
         // Push in reverse so children are visited in document order.
@@ -99,7 +99,7 @@ pub(super) fn python2_regions(root: Node<'_>, text: &[u8], cap: usize) -> Vec<Sy
                 let line = to_line(region.start_position().row);
                 let end_line =
                     point_end_line(region.end_position(), region.start_position()).max(line);
-                out.push(SyntaxErrorLoc { line, end_line });
+                out.push(SyntaxErrorLoc::lines(line, end_line));
             }
         }
     }
@@ -177,10 +177,7 @@ pub(super) fn empty_blocks(root: Node<'_>, cap: usize) -> Vec<SyntaxErrorLoc> {
             let Some(child) = node.child(i) else { continue };
             if child.kind() == "block" && is_empty_block(child) {
                 let line = to_line(node.start_position().row);
-                out.push(SyntaxErrorLoc {
-                    line,
-                    end_line: line,
-                });
+                out.push(SyntaxErrorLoc::lines(line, line));
                 if out.len() >= cap {
                     return out;
                 }

@@ -400,13 +400,7 @@ fn definitions_inside_a_top_level_error_are_recovered_at_column_zero() {
 fn invalid_utf8_is_a_syntax_error_as_in_python() {
     let table = extract(b"def f(): pass\nx = '\xff'\n");
     assert_eq!(table.symbols, vec![func("f", 1, 1)]);
-    assert_eq!(
-        table.syntax_errors,
-        vec![SyntaxErrorLoc {
-            line: 2,
-            end_line: 2
-        }]
-    );
+    assert_eq!(table.syntax_errors, vec![SyntaxErrorLoc::lines(2, 2)]);
     // Declared Latin-1, the same bytes are fine.
     let latin1 = extract(b"# coding: latin-1\ndef f(): pass\nx = '\xff'\n");
     assert!(latin1.syntax_errors.is_empty());
