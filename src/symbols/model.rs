@@ -42,6 +42,22 @@ pub struct SyntaxErrorLoc {
     pub line: u32,
     /// 1-based line where it ends.
     pub end_line: u32,
+    /// Set only when the region is not an ordinary recovered error: extraction gave up on the
+    /// module (its work budget ran out), and this says so and what the symbols are based on.
+    /// Omitted from JSON otherwise, so ordinary entries keep their two keys.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub message: Option<String>,
+}
+
+impl SyntaxErrorLoc {
+    /// An ordinary error region over lines `line..=end_line`.
+    pub fn lines(line: u32, end_line: u32) -> Self {
+        SyntaxErrorLoc {
+            line,
+            end_line,
+            message: None,
+        }
+    }
 }
 
 /// The extraction result for one module. This whole value is what the cache stores, so the
