@@ -69,6 +69,12 @@ impl Budget {
         }
     }
 
+    /// A budget of `ticks` ticks (and unlimited bytes): for cancelling a parse in a test.
+    #[cfg(test)]
+    pub(super) fn ticks(ticks: u64) -> Self {
+        Budget::with(ticks, u64::MAX)
+    }
+
     /// No limit: for measuring what a parse spends.
     #[cfg(test)]
     pub(super) fn unlimited() -> Self {
