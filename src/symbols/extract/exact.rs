@@ -54,6 +54,12 @@ pub(super) fn parse(text: &str) -> Outcome {
     if text.len() > MAX_LEN {
         return Outcome::Unavailable;
     }
+    if longest_unary_run(text.as_bytes()) > MAX_UNARY_RUN {
+        // Ruff recurses (and allocates) once per prefix operator: 1 MB of `-` took 1.4 s and
+        // 1 GB. tree-sitter parses the same module in linear time on the heap, under its
+        // budget, and the two agree on modules Python accepts.
+        return Outcome::Unavailable;
+    }
     if let Some(at) = first_bracket_too_deep(text.as_bytes()) {
         // CPython's tokenizer rejects this module whatever else it holds, and Ruff, which has
         // no such limit, would recurse once per bracket: 1 MB of `[` took seconds and gigabytes
@@ -94,6 +100,48 @@ fn run(text: &str) -> Outcome {
         Some(range) => Outcome::Invalid(error_at(range), symbols),
         None => Outcome::Valid(symbols),
     }
+}
+
+/// Longest run of prefix operators (`-`, `+`, `~`, `not`) Ruff is given. Real code has a few
+/// in a row; CPython's own parser gives up (`MemoryError`) a few thousand levels deep.
+const MAX_UNARY_RUN: usize = 1_000;
+
+/// The longest run of consecutive prefix operators (`-`, `+`, `~`, `not`, blanks and line
+/// continuations between them allowed), skipping comments and strings: each one is a level of
+/// recursion in Ruff's parser. Over-counting (a binary `-` before a unary one) is harmless: it
+/// only routes a module to tree-sitter.
+fn longest_unary_run(text: &[u8]) -> usize {
+    use super::continuation::{memchr_newline, string_end};
+    let is_ident = |b: u8| b.is_ascii_alphanumeric() || b == b'_' || b >= 0x80;
+    let (mut run, mut longest, mut i) = (0usize, 0usize, 0usize);
+    while let Some(&b) = text.get(i) {
+        match b {
+            b'-' | b'+' | b'~' => {
+                run += 1;
+                longest = longest.max(run);
+                i += 1;
+            }
+            b' ' | b'\t' | b'\x0c' | b'\r' | b'\n' | b'\\' => i += 1,
+            b'n' if text[i..].starts_with(b"not")
+                && !text.get(i + 3).is_some_and(|&c| is_ident(c)) =>
+            {
+                run += 1;
+                longest = longest.max(run);
+                i += 3;
+            }
+            _ => {
+                run = 0;
+                i = match b {
+                    b'#' => memchr_newline(text, i),
+                    b'\'' | b'"' => string_end(text, i),
+                    // A whole identifier, so `knot` is not `not`.
+                    _ if is_ident(b) => i + text[i..].iter().take_while(|&&c| is_ident(c)).count(),
+                    _ => i + 1,
+                };
+            }
+        }
+    }
+    longest
 }
 
 /// The byte offset of the first bracket nested deeper than [`MAX_BRACKET_DEPTH`], found by a
@@ -395,6 +443,16 @@ mod tests {
         let table = extract(format!("def f(): pass\n{}", parens(300)).as_bytes());
         assert_eq!(table.symbols.len(), 1);
         assert_eq!(table.syntax_errors, [SyntaxErrorLoc::lines(2, 2)]);
+    }
+
+    #[test]
+    fn long_prefix_operator_runs_skip_ruff() {
+        assert_eq!(longest_unary_run(b"x = - - +~ not  -\\\n 1 # ------\n"), 6);
+        assert_eq!(longest_unary_run(b"s = '-----' ; knot = a - b"), 1);
+        let deep = format!("def f(): pass\nx = {}1\n", "-".repeat(MAX_UNARY_RUN + 1));
+        assert!(matches!(parse(&deep), Outcome::Unavailable));
+        let fine = format!("def f(): pass\nx = {}1\n", "-".repeat(MAX_UNARY_RUN));
+        assert!(matches!(parse(&fine), Outcome::Valid(_)));
     }
 
     #[test]
