@@ -1,6 +1,9 @@
 //! Extraction throughput (bytes/s): a large real module (this machine's stdlib `typing.py`,
 //! ~3,500 lines, read at bench time; a generated module of similar size if Python is absent)
-//! and a small module. Run: `cargo bench --bench extract`.
+//! and a small module. Plus hostile modules from an untrusted segment, each of which must stay
+//! well under a second: `x = ` and 20,000 `[1,` (26 s before), 1 MB of `[` (over a minute and
+//! 2 GB), and 128 KB of line continuations (54 s), which exhausts the parse budget.
+//! Run: `cargo bench --bench extract`.
 
 use criterion::{Criterion, Throughput, criterion_group, criterion_main};
 use std::hint::black_box;
@@ -70,5 +73,26 @@ fn bench_extract(c: &mut Criterion) {
     group.finish();
 }
 
-criterion_group!(benches, bench_extract);
+fn bench_hostile(c: &mut Criterion) {
+    let mut continuations = b"def before(): pass\nx = 1 +".to_vec();
+    continuations.extend(b"\\\n".repeat(1 << 16));
+    let cases = [
+        (
+            "lists_20000",
+            format!("def before(): pass\nx = {}\n", "[1,".repeat(20_000)).into_bytes(),
+        ),
+        ("brackets_1mb", vec![b'['; 1 << 20]),
+        ("continuations_128kb", continuations),
+    ];
+    let mut group = c.benchmark_group("hostile");
+    // Each case was seconds to minutes before; a handful of samples is enough to see that.
+    group.sample_size(10);
+    for (name, src) in &cases {
+        group.throughput(Throughput::Bytes(src.len() as u64));
+        group.bench_function(*name, |b| b.iter(|| extract(black_box(src))));
+    }
+    group.finish();
+}
+
+criterion_group!(benches, bench_extract, bench_hostile);
 criterion_main!(benches);

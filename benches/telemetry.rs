@@ -12,7 +12,7 @@ use trifecta::telemetry::{Event, Level, Telemetry, TelemetrySettings, encode_lin
 
 fn typical(cmd: &'static str) -> Event {
     let mut e = Event::new(cmd);
-    e.args = json!({"uri": "sym://python/mod/pkg.a", "cache_key": "rp0.0.10-tsp0.25-x3:abd96223ab27b18cae9391d6129a8668"});
+    e.args = json!({"uri": "sym://python/mod/pkg.a", "cache_key": "rp0.0.10-tsp0.25-x4:abd96223ab27b18cae9391d6129a8668"});
     e.result = json!({"status": "ok", "cache_status": "miss", "miss_reason": "key_miss"});
     e.x = json!({"file": "pkg/a.py", "symbols_count": 12, "syntax_errors": 0});
     e.timing_ms = 3.217;

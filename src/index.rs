@@ -13,6 +13,11 @@
 //!
 //! Output order is the sorted segment-relative path (as escaped by [`crate::file_rel`]), so
 //! `--jobs 1` and `--jobs N` produce byte-identical results.
+//!
+//! Store trouble is per file: a lookup or batch write that fails is counted and that file is
+//! served uncached, and an entry that does not decode is a miss for that file alone
+//! (`entry_unreadable`). The store stops answering for the rest of the run only when the
+//! database itself is found damaged and quarantined (the next run rebuilds it).
 
 use crate::cache::{CacheKey, Lookup, MissReason, Store};
 use crate::segment_fs::{Anchor, ModuleOpen, open_module};

@@ -76,12 +76,52 @@ pub fn to_cli_json<T: Serialize + ?Sized>(value: &T) -> String {
     String::from_utf8(out).unwrap_or_default()
 }
 
-/// Print `value` to stdout as CLI JSON. A closed stdout (EPIPE) is not an error worth a panic.
-pub fn print_json<T: Serialize + ?Sized>(value: &T) {
-    let s = to_cli_json(value);
+/// `s` as a JSON string literal: quoted, with quotes, backslashes and control characters
+/// escaped. For values echoed in messages, instead of Rust's `Debug` formatting.
+pub fn quoted(s: &str) -> String {
+    serde_json::to_string(s).unwrap_or_else(|_| String::from("\"?\""))
+}
+
+/// Several values, each [`quoted`], comma-separated in brackets: `["a", "b"]`.
+pub fn quoted_list<S: AsRef<str>>(items: &[S]) -> String {
+    let parts: Vec<String> = items.iter().map(|s| quoted(s.as_ref())).collect();
+    format!("[{}]", parts.join(", "))
+}
+
+/// Writing the command's output to stdout failed: the result never reached the reader.
+///
+/// The command must not report success then (`> /dev/full` used to exit 0 with the output
+/// lost). A closed pipe is the one quiet case, as in ripgrep: the reader (`| head`) chose to stop.
+#[derive(Debug, thiserror::Error)]
+#[error("cannot write to standard output: {0}")]
+pub struct StdoutError(#[from] pub io::Error);
+
+impl StdoutError {
+    /// The reader closed the pipe (EPIPE): not a failure of the command.
+    pub fn is_broken_pipe(&self) -> bool {
+        self.0.kind() == io::ErrorKind::BrokenPipe
+    }
+}
+
+/// Write `bytes` to stdout and flush, reporting any failure.
+pub fn write_stdout(bytes: &[u8]) -> Result<(), StdoutError> {
     let mut out = io::stdout().lock();
-    let _ = out.write_all(s.as_bytes());
-    let _ = out.flush();
+    out.write_all(bytes)?;
+    out.flush()?;
+    Ok(())
+}
+
+/// Print `value` to stdout as CLI JSON.
+pub fn print_json<T: Serialize + ?Sized>(value: &T) -> Result<(), StdoutError> {
+    write_stdout(to_cli_json(value).as_bytes())
+}
+
+/// Write `text` to stderr, ignoring failure: stderr is where failures are reported, so there
+/// is nowhere left to report its own (and `eprint!` would panic instead).
+pub fn write_stderr(text: &str) {
+    let mut err = io::stderr().lock();
+    let _ = err.write_all(text.as_bytes());
+    let _ = err.flush();
 }
 
 #[cfg(test)]

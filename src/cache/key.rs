@@ -32,14 +32,14 @@ impl CacheKey {
         &self.hash
     }
 
-    /// The extractor identity stored beside each row, e.g. `rp0.0.10-tsp0.25-x3`.
+    /// The extractor identity stored beside each row, e.g. `rp0.0.10-tsp0.25-x4`.
     pub fn extractor_tag() -> String {
         format!("{GRAMMAR}-x{EXTRACTOR_VERSION}")
     }
 }
 
 impl std::fmt::Display for CacheKey {
-    /// `<extractor tag>:<first 16 bytes of the hash in hex>`, e.g. `rp0.0.10-tsp0.25-x3:9f86d081…`.
+    /// `<extractor tag>:<first 16 bytes of the hash in hex>`, e.g. `rp0.0.10-tsp0.25-x4:9f86d081…`.
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         write!(f, "{}:", Self::extractor_tag())?;
         for b in &self.hash[..16] {

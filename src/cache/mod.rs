@@ -56,6 +56,9 @@ pub enum MissReason {
     ContentChanged,
     /// This file's row was written by a different extractor version.
     ExtractorChanged,
+    /// This file's row is intact (its checksum matches) but its payload did not decode. That is
+    /// not damage, so nothing is quarantined: the entry is re-extracted and rewritten.
+    EntryUnreadable,
     /// In-memory cache: nothing survives between processes, so a first lookup always misses.
     EphemeralCache,
     /// Fallback: the cache lock could not be taken within the timeout; ran uncached.
@@ -77,6 +80,7 @@ impl MissReason {
             MissReason::KeyMiss => "key_miss",
             MissReason::ContentChanged => "content_changed",
             MissReason::ExtractorChanged => "extractor_changed",
+            MissReason::EntryUnreadable => "entry_unreadable",
             MissReason::EphemeralCache => "ephemeral_cache",
             MissReason::LockTimeout => "lock_timeout",
             MissReason::CorruptionRecovered => "corruption_recovered",

@@ -223,6 +223,31 @@ pub fn entry_checksum(file_rel: &str, hash: &[u8], tag: &str, payload: &[u8]) ->
     *h.finalize().as_bytes()
 }
 
+/// The stored form of a table: its JSON. Serialized through `serde_stacker`, which grows the
+/// stack on the heap when needed, so a table nested deeper than the thread's stack allows
+/// (classes in classes, recovered from a broken module) is still stored.
+pub fn encode_payload(table: &SymbolTable) -> serde_json::Result<Vec<u8>> {
+    use serde::Serialize;
+    let mut out = Vec::with_capacity(256);
+    let mut ser = serde_json::Serializer::new(&mut out);
+    table.serialize(serde_stacker::Serializer::new(&mut ser))?;
+    Ok(out)
+}
+
+/// Read back what [`encode_payload`] stored, whatever its depth. serde_json refuses input
+/// nested deeper than 128 by default (63 nested classes), which made such modules miss, as
+/// "corruption", on every lookup. Without that limit, `serde_stacker` keeps deep input from
+/// overflowing the stack; the payload is our own (checksummed) output, so depth is bounded by
+/// what extraction can produce.
+pub fn decode_payload(payload: &[u8]) -> serde_json::Result<SymbolTable> {
+    use serde::Deserialize;
+    let mut de = serde_json::Deserializer::from_slice(payload);
+    de.disable_recursion_limit();
+    let table = SymbolTable::deserialize(serde_stacker::Deserializer::new(&mut de))?;
+    de.end()?;
+    Ok(table)
+}
+
 /// Open a connection to an existing database with the per-connection settings. Never creates
 /// the file (a vanished database must not be silently recreated outside the exclusive lock).
 pub fn connect(db: &Path, settings: &CacheSettings) -> rusqlite::Result<Connection> {
@@ -349,8 +374,13 @@ impl SqliteStore {
         if hash.as_slice() != key.content_hash() {
             return Ok(Lookup::Miss(MissReason::ContentChanged));
         }
-        let table: SymbolTable = serde_json::from_slice(&payload)
-            .map_err(|_| Fault::Corrupt(DamageKind::PayloadUndecodable))?;
+        // The checksum matched, so these are the bytes our writer stored: a payload that does
+        // not decode is a writer/reader disagreement, not damage. Miss this entry alone (the
+        // caller rewrites it); quarantining or disabling the store would punish every other
+        // entry for it.
+        let Ok(table) = decode_payload(&payload) else {
+            return Ok(Lookup::Miss(MissReason::EntryUnreadable));
+        };
         let now = crate::clock::now_ms();
         if now.saturating_sub(last_access) > ACCESS_REFRESH_MS {
             self.refresh_access(file_rel, now)?;
@@ -398,7 +428,7 @@ impl SqliteStore {
                      created_ms = excluded.created_ms, last_access_ms = excluded.last_access_ms",
             )?;
             for (file_rel, key, table) in items {
-                let payload = serde_json::to_vec(table)
+                let payload = encode_payload(table)
                     .map_err(|e| Fault::Other(CacheError::Io(std::io::Error::other(e))))?;
                 // A single entry larger than the whole cache is not stored (it would be the
                 // first thing evicted; the original looped forever here).

@@ -12,9 +12,10 @@ use crate::cache::schema::SCHEMA_VERSION;
 use crate::cache::sqlite::probe::{self, Probe};
 use crate::cache::sqlite::{CacheCtx, Fault, classify, connect, maintain, recover};
 use crate::cli::{CacheArgs, CacheCommand, CacheReportArgs, ReportFormat};
+use crate::commands::Failure;
 use crate::config::{self, CacheSettings};
 use crate::error::{CliError, ErrorCode};
-use crate::output::print_json;
+use crate::output::{print_json, write_stdout};
 use crate::symbols::resolve;
 use crate::telemetry::{Telemetry, TelemetrySettings};
 use serde::Serialize;
@@ -22,15 +23,15 @@ use std::collections::BTreeMap;
 use std::path::Path;
 
 /// Run one cache subcommand and print its result.
-pub fn run(cmd: &CacheCommand) -> Result<(), CliError> {
+pub fn run(cmd: &CacheCommand) -> Result<(), Failure> {
     match cmd {
         CacheCommand::Stats(a) => {
             let (ctx, telemetry) = context(&a.segment)?;
             let out = stats(&ctx)?;
             telemetry.flush();
             match a.format {
-                ReportFormat::Json => print_json(&out),
-                ReportFormat::Text => print!("{}", stats_text(&out)),
+                ReportFormat::Json => print_json(&out)?,
+                ReportFormat::Text => write_stdout(stats_text(&out).as_bytes())?,
             }
         }
         CacheCommand::Verify(a) => verify_cmd(a)?,
@@ -38,10 +39,10 @@ pub fn run(cmd: &CacheCommand) -> Result<(), CliError> {
             let (ctx, telemetry) = context(&a.segment)?;
             let out = prune(&ctx);
             telemetry.flush();
-            print_json(&out?);
+            print_json(&out?)?;
         }
-        CacheCommand::Clear(a) => print_json(&clear(&context(&a.segment)?.0)?),
-        CacheCommand::Path(a) => print_json(&path(a)?),
+        CacheCommand::Clear(a) => print_json(&clear(&context(&a.segment)?.0)?)?,
+        CacheCommand::Path(a) => print_json(&path(a)?)?,
     }
     Ok(())
 }
@@ -279,19 +280,19 @@ pub struct VerifyOutput {
     pub schema_version: i64,
 }
 
-fn verify_cmd(a: &CacheReportArgs) -> Result<(), CliError> {
+fn verify_cmd(a: &CacheReportArgs) -> Result<(), Failure> {
     let (ctx, _t) = context(&a.segment)?;
     let out = verify(&ctx)?;
     match a.format {
-        ReportFormat::Json => print_json(&out),
-        ReportFormat::Text => print!(
+        ReportFormat::Json => print_json(&out)?,
+        ReportFormat::Text => write_stdout(format!(
             "db_path          {}\nexists           {}\nintegrity_check  {}\nentries_checked  {}\nschema_version   {}\nverdict          ok\n",
             out.db_path,
             out.exists,
             out.integrity_check.as_deref().unwrap_or("-"),
             out.entries_checked,
             out.schema_version
-        ),
+        ).as_bytes())?,
     }
     Ok(())
 }
@@ -374,7 +375,7 @@ fn prune(ctx: &CacheCtx) -> Result<PruneOutput, CliError> {
         Probe::Damaged(k, id) => {
             let o = recover::recover_locked(ctx, k, id);
             return Err(corrupt(format!(
-                "cache database is damaged ({}); recovery: {o:?}",
+                "cache database is damaged ({}); recovery: {o}",
                 k.as_str()
             )));
         }

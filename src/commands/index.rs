@@ -7,9 +7,11 @@
 //! of [`crate::file_rel`] (`\xNN` for bytes that are not UTF-8, `\\` for a backslash).
 
 use crate::cache::open_cache;
+use crate::commands::Failure;
 use crate::config::{self, CacheSettings};
 use crate::error::{CliError, ErrorCode};
 use crate::index::{self, FileResult, Outcome};
+use crate::output::StdoutError;
 use crate::symbols::resolve;
 use crate::telemetry::{Event, Level, Telemetry, TelemetrySettings};
 use clap::{Args, ValueEnum};
@@ -35,7 +37,7 @@ pub struct IndexArgs {
     /// Segment root to index.
     #[arg(long, default_value = ".")]
     pub segment: PathBuf,
-    /// Worker threads (default: all cores).
+    /// Worker threads, 1 to 256 (default: all cores).
     #[arg(long)]
     pub jobs: Option<usize>,
     /// Use the persistent SQLite cache (also `TRIFECTA_AST_PERSIST=1`).
@@ -125,8 +127,30 @@ fn count_members(symbols: &[crate::symbols::Symbol]) -> u64 {
         .sum()
 }
 
-/// Run the command; returns the summary (printed by the caller as JSON).
-pub fn run(args: &IndexArgs) -> Result<IndexSummary, CliError> {
+/// Most worker threads `--jobs` accepts. Each worker is an OS thread with a 64 MiB stack
+/// reservation, so an unbounded value (`--jobs 100000`) spawned threads until the process was
+/// killed. 256 is far above any useful value (the work is CPU-bound: more workers than cores
+/// only add switching), and a fixed bound gives the same answer on every machine.
+pub const MAX_JOBS: usize = 256;
+
+/// The worker count: `--jobs` if given (1..=[`MAX_JOBS`], else `INVALID_ARGUMENT`), otherwise
+/// the available parallelism (capped the same way).
+fn jobs(flag: Option<usize>) -> Result<usize, CliError> {
+    match flag {
+        Some(n) if (1..=MAX_JOBS).contains(&n) => Ok(n),
+        Some(n) => Err(CliError::new(
+            ErrorCode::InvalidArgument,
+            format!("--jobs {n} is not valid: expected a whole number from 1 to {MAX_JOBS}"),
+        )),
+        None => Ok(std::thread::available_parallelism()
+            .map_or(1, |n| n.get())
+            .min(MAX_JOBS)),
+    }
+}
+
+/// Run the command; returns the summary (printed by the caller as JSON). With `--format jsonl`
+/// the module lines are written to stdout as they come, and a failed write fails the command.
+pub fn run(args: &IndexArgs) -> Result<IndexSummary, Failure> {
     let started = Instant::now();
     let level = config::telemetry_level(args.telemetry.as_deref())?;
     let persist = if args.persist_cache {
@@ -137,18 +161,7 @@ pub fn run(args: &IndexArgs) -> Result<IndexSummary, CliError> {
         None
     };
     let settings = CacheSettings::from_env(persist)?;
-    let jobs = match args.jobs {
-        Some(0) => {
-            return Err(CliError::new(
-                ErrorCode::InvalidArgument,
-                "--jobs must be at least 1",
-            ));
-        }
-        Some(n) => n,
-        None => std::thread::available_parallelism()
-            .map(|n| n.get())
-            .unwrap_or(1),
-    };
+    let jobs = jobs(args.jobs)?;
     let root = resolve::segment_root(&args.segment)?;
     let pool = rayon::ThreadPoolBuilder::new()
         .num_threads(jobs)
@@ -187,6 +200,9 @@ pub fn run(args: &IndexArgs) -> Result<IndexSummary, CliError> {
     });
     let jsonl = args.format == IndexFormat::Jsonl;
     let mut out = std::io::BufWriter::new(std::io::stdout().lock());
+    // The first failed stdout write: later lines are not attempted, the cache is still warmed,
+    // and the command then fails (a reader must never take a truncated index for a whole one).
+    let mut write_error: Option<std::io::Error> = None;
     let fallback = opened.fallback;
     let trouble = {
         index::run(
@@ -197,8 +213,11 @@ pub fn run(args: &IndexArgs) -> Result<IndexSummary, CliError> {
             crate::commands::symbols::MAX_SOURCE_BYTES,
             |r: FileResult| {
                 record(&mut summary, &r, fallback);
-                if jsonl {
-                    write_line(&mut out, &r);
+                if jsonl
+                    && write_error.is_none()
+                    && let Err(e) = write_line(&mut out, &r)
+                {
+                    write_error = Some(e);
                 }
             },
             |done| {
@@ -211,7 +230,11 @@ pub fn run(args: &IndexArgs) -> Result<IndexSummary, CliError> {
     if let Some(b) = progress {
         b.finish_and_clear();
     }
-    let _ = out.flush();
+    let flushed = out.flush();
+    drop(out);
+    if let Some(e) = write_error.or(flushed.err()) {
+        return Err(StdoutError(e).into());
+    }
     summary.store_failures = trouble.failures;
     summary.wall_ms = (started.elapsed().as_secs_f64() * 1e6).round() / 1e3;
     summary.mb_per_s = if summary.wall_ms > 0.0 {
@@ -260,7 +283,7 @@ fn record(summary: &mut IndexSummary, r: &FileResult, fallback: Option<crate::ca
     summary.syntax_error_files += u64::from(table.has_syntax_errors());
 }
 
-fn write_line(out: &mut impl Write, r: &FileResult) {
+fn write_line(out: &mut impl Write, r: &FileResult) -> std::io::Result<()> {
     let (table, status, error) = match &r.outcome {
         Outcome::Hit(t) => (Some(t), Some("hit"), None),
         Outcome::Miss(t, _) => (Some(t), Some("miss"), None),
@@ -274,7 +297,6 @@ fn write_line(out: &mut impl Write, r: &FileResult) {
         cache_status: status,
         error,
     };
-    if serde_json::to_writer(&mut *out, &line).is_ok() {
-        let _ = out.write_all(b"\n");
-    }
+    serde_json::to_writer(&mut *out, &line).map_err(std::io::Error::from)?;
+    out.write_all(b"\n")
 }

@@ -8,7 +8,29 @@ pub mod telemetry;
 
 use crate::cli::{AstCommand, Cli, Command, TelemetryCommand};
 use crate::error::{CliError, ErrorCode, ErrorEnvelope};
-use crate::output::print_json;
+use crate::output::{StdoutError, print_json, write_stderr};
+
+/// Why a command did not succeed.
+#[derive(Debug)]
+pub enum Failure {
+    /// A failure with a stable code: printed as the JSON envelope on stdout, exit 1.
+    Cli(CliError),
+    /// The output could not be written to stdout, so no envelope can reach the reader either:
+    /// a message on stderr and exit 1, or exit 0 quietly for a closed pipe.
+    Stdout(StdoutError),
+}
+
+impl From<CliError> for Failure {
+    fn from(e: CliError) -> Self {
+        Failure::Cli(e)
+    }
+}
+
+impl From<StdoutError> for Failure {
+    fn from(e: StdoutError) -> Self {
+        Failure::Stdout(e)
+    }
+}
 
 /// Parse `args` (including the program name), run, print, and return the process exit code.
 pub fn main_with_args<I, T>(args: I) -> i32
@@ -30,18 +52,35 @@ where
             .map(|s| s.to_string())
             .or_else(|| payload.downcast_ref::<String>().cloned())
             .unwrap_or_else(|| "unknown panic".to_string());
-        Err(CliError::new(
+        Err(Failure::Cli(CliError::new(
             ErrorCode::InternalError,
             format!("internal error (a bug; please report it): {what}"),
-        ))
+        )))
     });
     match outcome {
         Ok(()) => 0,
-        Err(e) => {
-            print_json(&ErrorEnvelope::from(&e));
+        Err(Failure::Cli(e)) => {
+            if let Err(out) = print_json(&ErrorEnvelope::from(&e)) {
+                // Neither the result nor the envelope can be delivered: say both on stderr.
+                if !out.is_broken_pipe() {
+                    write_stderr(&format!("trifecta: {}: {}; {out}\n", e.code, e.message));
+                }
+            }
             1
         }
+        Err(Failure::Stdout(e)) => stdout_failed(&e),
     }
+}
+
+/// The exit code for output that could not be written: 0 for a pipe the reader closed (the
+/// reader chose to stop, as with `| head`; ripgrep does the same), else 1 with the reason on
+/// stderr.
+fn stdout_failed(e: &StdoutError) -> i32 {
+    if e.is_broken_pipe() {
+        return 0;
+    }
+    write_stderr(&format!("trifecta: {e}\n"));
+    1
 }
 
 /// `TRIFECTA_TEST_PANIC=1` makes the command panic, so tests (in debug and release builds
@@ -49,7 +88,7 @@ where
 /// above turns any panic into an `INTERNAL_ERROR` envelope. Harmless in production: the
 /// outcome is the same envelope a real bug would produce.
 fn test_panic_hook() {
-    if std::env::var_os("TRIFECTA_TEST_PANIC").is_some_and(|v| v == "1") {
+    if std::env::var_os(crate::config::ENV_TEST_PANIC).is_some_and(|v| v == "1") {
         panic!("TRIFECTA_TEST_PANIC was set");
     }
 }
@@ -59,8 +98,10 @@ fn test_panic_hook() {
 fn usage_error(e: clap::Error) -> i32 {
     use clap::error::ErrorKind;
     if matches!(e.kind(), ErrorKind::DisplayHelp | ErrorKind::DisplayVersion) {
-        let _ = e.print();
-        return 0;
+        return match e.print() {
+            Ok(()) => 0,
+            Err(io) => stdout_failed(&StdoutError(io)),
+        };
     }
     let rendered = e.render().to_string();
     let first = rendered
@@ -68,24 +109,25 @@ fn usage_error(e: clap::Error) -> i32 {
         .next()
         .unwrap_or("invalid command line")
         .trim_start_matches("error: ");
-    eprint!("{rendered}");
-    print_json(&ErrorEnvelope::from(&CliError::new(
+    write_stderr(&rendered);
+    let _ = print_json(&ErrorEnvelope::from(&CliError::new(
         ErrorCode::UsageError,
         first.to_string(),
     )));
     1
 }
 
-fn run(cli: &Cli) -> Result<(), CliError> {
+fn run(cli: &Cli) -> Result<(), Failure> {
+    crate::config::check_environment()?;
     test_panic_hook();
     match &cli.command {
-        Command::Ast(AstCommand::Symbols(args)) => print_json(&symbols::run(args)?),
+        Command::Ast(AstCommand::Symbols(args)) => print_json(&symbols::run(args)?)?,
         Command::Ast(AstCommand::Index(args)) => {
             let summary = index::run(args)?;
             if args.format == index::IndexFormat::Jsonl {
-                eprint!("{}", crate::output::to_cli_json(&summary));
+                write_stderr(&crate::output::to_cli_json(&summary));
             } else {
-                print_json(&summary);
+                print_json(&summary)?;
             }
         }
         Command::Ast(AstCommand::Cache(c)) => cache::run(c)?,

@@ -5,15 +5,15 @@
 //! (exit 0); only an unreadable log (e.g. the telemetry path is a file) is an error.
 
 use crate::cli::{TelemetryFormat, TelemetryReportArgs};
+use crate::commands::Failure;
 use crate::error::{CliError, ErrorCode};
-use crate::output::{print_json, to_cli_json};
+use crate::output::{print_json, to_cli_json, write_stdout};
 use crate::symbols::resolve;
 use crate::telemetry::report::{self, html, text};
 use serde_json::json;
-use std::io::Write;
 
 /// Run the report and print it (or write it to `--output` and print a JSON receipt).
-pub fn report(args: &TelemetryReportArgs) -> Result<(), CliError> {
+pub fn report(args: &TelemetryReportArgs) -> Result<(), Failure> {
     // Validate everything cheap before touching the file system.
     let since_ms = match args.since.as_deref() {
         None => None,
@@ -36,12 +36,8 @@ pub fn report(args: &TelemetryReportArgs) -> Result<(), CliError> {
         TelemetryFormat::Html => html::render(&rep),
     };
     match args.output.as_deref().filter(|p| p.as_os_str() != "-") {
-        None => {
-            let mut out = std::io::stdout().lock();
-            // A closed stdout (EPIPE, `| head`) is not worth a panic or an error envelope.
-            let _ = out.write_all(rendered.as_bytes());
-            let _ = out.flush();
-        }
+        // A failed write is the caller's to report (a closed pipe quietly, see commands::run).
+        None => write_stdout(rendered.as_bytes())?,
         Some(path) => {
             write_atomically(path, rendered.as_bytes()).map_err(|e| {
                 CliError::new(
@@ -57,7 +53,7 @@ pub fn report(args: &TelemetryReportArgs) -> Result<(), CliError> {
                 "no_telemetry": rep.no_telemetry,
                 "events_in_window": rep.events_in_window,
                 "malformed": rep.malformed.count,
-            }));
+            }))?;
         }
     }
     Ok(())

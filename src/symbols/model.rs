@@ -43,14 +43,16 @@ pub struct SyntaxErrorLoc {
     pub line: u32,
     /// 1-based line where it ends.
     pub end_line: u32,
-    /// CPython's message, present only on encoding errors (unknown codec, undecodable bytes,
-    /// BOM conflicts), e.g. `unknown encoding: foo`; omitted from JSON otherwise.
+    /// Set only when the region is not an ordinary recovered error: an encoding error
+    /// (CPython's own message, e.g. `unknown encoding: foo`), or extraction gave up on the
+    /// module (its work budget ran out) and this says so and what the symbols are based on.
+    /// Omitted from JSON otherwise, so ordinary entries keep their two keys.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub message: Option<String>,
 }
 
 impl SyntaxErrorLoc {
-    /// A region from `line` to `end_line`, without a message.
+    /// An ordinary error region over lines `line..=end_line`.
     pub fn lines(line: u32, end_line: u32) -> Self {
         SyntaxErrorLoc {
             line,

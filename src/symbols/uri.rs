@@ -76,7 +76,8 @@ fn check_ident<'a>(s: &'a str, what: &str) -> Result<&'a str, CliError> {
     }
     if !is_identifier(s) {
         return Err(bad(format!(
-            "{what} component {s:?} is not a Python identifier"
+            "{what} component {} is not a Python identifier",
+            crate::output::quoted(s)
         )));
     }
     Ok(s)

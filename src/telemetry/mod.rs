@@ -362,7 +362,10 @@ pub fn segment_id(root: &std::path::Path) -> String {
 
 /// A run id unique per process: `run_<unix ms>_<pid>_<4 hex of entropy>`, or `TRIFECTA_RUN_ID`.
 pub fn run_id() -> String {
-    if let Some(id) = crate::config::env_str(crate::config::ENV_RUN_ID) {
+    if let Some(id) = crate::config::env_str(crate::config::ENV_RUN_ID)
+        .ok()
+        .flatten()
+    {
         return id;
     }
     let now = std::time::SystemTime::now()
@@ -382,7 +385,10 @@ pub fn run_id() -> String {
 /// The telemetry directory for segment `root`: `TRIFECTA_TELEMETRY_DIR` or
 /// `<root>/_ctx/telemetry` (never the current directory).
 pub fn dir_for_segment(root: &std::path::Path) -> Location {
-    match crate::config::env_str(crate::config::ENV_TELEMETRY_DIR) {
+    match crate::config::env_str(crate::config::ENV_TELEMETRY_DIR)
+        .ok()
+        .flatten()
+    {
         Some(d) => Location::user(d),
         None => Location::in_segment(root, DEFAULT_DIR),
     }

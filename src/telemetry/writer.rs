@@ -43,6 +43,8 @@ pub const DEFAULT_KEEP: usize = 5;
 /// Upper bound on `TRIFECTA_TELEMETRY_KEEP` (a typo like `5000` must not make every rotation
 /// stat thousands of names).
 pub const MAX_KEEP: usize = 100;
+/// Upper bound on `TRIFECTA_TELEMETRY_MAX_MB` (1 TiB): larger is a typo, not a policy.
+pub const MAX_ROTATE_MB: f64 = 1_048_576.0;
 /// How often a writer reopens after finding its file rotated away before giving up.
 const MAX_REOPENS: usize = 16;
 
@@ -70,10 +72,10 @@ impl Rotation {
     /// yields a warning string instead of an error: a telemetry setting must never fail the
     /// command that is being measured.
     pub fn from_env() -> (Rotation, Option<String>) {
-        Rotation::parse(
-            crate::config::env_str(ENV_MAX_MB),
-            crate::config::env_str(ENV_KEEP),
-        )
+        // A value that is not UTF-8 is kept (lossily) so that it fails to parse and is reported.
+        let raw = |name: &str| std::env::var_os(name).map(|v| v.to_string_lossy().into_owned());
+        let set = |v: Option<String>| v.filter(|v| !v.trim().is_empty());
+        Rotation::parse(set(raw(ENV_MAX_MB)), set(raw(ENV_KEEP)))
     }
 
     /// [`Rotation::from_env`] on explicit values (`None` = unset).
@@ -82,11 +84,13 @@ impl Rotation {
         let mut warn = Vec::new();
         if let Some(v) = max_mb {
             match v.trim().parse::<f64>() {
-                Ok(mb) if mb.is_finite() && mb > 0.0 => {
+                Ok(mb) if mb.is_finite() && mb > 0.0 && mb <= MAX_ROTATE_MB => {
                     r.max_bytes = ((mb * 1024.0 * 1024.0) as u64).max(1);
                 }
                 _ => warn.push(format!(
-                    "{ENV_MAX_MB}={v:?} ignored (expected a positive number)"
+                    "{ENV_MAX_MB}={} is not valid: expected a number above 0 and at most \
+                     {MAX_ROTATE_MB}",
+                    crate::output::quoted(&v)
                 )),
             }
         }
@@ -94,7 +98,8 @@ impl Rotation {
             match v.trim().parse::<usize>() {
                 Ok(k) if k <= MAX_KEEP => r.keep = k,
                 _ => warn.push(format!(
-                    "{ENV_KEEP}={v:?} ignored (expected a whole number 0..={MAX_KEEP})"
+                    "{ENV_KEEP}={} is not valid: expected a whole number from 0 to {MAX_KEEP}",
+                    crate::output::quoted(&v)
                 )),
             }
         }

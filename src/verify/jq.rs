@@ -93,7 +93,7 @@ fn with_filter<R>(
         .map_err(|errs| {
             errs.iter()
                 .flat_map(|(_, es)| es.iter())
-                .map(|(name, undef)| format!("undefined {undef:?} `{}`", &**name))
+                .map(|(name, undef)| format!("undefined {} `{}`", undef.as_str(), &**name))
                 .collect::<Vec<_>>()
                 .join("; ")
         })?;
@@ -107,7 +107,7 @@ pub fn compile_check(src: &str) -> Result<(), String> {
 
 /// Parse one JSON document.
 pub fn parse_json(text: &str) -> Result<Val, String> {
-    read::parse_single(text.trim().as_bytes()).map_err(|e| format!("{e:?}"))
+    read::parse_single(text.trim().as_bytes()).map_err(|e| e.to_string())
 }
 
 /// Run `filter` on the JSON document `input` with `jq -e` semantics.
@@ -150,6 +150,18 @@ pub enum VerdictKind {
     NoOutput,
     /// Exit 5 (or any other failure).
     Error,
+}
+
+impl VerdictKind {
+    /// `pass`, `false`, `no output` or `error`, for messages.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            VerdictKind::Pass => "pass",
+            VerdictKind::False => "false",
+            VerdictKind::NoOutput => "no output",
+            VerdictKind::Error => "error",
+        }
+    }
 }
 
 impl JqVerdict {

@@ -241,12 +241,16 @@ fn gates(a: GatesArgs, command_line: &str) -> i32 {
         .filter(|id| !specs.gates.iter().any(|g| &g.id == *id))
         .collect();
     if !unknown.is_empty() {
-        eprintln!("trifecta-verify: warning: no gate with id {unknown:?}");
+        eprintln!(
+            "trifecta-verify: warning: no gate with id {}",
+            crate::output::quoted_list(&unknown)
+        );
     }
     if !specs.gates.iter().any(|g| filter.selects(g)) {
         eprintln!(
-            "trifecta-verify: nothing to run: no gate matches --only {:?} --tag {:?}",
-            a.only, a.tag
+            "trifecta-verify: nothing to run: no gate matches --only {} --tag {}",
+            crate::output::quoted_list(&a.only),
+            crate::output::quoted_list(&a.tag)
         );
         return EXIT_NOTHING_RAN;
     }

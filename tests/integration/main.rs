@@ -17,5 +17,6 @@ mod index;
 mod support;
 mod telemetry;
 mod telemetry_report;
+mod untrusted;
 mod uri_props;
 mod verify;

@@ -515,19 +515,22 @@ fn a_busy_events_lock_costs_a_bounded_wait_not_the_command() {
 }
 
 #[test]
-fn malformed_rotation_settings_warn_once_and_still_record() {
+fn malformed_rotation_settings_are_invalid_arguments_and_record_nothing() {
+    // Like every other environment value (README, "Environment"): a typo is reported, naming
+    // the variable, instead of being ignored with a warning.
     let t = tempfile::tempdir().unwrap();
     let seg = segment(t.path());
-    let out = pkg_a(&seg, "lite")
-        .env("TRIFECTA_TELEMETRY_MAX_MB", "lots")
-        .env("TRIFECTA_TELEMETRY_KEEP", "-1")
-        .output()
-        .unwrap();
-    let json: Value = serde_json::from_slice(&out.stdout).unwrap();
-    let err = String::from_utf8_lossy(&out.stderr);
-    assert_unaffected(out.status.code().unwrap(), &json, &err);
-    assert!(err.contains("TRIFECTA_TELEMETRY_MAX_MB") && err.contains("TRIFECTA_TELEMETRY_KEEP"));
-    assert_eq!(events(&tdir(&seg)).len(), 3);
+    for (var, value) in [
+        ("TRIFECTA_TELEMETRY_MAX_MB", "lots"),
+        ("TRIFECTA_TELEMETRY_KEEP", "-1"),
+    ] {
+        let out = pkg_a(&seg, "lite").env(var, value).output().unwrap();
+        let json: Value = serde_json::from_slice(&out.stdout).unwrap();
+        assert_eq!(out.status.code(), Some(1));
+        assert_eq!(json["error_code"], "INVALID_ARGUMENT");
+        assert!(json["message"].as_str().unwrap().contains(var), "{json}");
+    }
+    assert!(!tdir(&seg).exists(), "nothing was recorded");
 }
 
 // ---------------------------------------------------------------- concurrency

@@ -67,8 +67,6 @@ pub enum DamageKind {
     ChecksumMismatch,
     /// A row's columns have impossible types or sizes.
     RowMalformed,
-    /// A checksummed payload that does not decode (cannot happen unless the writer was wrong).
-    PayloadUndecodable,
     /// `PRAGMA quick_check` or `integrity_check` did not say `ok`.
     IntegrityCheckFailed,
 }
@@ -86,7 +84,6 @@ impl DamageKind {
             DamageKind::SqliteCorrupt => "sqlite_corrupt",
             DamageKind::ChecksumMismatch => "checksum_mismatch",
             DamageKind::RowMalformed => "row_malformed",
-            DamageKind::PayloadUndecodable => "payload_undecodable",
             DamageKind::IntegrityCheckFailed => "integrity_check_failed",
         }
     }

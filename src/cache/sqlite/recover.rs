@@ -38,6 +38,21 @@ pub enum Outcome {
     Failed(String),
 }
 
+impl std::fmt::Display for Outcome {
+    /// What happened, for messages.
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Outcome::Quarantined(rel) => write!(f, "quarantined to {rel} and recreated"),
+            Outcome::AlreadyRecovered => f.write_str("already replaced by another process"),
+            Outcome::NotReproduced => f.write_str("the damage was not found again on re-check"),
+            Outcome::LockTimeout => {
+                f.write_str("the exclusive lock was not free in time; nothing was touched")
+            }
+            Outcome::Failed(detail) => write!(f, "failed: {detail}"),
+        }
+    }
+}
+
 impl Outcome {
     /// The `miss_reason` of a run that detected corruption and ended this way.
     pub fn miss_reason(&self) -> MissReason {

@@ -207,3 +207,101 @@ fn hits_do_not_write_unless_access_is_stale() {
     drop(o);
     assert_ne!(changes(&c), before, "a stale last_access was not refreshed");
 }
+
+/// A class nested `depth` deep (each in the previous one's members), with a syntax error.
+fn nested(depth: usize) -> SymbolTable {
+    let mut inner: Option<Vec<Symbol>> = Some(Vec::new());
+    for i in (0..depth).rev() {
+        let line = u32::try_from(i).unwrap() + 1;
+        inner = Some(vec![Symbol {
+            kind: SymbolKind::Class,
+            name: format!("C{i}"),
+            line,
+            end_line: line + 1,
+            is_async: false,
+            members: inner,
+        }]);
+    }
+    SymbolTable {
+        symbols: inner.unwrap_or_default(),
+        syntax_errors: vec![crate::symbols::SyntaxErrorLoc::lines(1, 2)],
+    }
+}
+
+/// Depth and names along the chain of first members, iteratively (comparing or dropping a
+/// 20,000-deep table recurses, which is not what these tests are about).
+fn chain(t: &SymbolTable) -> Vec<(String, u32, u32)> {
+    let mut out = Vec::new();
+    let mut cur = t.symbols.first();
+    while let Some(s) = cur {
+        out.push((s.name.clone(), s.line, s.end_line));
+        cur = s.members.as_ref().and_then(|m| m.first());
+    }
+    out
+}
+
+#[test]
+fn tables_of_any_depth_round_trip() {
+    // 63 nested classes was the first depth past serde_json's default recursion limit (128):
+    // such a module read back as "corruption" on every lookup. On a 256 KiB stack, so that
+    // the depth, not a roomy test thread, is what is tested.
+    std::thread::Builder::new()
+        .stack_size(256 * 1024)
+        .spawn(|| {
+            for depth in [63, 1_000, 20_000] {
+                let t = nested(depth);
+                let back = decode_payload(&encode_payload(&t).unwrap()).unwrap();
+                assert_eq!(chain(&back).len(), depth);
+                assert_eq!(chain(&back), chain(&t), "depth {depth}");
+                assert_eq!(back.syntax_errors, t.syntax_errors);
+                std::mem::forget((t, back));
+            }
+        })
+        .unwrap()
+        .join()
+        .expect("no overflow");
+    let dir = tempfile::tempdir().unwrap();
+    let key = CacheKey::of(b"deep");
+    let deep = nested(1_000);
+    let mut o = open_cache(&seg(dir.path()), &settings(), &Telemetry::disabled());
+    o.store.put("deep.py", &key, &deep).unwrap();
+    drop(o);
+    let mut o = open_cache(&seg(dir.path()), &settings(), &Telemetry::disabled());
+    assert_eq!(o.store.get("deep.py", &key).unwrap(), Lookup::Hit(deep));
+}
+
+#[test]
+fn an_intact_but_undecodable_entry_misses_alone() {
+    let dir = tempfile::tempdir().unwrap();
+    let (ka, kb) = (CacheKey::of(b"a"), CacheKey::of(b"b"));
+    let mut o = open_cache(&seg(dir.path()), &settings(), &Telemetry::disabled());
+    o.store.put("a.py", &ka, &table(1)).unwrap();
+    o.store.put("b.py", &kb, &table(2)).unwrap();
+    drop(o);
+    // A row whose checksum matches but whose payload is not a table: not damage.
+    let c = Connection::open(crate::cache::cache_db_path(dir.path())).unwrap();
+    let payload = b"[1, 2, 3]".to_vec();
+    let sum = entry_checksum(
+        "a.py",
+        ka.content_hash(),
+        &CacheKey::extractor_tag(),
+        &payload,
+    );
+    c.execute(
+        "UPDATE entries SET payload = ?1, checksum = ?2 WHERE file_rel = 'a.py'",
+        params![payload, &sum[..]],
+    )
+    .unwrap();
+    drop(c);
+    let mut o = open_cache(&seg(dir.path()), &settings(), &Telemetry::disabled());
+    assert_eq!(
+        o.store.get("a.py", &ka).unwrap(),
+        Lookup::Miss(MissReason::EntryUnreadable)
+    );
+    // The store is still in use: the other entry hits, and the bad one is rewritten.
+    assert_eq!(o.store.get("b.py", &kb).unwrap(), Lookup::Hit(table(2)));
+    o.store.put("a.py", &ka, &table(1)).unwrap();
+    assert_eq!(o.store.get("a.py", &ka).unwrap(), Lookup::Hit(table(1)));
+    drop(o);
+    assert!(!dir.path().join(".trifecta/cache/quarantine").exists());
+}

@@ -86,7 +86,7 @@ fn indent_width(ws: &[u8]) -> usize {
 }
 
 /// Index of the next `\n` at or after `from`, or the end of `text`.
-fn memchr_newline(text: &[u8], from: usize) -> usize {
+pub(super) fn memchr_newline(text: &[u8], from: usize) -> usize {
     text[from..]
         .iter()
         .position(|&b| b == b'\n')
@@ -96,7 +96,7 @@ fn memchr_newline(text: &[u8], from: usize) -> usize {
 /// Index just past the string literal whose opening quote is at `start`. Backslash always
 /// escapes the next byte for the purpose of finding the end (true for raw strings as well).
 /// An unterminated single-quoted string ends at the newline, as in Python's tokenizer.
-fn string_end(text: &[u8], start: usize) -> usize {
+pub(super) fn string_end(text: &[u8], start: usize) -> usize {
     let q = text[start];
     let triple = text.get(start + 1) == Some(&q) && text.get(start + 2) == Some(&q);
     let mut i = start + if triple { 3 } else { 1 };

@@ -15,8 +15,8 @@
 
 use super::identifier;
 use crate::symbols::model::{Symbol, SymbolKind, SyntaxErrorLoc};
-use ruff_python_ast::Stmt;
 use ruff_python_ast::token::{Token, TokenKind};
+use ruff_python_ast::{PySourceType, Stmt};
 use ruff_text_size::{Ranged, TextRange, TextSize};
 
 /// Stack reserved per source byte: twice the measured worst case (64 bytes per nesting level of
@@ -42,8 +42,9 @@ const MAX_INDENT_LEVELS: usize = 99;
 pub(super) enum Outcome {
     /// The module is valid Python: its top-level definitions, exactly as `ast` would list them.
     Valid(Vec<Symbol>),
-    /// Ruff found a syntax error; the location of the first one.
-    Invalid(SyntaxErrorLoc),
+    /// Ruff found a syntax error: the location of the first one, and the definitions Ruff's own
+    /// error recovery kept (the last-resort answer when tree-sitter's recovery gives up).
+    Invalid(SyntaxErrorLoc, Vec<Symbol>),
     /// Ruff could not be used (input too large, or Ruff panicked): ask tree-sitter.
     Unavailable,
 }
@@ -53,6 +54,20 @@ pub(super) fn parse(text: &str) -> Outcome {
     if text.len() > MAX_LEN {
         return Outcome::Unavailable;
     }
+    if longest_unary_run(text.as_bytes()) > MAX_UNARY_RUN {
+        // Ruff recurses (and allocates) once per prefix operator: 1 MB of `-` took 1.4 s and
+        // 1 GB. tree-sitter parses the same module in linear time on the heap, under its
+        // budget, and the two agree on modules Python accepts.
+        return Outcome::Unavailable;
+    }
+    if let Some(at) = first_bracket_too_deep(text.as_bytes()) {
+        // CPython's tokenizer rejects this module whatever else it holds, and Ruff, which has
+        // no such limit, would recurse once per bracket: 1 MB of `[` took seconds and gigabytes
+        // of stack. Report the tokenizer's error without running Ruff.
+        let lines = LineStarts::new(text);
+        let line = lines.line_of(TextSize::try_from(at).unwrap_or_default());
+        return Outcome::Invalid(SyntaxErrorLoc::lines(line, line), Vec::new());
+    }
     let needed = STACK_BASE + text.len().saturating_mul(STACK_PER_BYTE);
     // A Ruff bug must not take down a whole `ast index`: treat a panic as "no answer" and let
     // tree-sitter extract the module. The process-wide panic hook is silent (commands::run).
@@ -61,29 +76,99 @@ pub(super) fn parse(text: &str) -> Outcome {
 }
 
 /// Parse, convert, and drop the AST (all on the caller's, large enough, stack).
+///
+/// Ruff's parser recovers from errors in linear time, so its AST is converted whether or not the
+/// module is valid: the symbols of an invalid module are only used if tree-sitter gives up.
 fn run(text: &str) -> Outcome {
     let lines = LineStarts::new(text);
     let error_at = |range: TextRange| {
         let line = lines.line_of(range.start());
-        Outcome::Invalid(SyntaxErrorLoc::lines(
-            line,
-            lines.line_of(range.end()).max(line),
-        ))
+        SyntaxErrorLoc::lines(line, lines.line_of(range.end()).max(line))
     };
-    match ruff_python_parser::parse_module(text) {
-        Ok(parsed) => match beyond_tokenizer_limits(parsed.tokens()) {
-            Some(range) => error_at(range),
-            None => Outcome::Valid(
-                parsed
-                    .syntax()
-                    .body
-                    .iter()
-                    .filter_map(|stmt| symbol(stmt, text, &lines))
-                    .collect(),
-            ),
-        },
-        Err(error) => error_at(error.location),
+    let parsed = ruff_python_parser::parse_unchecked_source(text, PySourceType::Python);
+    let symbols: Vec<Symbol> = parsed
+        .syntax()
+        .body
+        .iter()
+        .filter_map(|stmt| symbol(stmt, text, &lines))
+        .collect();
+    let error = match parsed.errors().first() {
+        Some(error) => Some(error.location),
+        None => beyond_tokenizer_limits(parsed.tokens()),
+    };
+    match error {
+        Some(range) => Outcome::Invalid(error_at(range), symbols),
+        None => Outcome::Valid(symbols),
     }
+}
+
+/// Longest run of prefix operators (`-`, `+`, `~`, `not`) Ruff is given. Real code has a few
+/// in a row; CPython's own parser gives up (`MemoryError`) a few thousand levels deep.
+const MAX_UNARY_RUN: usize = 1_000;
+
+/// The longest run of consecutive prefix operators (`-`, `+`, `~`, `not`, blanks and line
+/// continuations between them allowed), skipping comments and strings: each one is a level of
+/// recursion in Ruff's parser. Over-counting (a binary `-` before a unary one) is harmless: it
+/// only routes a module to tree-sitter.
+fn longest_unary_run(text: &[u8]) -> usize {
+    use super::continuation::{memchr_newline, string_end};
+    let is_ident = |b: u8| b.is_ascii_alphanumeric() || b == b'_' || b >= 0x80;
+    let (mut run, mut longest, mut i) = (0usize, 0usize, 0usize);
+    while let Some(&b) = text.get(i) {
+        match b {
+            b'-' | b'+' | b'~' => {
+                run += 1;
+                longest = longest.max(run);
+                i += 1;
+            }
+            b' ' | b'\t' | b'\x0c' | b'\r' | b'\n' | b'\\' => i += 1,
+            b'n' if text[i..].starts_with(b"not")
+                && !text.get(i + 3).is_some_and(|&c| is_ident(c)) =>
+            {
+                run += 1;
+                longest = longest.max(run);
+                i += 3;
+            }
+            _ => {
+                run = 0;
+                i = match b {
+                    b'#' => memchr_newline(text, i),
+                    b'\'' | b'"' => string_end(text, i),
+                    // A whole identifier, so `knot` is not `not`.
+                    _ if is_ident(b) => i + text[i..].iter().take_while(|&&c| is_ident(c)).count(),
+                    _ => i + 1,
+                };
+            }
+        }
+    }
+    longest
+}
+
+/// The byte offset of the first bracket nested deeper than [`MAX_BRACKET_DEPTH`], found by a
+/// linear scan that, like CPython 3.11's tokenizer, skips comments and string literals
+/// (f-strings included: in 3.11 they are single tokens).
+fn first_bracket_too_deep(text: &[u8]) -> Option<usize> {
+    use super::continuation::{memchr_newline, string_end};
+    let (mut depth, mut i) = (0usize, 0usize);
+    while let Some(&b) = text.get(i) {
+        match b {
+            b'#' => i = memchr_newline(text, i),
+            b'\'' | b'"' => i = string_end(text, i),
+            b'(' | b'[' | b'{' => {
+                depth += 1;
+                if depth > MAX_BRACKET_DEPTH {
+                    return Some(i);
+                }
+                i += 1;
+            }
+            b')' | b']' | b'}' => {
+                depth = depth.saturating_sub(1);
+                i += 1;
+            }
+            _ => i += 1,
+        }
+    }
+    None
 }
 
 /// The first token past one of CPython's tokenizer limits, which make `ast.parse` fail on
@@ -206,13 +291,13 @@ mod tests {
 
     /// The tree-sitter path alone, as if Ruff were unavailable.
     fn tree_sitter(src: &str) -> SymbolTable {
-        recover(source::prepare(src.as_bytes()))
+        recover(source::prepare(src.as_bytes()), None)
     }
 
     fn valid(src: &str) -> Vec<Symbol> {
         match parse(src) {
             Outcome::Valid(symbols) => symbols,
-            Outcome::Invalid(e) => panic!("Ruff rejected valid Python at {e:?}"),
+            Outcome::Invalid(e, _) => panic!("Ruff rejected valid Python at {e:?}"),
             Outcome::Unavailable => panic!("Ruff unavailable"),
         }
     }
@@ -350,14 +435,24 @@ mod tests {
             src
         };
         assert!(matches!(parse(&parens(200)), Outcome::Valid(_)));
-        assert!(matches!(parse(&parens(201)), Outcome::Invalid(e) if e.line == 1));
+        assert!(matches!(parse(&parens(201)), Outcome::Invalid(e, _) if e.line == 1));
         assert!(matches!(parse(&ifs(99)), Outcome::Valid(_)));
-        assert!(matches!(parse(&ifs(100)), Outcome::Invalid(e) if e.line == 101));
+        assert!(matches!(parse(&ifs(100)), Outcome::Invalid(e, _) if e.line == 101));
         // Through `extract`, tree-sitter (which has no such limits) recovers the module and
         // Ruff's location is what reports the error.
         let table = extract(format!("def f(): pass\n{}", parens(300)).as_bytes());
         assert_eq!(table.symbols.len(), 1);
         assert_eq!(table.syntax_errors, [SyntaxErrorLoc::lines(2, 2)]);
+    }
+
+    #[test]
+    fn long_prefix_operator_runs_skip_ruff() {
+        assert_eq!(longest_unary_run(b"x = - - +~ not  -\\\n 1 # ------\n"), 6);
+        assert_eq!(longest_unary_run(b"s = '-----' ; knot = a - b"), 1);
+        let deep = format!("def f(): pass\nx = {}1\n", "-".repeat(MAX_UNARY_RUN + 1));
+        assert!(matches!(parse(&deep), Outcome::Unavailable));
+        let fine = format!("def f(): pass\nx = {}1\n", "-".repeat(MAX_UNARY_RUN));
+        assert!(matches!(parse(&fine), Outcome::Valid(_)));
     }
 
     #[test]

@@ -27,6 +27,7 @@
 //! depth, and the Ruff path runs on a stack sized to the input ([`exact`]).
 //! The corpus test (`tests/integration/corpus.rs`) checks agreement with `ast` on the whole stdlib.
 
+mod budget;
 mod continuation;
 mod exact;
 mod source;
@@ -36,12 +37,17 @@ mod tests;
 
 use super::model::{Symbol, SymbolKind, SymbolTable, SyntaxErrorLoc};
 use std::cell::RefCell;
-use tree_sitter::{Node, Parser, Tree};
+use tree_sitter::{Node, ParseOptions, Parser, Tree};
 use unicode_normalization::UnicodeNormalization;
 
 /// Version of the extraction rules. Bump whenever the output of [`extract`] can change for the
 /// same input bytes; it is part of every cache key.
-pub const EXTRACTOR_VERSION: u32 = 3;
+///
+/// 3: coding cookies are decoded with Python's own codecs (`crate::symbols::encoding`), and an
+/// encoding error carries CPython's `message`.
+/// 4: tree-sitter's error recovery runs on a work budget ([`budget`]); a module that exhausts it
+/// gets a `syntax_errors` entry with a `message`.
+pub const EXTRACTOR_VERSION: u32 = 4;
 
 /// At most this many syntax-error regions are reported; the rest add nothing a reader can use.
 pub const MAX_SYNTAX_ERRORS: usize = 20;
@@ -54,9 +60,12 @@ thread_local! {
 
 /// Extract the symbol table of a Python module from its raw bytes.
 ///
-/// Never panics, whatever the bytes. If tree-sitter itself cannot be used (a grammar/runtime ABI
-/// mismatch, which would be a build defect), the table is empty and `syntax_errors` covers the
-/// whole file, so a caller can never mistake the failure for a clean module without symbols.
+/// Never panics, whatever the bytes, and its work is bounded by the input's size: tree-sitter's
+/// error recovery runs on a [`budget::Budget`] (it can be quadratic on hostile input), and a
+/// module that exhausts it is reported with a `syntax_errors` entry whose `message` says so. If
+/// tree-sitter itself cannot be used (a grammar/runtime ABI mismatch, which would be a build
+/// defect), the table is empty and `syntax_errors` covers the whole file, so a caller can never
+/// mistake the failure for a clean module without symbols.
 pub fn extract(source: &[u8]) -> SymbolTable {
     let prepared = source::prepare(source);
     let outcome = match (
@@ -72,15 +81,15 @@ pub fn extract(source: &[u8]) -> SymbolTable {
             symbols,
             syntax_errors: Vec::new(),
         },
-        exact::Outcome::Invalid(error) => {
-            let mut table = recover(prepared);
+        exact::Outcome::Invalid(error, ruff_symbols) => {
+            let mut table = recover(prepared, Some((&error, ruff_symbols)));
             if table.syntax_errors.is_empty() {
                 // Python rejects what tree-sitter's grammar accepts (`f(**a, *b)`, say).
                 table.syntax_errors.push(error);
             }
             table
         }
-        exact::Outcome::Unavailable => recover(prepared),
+        exact::Outcome::Unavailable => recover(prepared, None),
     }
 }
 
@@ -98,18 +107,26 @@ pub fn decoded_source(source: &[u8]) -> (String, Option<SyntaxErrorLoc>) {
 }
 
 /// The error-tolerant path, for modules Python would reject: whatever definitions tree-sitter
-/// recovers, and the regions it could not parse.
-fn recover(prepared: source::Prepared<'_>) -> SymbolTable {
+/// recovers, and the regions it could not parse. `ruff` is Ruff's verdict when Ruff could parse
+/// the text: its first error and the definitions its own recovery kept, which are the answer
+/// if tree-sitter's recovery runs out of budget.
+fn recover(
+    prepared: source::Prepared<'_>,
+    ruff: Option<(&SyntaxErrorLoc, Vec<Symbol>)>,
+) -> SymbolTable {
     let source::Prepared {
         text,
         encoding_error,
     } = prepared;
-    let mut table = match parse(&text) {
-        Some(tree) if tree.root_node().has_error() => {
+    // One budget for the parse and its retry, so the retry cannot double the worst case.
+    let budget = budget::Budget::for_len(text.len());
+    let mut table = match parse(&text, &budget) {
+        Ok(tree) if tree.root_node().has_error() => {
             // Maybe (partly) the scanner's bracket bug: retry on a copy with the same lines and
-            // keep whichever parse leaves fewer lines inside error regions.
+            // keep whichever parse leaves fewer lines inside error regions. A retry that runs out
+            // of budget is simply not better.
             let retry = continuation::pad_bracket_continuations(&text)
-                .and_then(|padded| parse(&padded).map(|t| (t, padded)))
+                .and_then(|padded| parse(&padded, &budget).ok().map(|t| (t, padded)))
                 .filter(|(t, _)| {
                     span::error_lines(t.root_node()) < span::error_lines(tree.root_node())
                 });
@@ -118,8 +135,9 @@ fn recover(prepared: source::Prepared<'_>) -> SymbolTable {
                 None => table_of(&tree, &text),
             }
         }
-        Some(tree) => table_of(&tree, &text),
-        None => SymbolTable {
+        Ok(tree) => table_of(&tree, &text),
+        Err(NoTree::OverBudget) => gave_up(&text, ruff),
+        Err(NoTree::Unusable) => SymbolTable {
             symbols: Vec::new(),
             syntax_errors: vec![SyntaxErrorLoc::lines(1, line_count(&text))],
         },
@@ -139,18 +157,74 @@ fn recover(prepared: source::Prepared<'_>) -> SymbolTable {
     table
 }
 
-/// Parse with this thread's parser, creating it on first use.
-fn parse(text: &[u8]) -> Option<Tree> {
+/// The table of a module whose tree-sitter recovery ran out of budget: one error region from
+/// Ruff's first error (or line 1) to the end of the file, saying what happened, and the
+/// definitions Ruff's linear-time recovery kept, if Ruff could read the text at all.
+fn gave_up(text: &[u8], ruff: Option<(&SyntaxErrorLoc, Vec<Symbol>)>) -> SymbolTable {
+    let last = line_count(text);
+    let (line, symbols, basis) = match ruff {
+        Some((error, symbols)) => (
+            error.line.min(last),
+            symbols,
+            "symbols are those Ruff's parser recovered, which may miss or misplace definitions \
+             after the first error",
+        ),
+        None => (1, Vec::new(), "no symbols could be recovered"),
+    };
+    SymbolTable {
+        symbols,
+        syntax_errors: vec![SyntaxErrorLoc {
+            line,
+            end_line: last,
+            message: Some(format!(
+                "syntax error recovery gave up: the module exceeded its parsing budget; {basis}"
+            )),
+        }],
+    }
+}
+
+/// Why [`parse`] produced no tree.
+enum NoTree {
+    /// The parse used up its [`budget::Budget`] and was cancelled.
+    OverBudget,
+    /// tree-sitter could not be used at all (no language: a build defect).
+    Unusable,
+}
+
+/// Parse with this thread's parser, creating it on first use, charging `budget`.
+fn parse(text: &[u8], budget: &budget::Budget) -> Result<Tree, NoTree> {
     PARSER.with(|cell| {
-        let mut slot = cell.try_borrow_mut().ok()?;
+        let mut slot = cell.try_borrow_mut().map_err(|_| NoTree::Unusable)?;
         if slot.is_none() {
             let mut parser = Parser::new();
             parser
                 .set_language(&tree_sitter_python::LANGUAGE.into())
-                .ok()?;
+                .map_err(|_| NoTree::Unusable)?;
             *slot = Some(parser);
         }
-        slot.as_mut()?.parse(text, None)
+        let parser = slot.as_mut().ok_or(NoTree::Unusable)?;
+        // The text in chunks, each charged to the budget; end of input once it is spent.
+        let mut input = |i: usize, _| {
+            let rest = text.get(i..).unwrap_or_default();
+            let chunk = &rest[..rest.len().min(budget::READ_CHUNK)];
+            if budget.read(chunk.len()) { chunk } else { &[] }
+        };
+        let mut tick = |_: &tree_sitter::ParseState| budget.tick();
+        let tree = parser.parse_with_options(
+            &mut input,
+            None,
+            Some(ParseOptions::new().progress_callback(&mut tick)),
+        );
+        if tree.is_none() {
+            // A cancelled parse is kept for resumption; the next module must start afresh.
+            parser.reset();
+        }
+        match tree {
+            // A parse that ran out may still have finished, on a truncated text: not an answer.
+            _ if budget.exhausted() => Err(NoTree::OverBudget),
+            Some(tree) => Ok(tree),
+            None => Err(NoTree::Unusable),
+        }
     })
 }
 

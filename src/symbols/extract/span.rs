@@ -20,10 +20,17 @@ pub(super) fn end_line(def: Node<'_>) -> u32 {
 }
 
 fn last_significant_child(node: Node<'_>) -> Option<Node<'_>> {
-    let count = node.child_count();
-    (0..count).rev().filter_map(|i| node.child(i)).find(|c| {
+    children(node).into_iter().rev().find(|c| {
         !c.is_extra() && c.kind() != ";" && c.start_byte() < c.end_byte() && !c.is_missing()
     })
+}
+
+/// The children of `node`, in order, in time linear in their number. `Node::child(i)` walks
+/// the siblings from the first one on every call, so a loop over `child(i)` is quadratic:
+/// 20,000 `[1,` (60,000 children under one node) took 10 s in one such loop.
+pub(super) fn children(node: Node<'_>) -> Vec<Node<'_>> {
+    let mut cursor = node.walk();
+    node.children(&mut cursor).collect()
 }
 
 /// The 1-based last line of a range ending at `end`. A range that ends at column 0 of a later
@@ -64,11 +71,8 @@ pub(super) fn error_regions(root: Node<'_>, cap: usize) -> Vec<SyntaxErrorLoc> {
             continue;
         }
         // Push in reverse so children are visited in document order.
-        let count = node.child_count();
-        for i in (0..count).rev() {
-            if let Some(child) = node.child(i)
-                && (child.has_error() || child.is_missing())
-            {
+        for child in children(node).into_iter().rev() {
+            if child.has_error() || child.is_missing() {
                 stack.push(child);
             }
         }
@@ -79,68 +83,61 @@ pub(super) fn error_regions(root: Node<'_>, cap: usize) -> Vec<SyntaxErrorLoc> {
 /// Python 2 constructs tree-sitter-python parses without complaint but Python 3 rejects:
 /// `print x` (but not `print >> f, x`, valid Python 3) and `exec code` statements, backquoted
 /// repr strings and the `<>` operator. Their regions count as syntax errors, so
-/// `syntax_errors` is empty only for Python 3 code.
+/// `syntax_errors` is empty only for Python 3 code. At most `cap`, in document order.
 ///
-/// Rather than walking the whole tree (as costly as a second parse), we look up the node at
-/// each textual occurrence of `print`, `exec`, a backquote or `<>`; these are rare enough.
+/// One cursor walk over the tree, and only when the text contains one of the four spellings at
+/// all. (This used to look up the node at each textual occurrence instead, but a lookup walks
+/// the siblings of every level from the first one: 128 KB of `print >>` took 6 s.)
 pub(super) fn python2_regions(root: Node<'_>, text: &[u8], cap: usize) -> Vec<SyntaxErrorLoc> {
     let mut out = Vec::new();
-    for needle in [&b"print"[..], b"exec", b"`", b"<>"] {
-        let mut from = 0;
-        while let Some(pos) = find_from(text, needle, from) {
-            from = pos + 1;
+    let spelled = [&b"print"[..], b"exec", b"`", b"<>"]
+        .iter()
+        .any(|needle| memchr::memmem::find(text, needle).is_some());
+    if !spelled || cap == 0 {
+        return out;
+    }
+    let mut cursor = root.walk();
+    loop {
+        let node = cursor.node();
+        if let Some(region) = python2_construct(node, text) {
+            let line = to_line(region.start_position().row);
+            let end_line = point_end_line(region.end_position(), region.start_position()).max(line);
+            out.push(SyntaxErrorLoc::lines(line, end_line));
             if out.len() >= cap {
                 return out;
             }
-            let Some(node) = root.descendant_for_byte_range(pos, pos + needle.len()) else {
-                continue;
-            };
-            if let Some(region) = python2_construct(node, pos, text) {
-                let line = to_line(region.start_position().row);
-                let end_line =
-                    point_end_line(region.end_position(), region.start_position()).max(line);
-                out.push(SyntaxErrorLoc::lines(line, end_line));
+        }
+        // Depth-first, in document order, without recursion.
+        if cursor.goto_first_child() {
+            continue;
+        }
+        while !cursor.goto_next_sibling() {
+            if !cursor.goto_parent() {
+                return out;
             }
         }
     }
-    out
 }
 
-/// The Python 2-only construct `node` (the smallest node at a needle found at byte `pos`)
-/// belongs to, if any.
-fn python2_construct<'t>(node: Node<'t>, pos: usize, text: &[u8]) -> Option<Node<'t>> {
+/// `node` itself if it is a Python 2-only construct.
+fn python2_construct<'t>(node: Node<'t>, text: &[u8]) -> Option<Node<'t>> {
+    let starts_with = |kind: &str| {
+        let mut cursor = node.walk();
+        cursor.goto_first_child()
+            && cursor.node().kind() == kind
+            && cursor.node().start_byte() == node.start_byte()
+    };
     match node.kind() {
         "<>" => Some(node),
-        "print" | "exec" => {
-            let stmt = node.parent()?;
-            let is_python2 = match stmt.kind() {
-                "print_statement" => stmt
-                    .named_child(0)
-                    .is_none_or(|first| first.kind() != "chevron"),
-                "exec_statement" => true,
-                _ => false,
-            };
-            (is_python2 && stmt.start_byte() == pos).then_some(stmt)
-        }
-        _ if text.get(pos) == Some(&b'`') => {
-            // The backquote is a string's opening delimiter (`string_start` or the string).
-            let string = if node.kind() == "string" {
-                node
-            } else {
-                node.parent()?
-            };
-            (string.kind() == "string" && string.start_byte() == pos).then_some(string)
-        }
+        "print_statement" => (starts_with("print")
+            && node
+                .named_child(0)
+                .is_none_or(|first| first.kind() != "chevron"))
+        .then_some(node),
+        "exec_statement" => starts_with("exec").then_some(node),
+        "string" => (text.get(node.start_byte()) == Some(&b'`')).then_some(node),
         _ => None,
     }
-}
-
-/// Position of the first `needle` in `text` at or after `from`.
-fn find_from(text: &[u8], needle: &[u8], from: usize) -> Option<usize> {
-    text.get(from..)?
-        .windows(needle.len())
-        .position(|w| w == needle)
-        .map(|p| from + p)
 }
 
 /// Node kinds that can hold a `block` (directly or via a clause) and so must be walked to find
@@ -172,9 +169,7 @@ pub(super) fn empty_blocks(root: Node<'_>, cap: usize) -> Vec<SyntaxErrorLoc> {
     let mut out = Vec::new();
     let mut stack = vec![root];
     while let Some(node) = stack.pop() {
-        let count = node.child_count();
-        for i in (0..count).rev() {
-            let Some(child) = node.child(i) else { continue };
+        for child in children(node).into_iter().rev() {
             if child.kind() == "block" && is_empty_block(child) {
                 let line = to_line(node.start_position().row);
                 out.push(SyntaxErrorLoc::lines(line, line));

@@ -429,3 +429,116 @@ fn compound_statements_without_a_body_are_syntax_errors() {
     let ok = extract(b"def f(): pass\nclass C:\n    # c\n    '''doc'''\n    # d\nif x: y = 1\n");
     assert!(ok.syntax_errors.is_empty(), "{:?}", ok.syntax_errors);
 }
+
+/// The two hostile inputs of the issue. Each took tens of seconds to minutes before: not in
+/// tree-sitter's parse but in tree walks that were quadratic in a node's child count, and (for
+/// the brackets) in Ruff's parser, which recursed once per bracket.
+pub(crate) fn hostile_inputs() -> [(&'static str, Vec<u8>); 2] {
+    [
+        (
+            "x = [1, x 20000",
+            format!("def before(): pass\nx = {}\n", "[1,".repeat(20_000)).into_bytes(),
+        ),
+        ("1 MB of [", vec![b'['; 1 << 20]),
+    ]
+}
+
+/// Line continuations only: tree-sitter's scanner re-reads every continuation line ahead of
+/// each one, so its work is quadratic in the input (54 s for 128 KB) until the budget stops it.
+pub(crate) fn continuation_storm() -> Vec<u8> {
+    let mut src = b"def before(): pass\nx = 1 +".to_vec();
+    src.extend(b"\\\n".repeat(1 << 16));
+    src
+}
+
+#[test]
+fn hostile_inputs_end_with_syntax_errors() {
+    for (name, src) in hostile_inputs() {
+        let table = extract(&src);
+        assert!(table.has_syntax_errors(), "{name}");
+        assert!(table.syntax_errors.len() <= MAX_SYNTAX_ERRORS, "{name}");
+        assert_eq!(extract(&src), table, "{name}: deterministic");
+    }
+    let [(_, lists), (_, brackets)] = hostile_inputs();
+    assert_eq!(
+        flat(&extract(&lists)),
+        [(SymbolKind::Function, "before".into(), 1, 1, false)]
+    );
+    // CPython's tokenizer limit, found by the bracket pre-scan at the 201st bracket.
+    assert_eq!(
+        extract(&brackets).syntax_errors[0],
+        SyntaxErrorLoc::lines(1, 1)
+    );
+}
+
+#[test]
+fn a_parse_over_budget_gives_up_with_an_honest_error() {
+    let src = continuation_storm();
+    let budget = budget::Budget::for_len(src.len());
+    assert!(matches!(parse(&src, &budget), Err(NoTree::OverBudget)));
+    let table = extract(&src);
+    let [error] = table.syntax_errors.as_slice() else {
+        panic!("one region expected: {:?}", table.syntax_errors);
+    };
+    let message = error.message.as_deref().unwrap_or_default();
+    assert!(message.contains("gave up"), "{message}");
+    assert!(
+        message.contains("Ruff"),
+        "says where the symbols come from: {message}"
+    );
+    assert_eq!((error.line, error.end_line), (2, line_count(&src)));
+    // Ruff's recovery, linear-time, still found the definition before the damage.
+    assert_eq!(
+        flat(&table),
+        [(SymbolKind::Function, "before".into(), 1, 1, false)]
+    );
+    // The budget counts work, not time: the same bytes always give the same table.
+    assert_eq!(extract(&src), table);
+    // The message is in the JSON, and only on this kind of entry.
+    let json = serde_json::to_value(&table).unwrap();
+    assert!(json["syntax_errors"][0]["message"].is_string());
+    let plain = serde_json::to_value(extract(b"def f(:\n")).unwrap();
+    assert!(
+        plain["syntax_errors"][0].get("message").is_none(),
+        "{plain}"
+    );
+}
+
+#[test]
+fn budget_headroom_on_real_code() {
+    // Real modules, whole and broken, use a small share of their budget (calibrated on the
+    // whole stdlib and site-packages; see `budget`).
+    let big = include_str!("../../../scenarios/p1-basic/segment/pkg/big.py");
+    let mut broken = String::new();
+    for (i, line) in big.lines().enumerate() {
+        broken.push_str(line);
+        broken.push_str(if i % 50 == 0 { " (:\n" } else { "\n" });
+    }
+    for src in [big, &broken, BASIC, SEED] {
+        let (limit_ticks, limit_bytes) = budget::Budget::for_len(src.len()).limits();
+        let used = budget::Budget::unlimited();
+        assert!(parse(src.as_bytes(), &used).is_ok());
+        let (ticks, bytes) = used.spent();
+        assert!(ticks * 4 < limit_ticks, "{ticks} of {limit_ticks} ticks");
+        assert!(bytes * 4 < limit_bytes, "{bytes} of {limit_bytes} bytes");
+    }
+    let table = extract(broken.as_bytes());
+    assert!(table.has_syntax_errors());
+    assert!(table.syntax_errors.iter().all(|e| e.message.is_none()));
+}
+
+#[test]
+fn a_cancelled_parse_does_not_leak_into_the_next_module() {
+    // tree-sitter keeps a parse cancelled by the progress callback for resumption; the next
+    // parse on this thread's parser must start from scratch. (Running out of lexer bytes ends
+    // the input instead, so the continuation storm alone does not exercise this.)
+    let big = include_str!("../../../scenarios/p1-basic/segment/pkg/big.py");
+    assert!(matches!(
+        parse(big.as_bytes(), &budget::Budget::ticks(5)),
+        Err(NoTree::OverBudget)
+    ));
+    let table = extract(b"def a(:\n    pass\ndef b(): pass\n");
+    let names: Vec<&str> = table.symbols.iter().map(|s| s.name.as_str()).collect();
+    assert_eq!(names, ["a", "b"]);
+    assert!(table.syntax_errors.iter().all(|e| e.message.is_none()));
+}

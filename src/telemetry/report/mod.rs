@@ -358,8 +358,9 @@ pub fn parse_since(s: &str, now_ms: i64) -> Result<i64, String> {
             Ok(d) if !d.is_negative() => d.as_millis().min(i64::MAX as i128) as i64,
             _ => {
                 return Err(format!(
-                    "{t:?} is neither a duration (e.g. 30m, 24h, 7d) nor an RFC 3339 \
-                     timestamp (e.g. 2026-11-21T00:00:00Z)"
+                    "{} is neither a duration (e.g. 30m, 24h, 7d) nor an RFC 3339 \
+                     timestamp (e.g. 2026-11-21T00:00:00Z)",
+                    crate::output::quoted(t)
                 ));
             }
         },

@@ -1,6 +1,7 @@
 //! The plain-text rendering of a [`Report`]: a summary a person reads in a terminal.
 
 use super::{HitMiss, Percentiles, Report};
+use std::borrow::Cow;
 use std::collections::BTreeMap;
 use std::fmt::Write;
 
@@ -35,6 +36,32 @@ pub fn bytes(b: u64) -> String {
     }
 }
 
+/// `s` safe to print on a terminal: every control character (C0, DEL, C1) and every Unicode
+/// bidirectional-override character is replaced by a visible escape (`\x1b`, `\u{202e}`), and
+/// a backslash is doubled so an escape cannot be forged. Event fields come from a file anyone
+/// with write access to the segment can edit; unescaped, `\x1b[2J` in a run id would clear
+/// the reader's screen and `\r` would overwrite a line with a fake one.
+pub fn visible(s: &str) -> Cow<'_, str> {
+    let is_bidi = |c: char| matches!(c, '\u{200e}' | '\u{200f}' | '\u{202a}'..='\u{202e}' | '\u{2066}'..='\u{2069}');
+    if !s.chars().any(|c| c.is_control() || is_bidi(c) || c == '\\') {
+        return Cow::Borrowed(s);
+    }
+    let mut out = String::with_capacity(s.len() + 8);
+    for c in s.chars() {
+        match c {
+            '\\' => out.push_str("\\\\"),
+            c if (c as u32) < 0x80 && c.is_control() => {
+                let _ = write!(out, "\\x{:02x}", c as u32);
+            }
+            c if c.is_control() || is_bidi(c) => {
+                let _ = write!(out, "\\u{{{:x}}}", c as u32);
+            }
+            c => out.push(c),
+        }
+    }
+    Cow::Owned(out)
+}
+
 fn latency_row(out: &mut String, label: &str, p: &Percentiles) {
     let _ = writeln!(
         out,
@@ -66,7 +93,7 @@ fn breakdown(out: &mut String, title: &str, m: &BTreeMap<String, u64>) {
     let mut v: Vec<(&String, &u64)> = m.iter().collect();
     v.sort_by(|a, b| b.1.cmp(a.1).then(a.0.cmp(b.0)));
     for (k, n) in v {
-        let _ = writeln!(out, "    {k:<28} {n:>7}");
+        let _ = writeln!(out, "    {:<28} {n:>7}", visible(k));
     }
 }
 
@@ -74,18 +101,21 @@ fn breakdown(out: &mut String, title: &str, m: &BTreeMap<String, u64>) {
 pub fn render(r: &Report) -> String {
     let mut o = String::new();
     let _ = writeln!(o, "trifecta telemetry report");
-    let _ = writeln!(o, "  source:   {}", r.source.dir);
+    let _ = writeln!(o, "  source:   {}", visible(&r.source.dir));
     let files: Vec<String> = r
         .source
         .files
         .iter()
-        .map(|f| format!("{} ({} lines, {})", f.name, f.lines, bytes(f.bytes)))
+        .map(|f| {
+            let name = visible(&f.name);
+            format!("{name} ({} lines, {})", f.lines, bytes(f.bytes))
+        })
         .collect();
     if !files.is_empty() {
         let _ = writeln!(o, "  files:    {}", files.join(", "));
     }
     if let Some(s) = &r.since {
-        let _ = writeln!(o, "  since:    {s}");
+        let _ = writeln!(o, "  since:    {}", visible(s));
     }
     if r.malformed.count > 0 {
         let _ = writeln!(
@@ -94,7 +124,13 @@ pub fn render(r: &Report) -> String {
             r.malformed.count
         );
         for m in &r.malformed.first {
-            let _ = writeln!(o, "    {}:{}: {}", m.file, m.line, m.reason);
+            let _ = writeln!(
+                o,
+                "    {}:{}: {}",
+                visible(&m.file),
+                m.line,
+                visible(&m.reason)
+            );
         }
     }
     if r.no_telemetry {
@@ -111,8 +147,8 @@ pub fn render(r: &Report) -> String {
     let _ = writeln!(
         o,
         "  window:   {} .. {}  ({} events of {}, {} runs)",
-        r.first_ts.as_deref().unwrap_or("-"),
-        r.last_ts.as_deref().unwrap_or("-"),
+        visible(r.first_ts.as_deref().unwrap_or("-")),
+        visible(r.last_ts.as_deref().unwrap_or("-")),
         r.events_in_window,
         r.events_total,
         r.runs.count
@@ -179,7 +215,7 @@ pub fn render(r: &Report) -> String {
             let _ = writeln!(
                 o,
                 "  latest {}: db {}, wal {}{}; max db+wal {}; {} observations",
-                l.ts,
+                visible(&l.ts),
                 bytes(l.db_bytes),
                 bytes(l.wal_bytes),
                 l.entries
@@ -200,7 +236,12 @@ pub fn render(r: &Report) -> String {
         let _ = writeln!(
             o,
             "  {:<36} {:>6} {:>6} {:>6} {:>9}  {}",
-            run.run_id, run.events, run.hits, run.misses, run.incidents, run.last_ts
+            visible(&run.run_id),
+            run.events,
+            run.hits,
+            run.misses,
+            run.incidents,
+            visible(&run.last_ts)
         );
     }
     if r.runs.count > 10 {

@@ -330,6 +330,16 @@ pub enum LockMode {
     Exclusive,
 }
 
+impl LockMode {
+    /// `shared` or `exclusive`, as spelled in the spec.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            LockMode::Shared => "shared",
+            LockMode::Exclusive => "exclusive",
+        }
+    }
+}
+
 /// `kind = "hold-lock"`.
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -387,6 +397,18 @@ pub enum EditAction {
     Replace,
     /// Remove the file.
     Delete,
+}
+
+impl EditAction {
+    /// `append`, `touch`, `replace` or `delete`, as spelled in the spec.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            EditAction::Append => "append",
+            EditAction::Touch => "touch",
+            EditAction::Replace => "replace",
+            EditAction::Delete => "delete",
+        }
+    }
 }
 
 /// `kind = "edit"`.

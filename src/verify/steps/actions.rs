@@ -334,8 +334,8 @@ pub async fn hold_lock(ctx: &mut GateCtx, s: &HoldLockStep) -> Outcome {
         Ok(Ok(Some(l))) if l.trim() == "locked" => Outcome {
             commands: vec![format!("{cmd} &")],
             ..Outcome::pass(format!(
-                "{:?} lock on {} held for {} ms by pid {}",
-                s.mode,
+                "{} lock on {} held for {} ms by pid {}",
+                s.mode.as_str(),
                 lock.display(),
                 s.ms,
                 child.id().unwrap_or(0)
@@ -343,9 +343,15 @@ pub async fn hold_lock(ctx: &mut GateCtx, s: &HoldLockStep) -> Outcome {
         },
         other => {
             process::kill_group(&child);
+            let what = match other {
+                Ok(Ok(Some(line))) => format!("it printed {}", crate::output::quoted(&line)),
+                Ok(Ok(None)) => "it exited without output".to_string(),
+                Ok(Err(e)) => format!("reading its output failed: {e}"),
+                Err(_) => "no line within 10 s".to_string(),
+            };
             Outcome {
                 commands: vec![cmd],
-                ..Outcome::error(format!("lock holder did not report `locked`: {other:?}"))
+                ..Outcome::error(format!("lock holder did not report `locked`: {what}"))
             }
         }
     };
@@ -470,7 +476,7 @@ pub fn edit(ctx: &mut GateCtx, s: &EditStep) -> Outcome {
         EditAction::Delete => std::fs::remove_file(&path),
     };
     match res {
-        Ok(()) => Outcome::pass(format!("{:?} {}", s.action, s.file).to_lowercase()),
+        Ok(()) => Outcome::pass(format!("{} {}", s.action.as_str(), s.file)),
         Err(e) => Outcome::error(format!("edit {}: {e}", s.file)),
     }
 }

@@ -118,8 +118,10 @@ fn cross_check(out: &mut Outcome, ours: VerdictKind, filter: &str, input: &str, 
             return;
         }
         Ok(theirs) => format!(
-            "jaq and {} disagree: {ours:?} vs {theirs:?} ({})",
+            "jaq and {} disagree: {} vs {} ({})",
             bin.display(),
+            ours.as_str(),
+            theirs.as_str(),
             out.detail
         ),
         Err(e) => format!("reference jq: {e}"),
@@ -166,7 +168,7 @@ pub fn jq(ctx: &mut GateCtx, s: &JqStep) -> Outcome {
             }
             (
                 format!("[{}]", parts.join(",")),
-                format!("outputs of {names:?}"),
+                format!("outputs of {}", crate::output::quoted_list(names)),
             )
         }
     };
@@ -646,8 +648,8 @@ pub fn signal(ctx: &mut GateCtx, s: &SignalStep) -> Outcome {
     }
     if !outside.is_empty() {
         problems.push(format!(
-            "matches outside {:?}: {}",
-            s.only_in,
+            "matches outside {}: {}",
+            crate::output::quoted_list(&s.only_in),
             outside.join(", ")
         ));
     }
@@ -657,7 +659,7 @@ pub fn signal(ctx: &mut GateCtx, s: &SignalStep) -> Outcome {
             if s.only_in.is_empty() {
                 String::new()
             } else {
-                format!(", all in {:?}", s.only_in)
+                format!(", all in {}", crate::output::quoted_list(&s.only_in))
             }
         ))
     } else {

@@ -66,6 +66,12 @@ pub fn on_disk_windows(rewrites: &[Rewrite]) -> Vec<(usize, f64, f64)> {
         .collect()
 }
 
+/// `[1, 2, 3]`: a list of numbers for a message.
+pub fn numbers(v: &[usize]) -> String {
+    let parts: Vec<String> = v.iter().map(usize::to_string).collect();
+    format!("[{}]", parts.join(", "))
+}
+
 /// The distinct versions the answers carried, ascending.
 pub fn versions_served(answers: &[Answer]) -> Vec<usize> {
     let mut seen: Vec<usize> = answers.iter().filter_map(|a| a.served).collect();
@@ -83,9 +89,10 @@ pub fn check(rewrites: &[Rewrite], answers: &[Answer]) -> Vec<String> {
     let seen = versions_served(answers);
     if rewrites.len() < 2 || seen.len() < 2 {
         problems.push(format!(
-            "vacuous: {} rewrites, answers served versions {seen:?}; the edits must overlap the \
+            "vacuous: {} rewrites, answers served versions {}; the edits must overlap the \
              storm so that at least two versions are served",
-            rewrites.len()
+            rewrites.len(),
+            numbers(&seen)
         ));
     }
     for a in answers {

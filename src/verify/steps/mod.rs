@@ -361,10 +361,10 @@ pub fn label(step: &Step) -> String {
             s.iterations
         ),
         Step::Corrupt(c) => c.mode.clone(),
-        Step::HoldLock(h) => format!("{:?} {} ms", h.mode, h.ms).to_lowercase(),
+        Step::HoldLock(h) => format!("{} {} ms", h.mode.as_str(), h.ms),
         Step::Release(_) => "stop lock holders".into(),
         Step::Kill(k) => format!("{} × kill -9 in [{}, {}] ms", k.times, k.min_ms, k.max_ms),
-        Step::Edit(e) => format!("{:?} {}", e.action, e.file).to_lowercase(),
+        Step::Edit(e) => format!("{} {}", e.action.as_str(), e.file),
         Step::Age(a) => format!("+{} days", a.days),
         Step::Signal(s) => format!("`{}`", s.pattern),
         Step::Sqlite(s) => clip(&s.sql),

@@ -134,11 +134,12 @@ pub async fn stress(ctx: &mut GateCtx, s: &StressStep, index: usize) -> Outcome 
         freshness_problems = freshness::check(log, &answers);
         let seen = freshness::versions_served(&answers);
         freshness_detail = format!(
-            "; freshness: {} answers for {} checked against {} rewrites of {} (versions served: {seen:?}), {} problems",
+            "; freshness: {} answers for {} checked against {} rewrites of {} (versions served: {}), {} problems",
             answers.len(),
             edit.uri,
             log.len(),
             edit.file,
+            freshness::numbers(&seen),
             freshness_problems.len()
         );
     }
