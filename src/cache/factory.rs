@@ -5,7 +5,7 @@
 
 use super::counters::{self, Tally};
 use super::memory::MemoryStore;
-use super::{Backend, CacheError, CacheKey, Lookup, MissReason, Store};
+use super::{Backend, CacheError, CacheKey, Lookup, MissReason, Store, Written};
 use crate::config::CacheSettings;
 use crate::segment_fs::Anchored;
 use crate::symbols::SymbolTable;
@@ -95,11 +95,17 @@ impl Store for FallbackStore {
         file_rel: &str,
         key: &CacheKey,
         table: &SymbolTable,
-    ) -> Result<(), CacheError> {
-        self.inner.put(file_rel, key, table)
+    ) -> Result<Written, CacheError> {
+        // Kept in memory for this run only: nothing persisted, and the event says why.
+        self.inner.put(file_rel, key, table)?;
+        Ok(Written::Skipped(self.reason))
     }
 
-    fn put_batch(&mut self, items: &[(String, CacheKey, SymbolTable)]) -> Result<(), CacheError> {
-        self.inner.put_batch(items)
+    fn put_batch(
+        &mut self,
+        items: &[(String, CacheKey, SymbolTable)],
+    ) -> Result<Written, CacheError> {
+        self.inner.put_batch(items)?;
+        Ok(Written::Skipped(self.reason))
     }
 }

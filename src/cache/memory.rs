@@ -2,7 +2,7 @@
 //! the SQLite store for the same sequence of operations, except that its cold misses say
 //! `ephemeral_cache` (nothing survives the process).
 
-use super::{Backend, CacheError, CacheKey, Lookup, MissReason, Store};
+use super::{Backend, CacheError, CacheKey, Lookup, MissReason, Store, Written};
 use crate::symbols::SymbolTable;
 use std::collections::HashMap;
 
@@ -56,18 +56,21 @@ impl Store for MemoryStore {
         file_rel: &str,
         key: &CacheKey,
         table: &SymbolTable,
-    ) -> Result<(), CacheError> {
+    ) -> Result<Written, CacheError> {
         self.entries.insert(
             file_rel.to_string(),
             (CacheKey::extractor_tag(), *key, table.clone()),
         );
-        Ok(())
+        Ok(Written::Stored)
     }
 
-    fn put_batch(&mut self, items: &[(String, CacheKey, SymbolTable)]) -> Result<(), CacheError> {
+    fn put_batch(
+        &mut self,
+        items: &[(String, CacheKey, SymbolTable)],
+    ) -> Result<Written, CacheError> {
         for (file_rel, key, table) in items {
             self.put(file_rel, key, table)?;
         }
-        Ok(())
+        Ok(Written::Stored)
     }
 }

@@ -114,6 +114,16 @@ pub enum CacheError {
     Corrupt(String),
 }
 
+/// What a write did, so `ast.cache.write` reports what really happened.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Written {
+    /// The entries are in the store (the backend says which).
+    Stored,
+    /// Nothing was written, and why: the store was disabled earlier in this run (`reason` is
+    /// what disabled it), or persistence was requested but the run is uncached.
+    Skipped(MissReason),
+}
+
 /// A symbol-table store. Small on purpose and without default methods: each backend says
 /// exactly what it does. Paths are segment-relative with `/` separators.
 pub trait Store {
@@ -127,7 +137,10 @@ pub trait Store {
         file_rel: &str,
         key: &CacheKey,
         table: &SymbolTable,
-    ) -> Result<(), CacheError>;
+    ) -> Result<Written, CacheError>;
     /// Insert or replace many entries in one transaction (used by `ast index`).
-    fn put_batch(&mut self, items: &[(String, CacheKey, SymbolTable)]) -> Result<(), CacheError>;
+    fn put_batch(
+        &mut self,
+        items: &[(String, CacheKey, SymbolTable)],
+    ) -> Result<Written, CacheError>;
 }

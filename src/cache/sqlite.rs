@@ -20,7 +20,7 @@ pub mod recover;
 
 use super::counters::{self, Tally};
 use super::lock::CacheLock;
-use super::{Backend, CacheError, CacheKey, Lookup, MissReason, Store};
+use super::{Backend, CacheError, CacheKey, Lookup, MissReason, Store, Written};
 use crate::config::CacheSettings;
 use crate::segment_fs::{Anchor, Anchored, Incident, Kind};
 use crate::symbols::SymbolTable;
@@ -490,11 +490,14 @@ impl Store for SqliteStore {
         file_rel: &str,
         key: &CacheKey,
         table: &SymbolTable,
-    ) -> Result<(), CacheError> {
+    ) -> Result<Written, CacheError> {
         self.put_items(&[(file_rel, key, table)])
     }
 
-    fn put_batch(&mut self, items: &[(String, CacheKey, SymbolTable)]) -> Result<(), CacheError> {
+    fn put_batch(
+        &mut self,
+        items: &[(String, CacheKey, SymbolTable)],
+    ) -> Result<Written, CacheError> {
         let refs: Vec<(&str, &CacheKey, &SymbolTable)> =
             items.iter().map(|(f, k, t)| (f.as_str(), k, t)).collect();
         self.put_items(&refs)
@@ -502,12 +505,15 @@ impl Store for SqliteStore {
 }
 
 impl SqliteStore {
-    fn put_items(&mut self, items: &[(&str, &CacheKey, &SymbolTable)]) -> Result<(), CacheError> {
-        if self.disabled.is_some() {
-            return Ok(());
+    fn put_items(
+        &mut self,
+        items: &[(&str, &CacheKey, &SymbolTable)],
+    ) -> Result<Written, CacheError> {
+        if let Some(reason) = self.disabled {
+            return Ok(Written::Skipped(reason));
         }
         match self.write(items) {
-            Ok(()) => Ok(()),
+            Ok(()) => Ok(Written::Stored),
             Err(Fault::Corrupt(kind)) => {
                 let reason = self.fail(kind);
                 Err(CacheError::Corrupt(format!(

@@ -6,7 +6,7 @@
 //! command: the store absorbs what it can, and whatever escapes turns into an uncached run
 //! with a truthful `miss_reason`.
 
-use crate::cache::{Backend, CacheKey, Lookup, MissReason, open_cache};
+use crate::cache::{Backend, CacheKey, Lookup, MissReason, Written, open_cache};
 use crate::cli::SymbolsArgs;
 use crate::config::{self, CacheSettings};
 use crate::error::{CliError, ErrorCode};
@@ -221,10 +221,16 @@ fn serve(
     let extract_ms = elapsed_ms(t);
     let t = Instant::now();
     match opened.store.put(&file.file_rel, key, &table) {
-        Ok(()) => {
+        Ok(written) => {
             let mut ev = Event::new("ast.cache.write");
             ev.args = json!({"cache_key": key.to_string()});
-            ev.result = json!({"status": "ok", "symbols_count": table.symbols.len()});
+            // What really happened: stored, or skipped with the reason (a store disabled by a
+            // corruption earlier in the run, or an uncached fallback run).
+            ev.result = match written {
+                Written::Stored => json!({"status": "ok", "symbols_count": table.symbols.len()}),
+                Written::Skipped(why) => json!({"status": "skipped", "reason": why.as_str(),
+                                                "symbols_count": table.symbols.len()}),
+            };
             ev.timing_ms = elapsed_ms(t);
             ev.x = json!({"extract_ms": extract_ms});
             ev.cache_type = cache_type;

@@ -51,6 +51,11 @@ fn held_exclusive_lock_gives_bounded_fallback_with_correct_symbols() {
     let sym = events_named(seg.path(), "ast.symbols");
     assert_eq!(sym[0]["result"]["miss_reason"], "lock_timeout");
     assert_eq!(sym[0]["cache_type"], "memory");
+    // The write event says nothing was persisted, and why (it used to say "ok").
+    let w = events_named(seg.path(), "ast.cache.write");
+    assert_eq!(w.len(), 1, "{w:?}");
+    assert_eq!(w[0]["result"]["status"], "skipped");
+    assert_eq!(w[0]["result"]["reason"], "lock_timeout");
     drop(holder);
     let after = persisted(seg.path(), URI, &[]);
     assert_eq!(after.s("miss_reason"), "cache_hit");
