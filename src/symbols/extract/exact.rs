@@ -54,7 +54,9 @@ pub(super) fn parse(text: &str) -> Outcome {
     if text.len() > MAX_LEN {
         return Outcome::Unavailable;
     }
-    if longest_unary_run(text.as_bytes()) > MAX_UNARY_RUN {
+    if unary_operators(text.as_bytes()) > MAX_UNARY_RUN
+        && longest_unary_run(text.as_bytes()) > MAX_UNARY_RUN
+    {
         // Ruff recurses (and allocates) once per prefix operator: 1 MB of `-` took 1.4 s and
         // 1 GB. tree-sitter parses the same module in linear time on the heap, under its
         // budget, and the two agree on modules Python accepts.
@@ -106,6 +108,13 @@ fn run(text: &str) -> Outcome {
 /// in a row; CPython's own parser gives up (`MemoryError`) a few thousand levels deep.
 const MAX_UNARY_RUN: usize = 1_000;
 
+/// All prefix-operator spellings in `text` (SIMD counts): a bound on [`longest_unary_run`] that
+/// spares almost every module the byte-by-byte scan.
+fn unary_operators(text: &[u8]) -> usize {
+    memchr::memchr3_iter(b'-', b'+', b'~', text).count()
+        + memchr::memmem::find_iter(text, b"not").count()
+}
+
 /// The longest run of consecutive prefix operators (`-`, `+`, `~`, `not`, blanks and line
 /// continuations between them allowed), skipping comments and strings: each one is a level of
 /// recursion in Ruff's parser. Over-counting (a binary `-` before a unary one) is harmless: it
@@ -149,26 +158,58 @@ fn longest_unary_run(text: &[u8]) -> usize {
 /// (f-strings included: in 3.11 they are single tokens).
 fn first_bracket_too_deep(text: &[u8]) -> Option<usize> {
     use super::continuation::{memchr_newline, string_end};
+    // Cheap bound first: with no more openers than the limit, no nesting can exceed it.
+    if openers(text) <= MAX_BRACKET_DEPTH {
+        return None;
+    }
+    // Code runs between comments and string literals (found with SIMD); within a run, opener
+    // and closer counts (SIMD too) settle the depth unless the run could reach the limit, and
+    // only then is it walked byte by byte.
     let (mut depth, mut i) = (0usize, 0usize);
-    while let Some(&b) = text.get(i) {
-        match b {
-            b'#' => i = memchr_newline(text, i),
-            b'\'' | b'"' => i = string_end(text, i),
-            b'(' | b'[' | b'{' => {
-                depth += 1;
-                if depth > MAX_BRACKET_DEPTH {
-                    return Some(i);
+    while i < text.len() {
+        let end = memchr::memchr3(b'#', b'\'', b'"', &text[i..]).map_or(text.len(), |k| i + k);
+        let code = &text[i..end];
+        let opens = openers(code);
+        if depth + opens > MAX_BRACKET_DEPTH {
+            for (k, &b) in code.iter().enumerate() {
+                match b {
+                    b'(' | b'[' | b'{' => {
+                        depth += 1;
+                        if depth > MAX_BRACKET_DEPTH {
+                            return Some(i + k);
+                        }
+                    }
+                    b')' | b']' | b'}' => depth = depth.saturating_sub(1),
+                    _ => {}
                 }
-                i += 1;
             }
-            b')' | b']' | b'}' => {
-                depth = depth.saturating_sub(1);
-                i += 1;
-            }
-            _ => i += 1,
+        } else {
+            depth = settle(code, depth);
         }
+        i = match text.get(end) {
+            None => end,
+            Some(b'#') => memchr_newline(text, end),
+            Some(_) => string_end(text, end),
+        };
     }
     None
+}
+
+/// Opening brackets in `bytes` (SIMD search).
+fn openers(bytes: &[u8]) -> usize {
+    memchr::memchr3_iter(b'(', b'[', b'{', bytes).count()
+}
+
+/// The depth after `code`, starting at `depth`, with closers never taking it below zero, as
+/// the byte walk in [`first_bracket_too_deep`] counts it. Only called when `code` cannot reach
+/// the limit, so no position is needed.
+fn settle(code: &[u8], mut depth: usize) -> usize {
+    let mut start = 0;
+    while let Some(k) = memchr::memchr3(b')', b']', b'}', &code[start..]) {
+        depth = (depth + openers(&code[start..start + k])).saturating_sub(1);
+        start += k + 1;
+    }
+    depth + openers(&code[start..])
 }
 
 /// The first token past one of CPython's tokenizer limits, which make `ast.parse` fail on
