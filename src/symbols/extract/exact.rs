@@ -153,13 +153,19 @@ fn longest_unary_run(text: &[u8]) -> usize {
     longest
 }
 
+/// Modules with at most this many opening brackets go to Ruff without the bracket scan: even
+/// nested all the way, that is a recursion Ruff's parser handles in milliseconds.
+const RUFF_SAFE_OPENERS: usize = 10_000;
+
 /// The byte offset of the first bracket nested deeper than [`MAX_BRACKET_DEPTH`], found by a
 /// linear scan that, like CPython 3.11's tokenizer, skips comments and string literals
 /// (f-strings included: in 3.11 they are single tokens).
 fn first_bracket_too_deep(text: &[u8]) -> Option<usize> {
     use super::continuation::{memchr_newline, string_end};
-    // Cheap bound first: with no more openers than the limit, no nesting can exceed it.
-    if openers(text) <= MAX_BRACKET_DEPTH {
+    // Cheap bound first: with at most RUFF_SAFE_OPENERS openers, Ruff's recursion stays small
+    // (milliseconds), and CPython's limit is then found over Ruff's tokens after the parse
+    // ([`beyond_tokenizer_limits`]); only modules with more need this scan to keep Ruff away.
+    if openers(text) <= RUFF_SAFE_OPENERS {
         return None;
     }
     // Code runs between comments and string literals (found with SIMD); within a run, opener
