@@ -51,6 +51,10 @@ pub enum Kind {
     CharDevice,
     /// A block device.
     BlockDevice,
+    /// A regular file with more than one name (a hard link): writing to it could change a
+    /// file outside the segment that shares its inode, so the tool never writes one (reading
+    /// is fine: the bytes are the segment's own).
+    HardLink,
     /// Anything else.
     Unknown,
 }
@@ -73,6 +77,14 @@ impl Kind {
         Kind::of(FileType::from_raw_mode(mode as _))
     }
 
+    /// The kind of an `lstat`/`fstat` result, telling hard-linked regular files apart.
+    fn of_stat(st: &rustix::fs::Stat) -> Kind {
+        match Kind::of_mode(st.st_mode) {
+            Kind::File if st.st_nlink > 1 => Kind::HardLink,
+            k => k,
+        }
+    }
+
     /// Stable lower-case name (telemetry `args.found`, messages).
     pub fn as_str(self) -> &'static str {
         match self {
@@ -83,6 +95,7 @@ impl Kind {
             Kind::Socket => "socket",
             Kind::CharDevice => "char_device",
             Kind::BlockDevice => "block_device",
+            Kind::HardLink => "hardlink",
             Kind::Unknown => "unknown",
         }
     }
@@ -369,7 +382,7 @@ impl Anchored {
 
     /// What the last component holds, without following it; `None` when nothing is there.
     pub fn kind(&self) -> io::Result<Option<Kind>> {
-        Ok(self.stat()?.map(|s| Kind::of_mode(s.st_mode)))
+        Ok(self.stat()?.map(|s| Kind::of_stat(&s)))
     }
 
     /// `lstat` of the last component beneath the anchor; `None` when nothing is there (or a
@@ -437,11 +450,13 @@ impl Anchored {
             Err(e) => return Err(e.into()),
         };
         let st = rustix::fs::fstat(&fd)?;
-        let found = Kind::of_mode(st.st_mode);
-        if found != Kind::File {
-            return Err(self.foreign(found, "file"));
+        match Kind::of_stat(&st) {
+            Kind::File => Ok(File::from(fd)),
+            // Read-only use of a multi-linked file reads the segment's own bytes; writing
+            // through it could change an outside file with the same inode.
+            Kind::HardLink if access == Access::Read => Ok(File::from(fd)),
+            found => Err(self.foreign(found, "file")),
         }
-        Ok(File::from(fd))
     }
 
     fn foreign(&self, found: Kind, expected: &'static str) -> FsError {
@@ -495,7 +510,7 @@ impl Anchored {
         for name in names {
             out.push(
                 match rustix::fs::statat(&dir, *name, AtFlags::SYMLINK_NOFOLLOW) {
-                    Ok(st) => Some(Kind::of_mode(st.st_mode)),
+                    Ok(st) => Some(Kind::of_stat(&st)),
                     Err(Errno::NOENT) => None,
                     Err(e) => return Err(e.into()),
                 },
@@ -653,6 +668,8 @@ impl Anchored {
         let dir = self.parent_fd()?;
         let name = self.last()?;
         let mode = match rustix::fs::statat(&dir, name, AtFlags::SYMLINK_NOFOLLOW) {
+            // A hard link is replaced by the rename like a file: its other names keep the old
+            // inode, untouched.
             Ok(st) if Kind::of_mode(st.st_mode) == Kind::File => st.st_mode & 0o7777,
             Ok(st) => return Err(self.foreign(Kind::of_mode(st.st_mode), "file")),
             Err(Errno::NOENT) => 0o666,

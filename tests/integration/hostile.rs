@@ -70,6 +70,7 @@ fn mkfifo(p: &Path) {
 enum Plant {
     LinkToOutsideDir,
     LinkToOutsideFile,
+    HardLinkToOutsideFile,
     Fifo,
     Dir,
     File,
@@ -122,6 +123,10 @@ fn plant(seg: &Path, out: &Path, rel: &str, what: Plant) {
     match what {
         Plant::LinkToOutsideDir => symlink(out.join("sub"), &p).unwrap(),
         Plant::LinkToOutsideFile => symlink(out.join("secret.py"), &p).unwrap(),
+        // Same file system (both under the temp dir): a second name for an outside inode.
+        Plant::HardLinkToOutsideFile => {
+            std::fs::hard_link(out.join("sub/events.jsonl"), &p).unwrap()
+        }
         Plant::Fifo => mkfifo(&p),
         Plant::Dir => std::fs::create_dir(&p).unwrap(),
         Plant::File => std::fs::write(&p, b"planted").unwrap(),
@@ -225,6 +230,7 @@ fn plant_strategy() -> impl Strategy<Value = Vec<(usize, Plant)>> {
     let what = prop_oneof![
         Just(Plant::LinkToOutsideDir),
         Just(Plant::LinkToOutsideFile),
+        Just(Plant::HardLinkToOutsideFile),
         Just(Plant::Fifo),
         Just(Plant::Dir),
         Just(Plant::File),
@@ -273,9 +279,14 @@ fn a_tree_hostile_everywhere_is_answered_correctly_and_reported() {
         plant(seg.path(), out.path(), rel, Plant::LinkToOutsideDir);
     }
     for rel in [
+        ".trifecta/cache/ast_cache.counters",
+        "_ctx/telemetry/events.2.jsonl",
+    ] {
+        plant(seg.path(), out.path(), rel, Plant::HardLinkToOutsideFile);
+    }
+    for rel in [
         ".trifecta/.gitignore",
         ".trifecta/cache/ast_cache.db-wal",
-        ".trifecta/cache/ast_cache.counters",
         "_ctx/telemetry/events.1.jsonl",
         "_ctx/telemetry/report.html",
         "pkg/hostile.py",
@@ -316,6 +327,7 @@ fn a_tree_hostile_everywhere_is_answered_correctly_and_reported() {
         (".trifecta/cache/ast_cache.lock", "fifo"),
         (".trifecta/cache/quarantine", "symlink"),
         (".trifecta/.gitignore", "symlink"),
+        (".trifecta/cache/ast_cache.counters", "hardlink"),
     ] {
         assert!(
             found.contains(&(path.to_string(), kind.to_string())),

@@ -166,7 +166,9 @@ pub fn probe(db: &Anchored) -> io::Result<Probe> {
     };
     let id = FileId::of_stat(&st);
     let len = u64::try_from(st.st_size).unwrap_or(0);
-    let is_file = FileType::from_raw_mode(st.st_mode) == FileType::RegularFile;
+    // A second name for the database's inode (a planted hard link) would let SQLite's writes
+    // change a file outside the segment: not a file we use.
+    let is_file = FileType::from_raw_mode(st.st_mode) == FileType::RegularFile && st.st_nlink == 1;
     if !is_file {
         return Ok(Probe::Damaged(DamageKind::NotAFile, Some(id)));
     }
