@@ -164,37 +164,17 @@ fn every_command(seg: &Path) -> Vec<Run> {
     let s = seg.to_str().unwrap();
     let report = seg.join("_ctx/telemetry/report.html");
     let report = report.to_str().unwrap();
+    let symbols = |m: &'static str| vec!["ast", "symbols", m, "--segment", s];
+    let cache = |sub: &'static str| vec!["ast", "cache", sub, "--segment", s];
+    let mut good = symbols("sym://python/mod/pkg.mod");
+    good.push("--persist-cache");
+    let mut html = vec!["telemetry", "report", "--segment", s, "--format", "html"];
+    html.extend(["--output", report]);
     [
-        vec![
-            "ast",
-            "symbols",
-            "sym://python/mod/pkg.mod",
-            "--segment",
-            s,
-            "--persist-cache",
-        ],
-        vec![
-            "ast",
-            "symbols",
-            "sym://python/mod/pkg.mod",
-            "--segment",
-            s,
-            "--persist-cache",
-        ],
-        vec![
-            "ast",
-            "symbols",
-            "sym://python/mod/pkg.hostile",
-            "--segment",
-            s,
-        ],
-        vec![
-            "ast",
-            "symbols",
-            "sym://python/mod/pkg.sub.secret",
-            "--segment",
-            s,
-        ],
+        good.clone(),
+        good,
+        symbols("sym://python/mod/pkg.hostile"),
+        symbols("sym://python/mod/pkg.sub.secret"),
         vec![
             "ast",
             "index",
@@ -204,22 +184,13 @@ fn every_command(seg: &Path) -> Vec<Run> {
             "--format",
             "jsonl",
         ],
-        vec!["ast", "cache", "stats", "--segment", s],
-        vec!["ast", "cache", "verify", "--segment", s],
-        vec!["ast", "cache", "prune", "--segment", s],
-        vec!["ast", "cache", "path", "--segment", s],
+        cache("stats"),
+        cache("verify"),
+        cache("prune"),
+        cache("path"),
         vec!["telemetry", "report", "--segment", s],
-        vec![
-            "telemetry",
-            "report",
-            "--segment",
-            s,
-            "--format",
-            "html",
-            "--output",
-            report,
-        ],
-        vec!["ast", "cache", "clear", "--segment", s],
+        html,
+        cache("clear"),
     ]
     .iter()
     .map(|a| bounded(seg, a))
