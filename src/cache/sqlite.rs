@@ -45,9 +45,7 @@ pub struct CacheCtx {
     pub db_at: Anchored,
     /// `.trifecta/cache` beneath the segment.
     pub cache_dir: Anchored,
-    /// The segment root (to prune rows of deleted files).
-    pub segment_root: PathBuf,
-    /// The open segment root.
+    /// The open segment root (maintenance checks for deleted files beneath it).
     pub anchor: Arc<Anchor>,
     /// Resolved settings.
     pub settings: CacheSettings,
@@ -64,7 +62,6 @@ impl CacheCtx {
             db: db_at.abs(),
             db_at,
             cache_dir,
-            segment_root: root.path.clone(),
             anchor: Arc::clone(&root.anchor),
             settings: settings.clone(),
             telemetry: telemetry.clone(),

@@ -15,7 +15,6 @@ use crate::cache::schema::{APPLICATION_ID, SCHEMA_VERSION};
 use crate::segment_fs::{Access, Anchored, FsError};
 use rustix::fs::FileType;
 use std::io::{self, Read};
-use std::os::unix::fs::MetadataExt;
 
 /// SQLite's file magic.
 const MAGIC: &[u8; 16] = b"SQLite format 3\0";
@@ -28,14 +27,6 @@ pub struct FileId {
 }
 
 impl FileId {
-    /// Identity of `m`.
-    pub fn of(m: &std::fs::Metadata) -> Self {
-        FileId {
-            dev: m.dev(),
-            ino: m.ino(),
-        }
-    }
-
     /// Identity from an `lstat` result.
     pub fn of_stat(s: &rustix::fs::Stat) -> Self {
         FileId {
