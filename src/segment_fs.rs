@@ -217,7 +217,8 @@ impl From<FsError> for io::Error {
     fn from(e: FsError) -> Self {
         match e {
             FsError::Io(e) => e,
-            other => io::Error::other(other.to_string()),
+            // Something in the tree is not what it must be (a planted link, FIFO…).
+            other => io::Error::new(io::ErrorKind::InvalidData, other.to_string()),
         }
     }
 }
@@ -351,18 +352,26 @@ impl Anchored {
         open_dir_beneath(self.anchor.fd.as_fd(), parent).map_err(|e| self.explain(e))
     }
 
-    /// Errors of a beneath-resolution, in words a user can act on.
+    /// Errors of a beneath-resolution, in words a user can act on. A link on the way or a way
+    /// out is `InvalidData` (the tree is not what it must be), like [`FsError::Foreign`].
     fn explain(&self, e: Errno) -> io::Error {
         match e {
             Errno::LOOP => io::Error::new(
-                io::ErrorKind::InvalidInput,
+                io::ErrorKind::InvalidData,
                 format!(
                     "{} has a symbolic link on its way; not followed",
                     self.rel_display()
                 ),
             ),
+            Errno::NOTDIR => io::Error::new(
+                io::ErrorKind::InvalidData,
+                format!(
+                    "{} has something other than a directory on its way",
+                    self.rel_display()
+                ),
+            ),
             Errno::XDEV => io::Error::new(
-                io::ErrorKind::InvalidInput,
+                io::ErrorKind::InvalidData,
                 format!("{} leads outside its directory", self.rel_display()),
             ),
             e => e.into(),

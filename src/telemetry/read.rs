@@ -218,6 +218,27 @@ pub fn event_files(dir: &Path) -> io::Result<Vec<PathBuf>> {
     Ok(event_names(&d)?.into_iter().map(|n| dir.join(n)).collect())
 }
 
+/// The raw text of every event file in `location`, oldest first (`None` when the directory
+/// does not exist). Only regular files are read; a link, FIFO or file where the directory
+/// belongs is an `InvalidData` error, never followed.
+pub fn events_text(location: &Location) -> io::Result<Option<String>> {
+    let Some(dir) = location.for_read()? else {
+        return Ok(None);
+    };
+    let mut text = String::new();
+    for name in event_names(&dir)? {
+        match dir.join(&name).open(Access::Read) {
+            Ok(f) => {
+                io::Read::read_to_string(&mut BufReader::new(f), &mut text)?;
+            }
+            Err(e) if e.is_not_found() => {}
+            Err(FsError::Foreign { .. }) => {}
+            Err(e) => return Err(e.into()),
+        }
+    }
+    Ok(Some(text))
+}
+
 /// Stream every event in `location` (oldest file first) to `on_event`.
 pub fn scan_dir(location: &Location, mut on_event: impl FnMut(Record)) -> io::Result<ScanSummary> {
     let dir = location.for_read()?;

@@ -17,68 +17,12 @@ use std::time::Duration;
 /// `events.jsonl`. Honours the contract's layout; a gate that sets `TRIFECTA_TELEMETRY_DIR` must
 /// point it inside the segment at `_ctx/telemetry`.
 ///
-/// Only what the tool wrote into the segment counts, and the checker must survive a hostile
-/// tree: `_ctx` and `_ctx/telemetry` must be real directories (a link there is an
-/// `InvalidData` error, never followed), and only regular files are read, opened with
-/// `O_NOFOLLOW | O_NONBLOCK` so a planted link or FIFO can neither redirect nor hang the check.
+/// Read with the tool's own telemetry reader ([`crate::telemetry::read::events_text`]), so the
+/// checker survives a hostile tree the same way: only regular files are read, and a link where
+/// `_ctx` or `_ctx/telemetry` belongs is an `InvalidData` error, never followed.
 pub fn telemetry_text(segment: &Path) -> std::io::Result<String> {
-    let dir = segment.join(crate::telemetry::DEFAULT_DIR);
-    let mut text = String::new();
-    for d in [segment.join("_ctx"), dir.clone()] {
-        match std::fs::symlink_metadata(&d) {
-            Ok(m) if m.file_type().is_dir() => {}
-            Ok(_) => {
-                return Err(std::io::Error::new(
-                    std::io::ErrorKind::InvalidData,
-                    format!("{} is not a real directory (not followed)", d.display()),
-                ));
-            }
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(text),
-            Err(e) => return Err(e),
-        }
-    }
-    let mut rotated: Vec<(u32, PathBuf)> = std::fs::read_dir(&dir)?
-        .filter_map(|e| e.ok())
-        .filter(|e| e.file_type().is_ok_and(|t| t.is_file()))
-        .filter_map(|e| {
-            let n = e.file_name().to_string_lossy().into_owned();
-            let mid = n.strip_prefix("events.")?.strip_suffix(".jsonl")?;
-            Some((mid.parse::<u32>().ok()?, e.path()))
-        })
-        .collect();
-    rotated.sort_by_key(|r| std::cmp::Reverse(r.0));
-    for (_, p) in rotated {
-        text.push_str(&read_regular(&p)?.unwrap_or_default());
-    }
-    text.push_str(&read_regular(&dir.join("events.jsonl"))?.unwrap_or_default());
-    Ok(text)
-}
-
-/// A regular file's text; `None` when it is missing or not a regular file (a link, a FIFO).
-fn read_regular(path: &Path) -> std::io::Result<Option<String>> {
-    use std::io::Read;
-    use std::os::unix::fs::OpenOptionsExt;
-    let f = std::fs::OpenOptions::new()
-        .read(true)
-        .custom_flags(libc::O_NOFOLLOW | libc::O_NONBLOCK)
-        .open(path);
-    let mut f = match f {
-        Ok(f) => f,
-        // ELOOP: the name is a symlink, which O_NOFOLLOW refuses.
-        Err(e)
-            if e.kind() == std::io::ErrorKind::NotFound
-                || e.raw_os_error() == Some(libc::ELOOP) =>
-        {
-            return Ok(None);
-        }
-        Err(e) => return Err(e),
-    };
-    if !f.metadata()?.file_type().is_file() {
-        return Ok(None);
-    }
-    let mut s = String::new();
-    f.read_to_string(&mut s)?;
-    Ok(Some(s))
+    let location = crate::telemetry::Location::in_segment(segment, crate::telemetry::DEFAULT_DIR);
+    Ok(crate::telemetry::read::events_text(&location)?.unwrap_or_default())
 }
 
 fn saved_json(ctx: &GateCtx, name: &str) -> Result<String, String> {
