@@ -141,6 +141,10 @@ pub fn check_environment() -> Result<(), CliError> {
     }
     env_u64(crate::clock::TEST_NOW_ENV, MAX_TEST_NOW_MS)?;
     env_u64(ENV_TEST_PANIC, 1)?;
+    if let Some(v) = env_str(crate::mutant::ENV_MUTANT)? {
+        crate::mutant::parse_list(&v)
+            .map_err(|why| invalid(crate::mutant::ENV_MUTANT, &v, &why))?;
+    }
     Ok(())
 }
 

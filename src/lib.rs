@@ -14,6 +14,7 @@ pub mod config;
 pub mod error;
 pub mod file_rel;
 pub mod index;
+pub mod mutant;
 pub mod output;
 pub mod segment_fs;
 pub mod symbols;
