@@ -13,6 +13,15 @@ fn capture(prog: &str, args: &[&str]) -> String {
     }
 }
 
+/// BLAKE3 (hex) of a file's bytes, or `unknown (<why>)`.
+pub fn file_blake3(path: &Path) -> String {
+    let mut h = blake3::Hasher::new();
+    match std::fs::File::open(path).and_then(|mut f| std::io::copy(&mut f, &mut h)) {
+        Ok(_) => h.finalize().to_hex().to_string(),
+        Err(e) => format!("unknown ({e})"),
+    }
+}
+
 fn os_description() -> String {
     let pretty = std::fs::read_to_string("/etc/os-release")
         .ok()
@@ -53,6 +62,7 @@ pub fn gather(
         command_line: command_line.to_string(),
         trifecta_version: capture(&trifecta.to_string_lossy(), &["--version"]),
         trifecta_path: trifecta.to_string_lossy().into_owned(),
+        trifecta_blake3: file_blake3(trifecta),
         rustc: capture("rustc", &["--version"]),
         sqlite: rusqlite::version().to_string(),
         libgit2: format!("{maj}.{min}.{rev_}"),

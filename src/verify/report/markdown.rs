@@ -58,6 +58,11 @@ pub fn render(run: &RunReport) -> String {
     );
     let _ = writeln!(
         md,
+        "- **Binary under test**: `{}`, BLAKE3 `{}`",
+        e.trifecta_path, e.trifecta_blake3
+    );
+    let _ = writeln!(
+        md,
         "- **Versions**: trifecta `{}` (`{}`), {}, SQLite {}, libgit2 {}, OS {}",
         e.trifecta_version, e.trifecta_path, e.rustc, e.sqlite, e.libgit2, e.os
     );

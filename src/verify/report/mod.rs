@@ -132,6 +132,8 @@ pub struct Evidence {
     pub trifecta_version: String,
     /// Path of the binary under test.
     pub trifecta_path: String,
+    /// BLAKE3 (hex) of the binary under test: names exactly which build was gated.
+    pub trifecta_blake3: String,
     /// `rustc --version`.
     pub rustc: String,
     /// SQLite library version linked into trifecta-verify (same bundled copy as trifecta).
