@@ -20,6 +20,7 @@
 //! database itself is found damaged and quarantined (the next run rebuilds it).
 
 use crate::cache::{CacheKey, Lookup, MissReason, Store};
+use crate::mutant::{self, Mutant};
 use crate::segment_fs::{Anchor, ModuleOpen, open_module};
 use crate::symbols::read::{ReadError, read_capped};
 use crate::symbols::{SymbolTable, extract};
@@ -204,6 +205,9 @@ fn look_up(
         .iter()
         .map(|r| match (&r.bytes, &r.key) {
             (Err(e), _) => Some(Outcome::Error(e.clone())),
+            (Ok(_), Some(_)) if mutant::active(Mutant::IndexIgnoresCache) => {
+                Some(Outcome::Miss(SymbolTable::default(), MissReason::KeyMiss))
+            }
             (Ok(_), Some(k)) => Some(match store.get(&r.file_rel, k) {
                 Ok(Lookup::Hit(t)) => Outcome::Hit(t),
                 Ok(Lookup::Miss(reason)) => Outcome::Miss(SymbolTable::default(), reason),

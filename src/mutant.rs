@@ -21,16 +21,68 @@ pub enum Mutant {
     /// A row is written in one transaction and its checksum in a second one, so a crash between
     /// the two leaves a row whose checksum does not match (caught by `p2-crash`).
     SplitChecksum,
+    /// A lookup trusts a row without comparing its checksum, so a flipped payload bit is served
+    /// as symbols (caught by `p2-corruption`).
+    NoChecksumCheck,
+    /// The cache lock wait ignores its timeout and blocks until the holder lets go (caught by
+    /// `p2-locks`).
+    BlockingLock,
+    /// The size-warning threshold, configured in bytes, is compared as KiB, so the warning
+    /// never fires at the configured size (caught by `p2-size`).
+    SizeThresholdKib,
+    /// SQLite's busy timeout is left at 0, so a process that meets another's write lock gives up
+    /// on the cache instead of waiting (caught by `p2-stress`).
+    BusyTimeoutZero,
+    /// Hits are folded into a counter named `hit` instead of `hits`, so `ast cache stats`
+    /// reports no hits (caught by `p2-success-metrics`).
+    HitCounterTypo,
+    /// `ast.cache.write` is emitted at level `full` instead of `lite`, so it is dropped at the
+    /// default telemetry level (caught by `p2-telemetry`).
+    WriteEventFullOnly,
+    /// The entry TTL, a duration in milliseconds, is converted as microseconds: 7 days become
+    /// 19 years and nothing ever expires (caught by `p2-ttl`).
+    TtlOff,
+    /// `ast index` never consults the cache: every module is re-extracted on every run (caught
+    /// by `p5-index`).
+    IndexIgnoresCache,
+    /// Module files are opened with a plain path open, which follows symlinks out of the
+    /// segment (caught by `p7-hostile-segment`).
+    PlainModuleOpen,
+    /// The segment path is used as spelled instead of canonicalised, so one segment spelled two
+    /// ways reports two DB paths (caught by `g3-evidence-signals`).
+    SegmentAsSpelled,
 }
 
 impl Mutant {
     /// Every mutant, in catalog order.
-    pub const ALL: &'static [Mutant] = &[Mutant::SplitChecksum];
+    pub const ALL: &'static [Mutant] = &[
+        Mutant::SplitChecksum,
+        Mutant::NoChecksumCheck,
+        Mutant::BlockingLock,
+        Mutant::SizeThresholdKib,
+        Mutant::BusyTimeoutZero,
+        Mutant::HitCounterTypo,
+        Mutant::WriteEventFullOnly,
+        Mutant::TtlOff,
+        Mutant::IndexIgnoresCache,
+        Mutant::PlainModuleOpen,
+        Mutant::SegmentAsSpelled,
+    ];
 
     /// The stable name used in `TRIFECTA_MUTANT`.
     pub fn name(self) -> &'static str {
         match self {
             Mutant::SplitChecksum => "split-checksum",
+            Mutant::NoChecksumCheck => "no-checksum-check",
+            Mutant::BlockingLock => "blocking-lock",
+            Mutant::SizeThresholdKib => "size-threshold-kib",
+            Mutant::BusyTimeoutZero => "busy-timeout-zero",
+            Mutant::HitCounterTypo => "hit-counter-typo",
+            Mutant::WriteEventFullOnly => "write-event-full-only",
+            Mutant::TtlOff => "ttl-off",
+            Mutant::IndexIgnoresCache => "index-ignores-cache",
+            Mutant::PlainModuleOpen => "plain-module-open",
+            Mutant::SegmentAsSpelled => "segment-as-spelled",
         }
     }
 

@@ -850,6 +850,13 @@ pub fn open_module(root: &Anchor, rel: &Path, follow_links: bool) -> Result<File
     if check_relative(rel).is_err() {
         return Err(ModuleOpen::Outside);
     }
+    if crate::mutant::active(crate::mutant::Mutant::PlainModuleOpen) {
+        // The regression this guards against: a plain open by path, which follows any link.
+        return File::open(root.path().join(rel)).map_err(|e| match e.kind() {
+            io::ErrorKind::NotFound => ModuleOpen::Absent(None),
+            _ => ModuleOpen::Io(e),
+        });
+    }
     let flags = OFlags::RDONLY
         | base_flags()
         | if follow_links {

@@ -16,6 +16,7 @@
 //! Known limit: a crash between the fold's commit and its truncate counts that batch twice.
 
 use super::MissReason;
+use crate::mutant::{self, Mutant};
 use crate::segment_fs::{Access, Anchored, Kind};
 use std::collections::BTreeMap;
 use std::fs::{File, TryLockError};
@@ -63,6 +64,7 @@ impl Tally {
 fn counter_name(line: &str) -> Option<String> {
     match line.split_once(' ') {
         None => match line {
+            "hit" if mutant::active(Mutant::HitCounterTypo) => Some("hit".into()),
             "hit" => Some("hits".into()),
             "lock_timeout" => Some("lock_timeouts".into()),
             "corruption" => Some("corruptions".into()),

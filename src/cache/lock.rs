@@ -16,6 +16,7 @@
 //! the old lock is dropped first — so this module never converts: [`CacheLock`] is released by
 //! dropping it, and a new one is taken.
 
+use crate::mutant::{self, Mutant};
 use crate::segment_fs::{Access, Anchored};
 use std::fs::{File, TryLockError};
 use std::io;
@@ -119,6 +120,12 @@ pub fn acquire(path: &Anchored, mode: LockMode, timeout: Duration) -> Result<Cac
             });
         }
         let waited = start.elapsed();
+        // The blocking-lock mutant waits forever (as if the timeout were never checked).
+        let timeout = if mutant::active(Mutant::BlockingLock) {
+            Duration::MAX
+        } else {
+            timeout
+        };
         if waited >= timeout {
             return Err(LockError::Timeout { mode, waited });
         }

@@ -22,6 +22,7 @@ use super::counters::{self, Tally};
 use super::lock::CacheLock;
 use super::{Backend, CacheError, CacheKey, Lookup, MissReason, Store, Written};
 use crate::config::CacheSettings;
+use crate::mutant::{self, Mutant};
 use crate::segment_fs::{Anchor, Anchored, Incident, Kind};
 use crate::symbols::SymbolTable;
 use crate::symbols::resolve::Segment;
@@ -259,7 +260,11 @@ pub fn connect(db: &Path, settings: &CacheSettings) -> rusqlite::Result<Connecti
             | F::SQLITE_OPEN_NOFOLLOW,
     )?;
     // busy_timeout bounded by the lock timeout: no SQLite wait outlives our own bound.
-    conn.busy_timeout(settings.lock_timeout)?;
+    conn.busy_timeout(if mutant::active(Mutant::BusyTimeoutZero) {
+        std::time::Duration::ZERO
+    } else {
+        settings.lock_timeout
+    })?;
     // synchronous is per connection; NORMAL in WAL loses durability, never consistency.
     // cell_size_check: catch damaged b-tree cells as pages are read, before the damage can
     // spread through a later write (small cost, per the SQLite docs).
@@ -362,7 +367,9 @@ impl SqliteStore {
         };
         // Verify before trusting anything in the row: SQLite's own checks cannot see a flipped
         // bit inside a value.
-        if checksum.as_slice() != entry_checksum(file_rel, &hash, &tag, &payload) {
+        if checksum.as_slice() != entry_checksum(file_rel, &hash, &tag, &payload)
+            && !mutant::active(Mutant::NoChecksumCheck)
+        {
             return Err(Fault::Corrupt(DamageKind::ChecksumMismatch));
         }
         if tag != CacheKey::extractor_tag() {

@@ -10,6 +10,7 @@ use crate::cache::{Backend, CacheKey, Lookup, MissReason, Written, open_cache};
 use crate::cli::SymbolsArgs;
 use crate::config::{self, CacheSettings};
 use crate::error::{CliError, ErrorCode};
+use crate::mutant::{self, Mutant};
 use crate::symbols::resolve::{self, ModuleFile};
 use crate::symbols::uri::{SymUri, UriKind};
 use crate::symbols::{Symbol, SymbolTable, SyntaxErrorLoc, extract};
@@ -234,7 +235,12 @@ fn serve(
             ev.timing_ms = elapsed_ms(t);
             ev.x = json!({"extract_ms": extract_ms});
             ev.cache_type = cache_type;
-            telemetry.event(Level::Lite, ev);
+            let level = if mutant::active(Mutant::WriteEventFullOnly) {
+                Level::Full
+            } else {
+                Level::Lite
+            };
+            telemetry.event(level, ev);
         }
         Err(e) => fallback_event(telemetry, backend, &e.to_string()),
     }

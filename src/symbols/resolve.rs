@@ -56,8 +56,11 @@ pub fn segment_root(segment: &Path) -> Result<Segment, CliError> {
             format!("segment {} {why}", segment.display()),
         )
     };
-    let root =
-        std::fs::canonicalize(segment).map_err(|e| not_found(format!("is not accessible: {e}")))?;
+    let root = if crate::mutant::active(crate::mutant::Mutant::SegmentAsSpelled) {
+        std::path::absolute(segment).map_err(|e| not_found(format!("is not accessible: {e}")))?
+    } else {
+        std::fs::canonicalize(segment).map_err(|e| not_found(format!("is not accessible: {e}")))?
+    };
     let anchor = Anchor::open(&root).map_err(|e| match e.raw_os_error() {
         Some(libc::ENOTDIR) => not_found("is not a directory".into()),
         _ => not_found(format!("is not accessible: {e}")),

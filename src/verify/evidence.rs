@@ -63,6 +63,7 @@ pub fn gather(
         trifecta_version: capture(&trifecta.to_string_lossy(), &["--version"]),
         trifecta_path: trifecta.to_string_lossy().into_owned(),
         trifecta_blake3: file_blake3(trifecta),
+        mutant: None,
         rustc: capture("rustc", &["--version"]),
         sqlite: rusqlite::version().to_string(),
         libgit2: format!("{maj}.{min}.{rev_}"),

@@ -97,6 +97,11 @@ struct GatesArgs {
     /// Repository checkout (default: the git repository containing the current directory).
     #[arg(long)]
     repo: Option<PathBuf>,
+    /// Run against a deliberately broken build: switch on these named bugs
+    /// (`TRIFECTA_MUTANT`, comma-separated) in every `trifecta` the gates start. Debug builds of
+    /// trifecta only; the report says so, and the run is never a release verdict.
+    #[arg(long, value_name = "NAME[,NAME…]")]
+    mutant: Option<String>,
 }
 
 #[derive(Debug, Args)]
@@ -254,6 +259,23 @@ fn gates(a: GatesArgs, command_line: &str) -> i32 {
         );
         return EXIT_NOTHING_RAN;
     }
+    if let Some(m) = &a.mutant {
+        // Names only: whether the binary under test carries mutants is its own check (a
+        // release build refuses TRIFECTA_MUTANT with INVALID_ARGUMENT).
+        let unknown: Vec<&str> = m
+            .split(',')
+            .map(str::trim)
+            .filter(|n| crate::mutant::Mutant::parse(n).is_none())
+            .collect();
+        if !unknown.is_empty() || m.trim().is_empty() {
+            eprintln!(
+                "trifecta-verify: --mutant {}: unknown mutant name(s) {}",
+                crate::output::quoted(m),
+                crate::output::quoted_list(&unknown)
+            );
+            return EXIT_HARNESS;
+        }
+    }
     let trifecta = match a.trifecta.clone().or_else(default_trifecta) {
         Some(p) if p.is_file() => absolute(&p),
         other => {
@@ -295,7 +317,7 @@ fn gates(a: GatesArgs, command_line: &str) -> i32 {
         eprintln!("trifecta-verify: cannot create {}: {e}", run_dir.display());
         return EXIT_HARNESS;
     }
-    let evidence = evidence::gather(
+    let mut evidence = evidence::gather(
         &checkout,
         &trifecta,
         command_line,
@@ -303,6 +325,7 @@ fn gates(a: GatesArgs, command_line: &str) -> i32 {
         seed_source,
         &a.rev,
     );
+    evidence.mutant = a.mutant.clone();
     let opts = RunOptions {
         filter,
         shared: steps::Shared {
@@ -314,6 +337,7 @@ fn gates(a: GatesArgs, command_line: &str) -> i32 {
             rev: a.rev.clone(),
             keep_worktrees: a.keep_worktrees,
             run_dir,
+            mutant: a.mutant.clone(),
         },
         report_dir,
         jobs: a.jobs,

@@ -14,6 +14,7 @@ use super::{CacheCtx, Fault, classify, connect, events};
 use crate::cache::counters;
 use crate::cache::lock::{self, LockMode};
 use crate::cache::schema::{META_CREATED_MS, META_LAST_MAINTENANCE_MS};
+use crate::mutant::{self, Mutant};
 use rusqlite::{Connection, params};
 use serde::Serialize;
 use serde_json::json;
@@ -176,7 +177,11 @@ fn pass(
         recover::verify_checksums(conn)?;
     }
     let now = crate::clock::now_ms();
-    let ttl_ms = ctx.settings.ttl.as_millis().min(i64::MAX as u128) as i64;
+    let ttl_ms = if mutant::active(Mutant::TtlOff) {
+        ctx.settings.ttl.as_micros().min(i64::MAX as u128) as i64
+    } else {
+        ctx.settings.ttl.as_millis().min(i64::MAX as u128) as i64
+    };
 
     // Counters first, in their own transaction, emptied only after it committed (a crash in
     // between counts that batch twice; it can never lose it).

@@ -21,6 +21,7 @@ use crate::cache::lock::{self, CacheLock, LockError, LockMode};
 use crate::cache::schema::{self, SCHEMA_VERSION};
 use crate::cache::{CacheError, MissReason};
 use crate::config::CacheSettings;
+use crate::mutant::{self, Mutant};
 use crate::symbols::resolve::Segment;
 use crate::telemetry::Telemetry;
 
@@ -168,7 +169,12 @@ fn attempt(ctx: &CacheCtx, db_was_missing: &mut bool) -> Step {
     // 3. Size monitoring from two stats we already paid for.
     let wal_bytes = ctx.sidecar("-wal").size();
     let total = header.db_bytes + wal_bytes;
-    if total > ctx.settings.size_warn_bytes {
+    let threshold = if mutant::active(Mutant::SizeThresholdKib) {
+        ctx.settings.size_warn_bytes.saturating_mul(1024)
+    } else {
+        ctx.settings.size_warn_bytes
+    };
+    if total > threshold {
         events::size_warning(
             &ctx.telemetry,
             header.db_bytes,

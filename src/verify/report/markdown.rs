@@ -61,6 +61,12 @@ pub fn render(run: &RunReport) -> String {
         "- **Binary under test**: `{}`, BLAKE3 `{}`",
         e.trifecta_path, e.trifecta_blake3
     );
+    if let Some(m) = &e.mutant {
+        let _ = writeln!(
+            md,
+            "- **Deliberately broken build**: mutant `{m}` switched on — a negative test of the gates, not a release verdict"
+        );
+    }
     let _ = writeln!(
         md,
         "- **Versions**: trifecta `{}` (`{}`), {}, SQLite {}, libgit2 {}, OS {}",

@@ -134,6 +134,10 @@ pub struct Evidence {
     pub trifecta_path: String,
     /// BLAKE3 (hex) of the binary under test: names exactly which build was gated.
     pub trifecta_blake3: String,
+    /// `--mutant`: the deliberate bugs switched on (a run against a broken build, never a
+    /// release verdict); `None` for a real run.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub mutant: Option<String>,
     /// `rustc --version`.
     pub rustc: String,
     /// SQLite library version linked into trifecta-verify (same bundled copy as trifecta).

@@ -97,6 +97,9 @@ pub struct Shared {
     pub keep_worktrees: bool,
     /// `reports/<run-id>/`.
     pub run_dir: PathBuf,
+    /// `--mutant`: the deliberate bug(s) switched on in every `trifecta` this run starts
+    /// (`TRIFECTA_MUTANT`, debug builds only; see `crate::mutant`). `None` for a real run.
+    pub mutant: Option<String>,
 }
 
 /// One gate's private state.
@@ -255,6 +258,9 @@ impl GateCtx {
         }
         if let Some(now) = self.now_ms {
             env.insert("TRIFECTA_TEST_NOW_MS".into(), now.to_string());
+        }
+        if let Some(m) = &self.shared.mutant {
+            env.insert(crate::mutant::ENV_MUTANT.into(), m.clone());
         }
         ProcSpec {
             program: self.trifecta.clone(),
