@@ -42,6 +42,12 @@ pub enum Mutant {
     /// The entry TTL, a duration in milliseconds, is converted as microseconds: 7 days become
     /// 19 years and nothing ever expires (caught by `p2-ttl`).
     TtlOff,
+    /// The entry TTL is converted to seconds where milliseconds are meant: 7 days become about
+    /// 10 minutes and entries expire almost at once (caught by `p2-ttl`).
+    TtlSeconds,
+    /// A hit never refreshes its entry's access time, so entries in daily use expire as if
+    /// unused (caught by `p2-ttl`).
+    AccessNotRefreshed,
     /// `ast index` never consults the cache: every module is re-extracted on every run (caught
     /// by `p5-index`).
     IndexIgnoresCache,
@@ -64,6 +70,8 @@ impl Mutant {
         Mutant::HitCounterTypo,
         Mutant::WriteEventFullOnly,
         Mutant::TtlOff,
+        Mutant::TtlSeconds,
+        Mutant::AccessNotRefreshed,
         Mutant::IndexIgnoresCache,
         Mutant::PlainModuleOpen,
         Mutant::SegmentAsSpelled,
@@ -80,6 +88,8 @@ impl Mutant {
             Mutant::HitCounterTypo => "hit-counter-typo",
             Mutant::WriteEventFullOnly => "write-event-full-only",
             Mutant::TtlOff => "ttl-off",
+            Mutant::TtlSeconds => "ttl-seconds",
+            Mutant::AccessNotRefreshed => "access-not-refreshed",
             Mutant::IndexIgnoresCache => "index-ignores-cache",
             Mutant::PlainModuleOpen => "plain-module-open",
             Mutant::SegmentAsSpelled => "segment-as-spelled",

@@ -386,7 +386,9 @@ impl SqliteStore {
             return Ok(Lookup::Miss(MissReason::EntryUnreadable));
         };
         let now = crate::clock::now_ms();
-        if now.saturating_sub(last_access) > ACCESS_REFRESH_MS {
+        if now.saturating_sub(last_access) > ACCESS_REFRESH_MS
+            && !mutant::active(Mutant::AccessNotRefreshed)
+        {
             self.refresh_access(file_rel, now)?;
         }
         Ok(Lookup::Hit(table))

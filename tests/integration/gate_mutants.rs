@@ -63,7 +63,17 @@ const CASES: &[Case] = &[
     Case {
         gate: "p2-ttl",
         mutant: "ttl-off",
-        caught_by: "prune expired the 2 entries not used for 8 days",
+        caught_by: "day 8: prune expired the entry not used for 8 days, kept the one used on day 6",
+    },
+    Case {
+        gate: "p2-ttl",
+        mutant: "ttl-seconds",
+        caught_by: "day 6: nothing expired yet (TTL 7 days)",
+    },
+    Case {
+        gate: "p2-ttl",
+        mutant: "access-not-refreshed",
+        caught_by: "day 8: prune expired the entry not used for 8 days, kept the one used on day 6",
     },
     Case {
         gate: "p5-index",

@@ -179,6 +179,8 @@ fn pass(
     let now = crate::clock::now_ms();
     let ttl_ms = if mutant::active(Mutant::TtlOff) {
         ctx.settings.ttl.as_micros().min(i64::MAX as u128) as i64
+    } else if mutant::active(Mutant::TtlSeconds) {
+        ctx.settings.ttl.as_secs().min(i64::MAX as u64) as i64
     } else {
         ctx.settings.ttl.as_millis().min(i64::MAX as u128) as i64
     };
