@@ -39,6 +39,12 @@ pub enum Mutant {
     /// `ast.cache.write` is emitted at level `full` instead of `lite`, so it is dropped at the
     /// default telemetry level (caught by `p2-telemetry`).
     WriteEventFullOnly,
+    /// Event timestamps are written in local time with a `Z` suffix (caught by `p2-telemetry`,
+    /// which runs in a zone far from UTC).
+    LocalTimestamps,
+    /// The segment id mixes in the process id, so one segment looks like many in the
+    /// telemetry (caught by `p2-telemetry`).
+    SegmentIdPerRun,
     /// The entry TTL, a duration in milliseconds, is converted as microseconds: 7 days become
     /// 19 years and nothing ever expires (caught by `p2-ttl`).
     TtlOff,
@@ -69,6 +75,8 @@ impl Mutant {
         Mutant::BusyTimeoutZero,
         Mutant::HitCounterTypo,
         Mutant::WriteEventFullOnly,
+        Mutant::LocalTimestamps,
+        Mutant::SegmentIdPerRun,
         Mutant::TtlOff,
         Mutant::TtlSeconds,
         Mutant::AccessNotRefreshed,
@@ -87,6 +95,8 @@ impl Mutant {
             Mutant::BusyTimeoutZero => "busy-timeout-zero",
             Mutant::HitCounterTypo => "hit-counter-typo",
             Mutant::WriteEventFullOnly => "write-event-full-only",
+            Mutant::LocalTimestamps => "local-timestamps",
+            Mutant::SegmentIdPerRun => "segment-id-per-run",
             Mutant::TtlOff => "ttl-off",
             Mutant::TtlSeconds => "ttl-seconds",
             Mutant::AccessNotRefreshed => "access-not-refreshed",

@@ -330,6 +330,11 @@ struct Line<'a> {
 /// UTC now with milliseconds, e.g. `2026-11-21T03:34:43.123Z`.
 pub fn timestamp_now() -> String {
     let ms = crate::clock::real_now_ms();
+    if crate::mutant::active(crate::mutant::Mutant::LocalTimestamps) {
+        return jiff::Zoned::now()
+            .strftime("%Y-%m-%dT%H:%M:%S%.3fZ")
+            .to_string();
+    }
     match jiff::Timestamp::from_millisecond(ms) {
         Ok(ts) => format!("{ts:.3}"),
         Err(_) => String::from("1970-01-01T00:00:00.000Z"),
@@ -356,6 +361,12 @@ pub const DEFAULT_DIR: &str = "_ctx/telemetry";
 /// Opaque segment identity: the first 8 hex digits of BLAKE3 of the canonical root path. It
 /// identifies a checkout in reports without revealing where it lives.
 pub fn segment_id(root: &std::path::Path) -> String {
+    if crate::mutant::active(crate::mutant::Mutant::SegmentIdPerRun) {
+        let mut h = blake3::Hasher::new();
+        h.update(root.as_os_str().as_encoded_bytes());
+        h.update(&std::process::id().to_le_bytes());
+        return h.finalize().to_hex()[..8].to_string();
+    }
     let h = blake3::hash(root.as_os_str().as_encoded_bytes());
     h.to_hex()[..8].to_string()
 }

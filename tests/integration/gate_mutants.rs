@@ -61,6 +61,16 @@ const CASES: &[Case] = &[
         caught_by: "exactly one hit (sqlite) and one write",
     },
     Case {
+        gate: "p2-telemetry",
+        mutant: "local-timestamps",
+        caught_by: "timestamps are UTC: within 10 minutes of the verifier's clock",
+    },
+    Case {
+        gate: "p2-telemetry",
+        mutant: "segment-id-per-run",
+        caught_by: "one segment id for the segment, one run id per process",
+    },
+    Case {
         gate: "p2-ttl",
         mutant: "ttl-off",
         caught_by: "day 8: prune expired the entry not used for 8 days, kept the one used on day 6",
