@@ -21,6 +21,9 @@ pub enum Mutant {
     /// A row is written in one transaction and its checksum in a second one, so a crash between
     /// the two leaves a row whose checksum does not match (caught by `p2-crash`).
     SplitChecksum,
+    /// `ast cache verify` runs `integrity_check` but not the rows' checksums, so it calls a
+    /// database with a damaged entry healthy (caught by `p2-corruption`).
+    VerifySkipsChecksums,
     /// A lookup trusts a row without comparing its checksum, so a flipped payload bit is served
     /// as symbols (caught by `p2-corruption`).
     NoChecksumCheck,
@@ -69,6 +72,7 @@ impl Mutant {
     /// Every mutant, in catalog order.
     pub const ALL: &'static [Mutant] = &[
         Mutant::SplitChecksum,
+        Mutant::VerifySkipsChecksums,
         Mutant::NoChecksumCheck,
         Mutant::BlockingLock,
         Mutant::SizeThresholdKib,
@@ -89,6 +93,7 @@ impl Mutant {
     pub fn name(self) -> &'static str {
         match self {
             Mutant::SplitChecksum => "split-checksum",
+            Mutant::VerifySkipsChecksums => "verify-skips-checksums",
             Mutant::NoChecksumCheck => "no-checksum-check",
             Mutant::BlockingLock => "blocking-lock",
             Mutant::SizeThresholdKib => "size-threshold-kib",

@@ -338,6 +338,9 @@ fn verify(ctx: &CacheCtx) -> Result<VerifyOutput, CliError> {
         )));
     }
     out.integrity_check = Some("ok".into());
+    if crate::mutant::active(crate::mutant::Mutant::VerifySkipsChecksums) {
+        return Ok(out);
+    }
     out.entries_checked = recover::verify_checksums(&conn).map_err(|f| match f {
         Fault::Corrupt(k) => corrupt(format!("entry check failed: {}", k.as_str())),
         Fault::Other(e) => unavailable(e.to_string()),

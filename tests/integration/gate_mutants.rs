@@ -36,6 +36,11 @@ const CASES: &[Case] = &[
         caught_by: "flip_payload_bit detected when the damaged entry is read: corruption_recovered",
     },
     Case {
+        gate: "p2-corruption",
+        mutant: "verify-skips-checksums",
+        caught_by: "verify-flip_payload_bit",
+    },
+    Case {
         gate: "p2-locks",
         mutant: "blocking-lock",
         caught_by: "blocked",
