@@ -19,7 +19,8 @@
 //! (`entry_unreadable`). The store stops answering for the rest of the run only when the
 //! database itself is found damaged and quarantined (the next run rebuilds it).
 
-use crate::cache::{CacheKey, Lookup, MissReason, Store};
+use crate::cache::service::{Found, StoreTrouble, SymbolCache, ToStore, elapsed_ms};
+use crate::cache::{CacheKey, MissReason};
 use crate::mutant::{self, Mutant};
 use crate::segment_fs::{Anchor, ModuleOpen, open_module};
 use crate::symbols::read::{ReadError, read_capped};
@@ -89,15 +90,6 @@ pub struct FileResult {
     pub outcome: Outcome,
 }
 
-/// Counters the caller may not want to recompute from the stream.
-#[derive(Debug, Default, Clone, PartialEq, Eq)]
-pub struct StoreTrouble {
-    /// Lookups or batch writes that failed and were served uncached.
-    pub failures: u64,
-    /// The last such error, for the summary.
-    pub last_error: Option<String>,
-}
-
 /// One file as read and hashed by the prefetch stage.
 struct Read {
     file_rel: String,
@@ -132,10 +124,11 @@ fn read_one(root: &Anchor, f: &SourceFile, max_bytes: u64) -> Read {
 struct Extracted {
     reads: Vec<Read>,
     slots: Vec<Option<Outcome>>,
-    tables: Vec<Option<SymbolTable>>,
+    /// Each miss's table and its extraction time in milliseconds.
+    tables: Vec<Option<(SymbolTable, f64)>>,
 }
 
-/// Index `files` through `store` on `pool`, calling `sink` once per file in path order. `on_chunk` is
+/// Index `files` through `cache` on `pool`, calling `sink` once per file in path order. `on_chunk` is
 /// called after each chunk with the number of files done (for a progress bar).
 ///
 /// Three stages overlap, so neither core waits on the single-threaded SQLite work:
@@ -147,12 +140,11 @@ pub fn run(
     pool: &rayon::ThreadPool,
     root: &Anchor,
     files: &[SourceFile],
-    store: &mut dyn Store,
+    cache: &mut SymbolCache,
     max_bytes: u64,
     mut sink: impl FnMut(FileResult),
     mut on_chunk: impl FnMut(usize),
 ) -> StoreTrouble {
-    let mut trouble = StoreTrouble::default();
     let mut done = 0;
     std::thread::scope(|scope| {
         let (tx, rx) = std::sync::mpsc::sync_channel::<Vec<Read>>(1);
@@ -171,12 +163,12 @@ pub fn run(
         });
         let mut previous: Option<Extracted> = None;
         for reads in rx {
-            let slots = look_up(&reads, store, &mut trouble);
+            let slots = look_up(&reads, cache);
             let mut tables = Vec::new();
             pool.in_place_scope(|s| {
                 s.spawn(|_| tables = extract_misses(&reads, &slots));
                 if let Some(chunk) = previous.take() {
-                    done += finish(chunk, store, &mut trouble, &mut sink);
+                    done += finish(chunk, cache, &mut sink);
                     on_chunk(done);
                 }
             });
@@ -187,20 +179,17 @@ pub fn run(
             });
         }
         if let Some(chunk) = previous.take() {
-            done += finish(chunk, store, &mut trouble, &mut sink);
+            done += finish(chunk, cache, &mut sink);
             on_chunk(done);
         }
     });
-    trouble
+    cache.trouble().clone()
 }
 
-/// Look up each read file, in order (one SQLite connection, one thread). `None` marks a file
-/// that could not be hashed; a miss carries an empty table until extraction fills it.
-fn look_up(
-    reads: &[Read],
-    store: &mut dyn Store,
-    trouble: &mut StoreTrouble,
-) -> Vec<Option<Outcome>> {
+/// Look up each read file, in order (one SQLite connection, one thread), through the same
+/// cache-aside as `ast symbols` (so every lookup is in the telemetry). `None` marks a file that
+/// could not be hashed; a miss carries an empty table until extraction fills it.
+fn look_up(reads: &[Read], cache: &mut SymbolCache) -> Vec<Option<Outcome>> {
     reads
         .iter()
         .map(|r| match (&r.bytes, &r.key) {
@@ -208,14 +197,9 @@ fn look_up(
             (Ok(_), Some(_)) if mutant::active(Mutant::IndexIgnoresCache) => {
                 Some(Outcome::Miss(SymbolTable::default(), MissReason::KeyMiss))
             }
-            (Ok(_), Some(k)) => Some(match store.get(&r.file_rel, k) {
-                Ok(Lookup::Hit(t)) => Outcome::Hit(t),
-                Ok(Lookup::Miss(reason)) => Outcome::Miss(SymbolTable::default(), reason),
-                Err(e) => {
-                    trouble.failures += 1;
-                    trouble.last_error = Some(e.to_string());
-                    Outcome::Miss(SymbolTable::default(), MissReason::CacheUnavailable)
-                }
+            (Ok(_), Some(k)) => Some(match cache.lookup(&r.file_rel, k) {
+                Found::Hit(t) => Outcome::Hit(t),
+                Found::Miss(reason) => Outcome::Miss(SymbolTable::default(), reason),
             }),
             (Ok(_), None) => None,
         })
@@ -223,12 +207,16 @@ fn look_up(
 }
 
 /// Extract every miss of a chunk in parallel (on the pool that runs the caller).
-fn extract_misses(reads: &[Read], slots: &[Option<Outcome>]) -> Vec<Option<SymbolTable>> {
+fn extract_misses(reads: &[Read], slots: &[Option<Outcome>]) -> Vec<Option<(SymbolTable, f64)>> {
     reads
         .par_iter()
         .zip(slots.par_iter())
         .map(|(r, slot)| match (slot, &r.bytes) {
-            (Some(Outcome::Miss(..)), Ok(b)) => Some(extract::extract(b)),
+            (Some(Outcome::Miss(..)), Ok(b)) => {
+                let t = std::time::Instant::now();
+                let table = extract::extract(b);
+                Some((table, elapsed_ms(t)))
+            }
             _ => None,
         })
         .collect()
@@ -236,12 +224,7 @@ fn extract_misses(reads: &[Read], slots: &[Option<Outcome>]) -> Vec<Option<Symbo
 
 /// Write a chunk's misses in one transaction, then hand every result to `sink` in path order.
 /// Returns the number of files handed over.
-fn finish(
-    chunk: Extracted,
-    store: &mut dyn Store,
-    trouble: &mut StoreTrouble,
-    sink: &mut impl FnMut(FileResult),
-) -> usize {
+fn finish(chunk: Extracted, cache: &mut SymbolCache, sink: &mut impl FnMut(FileResult)) -> usize {
     let Extracted {
         reads,
         mut slots,
@@ -249,17 +232,19 @@ fn finish(
     } = chunk;
     let mut batch = Vec::new();
     for ((slot, table), r) in slots.iter_mut().zip(tables).zip(&reads) {
-        if let (Some(Outcome::Miss(t, _)), Some(table), Some(k)) = (slot.as_mut(), table, r.key) {
-            batch.push((r.file_rel.clone(), k, table.clone()));
+        if let (Some(Outcome::Miss(t, _)), Some((table, extract_ms)), Some(key)) =
+            (slot.as_mut(), table, r.key)
+        {
+            batch.push(ToStore {
+                file_rel: r.file_rel.clone(),
+                key,
+                table: table.clone(),
+                extract_ms,
+            });
             *t = table;
         }
     }
-    if !batch.is_empty()
-        && let Err(e) = store.put_batch(&batch)
-    {
-        trouble.failures += 1;
-        trouble.last_error = Some(e.to_string());
-    }
+    cache.store(batch);
     let n = reads.len();
     for (r, slot) in reads.into_iter().zip(slots) {
         let bytes = r.bytes.as_ref().map(|b| b.len() as u64).unwrap_or(0);

@@ -14,6 +14,7 @@ pub mod key;
 pub mod lock;
 pub mod memory;
 pub mod schema;
+pub mod service;
 pub mod sqlite;
 
 pub use factory::{CACHE_DIR_REL, DB_FILE_NAME, OpenedCache, cache_db_path, open_cache};

@@ -6,7 +6,7 @@
 //! cannot be read is reported and counted, never fatal. `file_rel` is the lossless escaped name
 //! of [`crate::file_rel`] (`\xNN` for bytes that are not UTF-8, `\\` for a backslash).
 
-use crate::cache::open_cache;
+use crate::cache::service::SymbolCache;
 use crate::commands::Failure;
 use crate::config::{self, CacheSettings};
 use crate::error::{CliError, ErrorCode};
@@ -171,17 +171,14 @@ pub fn run(args: &IndexArgs) -> Result<IndexSummary, Failure> {
 
     let (files, walk_errors) = index::walk(&root.anchor);
     let telemetry = Telemetry::new(TelemetrySettings::for_segment(level, &root));
-    let mut opened = open_cache(&root, &settings, &telemetry);
+    let mut cache = SymbolCache::open(&root, &settings, &telemetry);
     let mut summary = IndexSummary {
         status: "ok",
         segment_root: root.to_string_lossy().into_owned(),
         files: files.len() as u64,
         jobs,
-        cache_backend: opened.store.backend().as_str(),
-        cache_db_path: opened
-            .db_path
-            .as_ref()
-            .map(|p| p.to_string_lossy().into_owned()),
+        cache_backend: cache.backend().as_str(),
+        cache_db_path: cache.db_path().map(|p| p.to_string_lossy().into_owned()),
         ..IndexSummary::default()
     };
     for (file_rel, message) in walk_errors {
@@ -203,16 +200,15 @@ pub fn run(args: &IndexArgs) -> Result<IndexSummary, Failure> {
     // The first failed stdout write: later lines are not attempted, the cache is still warmed,
     // and the command then fails (a reader must never take a truncated index for a whole one).
     let mut write_error: Option<std::io::Error> = None;
-    let fallback = opened.fallback;
     let trouble = {
         index::run(
             &pool,
             &root.anchor,
             &files,
-            opened.store.as_mut(),
+            &mut cache,
             crate::commands::symbols::MAX_SOURCE_BYTES,
             |r: FileResult| {
-                record(&mut summary, &r, fallback);
+                record(&mut summary, &r);
                 if jsonl
                     && write_error.is_none()
                     && let Err(e) = write_line(&mut out, &r)
@@ -252,7 +248,7 @@ pub fn run(args: &IndexArgs) -> Result<IndexSummary, Failure> {
     Ok(summary)
 }
 
-fn record(summary: &mut IndexSummary, r: &FileResult, fallback: Option<crate::cache::MissReason>) {
+fn record(summary: &mut IndexSummary, r: &FileResult) {
     summary.bytes += r.bytes;
     let table = match &r.outcome {
         Outcome::Hit(t) => {
@@ -261,10 +257,7 @@ fn record(summary: &mut IndexSummary, r: &FileResult, fallback: Option<crate::ca
         }
         Outcome::Miss(t, reason) => {
             summary.misses += 1;
-            *summary
-                .miss_reasons
-                .entry(fallback.unwrap_or(*reason).as_str())
-                .or_default() += 1;
+            *summary.miss_reasons.entry(reason.as_str()).or_default() += 1;
             t
         }
         Outcome::Error(message) => {

@@ -6,14 +6,14 @@
 //! command: the store absorbs what it can, and whatever escapes turns into an uncached run
 //! with a truthful `miss_reason`.
 
-use crate::cache::{Backend, CacheKey, Lookup, MissReason, Written, open_cache};
+use crate::cache::CacheKey;
+use crate::cache::service::{SymbolCache, elapsed_ms};
 use crate::cli::SymbolsArgs;
 use crate::config::{self, CacheSettings};
 use crate::error::{CliError, ErrorCode};
-use crate::mutant::{self, Mutant};
 use crate::symbols::resolve::{self, ModuleFile};
 use crate::symbols::uri::{SymUri, UriKind};
-use crate::symbols::{Symbol, SymbolTable, SyntaxErrorLoc, extract};
+use crate::symbols::{Symbol, SymbolTable, SyntaxErrorLoc};
 use crate::telemetry::{Event, Level, Telemetry, TelemetrySettings};
 use serde::Serialize;
 use serde_json::json;
@@ -47,18 +47,6 @@ pub struct SymbolsOutput {
     pub syntax_errors: Vec<SyntaxErrorLoc>,
 }
 
-/// Where a lookup ended up.
-struct Served {
-    table: SymbolTable,
-    hit: bool,
-    reason: MissReason,
-    backend: Backend,
-}
-
-fn elapsed_ms(t: Instant) -> f64 {
-    (t.elapsed().as_secs_f64() * 1e6).round() / 1e3
-}
-
 /// Run the command.
 pub fn run(args: &SymbolsArgs) -> Result<SymbolsOutput, CliError> {
     let started = Instant::now();
@@ -78,8 +66,15 @@ pub fn run(args: &SymbolsArgs) -> Result<SymbolsOutput, CliError> {
 
     let telemetry = Telemetry::new(TelemetrySettings::for_segment(level, &root));
     let t = Instant::now();
-    let served = serve(&root, &file, &key, &bytes, &settings, &telemetry);
+    let mut cache = SymbolCache::open(&root, &settings, &telemetry);
+    let backend = cache.backend();
+    let served = cache.lookup_or_extract(&file.file_rel, &key, &bytes);
+    drop(cache);
     let cache_ms = elapsed_ms(t);
+    let (cache_status, miss_reason) = match served.miss {
+        None => ("hit", "cache_hit"),
+        Some(reason) => ("miss", reason.as_str()),
+    };
     let db_path = settings.persist.then(|| {
         crate::cache::cache_db_path(&root)
             .to_string_lossy()
@@ -94,11 +89,10 @@ pub fn run(args: &SymbolsArgs) -> Result<SymbolsOutput, CliError> {
             let mut ev = Event::new("ast.symbols");
             ev.args = json!({"uri": uri.to_string()});
             ev.result = json!({"status": "error", "error_code": e.code.as_str(),
-                               "cache_status": if served.hit { "hit" } else { "miss" },
-                               "miss_reason": if served.hit { "cache_hit" } else { served.reason.as_str() }});
+                               "cache_status": cache_status, "miss_reason": miss_reason});
             ev.timing_ms = elapsed_ms(started);
             ev.x = json!({"file": file.file_rel});
-            ev.cache_type = Some(served.backend.as_str());
+            ev.cache_type = Some(backend.as_str());
             telemetry.event(Level::Lite, ev);
             telemetry.flush();
             return Err(e);
@@ -110,16 +104,12 @@ pub fn run(args: &SymbolsArgs) -> Result<SymbolsOutput, CliError> {
         segment_root: root.to_string_lossy().into_owned(),
         file_rel: file.file_rel.clone(),
         symbols,
-        cache_status: if served.hit { "hit" } else { "miss" },
+        cache_status,
         cache_key: key.to_string(),
-        miss_reason: if served.hit {
-            "cache_hit"
-        } else {
-            served.reason.as_str()
-        },
+        miss_reason,
         cache_db_path: db_path,
         uri: uri.to_string(),
-        cache_backend: served.backend.as_str(),
+        cache_backend: backend.as_str(),
         syntax_errors: served.table.syntax_errors.clone(),
     };
     let mut ev = Event::new("ast.symbols");
@@ -172,92 +162,6 @@ fn read_source(file: &ModuleFile) -> Result<Vec<u8>, CliError> {
         )
     };
     crate::symbols::read::read_capped(&file.file, MAX_SOURCE_BYTES).map_err(|e| fail(e.to_string()))
-}
-
-/// Cache-aside: look up, else extract and store. Never fails.
-fn serve(
-    root: &resolve::Segment,
-    file: &ModuleFile,
-    key: &CacheKey,
-    bytes: &[u8],
-    settings: &CacheSettings,
-    telemetry: &Telemetry,
-) -> Served {
-    let mut opened = open_cache(root, settings, telemetry);
-    let backend = opened.store.backend();
-    let cache_type = Some(backend.as_str());
-    let t = Instant::now();
-    let lookup = opened.store.get(&file.file_rel, key);
-    let lookup_ms = elapsed_ms(t);
-    let reason = match lookup {
-        Ok(Lookup::Hit(table)) => {
-            let mut ev = Event::new("ast.cache.hit");
-            ev.args = json!({"cache_key": key.to_string()});
-            ev.result = json!({"status": "hit"});
-            ev.timing_ms = lookup_ms;
-            ev.cache_type = cache_type;
-            telemetry.event(Level::Lite, ev);
-            return Served {
-                table,
-                hit: true,
-                reason: MissReason::KeyMiss,
-                backend,
-            };
-        }
-        Ok(Lookup::Miss(reason)) => opened.fallback.unwrap_or(reason),
-        Err(e) => {
-            fallback_event(telemetry, backend, &e.to_string());
-            MissReason::CacheUnavailable
-        }
-    };
-    let mut ev = Event::new("ast.cache.miss");
-    ev.args = json!({"cache_key": key.to_string()});
-    ev.result = json!({"status": "miss", "miss_reason": reason.as_str()});
-    ev.timing_ms = lookup_ms;
-    ev.cache_type = cache_type;
-    telemetry.event(Level::Lite, ev);
-
-    let t = Instant::now();
-    let table = extract::extract(bytes);
-    let extract_ms = elapsed_ms(t);
-    let t = Instant::now();
-    match opened.store.put(&file.file_rel, key, &table) {
-        Ok(written) => {
-            let mut ev = Event::new("ast.cache.write");
-            ev.args = json!({"cache_key": key.to_string()});
-            // What really happened: stored, or skipped with the reason (a store disabled by a
-            // corruption earlier in the run, or an uncached fallback run).
-            ev.result = match written {
-                Written::Stored => json!({"status": "ok", "symbols_count": table.symbols.len()}),
-                Written::Skipped(why) => json!({"status": "skipped", "reason": why.as_str(),
-                                                "symbols_count": table.symbols.len()}),
-            };
-            ev.timing_ms = elapsed_ms(t);
-            ev.x = json!({"extract_ms": extract_ms});
-            ev.cache_type = cache_type;
-            let level = if mutant::active(Mutant::WriteEventFullOnly) {
-                Level::Full
-            } else {
-                Level::Lite
-            };
-            telemetry.event(level, ev);
-        }
-        Err(e) => fallback_event(telemetry, backend, &e.to_string()),
-    }
-    Served {
-        table,
-        hit: false,
-        reason,
-        backend,
-    }
-}
-
-fn fallback_event(telemetry: &Telemetry, backend: Backend, error: &str) {
-    let mut ev = Event::new("ast.cache.fallback");
-    ev.result = json!({"status": "uncached", "reason": MissReason::CacheUnavailable.as_str()});
-    ev.warnings = vec![error.to_string()];
-    ev.cache_type = Some(backend.as_str());
-    telemetry.event(Level::Lite, ev);
 }
 
 /// For `type` URIs, narrow the table to the class (and member) the URI names.

@@ -218,3 +218,73 @@ fn file_names_differing_only_in_non_utf8_bytes_keep_separate_rows() {
         .arg(s));
     assert_eq!(prune.json["deleted_files"], 1, "{}", prune.stdout);
 }
+
+/// `ast index` goes through the same cache-aside as `ast symbols`: its lookups and writes are
+/// the same `ast.cache.*` events, so the dashboard (`telemetry report`) counts them. A warm index
+/// that re-parsed one edited file used to show 100 % hits there, because only `ast symbols`
+/// reported lookups.
+#[test]
+fn index_lookups_are_the_same_events_as_symbols_and_the_report_counts_them() {
+    let d = tempfile::tempdir().expect("tempdir");
+    let s = d.path();
+    for i in 0..5 {
+        write(s, &format!("m{i}.py"), &format!("def f{i}():\n    pass\n"));
+    }
+    let lite = ["--persist-cache", "--telemetry", "lite"];
+    assert_eq!(index(s, &lite).0, 0);
+    write(s, "m0.py", "def edited():\n    pass\n");
+    assert_eq!(index(s, &lite).0, 0);
+    // One `ast symbols` lookup of a different module, for the shape comparison.
+    assert_eq!(symbols(s, "sym://python/mod/m1", &lite).code, Some(0));
+
+    let events = crate::telemetry::events(&s.join("_ctx/telemetry"));
+    let runs: Vec<&str> = events
+        .iter()
+        .filter(|e| e["cmd"] == "ast.index")
+        .map(|e| e["run_id"].as_str().unwrap())
+        .collect();
+    assert_eq!(runs.len(), 2);
+    let of = |run: &str, cmd: &str| -> Vec<&Value> {
+        events
+            .iter()
+            .filter(|e| e["run_id"] == run && e["cmd"] == cmd)
+            .collect()
+    };
+    // Cold: a miss and a stored write per file.
+    assert_eq!(of(runs[0], "ast.cache.miss").len(), 5);
+    let writes = of(runs[0], "ast.cache.write");
+    assert_eq!(writes.len(), 5);
+    assert!(writes.iter().all(|w| w["result"]["status"] == "ok"));
+    // Warm after one edit: four hits and one content_changed miss, with a write for it.
+    assert_eq!(of(runs[1], "ast.cache.hit").len(), 4);
+    let misses = of(runs[1], "ast.cache.miss");
+    assert_eq!(misses.len(), 1);
+    assert_eq!(misses[0]["result"]["miss_reason"], "content_changed");
+    assert_eq!(of(runs[1], "ast.cache.write").len(), 1);
+
+    // Same shape as the lookup event of `ast symbols`: same keys in args, result and the backend.
+    let sym_run = events
+        .iter()
+        .find(|e| e["cmd"] == "ast.symbols")
+        .map(|e| e["run_id"].as_str().unwrap())
+        .unwrap();
+    let sym_hit = of(sym_run, "ast.cache.hit")[0];
+    let idx_hit = of(runs[1], "ast.cache.hit")[0];
+    let keys = |v: &Value| -> Vec<String> { v.as_object().unwrap().keys().cloned().collect() };
+    for field in ["args", "result"] {
+        assert_eq!(keys(&sym_hit[field]), keys(&idx_hit[field]), "{field}");
+    }
+    assert_eq!(sym_hit["cache_type"], idx_hit["cache_type"]);
+
+    // The dashboard's numbers count index lookups: 4 + 1 (index) + 1 (symbols) hits, 5 + 1
+    // misses, 5 + 1 writes.
+    let out = trifecta()
+        .args(["telemetry", "report", "--segment"])
+        .arg(s)
+        .output()
+        .expect("spawn");
+    let report: Value = serde_json::from_slice(&out.stdout).expect("report JSON");
+    assert_eq!(report["lookups"]["hits"], 5, "{report}");
+    assert_eq!(report["lookups"]["misses"], 6, "{report}");
+    assert_eq!(report["lookups"]["writes"], 6, "{report}");
+}
