@@ -45,8 +45,12 @@ pub const DEFAULT_KEEP: usize = 5;
 pub const MAX_KEEP: usize = 100;
 /// Upper bound on `TRIFECTA_TELEMETRY_MAX_MB` (1 TiB): larger is a typo, not a policy.
 pub const MAX_ROTATE_MB: f64 = 1_048_576.0;
-/// How often a writer reopens after finding its file rotated away before giving up.
+/// How often a writer reopens after finding its file rotated away before giving up, at least:
+/// it keeps trying for [`REOPEN_WINDOW`] as well. A count alone ran out in well under a
+/// millisecond on a loaded machine where many writers rotate a small log, and dropped events.
 const MAX_REOPENS: usize = 16;
+/// How long a writer keeps reopening a file that other writers keep rotating away.
+const REOPEN_WINDOW: Duration = Duration::from_secs(2);
 
 /// Size-based rotation policy.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -68,17 +72,8 @@ impl Default for Rotation {
 }
 
 impl Rotation {
-    /// Read [`ENV_MAX_MB`] and [`ENV_KEEP`]. A malformed value falls back to the default and
-    /// yields a warning string instead of an error: a telemetry setting must never fail the
-    /// command that is being measured.
-    pub fn from_env() -> (Rotation, Option<String>) {
-        // A value that is not UTF-8 is kept (lossily) so that it fails to parse and is reported.
-        let raw = |name: &str| std::env::var_os(name).map(|v| v.to_string_lossy().into_owned());
-        let set = |v: Option<String>| v.filter(|v| !v.trim().is_empty());
-        Rotation::parse(set(raw(ENV_MAX_MB)), set(raw(ENV_KEEP)))
-    }
-
-    /// [`Rotation::from_env`] on explicit values (`None` = unset).
+    /// Parse [`ENV_MAX_MB`] and [`ENV_KEEP`] values (`None` = unset). A malformed value falls
+    /// back to the default and yields a warning string (`config` turns it into an error).
     pub fn parse(max_mb: Option<String>, keep: Option<String>) -> (Rotation, Option<String>) {
         let mut r = Rotation::default();
         let mut warn = Vec::new();
@@ -139,8 +134,10 @@ pub fn append_with(
     }
     let dir = location.for_write(&mut incidents)?;
     let path = dir.join(EVENTS_FILE);
-    let deadline = Instant::now() + LOCK_WAIT;
-    for _ in 0..MAX_REOPENS {
+    let reopen_until = Instant::now() + REOPEN_WINDOW;
+    let mut attempt = 0;
+    while attempt < MAX_REOPENS || Instant::now() < reopen_until {
+        attempt += 1;
         let file = match path.open(Access::Append { create: true }) {
             Ok(f) => f,
             Err(FsError::Foreign { found, .. }) => {
@@ -149,7 +146,9 @@ pub fn append_with(
             }
             Err(e) => return Err(e.into()),
         };
-        lock_until(&file, deadline)?;
+        // The lock wait is bounded per attempt: a writer that just lost a rotation race must
+        // not arrive at its next lock with no time left.
+        lock_until(&file, Instant::now() + LOCK_WAIT)?;
         // Everything below runs under the lock; the guard releases it on every path.
         let guard = Unlock(&file);
         if !path.names(&file)? {
