@@ -8,7 +8,7 @@ use serde_json::json;
 use std::hint::black_box;
 use trifecta::telemetry::read::parse_line;
 use trifecta::telemetry::redact::Redactor;
-use trifecta::telemetry::{Event, Level, Telemetry, TelemetrySettings, encode_line, report};
+use trifecta::telemetry::{Event, Level, Telemetry, encode_line, report};
 
 fn typical(cmd: &'static str) -> Event {
     let mut e = Event::new(cmd);
@@ -51,7 +51,11 @@ fn bench(c: &mut Criterion) {
 
     let d = tempfile::tempdir().expect("tempdir");
     let root = d.path().canonicalize().expect("canonical");
-    let mut settings = TelemetrySettings::for_segment(Level::Lite, &root);
+    let mut settings = (trifecta::config::TelemetryConfig {
+        level: Level::Lite,
+        ..Default::default()
+    })
+    .for_segment(&root);
     settings.dir = trifecta::telemetry::Location::user(root.join("t"));
     c.bench_function("command flush (3 events, one locked append)", |b| {
         b.iter(|| {

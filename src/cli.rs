@@ -77,7 +77,7 @@ pub enum AstCommand {
     /// Print the symbols of a module, class or member as JSON.
     Symbols(SymbolsArgs),
     /// Index every Python file of a segment (warms the cache; `--format jsonl` streams an index).
-    Index(crate::commands::index::IndexArgs),
+    Index(IndexArgs),
     /// Inspect and maintain the persistent symbol cache.
     #[command(subcommand)]
     Cache(CacheCommand),
@@ -124,6 +124,51 @@ pub enum ReportFormat {
     Text,
     /// One JSON document (the default).
     Json,
+}
+
+/// Output format of `ast index`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum IndexFormat {
+    /// One JSON summary document.
+    Summary,
+    /// One JSON line per module, then the summary on stderr.
+    Jsonl,
+}
+
+/// `trifecta ast index`.
+#[derive(Debug, Args)]
+pub struct IndexArgs {
+    /// Segment root to index.
+    #[arg(long, default_value = ".")]
+    pub segment: PathBuf,
+    /// Worker threads, 1 to 256 (default: all cores).
+    #[arg(long)]
+    pub jobs: Option<usize>,
+    /// Use the persistent SQLite cache (also `TRIFECTA_AST_PERSIST=1`).
+    #[arg(long, overrides_with = "no_persist_cache")]
+    pub persist_cache: bool,
+    /// Use the in-memory cache even when `TRIFECTA_AST_PERSIST` is set.
+    #[arg(long, overrides_with = "persist_cache")]
+    pub no_persist_cache: bool,
+    /// `summary` (default) or `jsonl`.
+    #[arg(long, value_enum, default_value = "summary")]
+    pub format: IndexFormat,
+    /// Telemetry level: off, lite or full (also `TRIFECTA_TELEMETRY`; default off).
+    #[arg(long)]
+    pub telemetry: Option<String>,
+}
+
+impl IndexArgs {
+    /// The command line's say on persistence, if any.
+    pub fn persist_flag(&self) -> Option<bool> {
+        if self.persist_cache {
+            Some(true)
+        } else if self.no_persist_cache {
+            Some(false)
+        } else {
+            None
+        }
+    }
 }
 
 /// `trifecta ast symbols`.

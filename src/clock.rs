@@ -1,22 +1,28 @@
 //! Wall-clock time in Unix milliseconds, with a test override.
 //!
 //! `TRIFECTA_TEST_NOW_MS` (an integer, Unix ms) replaces the clock for TTL and maintenance
-//! decisions so tests and gates can age entries without sleeping. It is read per call (cheap)
-//! so a long-lived process in a test can be moved forward.
+//! decisions so tests and gates can age entries without sleeping. It is resolved with the rest
+//! of the configuration (`config::Config`) and installed here once per process.
 
+use std::sync::OnceLock;
 use std::time::{SystemTime, UNIX_EPOCH};
 
 /// The environment variable that overrides the clock (tests and gates only).
 pub const TEST_NOW_ENV: &str = "TRIFECTA_TEST_NOW_MS";
 
-/// Current time in Unix milliseconds (or the test override).
+static TEST_NOW: OnceLock<Option<i64>> = OnceLock::new();
+
+/// Install the test override (from `config::Config::install`); the first call wins.
+pub fn install(test_now_ms: Option<i64>) {
+    let _ = TEST_NOW.set(test_now_ms);
+}
+
+/// Current time in Unix milliseconds (or the installed test override).
 pub fn now_ms() -> i64 {
-    if let Some(v) = std::env::var_os(TEST_NOW_ENV)
-        && let Some(ms) = v.to_str().and_then(|s| s.trim().parse::<i64>().ok())
-    {
-        return ms;
+    match TEST_NOW.get() {
+        Some(Some(ms)) => *ms,
+        _ => real_now_ms(),
     }
-    real_now_ms()
 }
 
 /// Current real time in Unix milliseconds, ignoring any override (for telemetry timestamps).

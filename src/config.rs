@@ -1,9 +1,19 @@
-//! Resolved settings: command-line flag > environment variable > default. Every value is
-//! validated here, once, so the rest of the crate works with typed settings. A malformed
-//! environment value is an `INVALID_ARGUMENT` error, never silently ignored.
+//! The one resolved configuration: command-line flag > environment variable > default.
+//!
+//! [`Env::from_process`] is the only reader of the process environment in the crate (the gate
+//! runner aside): it snapshots the variables trifecta reads, once. [`Config::resolve`] turns the
+//! command line and that snapshot into typed settings, validating every value once, before a
+//! command does anything. A malformed value is an `INVALID_ARGUMENT` error naming the variable,
+//! never silently ignored, clamped or turned into an internal error later; unset or blank means
+//! "default" for every variable. Process-wide parts (the test clock, mutants) are installed
+//! from it once by [`Config::install`].
 
+use crate::cli::{AstCommand, Cli, Command};
 use crate::error::{CliError, ErrorCode};
-use crate::telemetry::Level;
+use crate::telemetry::writer::{self, Rotation};
+use crate::telemetry::{self, Level, Location, TelemetrySettings};
+use std::collections::BTreeMap;
+use std::ffi::OsString;
 use std::time::Duration;
 
 /// `1|true|yes|on` enables persistence; `0|false|no|off|""` disables it.
@@ -64,25 +74,28 @@ impl CacheSettings {
         self.max_bytes / 10 * 8
     }
 
-    /// Resolve from the environment; `persist_flag` is the command line's say
-    /// (`Some(true)` for `--persist-cache`, `Some(false)` for `--no-persist-cache`).
-    pub fn from_env(persist_flag: Option<bool>) -> Result<Self, CliError> {
+    /// Resolve from `env`; `persist_flag` is the command line's say (`Some(true)` for
+    /// `--persist-cache`, `Some(false)` for `--no-persist-cache`).
+    pub fn resolve(env: &Env, persist_flag: Option<bool>) -> Result<Self, CliError> {
         let d = CacheSettings::default();
         let persist = match persist_flag {
             Some(p) => p,
-            None => env_bool(ENV_PERSIST)?.unwrap_or(d.persist),
+            None => env.bool(ENV_PERSIST)?.unwrap_or(d.persist),
         };
         Ok(CacheSettings {
             persist,
-            lock_timeout: env_u64(ENV_LOCK_TIMEOUT_MS, MAX_LOCK_TIMEOUT_MS)?
+            lock_timeout: env
+                .u64(ENV_LOCK_TIMEOUT_MS, MAX_LOCK_TIMEOUT_MS)?
                 .map(Duration::from_millis)
                 .unwrap_or(d.lock_timeout),
-            size_warn_bytes: env_mb(ENV_SIZE_WARN_MB)?.unwrap_or(d.size_warn_bytes),
-            max_bytes: env_mb(ENV_MAX_MB)?.unwrap_or(d.max_bytes),
-            ttl: env_f64(ENV_TTL_DAYS, MAX_TTL_DAYS)?
+            size_warn_bytes: env.mb(ENV_SIZE_WARN_MB)?.unwrap_or(d.size_warn_bytes),
+            max_bytes: env.mb(ENV_MAX_MB)?.unwrap_or(d.max_bytes),
+            ttl: env
+                .f64(ENV_TTL_DAYS, MAX_TTL_DAYS)?
                 .map(|days| Duration::from_secs_f64(days * 86400.0))
                 .unwrap_or(d.ttl),
-            maintenance_interval: env_u64(ENV_MAINTENANCE_S, MAX_MAINTENANCE_S)?
+            maintenance_interval: env
+                .u64(ENV_MAINTENANCE_S, MAX_MAINTENANCE_S)?
                 .map(Duration::from_secs)
                 .unwrap_or(d.maintenance_interval),
             quarantine_keep: d.quarantine_keep,
@@ -110,52 +123,239 @@ pub const MAX_TEST_NOW_MS: u64 = 253_402_300_799_999;
 /// `TRIFECTA_TEST_PANIC=1` makes a command panic (see `commands`); `0` or unset does nothing.
 pub const ENV_TEST_PANIC: &str = "TRIFECTA_TEST_PANIC";
 
-/// Check every `TRIFECTA_*` variable the CLI reads against its documented range (README,
-/// "Environment"), before a command does anything. A value out of range is an
-/// `INVALID_ARGUMENT` naming the variable, whichever command reads it, so a typo is never
-/// silently ignored, clamped or turned into an internal error later. Unset or blank means
-/// "default" for every variable.
-pub fn check_environment() -> Result<(), CliError> {
-    CacheSettings::from_env(None)?;
-    telemetry_level(None)?;
-    if let Some(w) = crate::telemetry::writer::Rotation::from_env().1 {
-        return Err(CliError::new(ErrorCode::InvalidArgument, w));
-    }
-    if let Some(id) = env_str(ENV_RUN_ID)?
-        && (id.len() > MAX_RUN_ID_BYTES || id.chars().any(char::is_control))
-    {
-        return Err(invalid(
-            ENV_RUN_ID,
-            &id,
-            &format!("at most {MAX_RUN_ID_BYTES} bytes without control characters"),
-        ));
-    }
-    if let Some(dir) = env_str(ENV_TELEMETRY_DIR)?
-        && dir.len() > MAX_DIR_BYTES
-    {
-        return Err(invalid(
-            ENV_TELEMETRY_DIR,
-            &dir,
-            &format!("a path of at most {MAX_DIR_BYTES} bytes"),
-        ));
-    }
-    env_u64(crate::clock::TEST_NOW_ENV, MAX_TEST_NOW_MS)?;
-    env_u64(ENV_TEST_PANIC, 1)?;
-    if let Some(v) = env_str(crate::mutant::ENV_MUTANT)? {
-        crate::mutant::parse_list(&v)
-            .map_err(|why| invalid(crate::mutant::ENV_MUTANT, &v, &why))?;
-    }
-    Ok(())
+/// The variables trifecta reads, snapshotted once: `TRIFECTA_*`, and `HOME`, `USER` and
+/// `LOGNAME` for redaction. Everything else in the environment is none of our business.
+#[derive(Debug, Clone, Default)]
+pub struct Env {
+    vars: BTreeMap<String, OsString>,
 }
 
-/// Resolve the telemetry level: flag > `TRIFECTA_TELEMETRY` > `off`.
-pub fn telemetry_level(flag: Option<&str>) -> Result<Level, CliError> {
-    match flag {
-        Some(v) => parse_level(v, "--telemetry"),
-        None => match env_str(ENV_TELEMETRY)? {
-            Some(v) => parse_level(&v, ENV_TELEMETRY),
-            None => Ok(Level::Off),
-        },
+impl Env {
+    /// Snapshot the process environment: the crate's only read of it.
+    pub fn from_process() -> Env {
+        Env::from_pairs(std::env::vars_os())
+    }
+
+    /// A snapshot from explicit pairs (tests, benches); names trifecta does not read are
+    /// dropped, as [`Env::from_process`] does.
+    pub fn from_pairs<K: Into<OsString>, V: Into<OsString>>(
+        pairs: impl IntoIterator<Item = (K, V)>,
+    ) -> Env {
+        let vars = pairs
+            .into_iter()
+            .filter_map(|(k, v)| {
+                let k = k.into().into_string().ok()?;
+                let ours =
+                    k.starts_with("TRIFECTA_") || matches!(k.as_str(), "HOME" | "USER" | "LOGNAME");
+                ours.then(|| (k, v.into()))
+            })
+            .collect();
+        Env { vars }
+    }
+
+    /// A non-blank variable, if set. A value that is not UTF-8 is an error naming the variable
+    /// (it used to count as unset, silently).
+    pub fn str(&self, name: &str) -> Result<Option<String>, CliError> {
+        match self.vars.get(name) {
+            None => Ok(None),
+            Some(raw) => match raw.to_str() {
+                Some(v) => Ok(Some(v.to_string()).filter(|s| !s.trim().is_empty())),
+                None => Err(invalid(name, &raw.to_string_lossy(), "a value in UTF-8")),
+            },
+        }
+    }
+
+    fn bool(&self, name: &str) -> Result<Option<bool>, CliError> {
+        let Some(v) = self.str(name)? else {
+            return Ok(None);
+        };
+        match v.trim().to_ascii_lowercase().as_str() {
+            "1" | "true" | "yes" | "on" => Ok(Some(true)),
+            "0" | "false" | "no" | "off" => Ok(Some(false)),
+            _ => Err(invalid(name, &v, "1/true/yes/on or 0/false/no/off")),
+        }
+    }
+
+    /// A whole number in `0..=max`.
+    fn u64(&self, name: &str, max: u64) -> Result<Option<u64>, CliError> {
+        match self.str(name)? {
+            None => Ok(None),
+            Some(v) => match v.trim().parse::<u64>() {
+                Ok(n) if n <= max => Ok(Some(n)),
+                _ => Err(invalid(
+                    name,
+                    &v,
+                    &format!("a whole number from 0 to {max}"),
+                )),
+            },
+        }
+    }
+
+    /// A finite number in `0..=max` (decimals allowed).
+    fn f64(&self, name: &str, max: f64) -> Result<Option<f64>, CliError> {
+        match self.str(name)? {
+            None => Ok(None),
+            Some(v) => match v.trim().parse::<f64>() {
+                // `!(x < 0.0)` would let NaN through; spell out the finite range instead.
+                Ok(x) if x.is_finite() && (0.0..=max).contains(&x) => Ok(Some(x)),
+                _ => Err(invalid(name, &v, &format!("a number from 0 to {max}"))),
+            },
+        }
+    }
+
+    /// Megabytes (MiB, decimals allowed) in `0..=MAX_SIZE_MB`, as bytes.
+    fn mb(&self, name: &str) -> Result<Option<u64>, CliError> {
+        Ok(self
+            .f64(name, MAX_SIZE_MB)?
+            .map(|mb| (mb * 1024.0 * 1024.0) as u64))
+    }
+}
+
+/// Telemetry settings that do not depend on the segment.
+#[derive(Debug, Clone, Default)]
+pub struct TelemetryConfig {
+    /// Recording level: `--telemetry` > `TRIFECTA_TELEMETRY` > off.
+    pub level: Level,
+    /// `TRIFECTA_TELEMETRY_DIR`, if set (else `<segment>/_ctx/telemetry`).
+    pub dir: Option<String>,
+    /// `TRIFECTA_RUN_ID`, if set (else unique per process).
+    pub run_id: Option<String>,
+    /// `TRIFECTA_TELEMETRY_MAX_MB` / `TRIFECTA_TELEMETRY_KEEP`.
+    pub rotation: Rotation,
+    /// `$HOME`, redacted from every string written.
+    pub home: Option<String>,
+    /// `$USER` (or `$LOGNAME`), redacted from every string written.
+    pub user: Option<String>,
+}
+
+impl TelemetryConfig {
+    /// The telemetry directory for segment `root`: `TRIFECTA_TELEMETRY_DIR` or
+    /// `<root>/_ctx/telemetry` (never the current directory).
+    pub fn dir_for(&self, root: &std::path::Path) -> Location {
+        match &self.dir {
+            Some(d) => Location::user(d),
+            None => Location::in_segment(root, telemetry::DEFAULT_DIR),
+        }
+    }
+
+    /// The telemetry settings of a command on `root`.
+    pub fn for_segment(&self, root: &std::path::Path) -> TelemetrySettings {
+        TelemetrySettings {
+            level: self.level,
+            dir: self.dir_for(root),
+            run_id: self.run_id.clone().unwrap_or_else(telemetry::run_id),
+            segment_id: telemetry::segment_id(root),
+            segment_root: Some(root.to_path_buf()),
+            rotation: self.rotation,
+            setting_warnings: Vec::new(),
+            home: self.home.clone(),
+            user: self.user.clone(),
+        }
+    }
+}
+
+/// Everything a command needs to know, resolved and validated once.
+#[derive(Debug, Clone)]
+pub struct Config {
+    /// The cache's settings (with this command's persistence).
+    pub cache: CacheSettings,
+    /// Telemetry (with this command's level).
+    pub telemetry: TelemetryConfig,
+    /// `TRIFECTA_TEST_NOW_MS`: the clock for TTL and maintenance decisions (tests and gates).
+    pub test_now_ms: Option<i64>,
+    /// `TRIFECTA_TEST_PANIC=1`: the command panics (proves the panic safety net).
+    pub test_panic: bool,
+    /// `TRIFECTA_MUTANT`: deliberate bugs switched on (debug builds only).
+    pub mutants: Vec<crate::mutant::Mutant>,
+}
+
+impl Config {
+    /// Resolve `cli` against `env`. Every `TRIFECTA_*` variable is checked, whichever command
+    /// reads it, so a typo is never silently ignored.
+    pub fn resolve(cli: &Cli, env: &Env) -> Result<Config, CliError> {
+        let (persist_flag, level_flag) = match &cli.command {
+            Command::Ast(AstCommand::Symbols(a)) => (a.persist_flag(), a.telemetry.as_deref()),
+            Command::Ast(AstCommand::Index(a)) => (a.persist_flag(), a.telemetry.as_deref()),
+            // The cache commands work on the persistent cache by definition.
+            Command::Ast(AstCommand::Cache(_)) => (Some(true), None),
+            Command::Telemetry(_) => (None, None),
+        };
+        Config::resolve_flags(env, persist_flag, level_flag)
+    }
+
+    /// [`Config::resolve`] from the two flags that vary by command.
+    pub fn resolve_flags(
+        env: &Env,
+        persist_flag: Option<bool>,
+        level_flag: Option<&str>,
+    ) -> Result<Config, CliError> {
+        // Every variable is checked even where a flag overrides it: a typo in the environment
+        // is reported whichever command meets it first.
+        env.bool(ENV_PERSIST)?;
+        let cache = CacheSettings::resolve(env, persist_flag)?;
+        let env_level = match env.str(ENV_TELEMETRY)? {
+            Some(v) => parse_level(&v, ENV_TELEMETRY)?,
+            None => Level::Off,
+        };
+        let level = match level_flag {
+            Some(v) => parse_level(v, "--telemetry")?,
+            None => env_level,
+        };
+        let (rotation, warning) =
+            Rotation::parse(env.str(writer::ENV_MAX_MB)?, env.str(writer::ENV_KEEP)?);
+        if let Some(w) = warning {
+            return Err(CliError::new(ErrorCode::InvalidArgument, w));
+        }
+        let run_id = env.str(ENV_RUN_ID)?;
+        if let Some(id) = &run_id
+            && (id.len() > MAX_RUN_ID_BYTES || id.chars().any(char::is_control))
+        {
+            return Err(invalid(
+                ENV_RUN_ID,
+                id,
+                &format!("at most {MAX_RUN_ID_BYTES} bytes without control characters"),
+            ));
+        }
+        let dir = env.str(ENV_TELEMETRY_DIR)?;
+        if let Some(d) = &dir
+            && d.len() > MAX_DIR_BYTES
+        {
+            return Err(invalid(
+                ENV_TELEMETRY_DIR,
+                d,
+                &format!("a path of at most {MAX_DIR_BYTES} bytes"),
+            ));
+        }
+        let mutants = match env.str(crate::mutant::ENV_MUTANT)? {
+            Some(v) => crate::mutant::parse_list(&v)
+                .map_err(|why| invalid(crate::mutant::ENV_MUTANT, &v, &why))?,
+            None => Vec::new(),
+        };
+        // Redaction context: lenient, like a shell (a non-UTF-8 $HOME is simply not redacted).
+        let soft = |k: &str| env.str(k).ok().flatten();
+        Ok(Config {
+            cache,
+            telemetry: TelemetryConfig {
+                level,
+                dir,
+                run_id,
+                rotation,
+                home: soft("HOME"),
+                user: soft("USER").or_else(|| soft("LOGNAME")),
+            },
+            test_now_ms: env
+                .u64(crate::clock::TEST_NOW_ENV, MAX_TEST_NOW_MS)?
+                .map(|ms| ms as i64),
+            test_panic: env.u64(ENV_TEST_PANIC, 1)? == Some(1),
+            mutants,
+        })
+    }
+
+    /// Install the process-wide parts: the test clock and the mutants. Called once, by
+    /// `commands::run`, before any command runs.
+    pub fn install(&self) {
+        crate::clock::install(self.test_now_ms);
+        crate::mutant::install(&self.mutants);
     }
 }
 
@@ -165,18 +365,6 @@ fn parse_level(v: &str, what: &str) -> Result<Level, CliError> {
         "lite" => Ok(Level::Lite),
         "full" => Ok(Level::Full),
         _ => Err(invalid(what, v, "one of off, lite, full")),
-    }
-}
-
-/// A non-blank environment variable, if set. A value that is not UTF-8 is an error naming the
-/// variable (it used to count as unset, silently).
-pub fn env_str(name: &str) -> Result<Option<String>, CliError> {
-    match std::env::var(name) {
-        Ok(v) => Ok(Some(v).filter(|s| !s.trim().is_empty())),
-        Err(std::env::VarError::NotPresent) => Ok(None),
-        Err(std::env::VarError::NotUnicode(raw)) => {
-            Err(invalid(name, &raw.to_string_lossy(), "a value in UTF-8"))
-        }
     }
 }
 
@@ -192,45 +380,43 @@ pub fn invalid(name: &str, value: &str, expected: &str) -> CliError {
     )
 }
 
-fn env_bool(name: &str) -> Result<Option<bool>, CliError> {
-    let Some(v) = env_str(name)? else {
-        return Ok(None);
-    };
-    match v.trim().to_ascii_lowercase().as_str() {
-        "1" | "true" | "yes" | "on" => Ok(Some(true)),
-        "0" | "false" | "no" | "off" => Ok(Some(false)),
-        _ => Err(invalid(name, &v, "1/true/yes/on or 0/false/no/off")),
-    }
-}
+#[cfg(test)]
+mod tests {
+    use super::*;
 
-/// A whole number in `0..=max`.
-fn env_u64(name: &str, max: u64) -> Result<Option<u64>, CliError> {
-    match env_str(name)? {
-        None => Ok(None),
-        Some(v) => match v.trim().parse::<u64>() {
-            Ok(n) if n <= max => Ok(Some(n)),
-            _ => Err(invalid(
-                name,
-                &v,
-                &format!("a whole number from 0 to {max}"),
-            )),
-        },
+    fn env(pairs: &[(&str, &str)]) -> Env {
+        Env::from_pairs(pairs.iter().map(|(k, v)| (*k, *v)))
     }
-}
 
-/// A finite number in `0..=max` (decimals allowed).
-fn env_f64(name: &str, max: f64) -> Result<Option<f64>, CliError> {
-    match env_str(name)? {
-        None => Ok(None),
-        Some(v) => match v.trim().parse::<f64>() {
-            // `!(x < 0.0)` would let NaN through; spell out the finite range instead.
-            Ok(x) if x.is_finite() && (0.0..=max).contains(&x) => Ok(Some(x)),
-            _ => Err(invalid(name, &v, &format!("a number from 0 to {max}"))),
-        },
+    #[test]
+    fn only_our_variables_are_kept() {
+        let e = env(&[("PATH", "/bin"), ("TRIFECTA_RUN_ID", "r1"), ("HOME", "/h")]);
+        assert_eq!(e.str("PATH").unwrap(), None);
+        assert_eq!(e.str("TRIFECTA_RUN_ID").unwrap().as_deref(), Some("r1"));
+        assert_eq!(e.str("HOME").unwrap().as_deref(), Some("/h"));
     }
-}
 
-/// Megabytes (MiB, decimals allowed) in `0..=MAX_SIZE_MB`, as bytes.
-fn env_mb(name: &str) -> Result<Option<u64>, CliError> {
-    Ok(env_f64(name, MAX_SIZE_MB)?.map(|mb| (mb * 1024.0 * 1024.0) as u64))
+    #[test]
+    fn flag_beats_environment_beats_default_and_every_variable_is_checked() {
+        let e = env(&[
+            ("TRIFECTA_TELEMETRY", "full"),
+            ("TRIFECTA_AST_PERSIST", "1"),
+        ]);
+        let c = Config::resolve_flags(&e, None, None).unwrap();
+        assert_eq!((c.telemetry.level, c.cache.persist), (Level::Full, true));
+        let c = Config::resolve_flags(&e, Some(false), Some("lite")).unwrap();
+        assert_eq!((c.telemetry.level, c.cache.persist), (Level::Lite, false));
+        let c = Config::resolve_flags(&Env::default(), None, None).unwrap();
+        assert_eq!((c.telemetry.level, c.cache.persist), (Level::Off, false));
+        // A flag does not hide a malformed variable.
+        let bad = env(&[("TRIFECTA_TELEMETRY", "loud")]);
+        let err = Config::resolve_flags(&bad, None, Some("lite")).unwrap_err();
+        assert!(
+            err.message.contains("TRIFECTA_TELEMETRY"),
+            "{}",
+            err.message
+        );
+        let bad = env(&[("TRIFECTA_AST_PERSIST", "maybe")]);
+        assert!(Config::resolve_flags(&bad, Some(true), None).is_err());
+    }
 }

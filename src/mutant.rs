@@ -142,17 +142,16 @@ pub fn parse_list(value: &str) -> Result<Vec<Mutant>, String> {
     Ok(out)
 }
 
-/// The mutants switched on for this process. Read once; an invalid value switches none on
-/// (`config::check_environment` has already refused it before any command runs).
+static ENABLED: OnceLock<Vec<Mutant>> = OnceLock::new();
+
+/// Switch on `mutants` for this process (from `config::Config::install`, which has validated
+/// them); the first call wins. Without it, none is on.
+pub fn install(mutants: &[Mutant]) {
+    let _ = ENABLED.set(mutants.to_vec());
+}
+
 fn enabled() -> &'static [Mutant] {
-    static ENABLED: OnceLock<Vec<Mutant>> = OnceLock::new();
-    ENABLED.get_or_init(|| {
-        crate::config::env_str(ENV_MUTANT)
-            .ok()
-            .flatten()
-            .and_then(|v| parse_list(&v).ok())
-            .unwrap_or_default()
-    })
+    ENABLED.get().map_or(&[], Vec::as_slice)
 }
 
 /// Whether the bug `m` is switched on. Always `false` in a release build.

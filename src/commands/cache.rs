@@ -13,20 +13,20 @@ use crate::cache::sqlite::probe::{self, Probe};
 use crate::cache::sqlite::{CacheCtx, Fault, classify, connect, maintain, recover};
 use crate::cli::{CacheArgs, CacheCommand, CacheReportArgs, ReportFormat};
 use crate::commands::Failure;
-use crate::config::{self, CacheSettings};
+use crate::config::Config;
 use crate::error::{CliError, ErrorCode};
 use crate::output::{print_json, write_stdout};
 use crate::symbols::resolve;
-use crate::telemetry::{Telemetry, TelemetrySettings};
+use crate::telemetry::Telemetry;
 use serde::Serialize;
 use std::collections::BTreeMap;
 use std::path::Path;
 
 /// Run one cache subcommand and print its result.
-pub fn run(cmd: &CacheCommand) -> Result<(), Failure> {
+pub fn run(cmd: &CacheCommand, cfg: &Config) -> Result<(), Failure> {
     match cmd {
         CacheCommand::Stats(a) => {
-            let (ctx, telemetry) = context(&a.segment)?;
+            let (ctx, telemetry) = context(&a.segment, cfg)?;
             let out = stats(&ctx)?;
             telemetry.flush();
             match a.format {
@@ -34,25 +34,23 @@ pub fn run(cmd: &CacheCommand) -> Result<(), Failure> {
                 ReportFormat::Text => write_stdout(stats_text(&out).as_bytes())?,
             }
         }
-        CacheCommand::Verify(a) => verify_cmd(a)?,
+        CacheCommand::Verify(a) => verify_cmd(a, cfg)?,
         CacheCommand::Prune(a) => {
-            let (ctx, telemetry) = context(&a.segment)?;
+            let (ctx, telemetry) = context(&a.segment, cfg)?;
             let out = prune(&ctx);
             telemetry.flush();
             print_json(&out?)?;
         }
-        CacheCommand::Clear(a) => print_json(&clear(&context(&a.segment)?.0)?)?,
+        CacheCommand::Clear(a) => print_json(&clear(&context(&a.segment, cfg)?.0)?)?,
         CacheCommand::Path(a) => print_json(&path(a)?)?,
     }
     Ok(())
 }
 
-fn context(segment: &Path) -> Result<(CacheCtx, Telemetry), CliError> {
-    let level = config::telemetry_level(None)?;
-    let settings = CacheSettings::from_env(Some(true))?;
+fn context(segment: &Path, cfg: &Config) -> Result<(CacheCtx, Telemetry), CliError> {
     let root = resolve::segment_root(segment)?;
-    let telemetry = Telemetry::new(TelemetrySettings::for_segment(level, &root));
-    Ok((CacheCtx::new(&root, &settings, &telemetry), telemetry))
+    let telemetry = Telemetry::new(cfg.telemetry.for_segment(&root));
+    Ok((CacheCtx::new(&root, &cfg.cache, &telemetry), telemetry))
 }
 
 /// Whether the cache directory exists, after moving aside anything planted at the cache's own
@@ -280,8 +278,8 @@ pub struct VerifyOutput {
     pub schema_version: i64,
 }
 
-fn verify_cmd(a: &CacheReportArgs) -> Result<(), Failure> {
-    let (ctx, _t) = context(&a.segment)?;
+fn verify_cmd(a: &CacheReportArgs, cfg: &Config) -> Result<(), Failure> {
+    let (ctx, _t) = context(&a.segment, cfg)?;
     let out = verify(&ctx)?;
     match a.format {
         ReportFormat::Json => print_json(&out)?,

@@ -7,52 +7,19 @@
 //! of [`crate::file_rel`] (`\xNN` for bytes that are not UTF-8, `\\` for a backslash).
 
 use crate::cache::service::SymbolCache;
+use crate::cli::{IndexArgs, IndexFormat};
 use crate::commands::Failure;
-use crate::config::{self, CacheSettings};
+use crate::config::Config;
 use crate::error::{CliError, ErrorCode};
 use crate::index::{self, FileResult, Outcome};
 use crate::output::StdoutError;
 use crate::symbols::resolve;
-use crate::telemetry::{Event, Level, Telemetry, TelemetrySettings};
-use clap::{Args, ValueEnum};
+use crate::telemetry::{Event, Level, Telemetry};
 use serde::Serialize;
 use serde_json::json;
 use std::collections::BTreeMap;
 use std::io::{IsTerminal, Write};
-use std::path::PathBuf;
 use std::time::Instant;
-
-/// Output format of `ast index`.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
-pub enum IndexFormat {
-    /// One JSON summary document.
-    Summary,
-    /// One JSON line per module, then the summary on stderr.
-    Jsonl,
-}
-
-/// `trifecta ast index`.
-#[derive(Debug, Args)]
-pub struct IndexArgs {
-    /// Segment root to index.
-    #[arg(long, default_value = ".")]
-    pub segment: PathBuf,
-    /// Worker threads, 1 to 256 (default: all cores).
-    #[arg(long)]
-    pub jobs: Option<usize>,
-    /// Use the persistent SQLite cache (also `TRIFECTA_AST_PERSIST=1`).
-    #[arg(long, overrides_with = "no_persist_cache")]
-    pub persist_cache: bool,
-    /// Use the in-memory cache even when `TRIFECTA_AST_PERSIST` is set.
-    #[arg(long, overrides_with = "persist_cache")]
-    pub no_persist_cache: bool,
-    /// `summary` (default) or `jsonl`.
-    #[arg(long, value_enum, default_value = "summary")]
-    pub format: IndexFormat,
-    /// Telemetry level: off, lite or full (also `TRIFECTA_TELEMETRY`; default off).
-    #[arg(long)]
-    pub telemetry: Option<String>,
-}
 
 /// The summary document.
 #[derive(Debug, Default, Serialize)]
@@ -150,17 +117,8 @@ fn jobs(flag: Option<usize>) -> Result<usize, CliError> {
 
 /// Run the command; returns the summary (printed by the caller as JSON). With `--format jsonl`
 /// the module lines are written to stdout as they come, and a failed write fails the command.
-pub fn run(args: &IndexArgs) -> Result<IndexSummary, Failure> {
+pub fn run(args: &IndexArgs, cfg: &Config) -> Result<IndexSummary, Failure> {
     let started = Instant::now();
-    let level = config::telemetry_level(args.telemetry.as_deref())?;
-    let persist = if args.persist_cache {
-        Some(true)
-    } else if args.no_persist_cache {
-        Some(false)
-    } else {
-        None
-    };
-    let settings = CacheSettings::from_env(persist)?;
     let jobs = jobs(args.jobs)?;
     let root = resolve::segment_root(&args.segment)?;
     let pool = rayon::ThreadPoolBuilder::new()
@@ -170,8 +128,8 @@ pub fn run(args: &IndexArgs) -> Result<IndexSummary, Failure> {
         .map_err(|e| CliError::new(ErrorCode::InternalError, format!("thread pool: {e}")))?;
 
     let (files, walk_errors) = index::walk(&root.anchor);
-    let telemetry = Telemetry::new(TelemetrySettings::for_segment(level, &root));
-    let mut cache = SymbolCache::open(&root, &settings, &telemetry);
+    let telemetry = Telemetry::new(cfg.telemetry.for_segment(&root));
+    let mut cache = SymbolCache::open(&root, &cfg.cache, &telemetry);
     let mut summary = IndexSummary {
         status: "ok",
         segment_root: root.to_string_lossy().into_owned(),

@@ -7,6 +7,7 @@ pub mod symbols;
 pub mod telemetry;
 
 use crate::cli::{AstCommand, Cli, Command, TelemetryCommand};
+use crate::config::{Config, Env};
 use crate::error::{CliError, ErrorCode, ErrorEnvelope};
 use crate::output::{StdoutError, print_json, write_stderr};
 
@@ -87,8 +88,8 @@ fn stdout_failed(e: &StdoutError) -> i32 {
 /// alike: the clean-worktree gate runs the suite with `--release`) can prove the safety net
 /// above turns any panic into an `INTERNAL_ERROR` envelope. Harmless in production: the
 /// outcome is the same envelope a real bug would produce.
-fn test_panic_hook() {
-    if std::env::var_os(crate::config::ENV_TEST_PANIC).is_some_and(|v| v == "1") {
+fn test_panic_hook(cfg: &Config) {
+    if cfg.test_panic {
         panic!("TRIFECTA_TEST_PANIC was set");
     }
 }
@@ -118,20 +119,21 @@ fn usage_error(e: clap::Error) -> i32 {
 }
 
 fn run(cli: &Cli) -> Result<(), Failure> {
-    crate::config::check_environment()?;
-    test_panic_hook();
+    let cfg = Config::resolve(cli, &Env::from_process())?;
+    cfg.install();
+    test_panic_hook(&cfg);
     match &cli.command {
-        Command::Ast(AstCommand::Symbols(args)) => print_json(&symbols::run(args)?)?,
+        Command::Ast(AstCommand::Symbols(args)) => print_json(&symbols::run(args, &cfg)?)?,
         Command::Ast(AstCommand::Index(args)) => {
-            let summary = index::run(args)?;
-            if args.format == index::IndexFormat::Jsonl {
+            let summary = index::run(args, &cfg)?;
+            if args.format == crate::cli::IndexFormat::Jsonl {
                 write_stderr(&crate::output::to_cli_json(&summary));
             } else {
                 print_json(&summary)?;
             }
         }
-        Command::Ast(AstCommand::Cache(c)) => cache::run(c)?,
-        Command::Telemetry(TelemetryCommand::Report(args)) => telemetry::report(args)?,
+        Command::Ast(AstCommand::Cache(c)) => cache::run(c, &cfg)?,
+        Command::Telemetry(TelemetryCommand::Report(args)) => telemetry::report(args, &cfg)?,
     }
     Ok(())
 }

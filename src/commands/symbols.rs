@@ -9,12 +9,12 @@
 use crate::cache::CacheKey;
 use crate::cache::service::{SymbolCache, elapsed_ms};
 use crate::cli::SymbolsArgs;
-use crate::config::{self, CacheSettings};
+use crate::config::Config;
 use crate::error::{CliError, ErrorCode};
 use crate::symbols::resolve::{self, ModuleFile};
 use crate::symbols::uri::{SymUri, UriKind};
 use crate::symbols::{Symbol, SymbolTable, SyntaxErrorLoc};
-use crate::telemetry::{Event, Level, Telemetry, TelemetrySettings};
+use crate::telemetry::{Event, Level, Telemetry};
 use serde::Serialize;
 use serde_json::json;
 use std::time::Instant;
@@ -48,11 +48,9 @@ pub struct SymbolsOutput {
 }
 
 /// Run the command.
-pub fn run(args: &SymbolsArgs) -> Result<SymbolsOutput, CliError> {
+pub fn run(args: &SymbolsArgs, cfg: &Config) -> Result<SymbolsOutput, CliError> {
     let started = Instant::now();
     let uri = SymUri::parse(&args.uri)?;
-    let level = config::telemetry_level(args.telemetry.as_deref())?;
-    let settings = CacheSettings::from_env(args.persist_flag())?;
     let root = resolve::segment_root(&args.segment)?;
     let (file, class_path) = match uri.kind() {
         UriKind::Mod => (resolve::resolve_module(&root, uri.path())?, Vec::new()),
@@ -64,9 +62,9 @@ pub fn run(args: &SymbolsArgs) -> Result<SymbolsOutput, CliError> {
     let key = CacheKey::of(&bytes);
     let read_ms = elapsed_ms(t);
 
-    let telemetry = Telemetry::new(TelemetrySettings::for_segment(level, &root));
+    let telemetry = Telemetry::new(cfg.telemetry.for_segment(&root));
     let t = Instant::now();
-    let mut cache = SymbolCache::open(&root, &settings, &telemetry);
+    let mut cache = SymbolCache::open(&root, &cfg.cache, &telemetry);
     let backend = cache.backend();
     let served = cache.lookup_or_extract(&file.file_rel, &key, &bytes);
     drop(cache);
@@ -75,7 +73,7 @@ pub fn run(args: &SymbolsArgs) -> Result<SymbolsOutput, CliError> {
         None => ("hit", "cache_hit"),
         Some(reason) => ("miss", reason.as_str()),
     };
-    let db_path = settings.persist.then(|| {
+    let db_path = cfg.cache.persist.then(|| {
         crate::cache::cache_db_path(&root)
             .to_string_lossy()
             .into_owned()

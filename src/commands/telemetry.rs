@@ -6,6 +6,7 @@
 
 use crate::cli::{TelemetryFormat, TelemetryReportArgs};
 use crate::commands::Failure;
+use crate::config::Config;
 use crate::error::{CliError, ErrorCode};
 use crate::output::{print_json, to_cli_json, write_stdout};
 use crate::symbols::resolve;
@@ -13,7 +14,7 @@ use crate::telemetry::report::{self, html, text};
 use serde_json::json;
 
 /// Run the report and print it (or write it to `--output` and print a JSON receipt).
-pub fn report(args: &TelemetryReportArgs) -> Result<(), Failure> {
+pub fn report(args: &TelemetryReportArgs, cfg: &Config) -> Result<(), Failure> {
     // Validate everything cheap before touching the file system.
     let since_ms = match args.since.as_deref() {
         None => None,
@@ -23,7 +24,7 @@ pub fn report(args: &TelemetryReportArgs) -> Result<(), Failure> {
         ),
     };
     let root = resolve::segment_root(&args.segment)?;
-    let dir = crate::telemetry::dir_for_segment(&root);
+    let dir = cfg.telemetry.dir_for(&root);
     let rep = report::build(&dir, since_ms).map_err(|e| {
         CliError::new(
             ErrorCode::TelemetryUnavailable,

@@ -54,9 +54,10 @@ use writer::Rotation;
 
 /// How much is recorded. Ordered: `Off < Lite < Full`. See the module docs for exactly what
 /// each level writes.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Default)]
 pub enum Level {
     /// Nothing is written, no directory is created.
+    #[default]
     Off,
     /// One `ast.symbols` per command, one event per lookup (hit/miss) and write, every incident.
     Lite,
@@ -91,9 +92,13 @@ pub struct TelemetrySettings {
     pub segment_root: Option<PathBuf>,
     /// When to rotate `events.jsonl` and how many rotated files to keep.
     pub rotation: Rotation,
-    /// Problems with telemetry settings (e.g. a malformed `TRIFECTA_TELEMETRY_MAX_MB`),
-    /// reported on stderr at flush instead of failing the command.
+    /// Problems with telemetry settings, reported on stderr at flush instead of failing the
+    /// command.
     pub setting_warnings: Vec<String>,
+    /// `$HOME`, redacted from every string written.
+    pub home: Option<String>,
+    /// The user name, redacted from every string written.
+    pub user: Option<String>,
 }
 
 /// One event before it is stamped with `ts`, `run_id` and `segment_id`.
@@ -166,7 +171,14 @@ impl Telemetry {
         if settings.level == Level::Off {
             return Telemetry::disabled();
         }
-        let redactor = Redactor::from_env(settings.segment_root.as_deref());
+        let redactor = Redactor::new(
+            settings
+                .segment_root
+                .as_deref()
+                .map(|r| r.to_string_lossy().into_owned()),
+            settings.home.clone(),
+            settings.user.clone(),
+        );
         Telemetry {
             inner: Some(Arc::new(Inner {
                 settings,
@@ -371,14 +383,8 @@ pub fn segment_id(root: &std::path::Path) -> String {
     h.to_hex()[..8].to_string()
 }
 
-/// A run id unique per process: `run_<unix ms>_<pid>_<4 hex of entropy>`, or `TRIFECTA_RUN_ID`.
+/// A run id unique per process: `run_<unix ms>_<pid>_<4 hex of entropy>`.
 pub fn run_id() -> String {
-    if let Some(id) = crate::config::env_str(crate::config::ENV_RUN_ID)
-        .ok()
-        .flatten()
-    {
-        return id;
-    }
     let now = std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
         .unwrap_or_default();
@@ -391,35 +397,6 @@ pub fn run_id() -> String {
         std::process::id(),
         &h.finalize().to_hex()[..4]
     )
-}
-
-/// The telemetry directory for segment `root`: `TRIFECTA_TELEMETRY_DIR` or
-/// `<root>/_ctx/telemetry` (never the current directory).
-pub fn dir_for_segment(root: &std::path::Path) -> Location {
-    match crate::config::env_str(crate::config::ENV_TELEMETRY_DIR)
-        .ok()
-        .flatten()
-    {
-        Some(d) => Location::user(d),
-        None => Location::in_segment(root, DEFAULT_DIR),
-    }
-}
-
-impl TelemetrySettings {
-    /// Settings for a command on `root`: `TRIFECTA_TELEMETRY_DIR` or `<root>/_ctx/telemetry`.
-    pub fn for_segment(level: Level, root: &std::path::Path) -> Self {
-        let dir = dir_for_segment(root);
-        let (rotation, warning) = Rotation::from_env();
-        TelemetrySettings {
-            level,
-            dir,
-            run_id: run_id(),
-            segment_id: segment_id(root),
-            segment_root: Some(root.to_path_buf()),
-            rotation,
-            setting_warnings: warning.into_iter().collect(),
-        }
-    }
 }
 
 #[cfg(test)]
@@ -438,6 +415,8 @@ mod tests {
             segment_root: None,
             rotation: Rotation::default(),
             setting_warnings: warnings,
+            home: None,
+            user: None,
         }
     }
 

@@ -17,7 +17,6 @@
 //!    source text by construction, and this bounds the damage if an error message quotes some.
 
 use serde_json::Value;
-use std::path::Path;
 
 /// Longest string kept in an event, in bytes.
 pub const MAX_STRING: usize = 512;
@@ -35,17 +34,8 @@ pub struct Redactor {
 }
 
 impl Redactor {
-    /// Context for `root` (canonical segment root, if known), `$HOME` and `$USER`/`$LOGNAME`.
-    pub fn from_env(root: Option<&Path>) -> Self {
-        let var = |k: &str| std::env::var(k).ok().filter(|v| !v.trim().is_empty());
-        Redactor::new(
-            root.map(|r| r.to_string_lossy().into_owned()),
-            var("HOME"),
-            var("USER").or_else(|| var("LOGNAME")),
-        )
-    }
-
-    /// Explicit context (tests, and callers that know better than the environment).
+    /// Context for `root` (canonical segment root, if known), `$HOME` and the user name, as
+    /// resolved by `config`.
     pub fn new(root: Option<String>, home: Option<String>, user: Option<String>) -> Self {
         let path_like = |p: String| {
             let t = p.trim_end_matches('/').to_string();

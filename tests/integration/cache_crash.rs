@@ -33,7 +33,11 @@ fn crash_child_entry_point() {
         return;
     };
     let root = trifecta::symbols::resolve::segment_root(std::path::Path::new(&seg)).unwrap();
-    let settings = trifecta::config::CacheSettings::from_env(Some(true)).unwrap();
+    let settings = trifecta::config::CacheSettings::resolve(
+        &trifecta::config::Env::from_process(),
+        Some(true),
+    )
+    .unwrap();
     let telemetry = trifecta::telemetry::Telemetry::disabled();
     for round in 0.. {
         let mut opened = open_cache(&root, &settings, &telemetry);

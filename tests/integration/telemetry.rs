@@ -401,7 +401,11 @@ fn redaction_is_enforced_centrally_at_flush() {
     std::fs::create_dir_all(&root).unwrap();
     let root = root.canonicalize().unwrap();
     let dir = t.path().join("tele");
-    let mut settings = TelemetrySettings::for_segment(Level::Lite, &root);
+    let mut settings = (trifecta::config::TelemetryConfig {
+        level: Level::Lite,
+        ..Default::default()
+    })
+    .for_segment(&root);
     settings.dir = trifecta::telemetry::Location::user(&dir);
     let tel = Telemetry::new(settings);
     let db = root.join(".trifecta/cache/ast_cache.db");
@@ -569,6 +573,8 @@ fn concurrent_writer_child() {
         segment_root: None,
         rotation: ROT,
         setting_warnings: Vec::new(),
+        home: None,
+        user: None,
     };
     // One flush per event: 100 separately locked appends per process, the worst case.
     for seq in 0..PER_CHILD {
