@@ -34,8 +34,12 @@ pub enum Mutant {
     /// never fires at the configured size (caught by `p2-size`).
     SizeThresholdKib,
     /// SQLite's busy timeout is left at 0, so a process that meets another's write lock gives up
-    /// on the cache instead of waiting (caught by `p2-stress`).
+    /// on the cache instead of waiting (caught by `p2-stress-edits`, whose writers contend for
+    /// the whole storm; `p2-stress` writes only in its first round and catches it only sometimes).
     BusyTimeoutZero,
+    /// Telemetry's flush copies its buffer instead of draining it, so the flush on drop writes
+    /// every event again (caught by `p2-stress`'s exact event counts).
+    DoubleFlush,
     /// Hits are folded into a counter named `hit` instead of `hits`, so `ast cache stats`
     /// reports no hits (caught by `p2-success-metrics`).
     HitCounterTypo,
@@ -77,6 +81,7 @@ impl Mutant {
         Mutant::BlockingLock,
         Mutant::SizeThresholdKib,
         Mutant::BusyTimeoutZero,
+        Mutant::DoubleFlush,
         Mutant::HitCounterTypo,
         Mutant::WriteEventFullOnly,
         Mutant::LocalTimestamps,
@@ -98,6 +103,7 @@ impl Mutant {
             Mutant::BlockingLock => "blocking-lock",
             Mutant::SizeThresholdKib => "size-threshold-kib",
             Mutant::BusyTimeoutZero => "busy-timeout-zero",
+            Mutant::DoubleFlush => "double-flush",
             Mutant::HitCounterTypo => "hit-counter-typo",
             Mutant::WriteEventFullOnly => "write-event-full-only",
             Mutant::LocalTimestamps => "local-timestamps",

@@ -9,6 +9,7 @@
 
 pub mod counters;
 pub mod factory;
+pub mod fallback;
 pub mod faults;
 pub mod key;
 pub mod lock;
@@ -17,11 +18,38 @@ pub mod schema;
 pub mod service;
 pub mod sqlite;
 
-pub use factory::{CACHE_DIR_REL, DB_FILE_NAME, OpenedCache, cache_db_path, open_cache};
+pub use factory::open_cache;
 pub use key::CacheKey;
 
 use crate::symbols::SymbolTable;
 use serde::Serialize;
+use std::path::{Path, PathBuf};
+
+/// File name of the cache database inside `<segment>/.trifecta/cache/`. Fixed and short: the
+/// directory already identifies the segment, and a fixed name keeps the cache valid when the
+/// checkout moves.
+pub const DB_FILE_NAME: &str = "ast_cache.db";
+
+/// The cache directory, relative to the segment root.
+pub const CACHE_DIR_REL: &str = ".trifecta/cache";
+
+/// `<segment>/.trifecta/cache/ast_cache.db` (for display; files are opened through
+/// [`crate::segment_fs`]).
+pub fn cache_db_path(segment_root: &Path) -> PathBuf {
+    segment_root.join(CACHE_DIR_REL).join(DB_FILE_NAME)
+}
+
+/// What the factory built.
+pub struct OpenedCache {
+    /// The store to use for this command.
+    pub store: Box<dyn Store>,
+    /// Set when persistence was requested but the in-memory fallback is in use, and why.
+    pub fallback: Option<MissReason>,
+    /// The DB path when persistence was requested (reported even on fallback).
+    pub db_path: Option<PathBuf>,
+    /// True when the DB file did not exist before this open (first run on this segment).
+    pub db_was_missing: bool,
+}
 
 /// Which storage answers lookups. Serialized as the telemetry `cache_type`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]

@@ -11,7 +11,8 @@
 //! in-memory fallback reports the *fallback's* reason (why the persistent cache was not used),
 //! and a store error is absorbed (counted, reported, served uncached), never returned.
 
-use super::factory::{OpenedCache, open_cache};
+use super::OpenedCache;
+use super::factory::open_cache;
 use super::{Backend, CacheKey, Lookup, MissReason, Written};
 use crate::config::CacheSettings;
 use crate::mutant::{self, Mutant};

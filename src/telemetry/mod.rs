@@ -226,6 +226,9 @@ impl Inner {
     /// Write the buffer; returns the stderr line it printed, if any.
     fn flush(&self) -> Option<String> {
         let events = match self.buffer.lock() {
+            // The double-flush mutant copies instead of draining: the safety-net flush in
+            // `Drop` then writes every event a second time.
+            Ok(b) if crate::mutant::active(crate::mutant::Mutant::DoubleFlush) => b.clone(),
             Ok(mut b) => std::mem::take(&mut *b),
             Err(_) => return None,
         };

@@ -232,7 +232,7 @@ def write_cjk(path, tables):
         f.write("//! Where Python's multi-byte codecs differ from encoding_rs's WHATWG decoders, per\n"
                 "//! unit key (lead << 8 | trail; JIS X 0212: second << 8 | third byte; GB18030\n"
                 "//! four-byte: the linear index). Generated against encoding_rs's answers.\n\n"
-                "use super::cjk::Fix;\n")
+                "use super::fix::Fix;\n")
         for name in sorted(tables):
             rows = tables[name]
             f.write("\n/// %d ranges.\npub(super) static %s: &[Fix] = &[\n" % (len(rows), name.upper()))
@@ -240,7 +240,7 @@ def write_cjk(path, tables):
                 first = "REJECT" if c == REJECT else "0x%04X" % c
                 f.write("    Fix::new(0x%04X, 0x%04X, %s),\n" % (a, b, first))
             f.write("];\n")
-        f.write("\nuse super::cjk::REJECT;\n")
+        f.write("\nuse super::fix::REJECT;\n")
 
 
 def main():

@@ -52,6 +52,11 @@ const CASES: &[Case] = &[
     },
     Case {
         gate: "p2-stress",
+        mutant: "double-flush",
+        caught_by: "exactly 50 ast.symbols events and 50 hit-or-miss lookups",
+    },
+    Case {
+        gate: "p2-stress-edits",
         mutant: "busy-timeout-zero",
         caught_by: "no corruption, no lock timeout, no fallback",
     },

@@ -15,8 +15,9 @@
 use super::probe::{self, Probe};
 use super::recover::{self, Outcome};
 use super::{CacheCtx, Fault, SqliteStore, classify, connect, events};
+use crate::cache::OpenedCache;
 use crate::cache::counters::{self, Tally};
-use crate::cache::factory::{FallbackStore, OpenedCache};
+use crate::cache::fallback::FallbackStore;
 use crate::cache::lock::{self, CacheLock, LockError, LockMode};
 use crate::cache::schema::{self, SCHEMA_VERSION};
 use crate::cache::{CacheError, MissReason};

@@ -256,7 +256,7 @@ fn move_into_quarantine(ctx: &CacheCtx, kind: &str) -> io::Result<String> {
     qroot.create_dir()?;
     let folder = qroot.join(&name);
     folder.create_dir()?;
-    let db_name = super::super::factory::DB_FILE_NAME;
+    let db_name = super::super::DB_FILE_NAME;
     let kept = folder.join(db_name);
     // Every name below is acted on through its directory handle: a link is moved as a link,
     // never followed.
@@ -338,7 +338,7 @@ pub fn create_in_place(ctx: &CacheCtx) -> Result<(), crate::cache::CacheError> {
 fn build_fresh(ctx: &CacheCtx) -> Result<Anchored, crate::cache::CacheError> {
     let tmp = ctx.dir().join(format!(
         "{}.tmp-{}-{:08x}",
-        super::super::factory::DB_FILE_NAME,
+        super::super::DB_FILE_NAME,
         std::process::id(),
         fastrand::u32(..)
     ));
@@ -368,7 +368,7 @@ fn remove_db_files(db: &Anchored) {
 /// Temporary databases left by a creator that crashed (we hold the exclusive lock, so none is
 /// in use).
 fn clean_tmp_leftovers(dir: &Anchored) {
-    let prefix = format!("{}.tmp-", super::super::factory::DB_FILE_NAME);
+    let prefix = format!("{}.tmp-", super::super::DB_FILE_NAME);
     if let Ok(entries) = dir.entries() {
         for (name, _) in entries {
             if name.to_string_lossy().starts_with(&prefix) {

@@ -10,6 +10,7 @@
 //! the input is an "incomplete multibyte sequence" covering the rest.
 
 use super::cjk_fixes as fixes;
+use super::fix::{Fix, REJECT};
 use super::{Decoded, push_error};
 use encoding_rs::{DecoderResult, Encoding};
 
@@ -37,23 +38,6 @@ pub enum Cjk {
     /// `cp949` (Unified Hangul Code).
     Cp949,
 }
-
-/// A range of unit keys whose Python decoding differs from encoding_rs's: key `from + i`
-/// decodes to `first + i`, or every key is rejected when `first` is [`REJECT`].
-pub(super) struct Fix {
-    from: u32,
-    to: u32,
-    first: u32,
-}
-
-impl Fix {
-    pub(super) const fn new(from: u32, to: u32, first: u32) -> Self {
-        Fix { from, to, first }
-    }
-}
-
-/// [`Fix::first`] for "Python rejects these".
-pub(super) const REJECT: u32 = u32::MAX;
 
 /// Python's answer for `key` where it differs from encoding_rs's: `Some(None)` rejected,
 /// `Some(Some(c))` decodes to `c`, `None` when the two agree.

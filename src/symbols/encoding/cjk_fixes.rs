@@ -3,7 +3,7 @@
 //! unit key (lead << 8 | trail; JIS X 0212: second << 8 | third byte; GB18030
 //! four-byte: the linear index). Generated against encoding_rs's answers.
 
-use super::cjk::Fix;
+use super::fix::Fix;
 
 /// 29 ranges.
 pub(super) static BIG5_PAIRS: &[Fix] = &[
@@ -289,4 +289,4 @@ pub(super) static SHIFTJIS_PAIRS: &[Fix] = &[
     Fix::new(0xED40, 0xFFFF, REJECT),
 ];
 
-use super::cjk::REJECT;
+use super::fix::REJECT;

@@ -24,6 +24,7 @@
 
 mod cjk;
 mod cjk_fixes;
+mod fix;
 mod names;
 mod single_byte;
 

@@ -6,33 +6,13 @@
 //! data written by other processes and must not be able to inject markup.
 
 use super::Report;
+use super::style::{ACCENT, HIT, INCIDENT, MISS, MUTED, esc};
 pub use super::svg::nice_ceil;
 use super::svg::{columns, grouped, hbars, line};
 use super::text::{bytes, ms, pct};
 use std::collections::BTreeMap;
 use std::fmt::Write;
 
-/// HTML-escape text for element content and double- or single-quoted attributes.
-pub fn esc(s: &str) -> String {
-    let mut o = String::with_capacity(s.len());
-    for c in s.chars() {
-        match c {
-            '&' => o.push_str("&amp;"),
-            '<' => o.push_str("&lt;"),
-            '>' => o.push_str("&gt;"),
-            '"' => o.push_str("&quot;"),
-            '\'' => o.push_str("&#39;"),
-            c => o.push(c),
-        }
-    }
-    o
-}
-
-pub(super) const HIT: &str = "#2f9e44";
-pub(super) const MISS: &str = "#e8590c";
-pub(super) const INCIDENT: &str = "#c92a2a";
-pub(super) const ACCENT: &str = "#1971c2";
-pub(super) const MUTED: &str = "#868e96";
 /// Runs listed on the page (the JSON report carries up to [`super::MAX_RUNS_LISTED`]).
 const HTML_RUNS: usize = 20;
 

@@ -17,6 +17,7 @@
 
 pub mod html;
 mod model;
+mod style;
 mod svg;
 pub mod text;
 

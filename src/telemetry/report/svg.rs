@@ -1,7 +1,7 @@
 //! Inline SVG charts for the HTML report: plain shapes and text, sized by `viewBox` so they
 //! scale with the page. Labels from the event log are escaped with [`esc`].
 
-use super::html::{ACCENT, HIT, INCIDENT, MISS, MUTED, esc};
+use super::style::{ACCENT, HIT, INCIDENT, MISS, MUTED, esc};
 use super::text::{bytes, ms};
 use super::{Bucket, Percentiles, SizeSample};
 use std::collections::BTreeMap;

@@ -250,7 +250,7 @@ fn html_escapes_everything_from_the_log() {
         !h.contains("http://") && !h.contains("https://"),
         "no external assets"
     );
-    assert_eq!(html::esc("a<b>&\"'"), "a&lt;b&gt;&amp;&quot;&#39;");
+    assert_eq!(super::style::esc("a<b>&\"'"), "a&lt;b&gt;&amp;&quot;&#39;");
 }
 
 #[test]
