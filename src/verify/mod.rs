@@ -36,7 +36,13 @@ const EXIT_HELP: &str = "Exit codes:
 
 /// Release gates for trifecta: audit-method verification with evidence reports.
 #[derive(Debug, Parser)]
-#[command(name = "trifecta-verify", version, about, after_help = EXIT_HELP)]
+#[command(
+    name = "trifecta-verify",
+    version,
+    long_version = crate::build_info::long_version(),
+    about,
+    after_help = EXIT_HELP
+)]
 struct Cli {
     #[command(subcommand)]
     command: Cmd,

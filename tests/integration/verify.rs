@@ -729,3 +729,33 @@ exec "$REAL" "$@""#,
         "{g}"
     );
 }
+
+#[test]
+fn verify_version_names_commit_and_compiled_in_parsers() {
+    for bin in ["trifecta", "trifecta-verify"] {
+        let out = Command::cargo_bin(bin)
+            .unwrap()
+            .arg("--version")
+            .output()
+            .unwrap();
+        assert_eq!(out.status.code(), Some(0));
+        let text = String::from_utf8_lossy(&out.stdout);
+        let first = text.lines().next().unwrap();
+        assert_eq!(first, format!("{bin} {}", env!("CARGO_PKG_VERSION")));
+        for key in [
+            "commit: ",
+            "sqlite: 3.",
+            "tree-sitter: 0.",
+            "tree-sitter-python: 0.",
+            "ruff_python_parser: 0.",
+        ] {
+            assert!(text.contains(key), "{bin}: {key} in {text}");
+        }
+        // This test runs in a checkout: the commit is a real 40-hex id, not `unknown`.
+        let commit = trifecta::build_info::parse(&text).commit.unwrap();
+        assert!(
+            commit.len() == 40 && commit.chars().all(|c| c.is_ascii_hexdigit()),
+            "{commit}"
+        );
+    }
+}
