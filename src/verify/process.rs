@@ -3,7 +3,9 @@
 //! kills the whole group with SIGKILL — cargo's and the CLI's grandchildren included.
 //!
 //! Children inherit the verifier's environment minus every `TRIFECTA_*` variable, so a developer's
-//! shell settings can never change a gate's outcome; gates add what they need explicitly.
+//! shell settings can never change a gate's outcome; gates add what they need explicitly. The one
+//! exception is `TRIFECTA_MUTANT`: running the gates against a deliberately broken build is a
+//! deliberate act, and the Evidence Header records it (`evidence.mutant`) and warns.
 
 use std::path::PathBuf;
 use std::process::Stdio;
@@ -88,12 +90,16 @@ impl Outcome {
     }
 }
 
-/// The `TRIFECTA_*` names among `vars`: what a child must not inherit.
+/// The `TRIFECTA_*` names among `vars`: what a child must not inherit (all but
+/// [`crate::mutant::ENV_MUTANT`], which is passed on and recorded in the report).
 fn trifecta_vars(
     vars: impl Iterator<Item = (std::ffi::OsString, std::ffi::OsString)>,
 ) -> Vec<std::ffi::OsString> {
     vars.map(|(k, _)| k)
-        .filter(|k| k.to_string_lossy().starts_with("TRIFECTA_"))
+        .filter(|k| {
+            let k = k.to_string_lossy();
+            k.starts_with("TRIFECTA_") && k != crate::mutant::ENV_MUTANT
+        })
         .collect()
 }
 
@@ -256,6 +262,7 @@ mod tests {
             ("TRIFECTA_AST_PERSIST", "1"),
             ("MY_TRIFECTA_X", "y"),
             ("TRIFECTA_TELEMETRY", "full"),
+            ("TRIFECTA_MUTANT", "split-checksum"),
         ];
         let removed = trifecta_vars(env.iter().map(|(k, v)| (os(k), os(v))));
         assert_eq!(

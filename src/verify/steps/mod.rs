@@ -69,6 +69,15 @@ impl Outcome {
     }
 }
 
+/// Mark a recorded command as done inside the harness (jaq, rusqlite, file walks, fault
+/// injection): the shell text shows the equivalent, but replaying it is not what ran.
+pub fn in_process(cmd: impl AsRef<str>) -> String {
+    format!("{IN_PROCESS}{}", cmd.as_ref())
+}
+
+/// Prefix of [`in_process`] commands (a shell comment, so pasting it runs nothing).
+pub const IN_PROCESS: &str = "# in-process: ";
+
 /// Saved output of a named step.
 #[derive(Debug, Clone)]
 pub enum Saved {
