@@ -277,6 +277,21 @@ async fn run_gate(
             });
         }
     }
+    // Every gate ends with the leak scan, whatever its steps: one mechanism, no opt-in.
+    if let Some(out) = steps::leaks::check(&ctx) {
+        steps_done.push(StepReport {
+            index: steps_done.len() + 1,
+            line: 0,
+            kind: steps::leaks::KIND.into(),
+            label: "no absolute path in telemetry or outputs".into(),
+            status: out.status,
+            duration_s: 0.0,
+            commands: out.commands,
+            excerpt: out.excerpt,
+            detail: out.detail,
+            logs: vec![],
+        });
+    }
     name_temp_dir(&mut steps_done, ctx.tmp.path());
     let notes = ctx.finish().await;
     let faults = std::mem::take(&mut ctx.faults);

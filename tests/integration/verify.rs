@@ -662,7 +662,12 @@ fn verify_plant_refuses_a_linked_parent() {
     assert_eq!(r.code, 1, "stdout:{}\nstderr:{}", r.stdout, r.stderr);
     let rep = r.report();
     let g = Run::gate(&rep, "plant-fails");
-    let st: Vec<String> = step_statuses(g).into_iter().map(|(_, s)| s).collect();
+    // The gate's own steps; the appended leak scan is tested on its own.
+    let st: Vec<String> = step_statuses(g)
+        .into_iter()
+        .filter(|(k, _)| k != "no-abs-paths")
+        .map(|(_, s)| s)
+        .collect();
     assert_eq!(st, ["pass", "fail"]);
     let d = step_by_index(g, 2)["detail"].as_str().unwrap().to_owned();
     assert!(d.contains("parent `ext` is a symlink"), "{d}");
@@ -982,6 +987,68 @@ fn verify_commands_are_replayable_and_in_process_checks_marked() {
         md.contains("  # gate ok\n  GATE_TMP=$(mktemp -d)\n"),
         "{md}"
     );
+}
+
+#[test]
+fn verify_leak_check_catches_home_and_working_directory_leaks() {
+    // Real binary: every output (and the empty telemetry) scanned, nothing found.
+    let ok = run_gates(&gates_dir("pass"), &[]);
+    assert_eq!(ok.code, 0, "stdout:{}\nstderr:{}", ok.stdout, ok.stderr);
+    let rep = ok.report();
+    let leak_step = Run::gate(&rep, "ok")["steps"]
+        .as_array()
+        .unwrap()
+        .last()
+        .unwrap()
+        .clone();
+    assert_eq!(leak_step["kind"], "no-abs-paths");
+    assert_eq!(leak_step["status"], "pass", "{leak_step}");
+
+    let d = tempfile::tempdir().unwrap();
+    // $HOME in a field that is not documented as absolute.
+    let home = wrapper(
+        d.path(),
+        "home-leaking-trifecta",
+        r#"out=$("$REAL" "$@"); rc=$?
+printf '%s\n' "$out" | sed -e "s|\"status\": \"ok\"|\"status\": \"ok\", \"config\": \"$HOME/.config/trifecta\"|"
+exit $rc"#,
+    );
+    // The working directory (the segment) in a telemetry event.
+    let cwd = wrapper(
+        d.path(),
+        "cwd-leaking-trifecta",
+        r#"mkdir -p _ctx/telemetry
+printf '{"cmd":"debug","args":{"cwd":"%s/mod.py"}}\n' "$PWD" >> _ctx/telemetry/events.jsonl
+exec "$REAL" "$@""#,
+    );
+    for (w, want) in [
+        (&home, "leaks the $HOME"),
+        (&cwd, "telemetry leaks the segment"),
+    ] {
+        let r = run_gates(&gates_dir("pass"), &["--trifecta", w.to_str().unwrap()]);
+        assert_eq!(
+            r.code, 1,
+            "{want}: stdout:{}\nstderr:{}",
+            r.stdout, r.stderr
+        );
+        let rep = r.report();
+        let g = Run::gate(&rep, "ok");
+        let leak_step = g["steps"].as_array().unwrap().last().unwrap();
+        assert_eq!(leak_step["kind"], "no-abs-paths");
+        assert_eq!(leak_step["status"], "fail", "{leak_step}");
+        assert!(
+            leak_step["detail"].as_str().unwrap().contains(want),
+            "{leak_step}"
+        );
+        // The other checks still passed: the leak alone failed the gate.
+        let others_failed = g["steps"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .filter(|s| s["status"] == "fail")
+            .count();
+        assert_eq!(others_failed, 1, "{g}");
+    }
 }
 
 #[test]

@@ -219,6 +219,11 @@ pub async fn run(ctx: &mut GateCtx, s: &RunStep, index: usize) -> Outcome {
         Ok(x) => x,
         Err(e) => return e,
     };
+    ctx.stdouts.push(super::leaks::Scanned {
+        what: format!("step {index} run"),
+        args: spec.args.clone(),
+        stdout: o.stdout.clone(),
+    });
     if let Some(n) = &s.name {
         let saved = if s.jsonl {
             Saved::Many(

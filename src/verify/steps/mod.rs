@@ -9,6 +9,7 @@ pub mod actions;
 pub mod checks;
 pub mod freshness;
 pub mod hostile;
+pub mod leaks;
 pub mod stress;
 
 use super::process::{ProcSpec, kill_group};
@@ -130,6 +131,8 @@ pub struct GateCtx {
     pub now_ms: Option<i64>,
     /// Outputs by step name.
     pub outputs: HashMap<String, Saved>,
+    /// Every trifecta stdout of the gate, named or not, for the [`leaks`] check.
+    pub stdouts: Vec<leaks::Scanned>,
     /// Snapshots by name: (file, BLAKE3).
     pub snapshots: HashMap<String, (PathBuf, String)>,
     /// Tree snapshots by name (`tree-snapshot`).
@@ -193,6 +196,7 @@ impl GateCtx {
             target_dir: None,
             now_ms: None,
             outputs: HashMap::new(),
+            stdouts: Vec::new(),
             snapshots: HashMap::new(),
             trees: HashMap::new(),
             outside,
