@@ -6,7 +6,13 @@ use std::path::PathBuf;
 
 /// Python symbols from a shared, self-healing cache.
 #[derive(Debug, Parser)]
-#[command(name = "trifecta", version, about, long_about = None)]
+#[command(
+    name = "trifecta",
+    version,
+    long_version = crate::build_info::long_version(),
+    about,
+    long_about = None
+)]
 pub struct Cli {
     /// What to do.
     #[command(subcommand)]

@@ -4,8 +4,10 @@
 //!
 //! Map: [`cli`] → [`config`] → [`commands`]; [`symbols`] (URI, resolution, source encodings,
 //! extraction); [`cache`] (store trait, backends, the one factory; rows keyed by [`file_rel`]);
-//! [`telemetry`] (JSONL events, reports); [`verify`] (the gate runner).
+//! [`telemetry`] (JSONL events, reports); [`verify`] (the gate runner); [`build_info`] (what
+//! `--version` names: commit, dirty flag, compiled-in parser versions).
 
+pub mod build_info;
 pub mod cache;
 pub mod cli;
 pub mod clock;

@@ -26,9 +26,13 @@ pub fn report(args: &TelemetryReportArgs, cfg: &Config) -> Result<(), Failure> {
     let root = resolve::segment_root(&args.segment)?;
     let dir = cfg.telemetry.dir_for(&root);
     let rep = report::build(&dir, since_ms).map_err(|e| {
+        // Segment-relative when inside the segment: output never names absolute locations the
+        // caller did not give (a `TRIFECTA_TELEMETRY_DIR` outside it is the caller's own path).
+        let full = dir.path();
+        let shown = full.strip_prefix(&root.path).unwrap_or(&full);
         CliError::new(
             ErrorCode::TelemetryUnavailable,
-            format!("cannot read telemetry in {}: {e}", dir.path().display()),
+            format!("cannot read telemetry in {}: {e}", shown.display()),
         )
     })?;
     let rendered = match args.format {

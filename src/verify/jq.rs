@@ -7,8 +7,8 @@
 //! - a runtime error → [`JqVerdict::Error`].
 //!
 //! Filters see the global variables `$segment`, `$db` and `$cache_dir` (absolute paths of the
-//! gate's segment copy), so a filter can assert the deterministic DB path or that no event
-//! leaks an absolute path.
+//! gate's segment copy), so a filter can assert the deterministic DB path. Leaks of absolute
+//! paths are not a filter's job: every gate ends with the scan in `steps::leaks`.
 
 use jaq_core::load::{Arena, File, Loader};
 use jaq_core::{Compiler, Ctx, Vars, data, unwrap_valr};

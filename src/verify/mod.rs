@@ -9,8 +9,9 @@
 //! (console, Markdown, JSON, JUnit). [`evidence`] captures the Evidence Header.
 //!
 //! Exit codes (also in `--help` and `reports/README.md`): 0 every required gate that ran
-//! passed; 1 a required gate failed; 2 harness/configuration error (invalid specs, a harness
-//! failure during a gate, reports not writable); 4 nothing ran (the filters matched no gate).
+//! passed; 1 a required gate failed; 2 harness/configuration error (invalid specs, an unknown
+//! `--only` id, a harness failure during a gate, reports not writable); 4 nothing ran (valid
+//! filters that select no gate). A run with required gates filtered out is marked partial.
 
 pub mod evidence;
 pub mod jq;
@@ -31,12 +32,22 @@ const EXIT_HELP: &str = "Exit codes:
   0  every required gate that ran passed
   1  a required gate failed (optional gates never fail the run)
   2  harness or configuration error: invalid gate/scenario specs (reported as file:line),
-     a harness failure inside a gate (verdict unknown), reports not writable
-  4  nothing ran: --only/--tag matched no gate";
+     an unknown --only id (the message lists the known ids), a harness failure inside a
+     gate (verdict unknown), reports not writable
+  4  nothing ran: valid filters selected no gate (e.g. a --tag no gate has)
+
+A run that filtered out required gates (--only, --tag) is a partial run, not a release
+verdict: the reports say so (report.json \"partial\": true, \"required_not_run\"), even on exit 0.";
 
 /// Release gates for trifecta: audit-method verification with evidence reports.
 #[derive(Debug, Parser)]
-#[command(name = "trifecta-verify", version, about, after_help = EXIT_HELP)]
+#[command(
+    name = "trifecta-verify",
+    version,
+    long_version = crate::build_info::long_version(),
+    about,
+    after_help = EXIT_HELP
+)]
 struct Cli {
     #[command(subcommand)]
     command: Cmd,
@@ -246,10 +257,14 @@ fn gates(a: GatesArgs, command_line: &str) -> i32 {
         .filter(|id| !specs.gates.iter().any(|g| &g.id == *id))
         .collect();
     if !unknown.is_empty() {
+        // A typo in --only must not shrink the run silently (or turn it into "nothing ran").
+        let known: Vec<&String> = specs.gates.iter().map(|g| &g.id).collect();
         eprintln!(
-            "trifecta-verify: warning: no gate with id {}",
-            crate::output::quoted_list(&unknown)
+            "trifecta-verify: error: --only names unknown gate id(s) {}; known ids: {}",
+            crate::output::quoted_list(&unknown),
+            crate::output::quoted_list(&known)
         );
+        return EXIT_HARNESS;
     }
     if !specs.gates.iter().any(|g| filter.selects(g)) {
         eprintln!(
@@ -317,15 +332,15 @@ fn gates(a: GatesArgs, command_line: &str) -> i32 {
         eprintln!("trifecta-verify: cannot create {}: {e}", run_dir.display());
         return EXIT_HARNESS;
     }
-    let mut evidence = evidence::gather(
+    let evidence = evidence::gather(
         &checkout,
         &trifecta,
         command_line,
         seed,
         seed_source,
         &a.rev,
+        a.mutant.as_deref(),
     );
-    evidence.mutant = a.mutant.clone();
     let opts = RunOptions {
         filter,
         shared: steps::Shared {

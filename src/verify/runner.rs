@@ -5,8 +5,10 @@
 use super::report::{Evidence, Fault, GateReport, RunReport, Status, StepReport, Written};
 use super::spec::{Gate, Specs};
 use super::steps::{self, GateCtx, Shared};
+use std::collections::HashMap;
 use std::path::PathBuf;
 use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
 
 /// Exit code: every required gate that ran passed.
@@ -40,6 +42,21 @@ pub enum RunEvent {
         /// Gate id.
         id: String,
     },
+    /// A gate has been running for another [`slow_interval`] (nextest's `SLOW` lines).
+    Slow {
+        /// Gate id.
+        id: String,
+        /// Whole intervals elapsed (the `[> 30s]` threshold just crossed).
+        elapsed: Duration,
+        /// 1-based step now running.
+        step: usize,
+        /// Steps in the gate.
+        steps: usize,
+        /// Kind of the running step.
+        kind: String,
+        /// Its label.
+        label: String,
+    },
     /// A gate ended.
     GateFinished(Box<GateReport>),
     /// The run ended and reports were written (or not).
@@ -66,6 +83,65 @@ impl Filter {
         (self.only.is_empty() || self.only.contains(&g.id))
             && (self.tags.is_empty() || g.tags.iter().any(|t| self.tags.contains(t)))
     }
+}
+
+/// Environment variable overriding the `SLOW` interval, in milliseconds (tests use a short one).
+pub const ENV_SLOW_MS: &str = "TRIFECTA_VERIFY_SLOW_MS";
+
+/// How often a still-running gate is reported: 30 s, or [`ENV_SLOW_MS`]. Read here only.
+pub fn slow_interval() -> Duration {
+    std::env::var(ENV_SLOW_MS)
+        .ok()
+        .and_then(|v| v.parse::<u64>().ok())
+        .filter(|ms| *ms > 0)
+        .map_or(Duration::from_secs(30), Duration::from_millis)
+}
+
+/// A gate in flight, for `SLOW` reports.
+struct Running {
+    started: Instant,
+    /// Next elapsed time at which to report it.
+    next: Duration,
+}
+
+/// `Slow` events for every gate that crossed its next threshold.
+fn slow_events(
+    running: &mut HashMap<usize, Running>,
+    gates: &[Gate],
+    progress: &[Arc<AtomicUsize>],
+    every: Duration,
+) -> Vec<RunEvent> {
+    let mut out = Vec::new();
+    let mut ids: Vec<&usize> = running.keys().collect();
+    ids.sort();
+    let ids: Vec<usize> = ids.into_iter().copied().collect();
+    for i in ids {
+        let Some(r) = running.get_mut(&i) else {
+            continue;
+        };
+        if r.started.elapsed() < r.next {
+            continue;
+        }
+        let elapsed = r.next;
+        r.next += every;
+        let g = &gates[i];
+        let done = progress[i].load(Ordering::Relaxed);
+        let step = (done + 1).min(g.steps.len().max(1));
+        let (kind, label) = g
+            .steps
+            .get(step - 1)
+            .map(|s| (s.step.kind().to_string(), steps::label(&s.step)))
+            .unwrap_or_default();
+        out.push(RunEvent::Slow {
+            id: g.id.clone(),
+            elapsed,
+            step,
+            steps: g.steps.len(),
+            kind,
+            label,
+        });
+    }
+    out
 }
 
 /// Everything a run needs besides the specs.
@@ -97,6 +173,52 @@ fn skipped(g: &Gate, why: &str) -> GateReport {
         duration_s: 0.0,
         steps: vec![],
         dod: g.dod.clone(),
+        setup: vec![],
+    }
+}
+
+/// Name of the shell variable that stands for a gate's temp dir in recorded commands.
+pub const GATE_TMP: &str = "$GATE_TMP";
+
+/// Shell lines recreating what [`GateCtx::new`] prepared: a temp dir, the scenario's segment
+/// (and `outside`) copied into it.
+fn replay_setup(scenario: Option<&super::spec::Scenario>) -> Vec<String> {
+    // Absolute: the replay may start anywhere, not in the directory the harness ran from.
+    let q = |p: &std::path::Path| {
+        let abs = std::path::absolute(p).unwrap_or_else(|_| p.to_path_buf());
+        super::process::quote(&abs.to_string_lossy())
+    };
+    let mut v = vec!["GATE_TMP=$(mktemp -d)".to_string()];
+    if let Some(sc) = scenario {
+        v.push(format!(
+            "cp -R {} \"$GATE_TMP/segment\"",
+            q(&sc.dir.join(&sc.segment))
+        ));
+        if let Some(o) = &sc.outside {
+            v.push(format!(
+                "cp -R {} \"$GATE_TMP/outside\"",
+                q(&sc.dir.join(o))
+            ));
+        }
+    }
+    v
+}
+
+/// Replace the gate's temp dir (as created and canonical) with [`GATE_TMP`] in every command,
+/// so recorded commands stay meaningful once the temp dir is deleted.
+fn name_temp_dir(steps: &mut [StepReport], tmp: &std::path::Path) {
+    let mut prefixes = vec![tmp.to_string_lossy().into_owned()];
+    if let Ok(c) = tmp.canonicalize() {
+        prefixes.push(c.to_string_lossy().into_owned());
+    }
+    // Longest first: a canonical path may extend the other one.
+    prefixes.sort_by_key(|p| std::cmp::Reverse(p.len()));
+    for s in steps {
+        for c in &mut s.commands {
+            for p in &prefixes {
+                *c = c.replace(p.as_str(), GATE_TMP);
+            }
+        }
     }
 }
 
@@ -105,10 +227,12 @@ async fn run_gate(
     gate: Gate,
     scenario: Option<super::spec::Scenario>,
     shared: Shared,
+    progress: Arc<AtomicUsize>,
 ) -> (GateReport, Vec<Fault>) {
     let started = Instant::now();
     let mut report = skipped(&gate, "");
     report.reason = None;
+    report.setup = replay_setup(scenario.as_ref());
     let mut ctx = match GateCtx::new(shared, &gate, scenario.as_ref()) {
         Ok(c) => c,
         Err(e) => {
@@ -123,6 +247,7 @@ async fn run_gate(
         if let Ok(mut v) = sink.lock() {
             v.push(r.clone());
         }
+        progress.fetch_add(1, Ordering::Relaxed);
     };
     let timed = tokio::time::timeout(
         Duration::from_secs(gate.timeout_s),
@@ -152,6 +277,22 @@ async fn run_gate(
             });
         }
     }
+    // Every gate ends with the leak scan, whatever its steps: one mechanism, no opt-in.
+    if let Some(out) = steps::leaks::check(&ctx) {
+        steps_done.push(StepReport {
+            index: steps_done.len() + 1,
+            line: 0,
+            kind: steps::leaks::KIND.into(),
+            label: "no absolute path in telemetry or outputs".into(),
+            status: out.status,
+            duration_s: 0.0,
+            commands: out.commands,
+            excerpt: out.excerpt,
+            detail: out.detail,
+            logs: vec![],
+        });
+    }
+    name_temp_dir(&mut steps_done, ctx.tmp.path());
     let notes = ctx.finish().await;
     let faults = std::mem::take(&mut ctx.faults);
     drop(ctx);
@@ -249,6 +390,12 @@ pub fn run(specs: &Specs, opts: &RunOptions, emit: &mut dyn FnMut(&RunEvent)) ->
                 })
                 .collect();
             let shared = opts.shared.clone();
+            let progress: Vec<Arc<AtomicUsize>> = specs
+                .gates
+                .iter()
+                .map(|_| Arc::new(AtomicUsize::new(0)))
+                .collect();
+            let task_progress = progress.clone();
             let dispatcher = tokio::spawn(async move {
                 let mut handles = Vec::new();
                 for (i, gate, scenario) in work {
@@ -257,6 +404,7 @@ pub fn run(specs: &Specs, opts: &RunOptions, emit: &mut dyn FnMut(&RunEvent)) ->
                     };
                     let tx = tx.clone();
                     let shared = shared.clone();
+                    let progress = task_progress[i].clone();
                     handles.push(tokio::spawn(async move {
                         let _permit = permit;
                         let _ = tx.send((
@@ -266,7 +414,7 @@ pub fn run(specs: &Specs, opts: &RunOptions, emit: &mut dyn FnMut(&RunEvent)) ->
                             },
                             None,
                         ));
-                        let (rep, faults) = run_gate(gate, scenario, shared).await;
+                        let (rep, faults) = run_gate(gate, scenario, shared, progress).await;
                         let _ = tx.send((
                             i,
                             RunEvent::GateFinished(Box::new(rep.clone())),
@@ -276,10 +424,34 @@ pub fn run(specs: &Specs, opts: &RunOptions, emit: &mut dyn FnMut(&RunEvent)) ->
                 }
                 handles
             });
-            while let Some((i, ev, res)) = rx.recv().await {
-                emit(&ev);
-                if let Some(r) = res {
-                    results[i] = Some(r);
+            let every = slow_interval();
+            // Ticks finer than the interval, so a threshold is reported close to when it passes.
+            let mut tick = tokio::time::interval(every.min(Duration::from_secs(1)));
+            tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+            let mut running: HashMap<usize, Running> = HashMap::new();
+            loop {
+                tokio::select! {
+                    msg = rx.recv() => {
+                        let Some((i, ev, res)) = msg else { break };
+                        match &ev {
+                            RunEvent::GateStarted { .. } => {
+                                running.insert(i, Running { started: Instant::now(), next: every });
+                            }
+                            RunEvent::GateFinished(_) => {
+                                running.remove(&i);
+                            }
+                            _ => {}
+                        }
+                        emit(&ev);
+                        if let Some(r) = res {
+                            results[i] = Some(r);
+                        }
+                    }
+                    _ = tick.tick() => {
+                        for ev in slow_events(&mut running, &specs.gates, &progress, every) {
+                            emit(&ev);
+                        }
+                    }
                 }
             }
             if let Ok(handles) = dispatcher.await {
@@ -317,6 +489,12 @@ pub fn run(specs: &Specs, opts: &RunOptions, emit: &mut dyn FnMut(&RunEvent)) ->
         }
     }
     faults.sort_by(|a, b| (a.gate.as_str(), a.step).cmp(&(b.gate.as_str(), b.step)));
+    let required_not_run: Vec<String> = specs
+        .gates
+        .iter()
+        .filter(|g| g.required && !opts.filter.selects(g))
+        .map(|g| g.id.clone())
+        .collect();
     let totals = RunReport::count(&gates);
     let code = exit_code(&gates);
     let mut report = RunReport {
@@ -327,6 +505,8 @@ pub fn run(specs: &Specs, opts: &RunOptions, emit: &mut dyn FnMut(&RunEvent)) ->
         fault_schedule: faults,
         totals,
         exit_code: code,
+        partial: !required_not_run.is_empty(),
+        required_not_run,
     };
     let written: Result<Written, std::io::Error> =
         super::report::write_all(&report, &opts.report_dir, &run_dir);
@@ -365,6 +545,7 @@ mod tests {
             duration_s: 0.0,
             steps: vec![],
             dod: vec![],
+            setup: vec![],
         }
     }
 

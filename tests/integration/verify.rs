@@ -123,7 +123,8 @@ fn verify_passing_gate_exits_0_with_reports() {
     let md = r.latest_file("walkthrough.md");
     for needle in [
         "## Evidence Header",
-        "**Commit**",
+        "**Checkout commit**",
+        "**Binary under test**: built from commit `",
         "**Seed**: `1`",
         "SQLite 3.",
         "rustc",
@@ -460,11 +461,34 @@ fn verify_invalid_specs_exit_2_with_file_line() {
 
 #[test]
 fn verify_filter_matching_nothing_exits_4() {
-    let r = run_gates(&gates_dir("pass"), &["--only", "no-such-gate"]);
-    assert_eq!(r.code, 4, "stdout:{}\nstderr:{}", r.stdout, r.stderr);
-    assert!(r.stderr.contains("nothing to run"), "{}", r.stderr);
     let r = run_gates(&gates_dir("pass"), &["--tag", "no-such-tag"]);
     assert_eq!(r.code, 4, "stdout:{}\nstderr:{}", r.stdout, r.stderr);
+    assert!(r.stderr.contains("nothing to run"), "{}", r.stderr);
+    // A known id whose gate lacks the tag: valid filters, empty selection.
+    let r = run_gates(
+        &gates_dir("pass"),
+        &["--only", "ok", "--tag", "no-such-tag"],
+    );
+    assert_eq!(r.code, 4, "stdout:{}\nstderr:{}", r.stdout, r.stderr);
+}
+
+#[test]
+fn verify_unknown_only_id_is_a_configuration_error() {
+    // Alone or next to a real id: a typo never shrinks the run silently.
+    for args in [
+        &["--only", "no-such-gate"][..],
+        &["--only", "ok", "--only", "no-such-gate"],
+    ] {
+        let r = run_gates(&gates_dir("pass"), args);
+        assert_eq!(r.code, 2, "stdout:{}\nstderr:{}", r.stdout, r.stderr);
+        assert!(
+            r.stderr.contains(r#"unknown gate id(s) ["no-such-gate"]"#),
+            "{}",
+            r.stderr
+        );
+        assert!(r.stderr.contains(r#"known ids: ["ok"]"#), "{}", r.stderr);
+        assert!(!r.reports.path().join("LATEST").exists());
+    }
 }
 
 #[test]
@@ -480,7 +504,9 @@ fn verify_help_documents_exit_codes() {
         "0  every required gate",
         "1  a required gate failed",
         "2  harness",
+        "unknown --only id",
         "4  nothing ran",
+        "partial run, not a release",
     ] {
         assert!(s.contains(needle), "{needle}: {s}");
     }
@@ -636,7 +662,12 @@ fn verify_plant_refuses_a_linked_parent() {
     assert_eq!(r.code, 1, "stdout:{}\nstderr:{}", r.stdout, r.stderr);
     let rep = r.report();
     let g = Run::gate(&rep, "plant-fails");
-    let st: Vec<String> = step_statuses(g).into_iter().map(|(_, s)| s).collect();
+    // The gate's own steps; the appended leak scan is tested on its own.
+    let st: Vec<String> = step_statuses(g)
+        .into_iter()
+        .filter(|(k, _)| k != "no-abs-paths")
+        .map(|(_, s)| s)
+        .collect();
     assert_eq!(st, ["pass", "fail"]);
     let d = step_by_index(g, 2)["detail"].as_str().unwrap().to_owned();
     assert!(d.contains("parent `ext` is a symlink"), "{d}");
@@ -727,5 +758,330 @@ exec "$REAL" "$@""#,
             .iter()
             .all(|s| s["status"] != "skipped" && s["status"] != "error"),
         "{g}"
+    );
+}
+
+#[test]
+fn verify_partial_run_is_not_a_release_verdict() {
+    // Both gates: a full run, no partial marks.
+    let full = run_gates(&gates_dir("partial"), &[]);
+    assert_eq!(
+        full.code, 0,
+        "stdout:{}\nstderr:{}",
+        full.stdout, full.stderr
+    );
+    let rep = full.report();
+    assert_eq!(rep["partial"], false);
+    assert_eq!(rep["required_not_run"], serde_json::json!([]));
+    assert!(
+        !full
+            .latest_file("walkthrough.md")
+            .contains("not a release verdict")
+    );
+
+    // A required gate filtered out, by id and by tag: exit 0 but partial everywhere.
+    for args in [&["--only", "part-a"][..], &["--tag", "a"]] {
+        let r = run_gates(&gates_dir("partial"), args);
+        assert_eq!(r.code, 0, "stdout:{}\nstderr:{}", r.stdout, r.stderr);
+        let rep = r.report();
+        assert_eq!(rep["partial"], true, "{args:?}");
+        assert_eq!(rep["required_not_run"], serde_json::json!(["part-b"]));
+        let md = r.latest_file("walkthrough.md");
+        assert!(
+            md.contains(
+                "**partial run, not a release verdict**: required gate(s) not run: `part-b`"
+            ),
+            "{md}"
+        );
+        let xml = r.latest_file("junit.xml");
+        assert!(
+            xml.contains(r#"<property name="partial" value="true"/>"#),
+            "{xml}"
+        );
+        assert!(xml.contains("partial run, not a release verdict"), "{xml}");
+        assert!(r.stdout.contains("PARTIAL: partial run"), "{}", r.stdout);
+    }
+}
+
+#[test]
+fn verify_junit_names_seed_commit_digest_and_failing_output() {
+    let r = run_gates(&gates_dir("wrong-jq"), &["--seed", "77"]);
+    assert_eq!(r.code, 1, "stdout:{}\nstderr:{}", r.stdout, r.stderr);
+    let rep = r.report();
+    let xml = r.latest_file("junit.xml");
+    let junit = quick_junit::Report::deserialize_from_str(&xml).unwrap();
+    assert!(junit.timestamp.is_some(), "{xml}");
+    let suite = &junit.test_suites[0];
+    assert!(suite.timestamp.is_some(), "{xml}");
+    let prop = |name: &str| {
+        suite
+            .properties
+            .iter()
+            .find(|p| p.name.as_str() == name)
+            .map(|p| p.value.as_str().to_string())
+            .unwrap_or_else(|| panic!("no property {name} in {xml}"))
+    };
+    assert_eq!(prop("seed"), "77");
+    assert_eq!(
+        prop("checkout_commit"),
+        rep["evidence"]["commit"].as_str().unwrap()
+    );
+    assert_eq!(
+        prop("trifecta_blake3"),
+        rep["evidence"]["trifecta_blake3"].as_str().unwrap()
+    );
+    assert_eq!(
+        prop("trifecta_commit"),
+        rep["evidence"]["trifecta_commit"].as_str().unwrap()
+    );
+    assert_eq!(prop("partial"), "false");
+    // The failing check's own output, not just its verdict.
+    let case = &suite.test_cases[0];
+    let out = case
+        .system_out
+        .as_ref()
+        .expect("system-out on a failing gate");
+    assert!(out.as_str().contains("jaq -e"), "{}", out.as_str());
+    assert!(out.as_str().contains("\"status\""), "{}", out.as_str());
+}
+
+#[test]
+fn verify_version_names_commit_and_compiled_in_parsers() {
+    for bin in ["trifecta", "trifecta-verify"] {
+        let out = Command::cargo_bin(bin)
+            .unwrap()
+            .arg("--version")
+            .output()
+            .unwrap();
+        assert_eq!(out.status.code(), Some(0));
+        let text = String::from_utf8_lossy(&out.stdout);
+        let first = text.lines().next().unwrap();
+        assert_eq!(first, format!("{bin} {}", env!("CARGO_PKG_VERSION")));
+        for key in [
+            "commit: ",
+            "sqlite: 3.",
+            "tree-sitter: 0.",
+            "tree-sitter-python: 0.",
+            "ruff_python_parser: 0.",
+        ] {
+            assert!(text.contains(key), "{bin}: {key} in {text}");
+        }
+        // This test runs in a checkout: the commit is a real 40-hex id, not `unknown`.
+        let commit = trifecta::build_info::parse(&text).commit.unwrap();
+        assert!(
+            commit.len() == 40 && commit.chars().all(|c| c.is_ascii_hexdigit()),
+            "{commit}"
+        );
+    }
+}
+
+#[test]
+fn verify_evidence_names_the_tested_build_and_warns_on_mismatch_and_mutant() {
+    // The real binary: its commit is recorded, and matches the checkout's.
+    let r = run_gates(&gates_dir("pass"), &[]);
+    assert_eq!(r.code, 0, "stdout:{}\nstderr:{}", r.stdout, r.stderr);
+    let rep = r.report();
+    let e = &rep["evidence"];
+    assert_eq!(e["trifecta_commit"], e["commit"], "{e}");
+    assert!(!e["warnings"].to_string().contains("MISMATCH"), "{e}");
+    assert_eq!(e["mutant"], Value::Null);
+
+    // A binary claiming another commit: the header says so before anything else.
+    let d = tempfile::tempdir().unwrap();
+    // It also notes the mutant it was given: `--mutant` reaches every trifecta the run starts.
+    let seen = d.path().join("seen-mutant");
+    let w = wrapper(
+        d.path(),
+        "other-commit-trifecta",
+        &format!(
+            r#"if [ "$1" = "--version" ]; then
+  printf 'trifecta 0.1.0\ncommit: 0123456789abcdef0123456789abcdef01234567 (clean)\n'; exit 0
+fi
+printf '%s' "$TRIFECTA_MUTANT" > '{}'
+exec "$REAL" "$@""#,
+            seen.display()
+        ),
+    );
+    let r = run_gates(
+        &gates_dir("pass"),
+        &[
+            "--trifecta",
+            w.to_str().unwrap(),
+            "--mutant",
+            "split-checksum",
+        ],
+    );
+    assert_eq!(r.code, 0, "stdout:{}\nstderr:{}", r.stdout, r.stderr);
+    let rep = r.report();
+    let e = &rep["evidence"];
+    assert_eq!(
+        e["trifecta_commit"],
+        "0123456789abcdef0123456789abcdef01234567"
+    );
+    assert_eq!(e["mutant"], "split-checksum");
+    assert_eq!(std::fs::read_to_string(&seen).unwrap(), "split-checksum");
+    let md = r.latest_file("walkthrough.md");
+    let header = md.split("- **Checkout commit**").next().unwrap();
+    assert!(header.contains("⚠️ **Warning**: COMMIT MISMATCH"), "{md}");
+    assert!(header.contains("TRIFECTA_MUTANT=split-checksum"), "{md}");
+    let xml = r.latest_file("junit.xml");
+    assert!(
+        xml.contains(r#"<property name="mutant" value="split-checksum"/>"#),
+        "{xml}"
+    );
+}
+
+#[test]
+fn verify_commands_are_replayable_and_in_process_checks_marked() {
+    let r = run_gates(&gates_dir("pass"), &["--seed", "3"]);
+    assert_eq!(r.code, 0, "stdout:{}\nstderr:{}", r.stdout, r.stderr);
+    let rep = r.report();
+    let g = Run::gate(&rep, "ok");
+    let setup: Vec<&str> = g["setup"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|v| v.as_str().unwrap())
+        .collect();
+    assert_eq!(setup[0], "GATE_TMP=$(mktemp -d)");
+    assert!(
+        setup[1].starts_with("cp -R /") && setup[1].ends_with(r#"segment "$GATE_TMP/segment""#),
+        "{setup:?}"
+    );
+    let commands: Vec<String> = g["steps"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .flat_map(|s| {
+            s["commands"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .map(|c| c.as_str().unwrap().to_string())
+        })
+        .collect();
+    // No command names the gate's temp dir, which is deleted after the run.
+    assert!(
+        commands.iter().all(|c| !c.contains("/tv-ok-")),
+        "{commands:#?}"
+    );
+    assert!(
+        commands
+            .iter()
+            .any(|c| c.contains("--segment $GATE_TMP/segment")),
+        "{commands:#?}"
+    );
+    for kind in ["jq", "files"] {
+        let step = g["steps"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|s| s["kind"] == kind)
+            .unwrap();
+        assert!(
+            step["commands"][0]
+                .as_str()
+                .unwrap()
+                .starts_with("# in-process: "),
+            "{step}"
+        );
+    }
+    let md = r.latest_file("walkthrough.md");
+    assert!(
+        md.contains("  # gate ok\n  GATE_TMP=$(mktemp -d)\n"),
+        "{md}"
+    );
+}
+
+#[test]
+fn verify_leak_check_catches_home_and_working_directory_leaks() {
+    // Real binary: every output (and the empty telemetry) scanned, nothing found.
+    let ok = run_gates(&gates_dir("pass"), &[]);
+    assert_eq!(ok.code, 0, "stdout:{}\nstderr:{}", ok.stdout, ok.stderr);
+    let rep = ok.report();
+    let leak_step = Run::gate(&rep, "ok")["steps"]
+        .as_array()
+        .unwrap()
+        .last()
+        .unwrap()
+        .clone();
+    assert_eq!(leak_step["kind"], "no-abs-paths");
+    assert_eq!(leak_step["status"], "pass", "{leak_step}");
+
+    let d = tempfile::tempdir().unwrap();
+    // $HOME in a field that is not documented as absolute.
+    let home = wrapper(
+        d.path(),
+        "home-leaking-trifecta",
+        r#"out=$("$REAL" "$@"); rc=$?
+printf '%s\n' "$out" | sed -e "s|\"status\": \"ok\"|\"status\": \"ok\", \"config\": \"$HOME/.config/trifecta\"|"
+exit $rc"#,
+    );
+    // The working directory (the segment) in a telemetry event.
+    let cwd = wrapper(
+        d.path(),
+        "cwd-leaking-trifecta",
+        r#"mkdir -p _ctx/telemetry
+printf '{"cmd":"debug","args":{"cwd":"%s/mod.py"}}\n' "$PWD" >> _ctx/telemetry/events.jsonl
+exec "$REAL" "$@""#,
+    );
+    for (w, want) in [
+        (&home, "leaks the $HOME"),
+        (&cwd, "telemetry leaks the segment"),
+    ] {
+        let r = run_gates(&gates_dir("pass"), &["--trifecta", w.to_str().unwrap()]);
+        assert_eq!(
+            r.code, 1,
+            "{want}: stdout:{}\nstderr:{}",
+            r.stdout, r.stderr
+        );
+        let rep = r.report();
+        let g = Run::gate(&rep, "ok");
+        let leak_step = g["steps"].as_array().unwrap().last().unwrap();
+        assert_eq!(leak_step["kind"], "no-abs-paths");
+        assert_eq!(leak_step["status"], "fail", "{leak_step}");
+        assert!(
+            leak_step["detail"].as_str().unwrap().contains(want),
+            "{leak_step}"
+        );
+        // The other checks still passed: the leak alone failed the gate.
+        let others_failed = g["steps"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .filter(|s| s["status"] == "fail")
+            .count();
+        assert_eq!(others_failed, 1, "{g}");
+    }
+}
+
+#[test]
+fn verify_slow_gates_get_progress_lines_off_a_terminal() {
+    let d = tempfile::tempdir().unwrap();
+    let w = wrapper(d.path(), "slow-trifecta", "sleep 1\nexec \"$REAL\" \"$@\"");
+    let interval = Path::new("200");
+    let r = run_gates_env(
+        &gates_dir("partial"),
+        &["--only", "part-a", "--trifecta", w.to_str().unwrap()],
+        &[("TRIFECTA_VERIFY_SLOW_MS", interval)],
+    );
+    assert_eq!(r.code, 0, "stdout:{}\nstderr:{}", r.stdout, r.stderr);
+    // The first step sleeps a second: several intervals pass while it runs.
+    assert!(
+        r.stdout
+            .contains(r#"SLOW [> 0.2s] part-a step 1/2 run "first""#),
+        "{}",
+        r.stdout
+    );
+    assert!(
+        r.stdout.contains("SLOW [> 0.4s] part-a step 1/2"),
+        "{}",
+        r.stdout
+    );
+    // Total wall time in the summary and the walkthrough.
+    assert!(r.stdout.contains("gate(s) in "), "{}", r.stdout);
+    assert!(
+        r.latest_file("walkthrough.md")
+            .contains("- **Wall time**: ")
     );
 }

@@ -1,5 +1,7 @@
 //! Console reporter: renders runner events. On a terminal (stderr) an indicatif progress bar;
-//! otherwise plain lit-style lines for log scraping: `PASS: id (1.2s)` / `FAIL: id — reason`.
+//! otherwise plain lit-style lines for log scraping: `PASS: id (1.2s)` / `FAIL: id — reason`,
+//! and for a gate still running after each interval a nextest-style
+//! `SLOW [> 30s] p2-stress step 3/7 stress "storm"` line, so a CI log never goes silent.
 //! The result lines always go to stdout, the bar to stderr.
 
 use super::Status;
@@ -57,6 +59,21 @@ impl Console {
                     b.set_message(id.clone());
                 }
             }
+            RunEvent::Slow {
+                id,
+                elapsed,
+                step,
+                steps,
+                kind,
+                label,
+            } => {
+                let s = slow_line(id, *elapsed, *step, *steps, kind, label);
+                match &self.bar {
+                    // On a terminal the bar already ticks; show where it is instead.
+                    Some(b) => b.set_message(s),
+                    None => self.line(&s),
+                }
+            }
             RunEvent::GateFinished(g) => {
                 let s = match g.status {
                     Status::Pass => format!("PASS: {} ({:.1}s)", g.id, g.duration_s),
@@ -79,9 +96,19 @@ impl Console {
                 }
                 let t = &report.totals;
                 self.line(&format!(
-                    "Summary: {} passed, {} failed, {} errors, {} skipped of {} gate(s); exit {}",
-                    t.passed, t.failed, t.errors, t.skipped, t.total, report.exit_code
+                    "Summary: {} passed, {} failed, {} errors, {} skipped of {} gate(s) in {:.1}s; exit {}",
+                    t.passed, t.failed, t.errors, t.skipped, t.total, report.duration_s, report.exit_code
                 ));
+                if report.partial {
+                    self.line(&format!(
+                        "PARTIAL: {}: required gate(s) not run: {}",
+                        super::junit::PARTIAL,
+                        report.required_not_run.join(", ")
+                    ));
+                }
+                for w in &report.evidence.warnings {
+                    self.line(&format!("WARNING: {w}"));
+                }
                 match written {
                     Ok(p) => self.line(&format!("Walkthrough: {}", p.display())),
                     Err(e) => self.line(&format!("ERROR: {e}")),
@@ -91,8 +118,50 @@ impl Console {
     }
 }
 
+/// `SLOW [> 30s] p2-stress step 3/7 stress "storm"`.
+pub fn slow_line(
+    id: &str,
+    elapsed: std::time::Duration,
+    step: usize,
+    steps: usize,
+    kind: &str,
+    label: &str,
+) -> String {
+    let ms = elapsed.as_millis();
+    let secs = if ms.is_multiple_of(1000) {
+        format!("{}s", ms / 1000)
+    } else {
+        format!("{:.1}s", elapsed.as_secs_f64())
+    };
+    format!("SLOW [> {secs}] {id} step {step}/{steps} {kind} {label:?}")
+}
+
 impl Default for Console {
     fn default() -> Self {
         Self::new()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::time::Duration;
+
+    #[test]
+    fn slow_line_format() {
+        assert_eq!(
+            super::slow_line(
+                "p2-stress",
+                Duration::from_secs(30),
+                3,
+                7,
+                "stress",
+                "storm"
+            ),
+            r#"SLOW [> 30s] p2-stress step 3/7 stress "storm""#
+        );
+        assert!(
+            super::slow_line("g", Duration::from_millis(200), 1, 1, "run", "x")
+                .starts_with("SLOW [> 0.2s] g")
+        );
     }
 }

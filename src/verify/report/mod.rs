@@ -96,6 +96,10 @@ pub struct GateReport {
     pub steps: Vec<StepReport>,
     /// DoD requirements this gate evidences.
     pub dod: Vec<String>,
+    /// Shell lines that recreate the gate's starting state (`GATE_TMP`, the segment copy), so
+    /// the step commands — which name the gate's temp dir as `$GATE_TMP` — can be replayed after
+    /// the temp dir is gone.
+    pub setup: Vec<String>,
 }
 
 /// One injected fault (the seeded schedule).
@@ -134,10 +138,19 @@ pub struct Evidence {
     pub trifecta_path: String,
     /// BLAKE3 (hex) of the binary under test: names exactly which build was gated.
     pub trifecta_blake3: String,
-    /// `--mutant`: the deliberate bugs switched on (a run against a broken build, never a
-    /// release verdict); `None` for a real run.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
+    /// Commit the binary under test was built from (the `commit:` line of its `--version`);
+    /// `None` when the binary does not say (an older build, a wrapper script).
+    pub trifecta_commit: Option<String>,
+    /// `clean`, `dirty` or `unknown`: the state of the build inputs when the binary was built.
+    pub trifecta_tree: Option<String>,
+    /// `--mutant`: the deliberate bugs switched on in every `trifecta` the run started
+    /// (`TRIFECTA_MUTANT`); the run tested a broken build on purpose and is no release verdict.
     pub mutant: Option<String>,
+    /// `trifecta-verify`'s own build commit (`commit (tree)`).
+    pub verifier_commit: String,
+    /// Facts that weaken what the run proves (binary built from another commit or a dirty tree,
+    /// unknown build commit, a mutant). Printed prominently in the walkthrough header.
+    pub warnings: Vec<String>,
     /// `rustc --version`.
     pub rustc: String,
     /// SQLite library version linked into trifecta-verify (same bundled copy as trifecta).
@@ -186,6 +199,11 @@ pub struct RunReport {
     pub totals: Totals,
     /// Process exit code of the run.
     pub exit_code: i32,
+    /// Required gates were filtered out (`--only`, `--tag`): the run is not a release verdict,
+    /// whatever its exit code.
+    pub partial: bool,
+    /// Ids of the required gates that were not selected, in file order.
+    pub required_not_run: Vec<String>,
 }
 
 impl RunReport {

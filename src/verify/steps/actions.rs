@@ -219,6 +219,11 @@ pub async fn run(ctx: &mut GateCtx, s: &RunStep, index: usize) -> Outcome {
         Ok(x) => x,
         Err(e) => return e,
     };
+    ctx.stdouts.push(super::leaks::Scanned {
+        what: format!("step {index} run"),
+        args: spec.args.clone(),
+        stdout: o.stdout.clone(),
+    });
     if let Some(n) = &s.name {
         let saved = if s.jsonl {
             Saved::Many(
@@ -269,11 +274,11 @@ pub fn corrupt(ctx: &mut GateCtx, s: &CorruptStep, index: usize) -> Outcome {
         Err(o) => return o,
     };
     let seed = ctx.fault_seed(index, 0);
-    let cmd = format!(
+    let cmd = super::in_process(format!(
         "trifecta::cache::faults::inject({}, {}, seed={seed})",
         mode.as_str(),
         db.display()
-    );
+    ));
     match faults::inject(mode, &db, seed) {
         Ok(inj) => {
             ctx.faults.push(Fault {
@@ -503,7 +508,11 @@ pub fn sqlite(ctx: &mut GateCtx, s: &SqliteStep) -> Outcome {
     {
         return Outcome::error(format!("create {}: {e}", p.display()));
     }
-    let cmd = format!("sqlite3 {} {}", db.display(), process::quote(&s.sql));
+    let cmd = super::in_process(format!(
+        "sqlite3 {} {}",
+        db.display(),
+        process::quote(&s.sql)
+    ));
     let res = rusqlite::Connection::open(&db).and_then(|c| c.execute_batch(&s.sql));
     match res {
         Ok(()) => Outcome {

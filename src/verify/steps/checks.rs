@@ -54,8 +54,12 @@ fn cross_check(out: &mut Outcome, ours: VerdictKind, filter: &str, input: &str, 
     let Some(bin) = jq::reference_jq() else {
         return;
     };
-    out.commands
-        .push(format!("{} -e {}", bin.display(), process::quote(filter)));
+    // A real process, but fed the in-memory input on stdin: a comment, like the in-process line.
+    out.commands.push(format!(
+        "# cross-check, same input on stdin: {} -e {}",
+        bin.display(),
+        process::quote(filter)
+    ));
     let problem = match jq::reference_verdict(&bin, filter, input, globals) {
         Ok(theirs) if theirs == ours => {
             out.detail.push_str(&format!("; {} agrees", bin.display()));
@@ -127,7 +131,7 @@ pub fn jq(ctx: &mut GateCtx, s: &JqStep) -> Outcome {
         },
         _ => Globals::default(),
     };
-    let cmd = format!("jq -e {} <{what}>", process::quote(&s.filter));
+    let cmd = super::in_process(format!("jaq -e {} <{what}>", process::quote(&s.filter)));
     let verdict = jq::eval(&s.filter, &input, &globals);
     let ours = verdict.as_ref().ok().map(JqVerdict::kind);
     let mut out = match verdict {
@@ -159,7 +163,7 @@ pub fn integrity(ctx: &mut GateCtx, s: &IntegrityStep) -> Outcome {
         Ok(d) => d,
         Err(o) => return o,
     };
-    let cmd = format!("sqlite3 {} 'PRAGMA integrity_check'", db.display());
+    let cmd = super::in_process(format!("sqlite3 {} 'PRAGMA integrity_check'", db.display()));
     if !db.exists() && s.missing_ok {
         let mut out = Outcome::pass("no database: nothing was published before the crash");
         out.commands = vec![cmd];
@@ -303,6 +307,10 @@ pub fn files(ctx: &mut GateCtx, s: &FilesStep) -> Outcome {
     } else {
         Outcome::fail(problems.join("; "))
     };
+    out.commands = vec![super::in_process(format!(
+        "find {} (globs matched against the paths)",
+        process::quote(&root.to_string_lossy())
+    ))];
     out.excerpt = excerpt(&paths.join("\n"), 30, 2000, false);
     out
 }
@@ -609,11 +617,11 @@ pub fn signal(ctx: &mut GateCtx, s: &SignalStep) -> Outcome {
     } else {
         Outcome::fail(problems.join("; "))
     };
-    out.commands = vec![format!(
+    out.commands = vec![super::in_process(format!(
         "rg -n -F {} {}",
         process::quote(&s.pattern),
         s.paths.join(" ")
-    )];
+    ))];
     out.excerpt = excerpt(&hits.join("\n"), 20, 2500, false);
     out
 }

@@ -53,7 +53,7 @@ pub fn plant(ctx: &mut GateCtx, s: &PlantStep) -> Outcome {
                     not_covered += 1;
                 }
                 lines.push(line);
-                commands.push(command);
+                commands.push(super::in_process(command));
             }
             Err(p) => problems.push(format!("{}: {p}", e.path)),
         }
@@ -451,10 +451,10 @@ pub fn tree_snapshot(ctx: &mut GateCtx, s: &TreeSnapshotStep) -> Outcome {
         },
     );
     Outcome {
-        commands: vec![format!(
+        commands: vec![super::in_process(format!(
             "find {} -exec stat … ; b3sum (files) ; touch -a -h -d @{OLD_ATIME_S} (every entry)",
             process::quote(&root.to_string_lossy())
-        )],
+        ))],
         excerpt: excerpt(&listing.join("\n"), 40, 4000, false),
         ..Outcome::pass(format!(
             "{n} entries ({files} files) recorded under {}; reads {}",
@@ -594,11 +594,11 @@ pub fn tree_unchanged(ctx: &mut GateCtx, s: &TreeUnchangedStep) -> Outcome {
         ))
     };
     out.excerpt = excerpt(&problems.join("\n"), 40, 4000, false);
-    out.commands = vec![format!(
+    out.commands = vec![super::in_process(format!(
         "find {} -exec stat … ; b3sum (files) ; compare with snapshot `{}`",
         process::quote(&root.to_string_lossy()),
         s.snapshot
-    )];
+    ))];
     out
 }
 

@@ -9,6 +9,7 @@ pub mod actions;
 pub mod checks;
 pub mod freshness;
 pub mod hostile;
+pub mod leaks;
 pub mod stress;
 
 use super::process::{ProcSpec, kill_group};
@@ -69,6 +70,15 @@ impl Outcome {
     }
 }
 
+/// Mark a recorded command as done inside the harness (jaq, rusqlite, file walks, fault
+/// injection): the shell text shows the equivalent, but replaying it is not what ran.
+pub fn in_process(cmd: impl AsRef<str>) -> String {
+    format!("{IN_PROCESS}{}", cmd.as_ref())
+}
+
+/// Prefix of [`in_process`] commands (a shell comment, so pasting it runs nothing).
+pub const IN_PROCESS: &str = "# in-process: ";
+
 /// Saved output of a named step.
 #[derive(Debug, Clone)]
 pub enum Saved {
@@ -124,6 +134,8 @@ pub struct GateCtx {
     pub now_ms: Option<i64>,
     /// Outputs by step name.
     pub outputs: HashMap<String, Saved>,
+    /// Every trifecta stdout of the gate, named or not, for the [`leaks`] check.
+    pub stdouts: Vec<leaks::Scanned>,
     /// Snapshots by name: (file, BLAKE3).
     pub snapshots: HashMap<String, (PathBuf, String)>,
     /// Tree snapshots by name (`tree-snapshot`).
@@ -187,6 +199,7 @@ impl GateCtx {
             target_dir: None,
             now_ms: None,
             outputs: HashMap::new(),
+            stdouts: Vec::new(),
             snapshots: HashMap::new(),
             trees: HashMap::new(),
             outside,

@@ -159,6 +159,18 @@ pub async fn stress(ctx: &mut GateCtx, s: &StressStep, index: usize) -> Outcome 
         }
     }
     logs.extend(ctx.log(&format!("step-{index}-stress.log"), &full));
+    let args: Vec<String> = specs
+        .iter()
+        .flatten()
+        .flat_map(|sp| sp.args.iter().cloned())
+        .collect();
+    for (k, o) in outputs.iter().enumerate() {
+        ctx.stdouts.push(super::leaks::Scanned {
+            what: format!("step {index} stress #{}", k + 1),
+            args: args.clone(),
+            stdout: o.clone(),
+        });
+    }
     if let Some(n) = &s.name {
         ctx.outputs.insert(n.clone(), Saved::Many(outputs.clone()));
     }
