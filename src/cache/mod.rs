@@ -7,6 +7,7 @@
 //! so git's racy-clean problem cannot arise). Rows are keyed by the segment-relative path, one
 //! row per file: an edit replaces the row and the next lookup reports `content_changed`.
 
+pub mod admin;
 pub mod counters;
 pub mod factory;
 pub mod fallback;

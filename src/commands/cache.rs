@@ -1,25 +1,15 @@
-//! `trifecta ast cache stats|verify|prune|clear|path`.
-//!
-//! Nothing here creates the cache directory or a database: on a segment without a cache
-//! every command answers `exists: false`. `stats` and `verify` hold the shared lock (so no
-//! recovery can move the file while they read it); `prune` and `clear` hold the exclusive
-//! lock with a bounded wait, and on timeout fail with `CACHE_UNAVAILABLE` having touched
-//! nothing. A database written by a newer trifecta is never opened, changed or deleted.
+//! `trifecta ast cache stats|verify|prune|clear|path`: resolve, call the cache's
+//! administration ([`crate::cache::admin`]), render.
 
-use crate::cache::counters;
-use crate::cache::lock::{self, CacheLock, LockError, LockMode};
-use crate::cache::schema::SCHEMA_VERSION;
-use crate::cache::sqlite::probe::{self, Probe};
-use crate::cache::sqlite::{CacheCtx, Fault, classify, connect, maintain, recover};
-use crate::cli::{CacheArgs, CacheCommand, CacheReportArgs, ReportFormat};
+use crate::cache::admin::{self, StatsOutput};
+use crate::cache::sqlite::CacheCtx;
+use crate::cli::{CacheCommand, CacheReportArgs, ReportFormat};
 use crate::commands::Failure;
 use crate::config::Config;
-use crate::error::{CliError, ErrorCode};
+use crate::error::CliError;
 use crate::output::{print_json, write_stdout};
 use crate::symbols::resolve;
 use crate::telemetry::Telemetry;
-use serde::Serialize;
-use std::collections::BTreeMap;
 use std::path::Path;
 
 /// Run one cache subcommand and print its result.
@@ -27,7 +17,7 @@ pub fn run(cmd: &CacheCommand, cfg: &Config) -> Result<(), Failure> {
     match cmd {
         CacheCommand::Stats(a) => {
             let (ctx, telemetry) = context(&a.segment, cfg)?;
-            let out = stats(&ctx)?;
+            let out = admin::stats(&ctx)?;
             telemetry.flush();
             match a.format {
                 ReportFormat::Json => print_json(&out)?,
@@ -37,12 +27,12 @@ pub fn run(cmd: &CacheCommand, cfg: &Config) -> Result<(), Failure> {
         CacheCommand::Verify(a) => verify_cmd(a, cfg)?,
         CacheCommand::Prune(a) => {
             let (ctx, telemetry) = context(&a.segment, cfg)?;
-            let out = prune(&ctx);
+            let out = admin::prune(&ctx);
             telemetry.flush();
             print_json(&out?)?;
         }
-        CacheCommand::Clear(a) => print_json(&clear(&context(&a.segment, cfg)?.0)?)?,
-        CacheCommand::Path(a) => print_json(&path(a)?)?,
+        CacheCommand::Clear(a) => print_json(&admin::clear(&context(&a.segment, cfg)?.0)?)?,
+        CacheCommand::Path(a) => print_json(&admin::path(&a.segment)?)?,
     }
     Ok(())
 }
@@ -51,177 +41,6 @@ fn context(segment: &Path, cfg: &Config) -> Result<(CacheCtx, Telemetry), CliErr
     let root = resolve::segment_root(segment)?;
     let telemetry = Telemetry::new(cfg.telemetry.for_segment(&root));
     Ok((CacheCtx::new(&root, &cfg.cache, &telemetry), telemetry))
-}
-
-/// Whether the cache directory exists, after moving aside anything planted at the cache's own
-/// names (reported as `ast.fs.incident`).
-fn cache_dir_exists(ctx: &CacheCtx) -> Result<bool, CliError> {
-    ctx.claim_names(false)
-        .map_err(|e| unavailable(format!("cache directory: {e}")))
-}
-
-fn unavailable(msg: impl Into<String>) -> CliError {
-    CliError::new(ErrorCode::CacheUnavailable, msg)
-}
-
-fn corrupt(msg: impl Into<String>) -> CliError {
-    CliError::new(ErrorCode::CacheCorrupt, msg)
-}
-
-fn lock_for(ctx: &CacheCtx, mode: LockMode) -> Result<CacheLock, CliError> {
-    match lock::acquire(&ctx.lock_path(), mode, ctx.settings.lock_timeout) {
-        Ok(l) => Ok(l),
-        Err(LockError::Timeout { waited, .. }) => Err(unavailable(format!(
-            "the cache is busy: {} lock not acquired within {} ms; nothing was changed",
-            mode.as_str(),
-            waited.as_millis()
-        ))),
-        Err(LockError::Io(e)) => Err(unavailable(format!("cache lock: {e}"))),
-    }
-}
-
-/// Probe under a lock we hold; a newer schema is an error for every command.
-fn probe_locked(ctx: &CacheCtx) -> Result<Probe, CliError> {
-    let p = probe::probe(&ctx.db_at).map_err(|e| unavailable(format!("cannot read cache: {e}")))?;
-    if let Probe::Newer { found } = p {
-        return Err(unavailable(format!(
-            "the cache was written by a newer trifecta (schema {found} > {SCHEMA_VERSION}); \
-             it was left untouched"
-        )));
-    }
-    Ok(p)
-}
-
-fn fault_to_cli(f: Fault) -> CliError {
-    match f {
-        Fault::Corrupt(k) => corrupt(format!("cache database is damaged ({})", k.as_str())),
-        Fault::Other(e) => unavailable(e.to_string()),
-    }
-}
-
-/// `ast cache stats --format json`, keys in the contract's order.
-#[derive(Debug, Serialize)]
-pub struct StatsOutput {
-    /// Always `"ok"`.
-    pub status: &'static str,
-    /// Absolute DB path.
-    pub db_path: String,
-    /// Whether the DB file exists.
-    pub exists: bool,
-    /// Rows.
-    pub entries: u64,
-    /// Sum of payload sizes.
-    pub payload_bytes: u64,
-    /// Main file size.
-    pub db_bytes: u64,
-    /// WAL size.
-    pub wal_bytes: u64,
-    /// Lookups served from the cache.
-    pub hits: i64,
-    /// Lookups that missed (all reasons).
-    pub misses: i64,
-    /// hits / (hits + misses), null before the first lookup.
-    pub hit_rate: Option<f64>,
-    /// Misses per `miss_reason`.
-    pub misses_by_reason: BTreeMap<String, i64>,
-    /// Lock timeouts.
-    pub lock_timeouts: i64,
-    /// Corruption incidents confirmed.
-    pub corruptions: i64,
-    /// Databases moved to quarantine.
-    pub quarantines: i64,
-    /// Rows evicted by the size limit.
-    pub evictions: i64,
-    /// Rows pruned (TTL + deleted files).
-    pub pruned: i64,
-    /// Oldest `last_access_ms`.
-    pub oldest_access_ms: Option<i64>,
-    /// Newest `last_access_ms`.
-    pub newest_access_ms: Option<i64>,
-    /// `user_version` of the DB (0 when there is none).
-    pub schema_version: i64,
-}
-
-fn stats(ctx: &CacheCtx) -> Result<StatsOutput, CliError> {
-    let mut totals = BTreeMap::new();
-    let mut out = StatsOutput {
-        status: "ok",
-        db_path: ctx.db.to_string_lossy().into_owned(),
-        exists: false,
-        entries: 0,
-        payload_bytes: 0,
-        db_bytes: 0,
-        wal_bytes: 0,
-        hits: 0,
-        misses: 0,
-        hit_rate: None,
-        misses_by_reason: BTreeMap::new(),
-        lock_timeouts: 0,
-        corruptions: 0,
-        quarantines: 0,
-        evictions: 0,
-        pruned: 0,
-        oldest_access_ms: None,
-        newest_access_ms: None,
-        schema_version: 0,
-    };
-    if cache_dir_exists(ctx)? {
-        let _shared = lock_for(ctx, LockMode::Shared)?;
-        match probe_locked(ctx)? {
-            Probe::Missing => {}
-            Probe::Damaged(k, _) => {
-                return Err(corrupt(format!(
-                    "cache database is damaged ({}); the next `ast symbols` run will quarantine \
-                     and rebuild it",
-                    k.as_str()
-                )));
-            }
-            Probe::Newer { .. } => return Err(unavailable("newer schema")), // see probe_locked
-            Probe::Usable(h) => {
-                out.exists = true;
-                out.schema_version = h.user_version;
-                let conn =
-                    connect(&ctx.db, &ctx.settings).map_err(|e| fault_to_cli(classify(e)))?;
-                let s = maintain::db_stats(&conn).map_err(|e| fault_to_cli(classify(e)))?;
-                (out.entries, out.payload_bytes) = (s.entries, s.payload_bytes);
-                (out.oldest_access_ms, out.newest_access_ms) =
-                    (s.oldest_access_ms, s.newest_access_ms);
-                let mut q = conn
-                    .prepare("SELECT name, n FROM counters")
-                    .map_err(|e| fault_to_cli(classify(e)))?;
-                let rows = q
-                    .query_map([], |r| Ok((r.get::<_, String>(0)?, r.get::<_, i64>(1)?)))
-                    .map_err(|e| fault_to_cli(classify(e)))?;
-                for row in rows {
-                    let (k, n) = row.map_err(|e| fault_to_cli(classify(e)))?;
-                    *totals.entry(k).or_insert(0) += n;
-                }
-            }
-        }
-        for (k, n) in counters::pending(ctx.dir()) {
-            *totals.entry(k).or_insert(0) += n;
-        }
-        (out.db_bytes, out.wal_bytes) = maintain::db_and_wal_bytes(ctx);
-    }
-    for (k, n) in totals {
-        match k.as_str() {
-            "hits" => out.hits += n,
-            "lock_timeouts" => out.lock_timeouts += n,
-            "corruptions" => out.corruptions += n,
-            "quarantines" => out.quarantines += n,
-            "evictions" => out.evictions += n,
-            "pruned" => out.pruned += n,
-            other => {
-                if let Some(reason) = other.strip_prefix("miss:") {
-                    out.misses += n;
-                    *out.misses_by_reason.entry(reason.to_string()).or_insert(0) += n;
-                }
-            }
-        }
-    }
-    let lookups = out.hits + out.misses;
-    out.hit_rate = (lookups > 0).then(|| out.hits as f64 / lookups as f64);
-    Ok(out)
 }
 
 fn stats_text(s: &StatsOutput) -> String {
@@ -261,26 +80,9 @@ fn stats_text(s: &StatsOutput) -> String {
         .collect()
 }
 
-/// `ast cache verify` result.
-#[derive(Debug, Serialize)]
-pub struct VerifyOutput {
-    /// `"ok"`.
-    pub status: &'static str,
-    /// Absolute DB path.
-    pub db_path: String,
-    /// Whether the DB exists (a missing cache verifies trivially).
-    pub exists: bool,
-    /// `integrity_check` result (`ok`), null without a DB.
-    pub integrity_check: Option<String>,
-    /// Rows whose checksum was verified.
-    pub entries_checked: u64,
-    /// `user_version`.
-    pub schema_version: i64,
-}
-
 fn verify_cmd(a: &CacheReportArgs, cfg: &Config) -> Result<(), Failure> {
     let (ctx, _t) = context(&a.segment, cfg)?;
-    let out = verify(&ctx)?;
+    let out = admin::verify(&ctx)?;
     match a.format {
         ReportFormat::Json => print_json(&out)?,
         ReportFormat::Text => write_stdout(format!(
@@ -293,185 +95,4 @@ fn verify_cmd(a: &CacheReportArgs, cfg: &Config) -> Result<(), Failure> {
         ).as_bytes())?,
     }
     Ok(())
-}
-
-fn verify(ctx: &CacheCtx) -> Result<VerifyOutput, CliError> {
-    let mut out = VerifyOutput {
-        status: "ok",
-        db_path: ctx.db.to_string_lossy().into_owned(),
-        exists: false,
-        integrity_check: None,
-        entries_checked: 0,
-        schema_version: 0,
-    };
-    if !cache_dir_exists(ctx)? {
-        return Ok(out);
-    }
-    let _shared = lock_for(ctx, LockMode::Shared)?;
-    let h = match probe_locked(ctx)? {
-        Probe::Missing => return Ok(out),
-        Probe::Damaged(k, _) => {
-            return Err(corrupt(format!(
-                "cache database is damaged: {} (header check)",
-                k.as_str()
-            )));
-        }
-        Probe::Newer { .. } => return Err(unavailable("newer schema")), // see probe_locked
-        Probe::Usable(h) => h,
-    };
-    out.exists = true;
-    out.schema_version = h.user_version;
-    let conn = connect(&ctx.db, &ctx.settings).map_err(|e| fault_to_cli(classify(e)))?;
-    let problems: Vec<String> = conn
-        .prepare("PRAGMA integrity_check(20)")
-        .and_then(|mut s| {
-            s.query_map([], |r| r.get::<_, String>(0))?
-                .collect::<Result<Vec<_>, _>>()
-        })
-        .map_err(|e| fault_to_cli(classify(e)))?;
-    if problems != ["ok"] {
-        return Err(corrupt(format!(
-            "integrity_check failed: {}",
-            problems.join("; ")
-        )));
-    }
-    out.integrity_check = Some("ok".into());
-    if crate::mutant::active(crate::mutant::Mutant::VerifySkipsChecksums) {
-        return Ok(out);
-    }
-    out.entries_checked = recover::verify_checksums(&conn).map_err(|f| match f {
-        Fault::Corrupt(k) => corrupt(format!("entry check failed: {}", k.as_str())),
-        Fault::Other(e) => unavailable(e.to_string()),
-    })?;
-    Ok(out)
-}
-
-/// `ast cache prune` result.
-#[derive(Debug, Serialize)]
-pub struct PruneOutput {
-    /// `"ok"`.
-    pub status: &'static str,
-    /// Absolute DB path.
-    pub db_path: String,
-    /// Whether there was a DB to prune.
-    pub exists: bool,
-    /// What the pass did.
-    #[serde(flatten)]
-    pub report: maintain::Report,
-}
-
-fn prune(ctx: &CacheCtx) -> Result<PruneOutput, CliError> {
-    let mut out = PruneOutput {
-        status: "ok",
-        db_path: ctx.db.to_string_lossy().into_owned(),
-        exists: false,
-        report: maintain::Report::default(),
-    };
-    if !cache_dir_exists(ctx)? {
-        return Ok(out);
-    }
-    let _x = lock_for(ctx, LockMode::Exclusive)?;
-    match probe_locked(ctx)? {
-        Probe::Missing => return Ok(out),
-        Probe::Damaged(k, id) => {
-            let o = recover::recover_locked(ctx, k, id);
-            return Err(corrupt(format!(
-                "cache database is damaged ({}); recovery: {o}",
-                k.as_str()
-            )));
-        }
-        _ => {}
-    }
-    out.exists = true;
-    let conn = connect(&ctx.db, &ctx.settings).map_err(|e| fault_to_cli(classify(e)))?;
-    out.report = maintain::run_locked(ctx, conn, maintain::Check::Full).map_err(|f| match f {
-        Fault::Corrupt(k) => corrupt(format!(
-            "cache database is damaged ({}); it was quarantined and recreated",
-            k.as_str()
-        )),
-        Fault::Other(e) => unavailable(e.to_string()),
-    })?;
-    Ok(out)
-}
-
-/// `ast cache clear` result.
-#[derive(Debug, Serialize)]
-pub struct ClearOutput {
-    /// `"ok"`.
-    pub status: &'static str,
-    /// Absolute DB path.
-    pub db_path: String,
-    /// Whether a DB existed.
-    pub existed: bool,
-    /// Rows it held (null when it could not be read, e.g. damaged).
-    pub removed_entries: Option<u64>,
-}
-
-fn clear(ctx: &CacheCtx) -> Result<ClearOutput, CliError> {
-    let mut out = ClearOutput {
-        status: "ok",
-        db_path: ctx.db.to_string_lossy().into_owned(),
-        existed: false,
-        removed_entries: None,
-    };
-    if !cache_dir_exists(ctx)? {
-        return Ok(out);
-    }
-    // Exclusive: no process has the DB open, so removing it cannot pull it from under a writer.
-    let _x = lock_for(ctx, LockMode::Exclusive)?;
-    let p = probe_locked(ctx)?;
-    if p == Probe::Missing {
-        return Ok(out);
-    }
-    out.existed = true;
-    if let Probe::Usable(_) = p {
-        out.removed_entries = connect(&ctx.db, &ctx.settings)
-            .and_then(|c| maintain::db_stats(&c))
-            .ok()
-            .map(|s| s.entries);
-    }
-    for target in [ctx.db_at.clone(), ctx.sidecar("-wal"), ctx.sidecar("-shm")] {
-        // Through directory handles: a link is removed itself, a directory emptied without
-        // ever following a link inside it.
-        target
-            .remove_tree()
-            .map_err(|e| unavailable(format!("cannot remove cache file: {e}")))?;
-    }
-    // The counters describe the database that is gone; start afresh with it.
-    let _ = counters::path(ctx.dir()).remove_file();
-    Ok(out)
-}
-
-/// `ast cache path` result.
-#[derive(Debug, Serialize)]
-pub struct PathOutput {
-    /// `"ok"`.
-    pub status: &'static str,
-    /// Absolute DB path (deterministic: `<segment>/.trifecta/cache/ast_cache.db`).
-    pub db_path: String,
-    /// Whether it exists.
-    pub exists: bool,
-    /// The cache directory.
-    pub cache_dir: String,
-    /// The lock file.
-    pub lock_path: String,
-}
-
-fn path(a: &CacheArgs) -> Result<PathOutput, CliError> {
-    let root = resolve::segment_root(&a.segment)?;
-    let db = crate::cache::cache_db_path(&root);
-    let db_at = root
-        .anchor
-        .at(crate::cache::CACHE_DIR_REL)
-        .join(crate::cache::DB_FILE_NAME);
-    Ok(PathOutput {
-        status: "ok",
-        exists: matches!(db_at.kind(), Ok(Some(crate::segment_fs::Kind::File))),
-        cache_dir: db
-            .parent()
-            .map(|p| p.to_string_lossy().into_owned())
-            .unwrap_or_default(),
-        lock_path: lock::lock_path(&db).to_string_lossy().into_owned(),
-        db_path: db.to_string_lossy().into_owned(),
-    })
 }
