@@ -173,4 +173,8 @@ pub trait Store {
         &mut self,
         items: &[(String, CacheKey, SymbolTable)],
     ) -> Result<Written, CacheError>;
+    /// The command is done with the cache: release it and run whatever housekeeping is due
+    /// (automatic maintenance, for SQLite). Called explicitly by the cache service, never from
+    /// `Drop`: an unwinding or early-returning command must not start a maintenance pass.
+    fn finish(&mut self) {}
 }

@@ -204,6 +204,12 @@ impl<'t> SymbolCache<'t> {
         }
     }
 
+    /// The command is done with the cache: release it and run the housekeeping that is due
+    /// (automatic maintenance). Explicit, so it never runs while a command unwinds.
+    pub fn finish(mut self) {
+        self.opened.store.finish();
+    }
+
     /// A store error: counted, reported as `ast.cache.fallback`, and the file served uncached.
     fn absorb(&mut self, error: String) {
         let mut ev = Event::new("ast.cache.fallback");

@@ -491,6 +491,22 @@ impl Store for SqliteStore {
         Ok(out)
     }
 
+    /// Automatic maintenance, when due: only if the exclusive lock is free at once. The
+    /// connection and the shared lock are released first (flock conversion is not atomic).
+    fn finish(&mut self) {
+        // Tallies first, so a maintenance pass that folds the counters sees this run's.
+        self.tallies.flush();
+        let Some(conn) = self.conn.take() else {
+            return;
+        };
+        let due = maintain::due(&conn, &self.ctx, self.over_max);
+        drop(conn);
+        self.lock = None;
+        if due {
+            maintain::maybe_run(&self.ctx);
+        }
+    }
+
     fn put(
         &mut self,
         file_rel: &str,
@@ -534,20 +550,10 @@ impl SqliteStore {
 }
 
 impl Drop for SqliteStore {
-    /// Automatic maintenance, when due: only if the exclusive lock is free at once. The
-    /// connection and the shared lock are released first (flock conversion is not atomic).
+    /// Bookkeeping only: this run's tallies are never lost, however the command ended.
+    /// Maintenance is [`Store::finish`]'s, called explicitly.
     fn drop(&mut self) {
-        // Tallies first, so a maintenance pass that folds the counters sees this run's.
         self.tallies.flush();
-        let Some(conn) = self.conn.take() else {
-            return;
-        };
-        let due = maintain::due(&conn, &self.ctx, self.over_max);
-        drop(conn);
-        self.lock = None;
-        if due {
-            maintain::maybe_run(&self.ctx);
-        }
     }
 }
 

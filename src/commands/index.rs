@@ -181,6 +181,7 @@ pub fn run(args: &IndexArgs, cfg: &Config) -> Result<IndexSummary, Failure> {
             },
         )
     };
+    cache.finish();
     if let Some(b) = progress {
         b.finish_and_clear();
     }

@@ -67,7 +67,7 @@ pub fn run(args: &SymbolsArgs, cfg: &Config) -> Result<SymbolsOutput, CliError> 
     let mut cache = SymbolCache::open(&root, &cfg.cache, &telemetry);
     let backend = cache.backend();
     let served = cache.lookup_or_extract(&file.file_rel, &key, &bytes);
-    drop(cache);
+    cache.finish();
     let cache_ms = elapsed_ms(t);
     let (cache_status, miss_reason) = match served.miss {
         None => ("hit", "cache_hit"),

@@ -305,3 +305,46 @@ fn an_intact_but_undecodable_entry_misses_alone() {
     drop(o);
     assert!(!dir.path().join(".trifecta/cache/quarantine").exists());
 }
+
+/// Maintenance runs when the command says it is done ([`Store::finish`]), never from `Drop`:
+/// a command that unwinds or returns early must not start a maintenance pass.
+#[test]
+fn maintenance_runs_on_finish_not_on_drop() {
+    let dir = tempfile::tempdir().unwrap();
+    let tiny = CacheSettings {
+        max_bytes: 1,
+        maintenance_interval: std::time::Duration::ZERO,
+        ..settings()
+    };
+    let rows = |o: &mut crate::cache::OpenedCache| {
+        (0..4u8)
+            .filter(|i| {
+                matches!(
+                    o.store.get(&format!("m{i}.py"), &CacheKey::of(&[*i])),
+                    Ok(Lookup::Hit(_))
+                )
+            })
+            .count()
+    };
+    let mut o = open_cache(&seg(dir.path()), &settings(), &Telemetry::disabled());
+    for i in 0..4u8 {
+        o.store
+            .put(&format!("m{i}.py"), &CacheKey::of(&[i]), &table(i))
+            .unwrap();
+    }
+    o.store.finish();
+    drop(o);
+    // Over a 1-byte cap with maintenance always due: dropped without finish, nothing happens.
+    let mut o = open_cache(&seg(dir.path()), &tiny, &Telemetry::disabled());
+    assert_eq!(rows(&mut o), 4);
+    drop(o);
+    let mut o = open_cache(&seg(dir.path()), &tiny, &Telemetry::disabled());
+    assert_eq!(rows(&mut o), 4, "Drop must not run maintenance");
+    o.store.finish();
+    drop(o);
+    let mut o = open_cache(&seg(dir.path()), &tiny, &Telemetry::disabled());
+    assert!(
+        rows(&mut o) < 4,
+        "finish runs the due maintenance (eviction)"
+    );
+}
