@@ -35,7 +35,7 @@ fn corrupt(msg: impl Into<String>) -> CliError {
 }
 
 fn lock_for(ctx: &CacheCtx, mode: LockMode) -> Result<CacheLock, CliError> {
-    match lock::acquire(&ctx.lock_path(), mode, ctx.settings.lock_timeout) {
+    match ctx.lock(mode) {
         Ok(l) => Ok(l),
         Err(LockError::Timeout { waited, .. }) => Err(unavailable(format!(
             "the cache is busy: {} lock not acquired within {} ms; nothing was changed",

@@ -79,6 +79,19 @@ impl CacheCtx {
         self.cache_dir.join(super::lock::LOCK_FILE_NAME)
     }
 
+    /// Take the cache lock in `mode`, waiting at most the configured bound. The one place a
+    /// lock timeout is reported (`ast.cache.lock_timeout` and the `lock_timeouts` counter),
+    /// whichever path asked for the lock; callers only decide what the failure means to them.
+    pub fn lock(&self, mode: super::lock::LockMode) -> Result<CacheLock, super::lock::LockError> {
+        let timeout = self.settings.lock_timeout;
+        let got = super::lock::acquire(&self.lock_path(), mode, timeout);
+        if let Err(super::lock::LockError::Timeout { mode, waited }) = &got {
+            events::lock_timeout(&self.telemetry, *mode, *waited, timeout);
+            counters::record(self.dir(), Tally::LockTimeout);
+        }
+        got
+    }
+
     /// `-wal` / `-shm` sidecar of the database.
     pub fn sidecar(&self, suffix: &str) -> Anchored {
         self.db_at.with_suffix(suffix)

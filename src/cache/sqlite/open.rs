@@ -16,9 +16,9 @@ use super::probe::{self, Probe};
 use super::recover::{self, Outcome};
 use super::{CacheCtx, Fault, SqliteStore, classify, connect, events};
 use crate::cache::OpenedCache;
-use crate::cache::counters::{self, Tally};
+
 use crate::cache::fallback::FallbackStore;
-use crate::cache::lock::{self, CacheLock, LockError, LockMode};
+use crate::cache::lock::{CacheLock, LockError, LockMode};
 use crate::cache::schema::{self, SCHEMA_VERSION};
 use crate::cache::{CacheError, MissReason};
 use crate::config::CacheSettings;
@@ -72,14 +72,9 @@ enum Step {
 
 /// Take a lock, reporting a timeout as telemetry + counter and returning the fallback reason.
 pub(crate) fn lock_or_report(ctx: &CacheCtx, mode: LockMode) -> Result<CacheLock, MissReason> {
-    let timeout = ctx.settings.lock_timeout;
-    match lock::acquire(&ctx.lock_path(), mode, timeout) {
+    match ctx.lock(mode) {
         Ok(l) => Ok(l),
-        Err(LockError::Timeout { mode, waited }) => {
-            events::lock_timeout(&ctx.telemetry, mode, waited, timeout);
-            counters::record(ctx.dir(), Tally::LockTimeout);
-            Err(MissReason::LockTimeout)
-        }
+        Err(LockError::Timeout { .. }) => Err(MissReason::LockTimeout),
         Err(LockError::Io(e)) => {
             events::fallback(
                 &ctx.telemetry,

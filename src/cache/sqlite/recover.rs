@@ -14,7 +14,7 @@ use super::probe::{self, DamageKind, FileId, Probe};
 use super::{CacheCtx, Fault, classify, connect, entry_checksum, events};
 use crate::cache::MissReason;
 use crate::cache::counters::{self, Tally};
-use crate::cache::lock::{self, LockError, LockMode};
+use crate::cache::lock::{LockError, LockMode};
 use crate::segment_fs::{Access, Anchored, Kind};
 use std::io;
 use std::path::Path;
@@ -67,14 +67,9 @@ impl Outcome {
 /// Recover from `kind`, seen on the file identified by `seen`. The caller must have closed
 /// its connection and released its shared lock.
 pub fn recover(ctx: &CacheCtx, kind: DamageKind, seen: Option<FileId>) -> Outcome {
-    let timeout = ctx.settings.lock_timeout;
-    let _guard = match lock::acquire(&ctx.lock_path(), LockMode::Exclusive, timeout) {
+    let _guard = match ctx.lock(LockMode::Exclusive) {
         Ok(g) => g,
-        Err(LockError::Timeout { mode, waited }) => {
-            events::lock_timeout(&ctx.telemetry, mode, waited, timeout);
-            counters::record(ctx.dir(), Tally::LockTimeout);
-            return Outcome::LockTimeout;
-        }
+        Err(LockError::Timeout { .. }) => return Outcome::LockTimeout,
         Err(LockError::Io(e)) => return failed(ctx, &e.to_string()),
     };
     recover_locked(ctx, kind, seen)
