@@ -153,6 +153,8 @@ pub fn run_locked(ctx: &CacheCtx, mut conn: Connection, check: Check) -> Result<
     }
 }
 
+/// One maintenance pass, phase by phase: check, fold counters, expire and drop rows of deleted
+/// files and evict (one transaction), give space back, report.
 fn pass(
     ctx: &CacheCtx,
     conn: &mut Connection,
@@ -163,6 +165,41 @@ fn pass(
         db_bytes_before: db_and_wal_bytes(ctx).0,
         ..Report::default()
     };
+    integrity(conn, check)?;
+    rep.counters_folded = fold_counters(ctx, conn)?;
+    let now = crate::clock::now_ms();
+    let tx = conn.transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
+    rep.expired = tx.execute(
+        "DELETE FROM entries WHERE last_access_ms < ?1",
+        params![now.saturating_sub(ttl_ms(ctx))],
+    )? as u64;
+    rep.deleted_files = drop_deleted_files(ctx, &tx)?;
+    (rep.evicted, rep.evicted_bytes) = evict(ctx, &tx)?;
+    {
+        let mut up = tx.prepare_cached(
+            "INSERT INTO counters (name, n) VALUES (?1, ?2) \
+             ON CONFLICT (name) DO UPDATE SET n = n + excluded.n",
+        )?;
+        up.execute(params!["evictions", rep.evicted as i64])?;
+        up.execute(params!["pruned", (rep.expired + rep.deleted_files) as i64])?;
+    }
+    tx.execute(
+        "INSERT INTO meta (k, v) VALUES (?1, ?2) ON CONFLICT (k) DO UPDATE SET v = excluded.v",
+        params![META_LAST_MAINTENANCE_MS, now],
+    )?;
+    tx.commit()?;
+
+    // Give space back: free pages are released by incremental_vacuum; in WAL mode the file
+    // shrinks when the checkpoint writes the truncation.
+    conn.execute_batch("PRAGMA incremental_vacuum;")?;
+    conn.query_row("PRAGMA wal_checkpoint(TRUNCATE)", [], |_| Ok(()))?;
+    rep.db_bytes_after = db_and_wal_bytes(ctx).0;
+    report(ctx, conn, &rep, started.elapsed())?;
+    Ok(rep)
+}
+
+/// `quick_check` or `integrity_check`, plus every row's checksum for a full check.
+fn integrity(conn: &Connection, check: Check) -> Result<(), Fault> {
     let sql = match check {
         Check::Quick => "PRAGMA quick_check(1)",
         Check::Full => "PRAGMA integrity_check(1)",
@@ -176,17 +213,25 @@ fn pass(
         // nobody has asked for yet.
         recover::verify_checksums(conn)?;
     }
-    let now = crate::clock::now_ms();
-    let ttl_ms = if mutant::active(Mutant::TtlOff) {
-        ctx.settings.ttl.as_micros().min(i64::MAX as u128) as i64
-    } else if mutant::active(Mutant::TtlSeconds) {
-        ctx.settings.ttl.as_secs().min(i64::MAX as u64) as i64
-    } else {
-        ctx.settings.ttl.as_millis().min(i64::MAX as u128) as i64
-    };
+    Ok(())
+}
 
-    // Counters first, in their own transaction, emptied only after it committed (a crash in
-    // between counts that batch twice; it can never lose it).
+/// The entry TTL in milliseconds.
+fn ttl_ms(ctx: &CacheCtx) -> i64 {
+    let ttl = ctx.settings.ttl;
+    if mutant::active(Mutant::TtlOff) {
+        ttl.as_micros().min(i64::MAX as u128) as i64
+    } else if mutant::active(Mutant::TtlSeconds) {
+        ttl.as_secs().min(i64::MAX as u64) as i64
+    } else {
+        ttl.as_millis().min(i64::MAX as u128) as i64
+    }
+}
+
+/// Fold the counters file into the table, in its own transaction, emptied only after it
+/// committed (a crash in between counts that batch twice; it can never lose it). Returns how
+/// many counts were folded.
+fn fold_counters(ctx: &CacheCtx, conn: &mut Connection) -> Result<i64, Fault> {
     let folded = counters::fold(ctx.dir(), |totals| -> Result<(), Fault> {
         let tx = conn.transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
         {
@@ -201,18 +246,15 @@ fn pass(
         tx.commit()?;
         Ok(())
     });
-    rep.counters_folded = match folded {
-        Ok(t) => t.values().sum(),
-        Err(Fault::Other(_)) => 0, // counters are bookkeeping; never block maintenance on them
-        Err(e) => return Err(e),
-    };
+    match folded {
+        Ok(t) => Ok(t.values().sum()),
+        Err(Fault::Other(_)) => Ok(0), // counters are bookkeeping; never block maintenance on them
+        Err(e) => Err(e),
+    }
+}
 
-    let tx = conn.transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
-    rep.expired = tx.execute(
-        "DELETE FROM entries WHERE last_access_ms < ?1",
-        params![now.saturating_sub(ttl_ms)],
-    )? as u64;
-
+/// Delete the rows of files that are gone from the segment; returns how many.
+fn drop_deleted_files(ctx: &CacheCtx, tx: &rusqlite::Transaction) -> Result<u64, Fault> {
     let gone: Vec<String> = {
         let mut s = tx.prepare("SELECT file_rel FROM entries")?;
         let rows = s.query_map([], |r| r.get::<_, String>(0))?;
@@ -235,10 +277,13 @@ fn pass(
     for f in &gone {
         tx.execute("DELETE FROM entries WHERE file_rel = ?1", [f])?;
     }
-    rep.deleted_files = gone.len() as u64;
+    Ok(gone.len() as u64)
+}
 
-    // The size that counts is the larger of the logical size (payload + per-row overhead)
-    // and the files on disk; eviction frees rows' estimated cost until under the low-water mark.
+/// Least-recently-used eviction down to the low-water mark when over the cap. The size that
+/// counts is the larger of the logical size (payload + per-row overhead) and the files on
+/// disk; rows' estimated cost is freed until under the mark. Returns (rows, payload bytes).
+fn evict(ctx: &CacheCtx, tx: &rusqlite::Transaction) -> Result<(u64, u64), Fault> {
     let (payload, rows): (i64, i64) = tx.query_row(
         "SELECT COALESCE(SUM(payload_bytes), 0), COUNT(*) FROM entries",
         [],
@@ -247,53 +292,44 @@ fn pass(
     let logical = payload.max(0) as u64 + rows.max(0) as u64 * ROW_OVERHEAD_BYTES;
     let (db_now, wal_now) = db_and_wal_bytes(ctx);
     let size = logical.max(db_now + wal_now);
-    if size > ctx.settings.max_bytes {
-        let need = size - ctx.settings.low_water_bytes();
-        let victims: Vec<(String, i64)> = {
-            let mut s = tx.prepare(
-                "SELECT file_rel, payload_bytes FROM entries ORDER BY last_access_ms, created_ms",
-            )?;
-            let mut rows = s.query([])?;
-            let mut v = Vec::new();
-            let mut freed = 0u64;
-            while freed < need {
-                let Some(r) = rows.next()? else { break };
-                let b: i64 = r.get(1)?;
-                freed += b.max(0) as u64 + ROW_OVERHEAD_BYTES;
-                v.push((r.get(0)?, b));
-            }
-            v
-        };
-        for (f, b) in &victims {
-            tx.execute("DELETE FROM entries WHERE file_rel = ?1", [f])?;
-            rep.evicted_bytes += (*b).max(0) as u64;
-        }
-        rep.evicted = victims.len() as u64;
+    if size <= ctx.settings.max_bytes {
+        return Ok((0, 0));
     }
-    {
-        let mut up = tx.prepare_cached(
-            "INSERT INTO counters (name, n) VALUES (?1, ?2) \
-             ON CONFLICT (name) DO UPDATE SET n = n + excluded.n",
+    let need = size - ctx.settings.low_water_bytes();
+    let victims: Vec<(String, i64)> = {
+        let mut s = tx.prepare(
+            "SELECT file_rel, payload_bytes FROM entries ORDER BY last_access_ms, created_ms",
         )?;
-        up.execute(params!["evictions", rep.evicted as i64])?;
-        up.execute(params!["pruned", (rep.expired + rep.deleted_files) as i64])?;
+        let mut rows = s.query([])?;
+        let mut v = Vec::new();
+        let mut freed = 0u64;
+        while freed < need {
+            let Some(r) = rows.next()? else { break };
+            let b: i64 = r.get(1)?;
+            freed += b.max(0) as u64 + ROW_OVERHEAD_BYTES;
+            v.push((r.get(0)?, b));
+        }
+        v
+    };
+    let mut bytes = 0;
+    for (f, b) in &victims {
+        tx.execute("DELETE FROM entries WHERE file_rel = ?1", [f])?;
+        bytes += (*b).max(0) as u64;
     }
-    tx.execute(
-        "INSERT INTO meta (k, v) VALUES (?1, ?2) ON CONFLICT (k) DO UPDATE SET v = excluded.v",
-        params![META_LAST_MAINTENANCE_MS, now],
-    )?;
-    tx.commit()?;
+    Ok((victims.len() as u64, bytes))
+}
 
-    // Give space back: free pages are released by incremental_vacuum; in WAL mode the file
-    // shrinks when the checkpoint writes the truncation.
-    conn.execute_batch("PRAGMA incremental_vacuum;")?;
-    conn.query_row("PRAGMA wal_checkpoint(TRUNCATE)", [], |_| Ok(()))?;
-    let (db_after, wal_after) = db_and_wal_bytes(ctx);
-    rep.db_bytes_after = db_after;
-
+/// The pass's events: `ast.cache.stats`, `evicted` and `pruned` when they happened, and the
+/// `ast.cache.maintenance` summary.
+fn report(
+    ctx: &CacheCtx,
+    conn: &Connection,
+    rep: &Report,
+    took: std::time::Duration,
+) -> Result<(), Fault> {
     let stats = db_stats(conn)?;
+    let (db_after, wal_after) = db_and_wal_bytes(ctx);
     let t = &ctx.telemetry;
-    let took = started.elapsed();
     events::plain(
         t,
         "ast.cache.stats",
@@ -318,10 +354,10 @@ fn pass(
             took,
         );
     }
-    let mut summary = serde_json::to_value(&rep).unwrap_or_default();
+    let mut summary = serde_json::to_value(rep).unwrap_or_default();
     if let Some(o) = summary.as_object_mut() {
         o.insert("ran".into(), json!(true));
     }
     events::plain(t, "ast.cache.maintenance", summary, took);
-    Ok(rep)
+    Ok(())
 }
