@@ -100,6 +100,21 @@ fn breakdown(out: &mut String, title: &str, m: &BTreeMap<String, u64>) {
 /// Render `r` as text (ends with a newline).
 pub fn render(r: &Report) -> String {
     let mut o = String::new();
+    source_lines(&mut o, r);
+    if no_telemetry(&mut o, r) {
+        return o;
+    }
+    window_line(&mut o, r);
+    commands(&mut o, r);
+    lookups(&mut o, r);
+    incidents(&mut o, r);
+    db_size(&mut o, r);
+    recent_runs(&mut o, r);
+    o
+}
+
+/// The header: where the events came from, and any malformed lines.
+fn source_lines(o: &mut String, r: &Report) {
     let _ = writeln!(o, "trifecta telemetry report");
     let _ = writeln!(o, "  source:   {}", visible(&r.source.dir));
     let files: Vec<String> = r
@@ -133,6 +148,10 @@ pub fn render(r: &Report) -> String {
             );
         }
     }
+}
+
+/// Says why there is nothing to report, if so (then nothing else is rendered).
+fn no_telemetry(o: &mut String, r: &Report) -> bool {
     if r.no_telemetry {
         let why = if !r.source.exists {
             "the telemetry directory does not exist (run commands with --telemetry lite)"
@@ -142,8 +161,13 @@ pub fn render(r: &Report) -> String {
             "no events recorded yet"
         };
         let _ = writeln!(o, "\nNo telemetry: {why}.");
-        return o;
+        return true;
     }
+    false
+}
+
+/// The time window and the counts it holds.
+fn window_line(o: &mut String, r: &Report) {
     let _ = writeln!(
         o,
         "  window:   {} .. {}  ({} events of {}, {} runs)",
@@ -153,7 +177,10 @@ pub fn render(r: &Report) -> String {
         r.events_total,
         r.runs.count
     );
+}
 
+/// `ast.symbols` outcomes, latency and errors.
+fn commands(o: &mut String, r: &Report) {
     let s = &r.symbols;
     let _ = writeln!(o, "\nCommands (ast.symbols)");
     let _ = writeln!(
@@ -164,11 +191,14 @@ pub fn render(r: &Report) -> String {
         s.misses,
         pct(s.hit_rate)
     );
-    breakdown(&mut o, "misses by reason", &s.misses_by_reason);
-    breakdown(&mut o, "backend", &s.backends);
-    breakdown(&mut o, "failed after lookup", &s.errors);
-    latency(&mut o, "Command latency", &s.latency_ms);
+    breakdown(o, "misses by reason", &s.misses_by_reason);
+    breakdown(o, "backend", &s.backends);
+    breakdown(o, "failed after lookup", &s.errors);
+    latency(o, "Command latency", &s.latency_ms);
+}
 
+/// Cache lookups and writes.
+fn lookups(o: &mut String, r: &Report) {
     let l = &r.lookups;
     let _ = writeln!(o, "\nCache lookups (ast.cache.hit / miss / write)");
     let _ = writeln!(
@@ -179,17 +209,20 @@ pub fn render(r: &Report) -> String {
         l.writes,
         pct(l.hit_rate)
     );
-    breakdown(&mut o, "misses by reason", &l.misses_by_reason);
-    latency(&mut o, "Lookup latency", &l.latency_ms);
+    breakdown(o, "misses by reason", &l.misses_by_reason);
+    latency(o, "Lookup latency", &l.latency_ms);
+}
 
+/// Lock timeouts, corruption, fallbacks, sizes, eviction, pruning, maintenance.
+fn incidents(o: &mut String, r: &Report) {
     let i = &r.incidents;
     let _ = writeln!(o, "\nIncidents");
     let _ = writeln!(o, "  lock timeouts          {:>7}", i.lock_timeouts);
-    breakdown(&mut o, "by mode", &i.lock_timeouts_by_mode);
+    breakdown(o, "by mode", &i.lock_timeouts_by_mode);
     let _ = writeln!(o, "  corruptions            {:>7}", i.corruptions);
-    breakdown(&mut o, "by kind", &i.corruption_kinds);
+    breakdown(o, "by kind", &i.corruption_kinds);
     let _ = writeln!(o, "  fallbacks              {:>7}", i.fallbacks);
-    breakdown(&mut o, "by reason", &i.fallback_reasons);
+    breakdown(o, "by reason", &i.fallback_reasons);
     let _ = writeln!(o, "  schema incompatible    {:>7}", i.schema_incompatible);
     let _ = writeln!(o, "  size warnings          {:>7}", i.size_warnings);
     let _ = writeln!(
@@ -205,7 +238,10 @@ pub fn render(r: &Report) -> String {
         i.pruned.events, i.pruned.expired, i.pruned.deleted_files
     );
     let _ = writeln!(o, "  maintenance runs       {:>7}", i.maintenance_runs);
+}
 
+/// The latest database size observation.
+fn db_size(o: &mut String, r: &Report) {
     let _ = writeln!(o, "\nDB size");
     match &r.db_size.latest {
         None => {
@@ -225,7 +261,10 @@ pub fn render(r: &Report) -> String {
             );
         }
     }
+}
 
+/// The ten most recent runs.
+fn recent_runs(o: &mut String, r: &Report) {
     let _ = writeln!(o, "\nRecent runs (newest first)");
     let _ = writeln!(
         o,
@@ -247,5 +286,4 @@ pub fn render(r: &Report) -> String {
     if r.runs.count > 10 {
         let _ = writeln!(o, "  ... {} more", r.runs.count - 10);
     }
-    o
 }
