@@ -16,6 +16,7 @@ mod gate_mutants;
 mod golden;
 mod hostile;
 mod index;
+mod layers;
 mod support;
 mod telemetry;
 mod telemetry_report;
