@@ -70,5 +70,6 @@ pub fn gather(
         seed,
         seed_source: seed_source.to_string(),
         rev: rev.to_string(),
+        mutant: crate::verify::process::passed_mutant(),
     }
 }

@@ -3,7 +3,9 @@
 //! kills the whole group with SIGKILL — cargo's and the CLI's grandchildren included.
 //!
 //! Children inherit the verifier's environment minus every `TRIFECTA_*` variable, so a developer's
-//! shell settings can never change a gate's outcome; gates add what they need explicitly.
+//! shell settings can never change a gate's outcome; gates add what they need explicitly. The
+//! one exception is `TRIFECTA_MUTANT` (see [`crate::mutant`]): it is how a negative test runs
+//! every gate against a deliberately broken build, and the report's evidence records it.
 
 use std::path::PathBuf;
 use std::process::Stdio;
@@ -88,13 +90,20 @@ impl Outcome {
     }
 }
 
-/// The `TRIFECTA_*` names among `vars`: what a child must not inherit.
+/// The `TRIFECTA_*` names among `vars` except `TRIFECTA_MUTANT`: what a child must not inherit.
 fn trifecta_vars(
     vars: impl Iterator<Item = (std::ffi::OsString, std::ffi::OsString)>,
 ) -> Vec<std::ffi::OsString> {
     vars.map(|(k, _)| k)
-        .filter(|k| k.to_string_lossy().starts_with("TRIFECTA_"))
+        .filter(|k| k.to_string_lossy().starts_with("TRIFECTA_") && k != crate::mutant::ENV_MUTANT)
         .collect()
+}
+
+/// The non-blank `TRIFECTA_MUTANT` value children inherit, if any.
+pub fn passed_mutant() -> Option<String> {
+    std::env::var(crate::mutant::ENV_MUTANT)
+        .ok()
+        .filter(|v| !v.trim().is_empty())
 }
 
 /// Build the tokio command for `spec` (own process group, piped output, cleaned env).
@@ -116,6 +125,29 @@ pub fn command(spec: &ProcSpec) -> Command {
         cmd.current_dir(d);
     }
     cmd
+}
+
+/// The same process as [`command`] as a blocking `std` command, for callers that supervise a
+/// child from a thread (the crash step polls and signals it every few hundred microseconds).
+/// Output goes to `out` (one file for stdout and stderr), so no pipe needs draining.
+pub fn std_command(spec: &ProcSpec, out: std::fs::File) -> std::io::Result<std::process::Command> {
+    use std::os::unix::process::CommandExt;
+    let mut cmd = std::process::Command::new(&spec.program);
+    cmd.args(&spec.args)
+        .stdin(Stdio::null())
+        .stdout(out.try_clone()?)
+        .stderr(out)
+        .process_group(0);
+    for k in trifecta_vars(std::env::vars_os()) {
+        cmd.env_remove(k);
+    }
+    for (k, v) in &spec.env {
+        cmd.env(k, v);
+    }
+    if let Some(d) = &spec.cwd {
+        cmd.current_dir(d);
+    }
+    Ok(cmd)
 }
 
 /// SIGKILL the process group led by `child` (no-op when it already exited and was reaped).
@@ -262,6 +294,19 @@ mod tests {
             removed,
             [os("TRIFECTA_AST_PERSIST"), os("TRIFECTA_TELEMETRY")]
         );
+    }
+
+    #[test]
+    fn children_lose_trifecta_settings_but_keep_the_mutant_switch() {
+        let vars = [
+            "TRIFECTA_AST_PERSIST",
+            "TRIFECTA_MUTANT",
+            "PATH",
+            "TRIFECTA_TELEMETRY",
+        ]
+        .map(|k| (k.into(), "1".into()));
+        let removed = trifecta_vars(vars.into_iter());
+        assert_eq!(removed, ["TRIFECTA_AST_PERSIST", "TRIFECTA_TELEMETRY"]);
     }
 
     #[test]

@@ -61,6 +61,12 @@ pub fn render(run: &RunReport) -> String {
         "- **Binary under test**: `{}`, BLAKE3 `{}`",
         e.trifecta_path, e.trifecta_blake3
     );
+    if let Some(m) = &e.mutant {
+        let _ = writeln!(
+            md,
+            "- **Mutant**: `TRIFECTA_MUTANT={m}`: deliberate bugs switched on; not a run of the real code"
+        );
+    }
     let _ = writeln!(
         md,
         "- **Versions**: trifecta `{}` (`{}`), {}, SQLite {}, libgit2 {}, OS {}",

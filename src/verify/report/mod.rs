@@ -148,6 +148,10 @@ pub struct Evidence {
     pub seed_source: String,
     /// Revision used by worktree steps.
     pub rev: String,
+    /// `TRIFECTA_MUTANT` passed to the binary under test (deliberate bugs, debug builds only);
+    /// `None` for a run of the real code.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub mutant: Option<String>,
 }
 
 /// Counts.
