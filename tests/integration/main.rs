@@ -12,6 +12,7 @@ mod cli_contract;
 mod corpus;
 mod encodings;
 mod extract_cli;
+mod gates_fail;
 mod hostile;
 mod index;
 mod support;
