@@ -21,16 +21,20 @@ pub enum Mutant {
     /// A row is written in one transaction and its checksum in a second one, so a crash between
     /// the two leaves a row whose checksum does not match (caught by `p2-crash`).
     SplitChecksum,
+    /// Freshness is keyed on the file's (size, mtime) instead of its content, so a rewrite that
+    /// keeps both is served the replaced version's symbols (caught by `p2-stress-edits`).
+    SizeMtimeFreshness,
 }
 
 impl Mutant {
     /// Every mutant, in catalog order.
-    pub const ALL: &'static [Mutant] = &[Mutant::SplitChecksum];
+    pub const ALL: &'static [Mutant] = &[Mutant::SplitChecksum, Mutant::SizeMtimeFreshness];
 
     /// The stable name used in `TRIFECTA_MUTANT`.
     pub fn name(self) -> &'static str {
         match self {
             Mutant::SplitChecksum => "split-checksum",
+            Mutant::SizeMtimeFreshness => "size-mtime-freshness",
         }
     }
 
