@@ -121,3 +121,42 @@ fn crash_gate_passes_the_real_build_seed_1() {
     assert_eq!(run.code, 0, "{}", run.output);
     assert_eq!(run.gate("p2-crash")["status"], "pass");
 }
+
+/// `p2-stress-edits` on a cache that keys freshness on (size, mtime): after a rewrite that keeps
+/// both, it serves the replaced version's symbols, which the journal shows were no longer on disk
+/// when the invocation began.
+fn stress_edits_gate_fails_on_size_mtime_freshness(seed: u64) {
+    let run = gate_on_mutant("p2-stress-edits", Some("size-mtime-freshness"), seed);
+    assert_eq!(run.code, 1, "{}", run.output);
+    assert_eq!(run.gate("p2-stress-edits")["status"], "fail");
+    let storms = run.failed_steps("p2-stress-edits", "stress");
+    assert_eq!(
+        storms.len(),
+        1,
+        "the storm fails: {}",
+        run.gate("p2-stress-edits")
+    );
+    let text = format!("{} {}", storms[0]["detail"], storms[0]["excerpt"]);
+    assert!(
+        text.contains("(stale)") && text.contains("100/100 invocations exited 0"),
+        "the failure is a stale answer from a CLI that exited 0: {text}"
+    );
+    assert!(!text.contains("vacuous"), "not a vacuous history: {text}");
+}
+
+#[test]
+fn stress_edits_gate_fails_on_size_mtime_freshness_seed_1() {
+    stress_edits_gate_fails_on_size_mtime_freshness(1);
+}
+
+#[test]
+fn stress_edits_gate_fails_on_size_mtime_freshness_seed_2() {
+    stress_edits_gate_fails_on_size_mtime_freshness(2);
+}
+
+#[test]
+fn stress_edits_gate_passes_the_real_build_seed_1() {
+    let run = gate_on_mutant("p2-stress-edits", None, 1);
+    assert_eq!(run.code, 0, "{}", run.output);
+    assert_eq!(run.gate("p2-stress-edits")["status"], "pass");
+}

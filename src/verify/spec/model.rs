@@ -295,7 +295,7 @@ pub struct StressStep {
 
 /// `[steps.edit]` of a stress step: one module rewritten atomically, over and over, during the
 /// storm. Version `k` (k = 0, 1, 2, … never reused, so each is on disk only briefly) is the
-/// original text plus `def _stress_edit_k(): pass`. Each answer for `uri` must be the uncached
+/// original text plus `def _stress_edit_<k, 6 digits>(): pass` (all versions the same size). Each answer for `uri` must be the uncached
 /// answer for a version that was on disk at some moment between the invocation's start and end.
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -307,6 +307,12 @@ pub struct StressEdit {
     /// Pause between rewrites.
     #[serde(default = "default_edit_every_ms")]
     pub every_ms: u64,
+    /// After each rewrite that gets a new mtime, this many rewrites restore the mtime of the
+    /// version they replace (every version has the same size), so a cache that trusts
+    /// (size, mtime) serves stale answers. With `keep_stat > 0`, at least one invocation must
+    /// begin while such a version is on disk, or the check is vacuous.
+    #[serde(default)]
+    pub keep_stat: usize,
 }
 
 /// `kind = "corrupt"`.
