@@ -204,6 +204,68 @@ impl Timeline {
     }
 }
 
+impl Timeline {
+    /// Record the writer's exit at `now_ms`, closing a window still open.
+    fn exited(&mut self, now_ms: f64, held_since: Option<f64>, st: std::process::ExitStatus) {
+        if let Some(from) = held_since {
+            self.windows.push((from, now_ms));
+        }
+        self.exit_ms = now_ms;
+        self.status = status_text(st);
+    }
+}
+
+/// What the poller knows about the writer's transactions so far.
+#[derive(Debug, Default)]
+struct Sampling {
+    /// Start of the write window in progress (ms since spawn).
+    held_since: Option<f64>,
+    /// Write windows seen to begin.
+    seen: usize,
+    /// The change counter when the writer first held the write lock: opening the database may
+    /// rewrite the wal-index header (recovery), so earlier values are not commits of ours.
+    base: Option<u32>,
+}
+
+impl Sampling {
+    /// Fold one sample (lock held by the writer?, change counter) into `tl`; whether a write
+    /// window began with it.
+    fn update(&mut self, tl: &mut Timeline, held: bool, counter: Option<u32>, now_ms: f64) -> bool {
+        if held && self.base.is_none() {
+            self.base = counter;
+        }
+        if let (Some(b), Some(c)) = (self.base, counter) {
+            tl.commits = tl.commits.max(c.wrapping_sub(b) as usize);
+        }
+        match (held, self.held_since) {
+            (true, None) => {
+                self.held_since = Some(now_ms);
+                self.seen += 1;
+                true
+            }
+            (false, Some(from)) => {
+                tl.windows.push((from, now_ms));
+                self.held_since = None;
+                false
+            }
+            _ => false,
+        }
+    }
+}
+
+/// Stop the writer's process group, wait (up to 2 s) until every one of its threads is in the
+/// stopped state, and observe it. Also says whether it was fully stopped: an observation of a
+/// writer still running proves nothing.
+fn stop_and_observe(pid: i32, t0: Instant, shm: &Path, db: &Path) -> (Observation, bool) {
+    signal_group(pid, libc::SIGSTOP);
+    let deadline = Instant::now() + Duration::from_secs(2);
+    while !all_threads_stopped(pid) && Instant::now() < deadline {
+        std::thread::sleep(Duration::from_micros(50));
+    }
+    let obs = observe(pid, t0, shm, db);
+    (obs, all_threads_stopped(pid))
+}
+
 /// Where a kill is aimed.
 #[derive(Debug, Clone, Copy, PartialEq)]
 pub enum Aim {
@@ -305,23 +367,14 @@ fn supervise(
     let pid = child.id() as i32;
     let mut tl = Timeline::default();
     let mut shm: Option<std::fs::File> = None;
-    let mut held_since: Option<f64> = None;
-    let mut seen = 0usize;
-    // The change counter when the writer first held the write lock: opening the database may
-    // rewrite the wal-index header (recovery), so earlier values are not commits of ours.
-    let mut base: Option<u32> = None;
+    let mut sampling = Sampling::default();
     let mut armed: Option<Instant> = None;
     let mut aim = aim;
     let mut missed = Vec::new();
     let ms = |t: Instant| t.duration_since(t0).as_secs_f64() * 1e3;
     loop {
         if let Some(st) = child.try_wait()? {
-            let now = ms(Instant::now());
-            if let Some(from) = held_since {
-                tl.windows.push((from, now));
-            }
-            tl.exit_ms = now;
-            tl.status = status_text(st);
+            tl.exited(ms(Instant::now()), sampling.held_since, st);
             let ending = Ending::Exited {
                 status: tl.status.clone(),
                 ok: st.success(),
@@ -340,28 +393,13 @@ fn supervise(
         let now = Instant::now();
         let held = shm.as_ref().and_then(|f| lock_holder(f).ok().flatten()) == Some(pid);
         let counter = shm.as_ref().and_then(change_counter);
-        if held && base.is_none() {
-            base = counter;
-        }
-        if let (Some(b), Some(c)) = (base, counter) {
-            tl.commits = tl.commits.max(c.wrapping_sub(b) as usize);
-        }
-        match (held, held_since) {
-            (true, None) => {
-                held_since = Some(ms(now));
-                seen += 1;
-                if let Some(Aim::Inside { skip, offset }) = aim
-                    && armed.is_none()
-                    && seen > skip
-                {
-                    armed = Some(now + offset);
-                }
-            }
-            (false, Some(from)) => {
-                tl.windows.push((from, ms(now)));
-                held_since = None;
-            }
-            _ => {}
+        let began = sampling.update(&mut tl, held, counter, ms(now));
+        if let Some(Aim::Inside { skip, offset }) = aim
+            && began
+            && armed.is_none()
+            && sampling.seen > skip
+        {
+            armed = Some(now + offset);
         }
         if let Some(Aim::AfterCommit { commits }) = aim
             && held
@@ -372,13 +410,8 @@ fn supervise(
         if let Some(at) = armed
             && now >= at
         {
-            signal_group(pid, libc::SIGSTOP);
-            let stop_deadline = Instant::now() + Duration::from_secs(2);
-            while !all_threads_stopped(pid) && Instant::now() < stop_deadline {
-                std::thread::sleep(Duration::from_micros(50));
-            }
-            let obs = observe(pid, t0, shm_path, db);
-            if all_threads_stopped(pid) && obs.in_write() {
+            let (obs, stopped) = stop_and_observe(pid, t0, shm_path, db);
+            if stopped && obs.in_write() {
                 signal_group(pid, libc::SIGKILL);
                 child.wait()?;
                 return Ok((Ending::Landed(obs), tl));
@@ -393,7 +426,7 @@ fn supervise(
                     offset: offset / 2,
                 });
             }
-            held_since = None;
+            sampling.held_since = None;
         }
         std::thread::sleep(POLL);
     }
@@ -796,6 +829,23 @@ mod tests {
             7,
             "every commit but the last can be aimed after"
         );
+    }
+
+    #[test]
+    fn sampling_counts_windows_and_commits_from_the_first_write() {
+        let mut tl = Timeline::default();
+        let mut sm = Sampling::default();
+        // The counter moves before the first write (recovery at open): not a commit of ours.
+        assert!(!sm.update(&mut tl, false, Some(40), 1.0));
+        assert!(!sm.update(&mut tl, false, Some(1), 2.0));
+        assert!(sm.update(&mut tl, true, Some(1), 3.0), "a window begins");
+        assert!(!sm.update(&mut tl, true, Some(1), 4.0));
+        assert!(!sm.update(&mut tl, false, Some(2), 5.0));
+        assert!(sm.update(&mut tl, true, Some(2), 6.0));
+        assert!(!sm.update(&mut tl, false, Some(3), 8.0));
+        assert_eq!(tl.windows, vec![(3.0, 5.0), (6.0, 8.0)]);
+        assert_eq!(tl.commits, 2);
+        assert_eq!(sm.seen, 2);
     }
 
     #[test]
