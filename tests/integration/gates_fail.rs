@@ -137,11 +137,14 @@ fn stress_edits_gate_fails_on_size_mtime_freshness(seed: u64) {
         run.gate("p2-stress-edits")
     );
     let text = format!("{} {}", storms[0]["detail"], storms[0]["excerpt"]);
+    // A cache that keeps serving one old version may also make the history look vacuous (too
+    // few versions served); the failure that must be there is the stale answer.
     assert!(
-        text.contains("(stale)") && text.contains("100/100 invocations exited 0"),
+        text.contains("which was not on disk during")
+            && text.contains("(stale)")
+            && text.contains("100/100 invocations exited 0"),
         "the failure is a stale answer from a CLI that exited 0: {text}"
     );
-    assert!(!text.contains("vacuous"), "not a vacuous history: {text}");
 }
 
 #[test]
