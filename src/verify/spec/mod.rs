@@ -675,6 +675,46 @@ mod tests {
     }
 
     #[test]
+    fn kill_after_each_takes_only_checks_with_known_names() {
+        let d = tempfile::tempdir().unwrap();
+        let sc = d.path().join("sc");
+        std::fs::create_dir_all(sc.join("segment")).unwrap();
+        write(&sc, "scenario.toml", "description = \"d\"\n");
+        let gate = |after: &str| {
+            format!(
+                "id = \"g\"\ntitle = \"t\"\nscenario = \"sc\"\n[[steps]]\nkind = \"kill\"\n\
+                 times = 2\nmin_landed = 2\nargs = [\"x\"]\n{after}"
+            )
+        };
+        let load = |text: String| {
+            let p = write(d.path(), "g.toml", &text);
+            load_gate(&p, d.path(), &mut BTreeMap::new())
+        };
+        let ok = "[[steps.after_each]]\nkind = \"run\"\nname = \"v\"\nargs = [\"y\"]\n\
+                  [[steps.after_each]]\nkind = \"baseline\"\nsteps = [\"v\"]\n";
+        assert!(load(gate(ok)).is_ok());
+        for (after, want) in [
+            (
+                "[[steps.after_each]]\nkind = \"kill\"\nargs = [\"y\"]\n",
+                "`kill` is not allowed",
+            ),
+            (
+                "[[steps.after_each]]\nkind = \"baseline\"\nsteps = [\"nope\"]\n",
+                "no earlier step named `nope`",
+            ),
+        ] {
+            let e = load(gate(after)).unwrap_err();
+            assert!(e.iter().any(|e| e.message.contains(want)), "{want}: {e:?}");
+        }
+        let too_many = gate("").replace("min_landed = 2", "min_landed = 3");
+        let e = load(too_many).unwrap_err();
+        assert!(
+            e.iter().any(|e| e.message.contains("exceeds times")),
+            "{e:?}"
+        );
+    }
+
+    #[test]
     fn plant_entries_take_only_their_fields() {
         let mut errs = Vec::new();
         let e = |kind, target: Option<&str>, path: &str| PlantEntry {
