@@ -101,17 +101,22 @@ struct Read {
 fn read_one(root: &Anchor, f: &SourceFile, max_bytes: u64) -> Read {
     // Opened beneath the root without following any link: the walk saw a regular file, and
     // whatever replaced it since (a link out, a FIFO) is refused on the handle.
-    let bytes = match open_module(root, &f.rel, false) {
-        Ok(file) => read_capped(&file, max_bytes).map_err(|e| match e {
-            ReadError::Io(io) => io.kind().to_string(),
-            too_large => too_large.to_string(),
-        }),
-        Err(ModuleOpen::Absent(None)) => Err("not found".to_string()),
-        Err(ModuleOpen::Absent(Some(k))) => Err(format!("not a regular file ({})", k.as_str())),
-        Err(ModuleOpen::Outside) => Err("leads outside the segment".to_string()),
-        Err(ModuleOpen::Io(io)) => Err(io.kind().to_string()),
+    let (bytes, key) = match open_module(root, &f.rel, false) {
+        Ok(file) => {
+            let bytes = read_capped(&file, max_bytes).map_err(|e| match e {
+                ReadError::Io(io) => io.kind().to_string(),
+                too_large => too_large.to_string(),
+            });
+            let key = bytes.as_ref().ok().map(|b| CacheKey::for_file(&file, b));
+            (bytes, key)
+        }
+        Err(ModuleOpen::Absent(None)) => (Err("not found".to_string()), None),
+        Err(ModuleOpen::Absent(Some(k))) => {
+            (Err(format!("not a regular file ({})", k.as_str())), None)
+        }
+        Err(ModuleOpen::Outside) => (Err("leads outside the segment".to_string()), None),
+        Err(ModuleOpen::Io(io)) => (Err(io.kind().to_string()), None),
     };
-    let key = bytes.as_ref().ok().map(|b| CacheKey::of(b));
     Read {
         file_rel: f.file_rel.clone(),
         bytes,

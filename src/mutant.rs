@@ -70,6 +70,9 @@ pub enum Mutant {
     /// The segment path is used as spelled instead of canonicalised, so one segment spelled two
     /// ways reports two DB paths (caught by `g3-evidence-signals`).
     SegmentAsSpelled,
+    /// Freshness is keyed on the file's (size, mtime) instead of its content, so a rewrite that
+    /// keeps both is served the replaced version's symbols (caught by `p2-stress-edits`).
+    SizeMtimeFreshness,
 }
 
 impl Mutant {
@@ -92,6 +95,7 @@ impl Mutant {
         Mutant::IndexIgnoresCache,
         Mutant::PlainModuleOpen,
         Mutant::SegmentAsSpelled,
+        Mutant::SizeMtimeFreshness,
     ];
 
     /// The stable name used in `TRIFECTA_MUTANT`.
@@ -114,6 +118,7 @@ impl Mutant {
             Mutant::IndexIgnoresCache => "index-ignores-cache",
             Mutant::PlainModuleOpen => "plain-module-open",
             Mutant::SegmentAsSpelled => "segment-as-spelled",
+            Mutant::SizeMtimeFreshness => "size-mtime-freshness",
         }
     }
 

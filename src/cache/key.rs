@@ -22,6 +22,20 @@ impl CacheKey {
         }
     }
 
+    /// The key for `content`, just read from `file`: [`CacheKey::of`] the content. (With the
+    /// `size-mtime-freshness` mutant, debug builds only: a hash of the file's size and mtime
+    /// instead — the stat "fast path" that serves stale symbols after a rewrite that keeps both.)
+    pub fn for_file(file: &std::fs::File, content: &[u8]) -> Self {
+        if crate::mutant::active(crate::mutant::Mutant::SizeMtimeFreshness)
+            && let Ok(m) = file.metadata()
+        {
+            use std::os::unix::fs::MetadataExt;
+            let stat = format!("stat:{}:{}.{:09}", m.len(), m.mtime(), m.mtime_nsec());
+            return CacheKey::of(stat.as_bytes());
+        }
+        CacheKey::of(content)
+    }
+
     /// Rebuild a key from a stored hash.
     pub fn from_hash(hash: [u8; 32]) -> Self {
         CacheKey { hash }

@@ -435,6 +435,10 @@ impl SqliteStore {
         };
         let now = crate::clock::now_ms();
         let tag = CacheKey::extractor_tag();
+        // Mutant `split-checksum`: rows go in with a placeholder checksum and get the real one
+        // in a second transaction; a crash in between leaves rows that fail verification.
+        let split = mutant::active(Mutant::SplitChecksum);
+        let mut late_sums: Vec<(&str, [u8; 32])> = Vec::new();
         let tx = conn.transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
         {
             let mut stmt = tx.prepare_cached(
@@ -455,7 +459,11 @@ impl SqliteStore {
                     continue;
                 }
                 let hash = key.content_hash();
-                let sum = entry_checksum(file_rel, hash, &tag, &payload);
+                let mut sum = entry_checksum(file_rel, hash, &tag, &payload);
+                if split {
+                    late_sums.push((*file_rel, sum));
+                    sum = [0; 32];
+                }
                 stmt.execute(params![
                     file_rel,
                     &hash[..],
@@ -468,6 +476,16 @@ impl SqliteStore {
             }
         }
         tx.commit()?;
+        if split {
+            let tx = conn.transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
+            for (file_rel, sum) in &late_sums {
+                tx.execute(
+                    "UPDATE entries SET checksum = ?2 WHERE file_rel = ?1",
+                    params![file_rel, &sum[..]],
+                )?;
+            }
+            tx.commit()?;
+        }
         Ok(())
     }
 

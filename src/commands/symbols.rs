@@ -59,7 +59,7 @@ pub fn run(args: &SymbolsArgs, cfg: &Config) -> Result<SymbolsOutput, CliError> 
     let resolve_ms = elapsed_ms(started);
     let t = Instant::now();
     let bytes = read_source(&file)?;
-    let key = CacheKey::of(&bytes);
+    let key = CacheKey::for_file(&file.file, &bytes);
     let read_ms = elapsed_ms(t);
 
     let telemetry = Telemetry::new(cfg.telemetry.for_segment(&root));

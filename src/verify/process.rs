@@ -3,7 +3,8 @@
 //! kills the whole group with SIGKILL — cargo's and the CLI's grandchildren included.
 //!
 //! Children inherit the verifier's environment minus every `TRIFECTA_*` variable, so a developer's
-//! shell settings can never change a gate's outcome; gates add what they need explicitly.
+//! shell settings can never change a gate's outcome; gates add what they need explicitly (a
+//! negative test's mutant, too, comes only from `gates --mutant`, never from the shell).
 
 use std::path::PathBuf;
 use std::process::Stdio;
@@ -116,6 +117,29 @@ pub fn command(spec: &ProcSpec) -> Command {
         cmd.current_dir(d);
     }
     cmd
+}
+
+/// The same process as [`command`] as a blocking `std` command, for callers that supervise a
+/// child from a thread (the crash step polls and signals it every few hundred microseconds).
+/// Output goes to `out` (one file for stdout and stderr), so no pipe needs draining.
+pub fn std_command(spec: &ProcSpec, out: std::fs::File) -> std::io::Result<std::process::Command> {
+    use std::os::unix::process::CommandExt;
+    let mut cmd = std::process::Command::new(&spec.program);
+    cmd.args(&spec.args)
+        .stdin(Stdio::null())
+        .stdout(out.try_clone()?)
+        .stderr(out)
+        .process_group(0);
+    for k in trifecta_vars(std::env::vars_os()) {
+        cmd.env_remove(k);
+    }
+    for (k, v) in &spec.env {
+        cmd.env(k, v);
+    }
+    if let Some(d) = &spec.cwd {
+        cmd.current_dir(d);
+    }
+    Ok(cmd)
 }
 
 /// SIGKILL the process group led by `child` (no-op when it already exited and was reaped).
@@ -261,6 +285,26 @@ mod tests {
         assert_eq!(
             removed,
             [os("TRIFECTA_AST_PERSIST"), os("TRIFECTA_TELEMETRY")]
+        );
+    }
+
+    #[test]
+    fn children_lose_every_trifecta_setting_the_mutant_switch_included() {
+        let vars = [
+            "TRIFECTA_AST_PERSIST",
+            "TRIFECTA_MUTANT",
+            "PATH",
+            "TRIFECTA_TELEMETRY",
+        ]
+        .map(|k| (k.into(), "1".into()));
+        let removed = trifecta_vars(vars.into_iter());
+        assert_eq!(
+            removed,
+            [
+                "TRIFECTA_AST_PERSIST",
+                "TRIFECTA_MUTANT",
+                "TRIFECTA_TELEMETRY"
+            ]
         );
     }
 

@@ -13,6 +13,7 @@ mod corpus;
 mod encodings;
 mod extract_cli;
 mod gate_mutants;
+mod gates_fail;
 mod golden;
 mod hostile;
 mod index;

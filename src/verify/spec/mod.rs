@@ -452,15 +452,24 @@ fn validate_step(
             }
         }
         Step::Kill(k) => {
-            if k.max_ms < k.min_ms || k.times == 0 {
-                err("max_ms", "need times ≥ 1 and min_ms ≤ max_ms".into());
+            if k.times == 0 {
+                err("times", "need times ≥ 1".into());
             }
-            if k.min_killed > k.times {
+            if k.min_landed > k.times {
                 err(
-                    "min_killed",
-                    format!("min_killed {} exceeds times {}", k.min_killed, k.times),
+                    "min_landed",
+                    format!("min_landed {} exceeds times {}", k.min_landed, k.times),
                 );
             }
+            if let Some(g) = &k.generate
+                && (g.modules == 0 || !plain_relative(&g.dir))
+            {
+                err(
+                    "generate",
+                    "generate needs modules ≥ 1 and a plain relative dir".into(),
+                );
+            }
+            validate_after_each(k, names, has_worktree, err);
         }
         Step::Age(a) => {
             if !a.days.is_finite() || a.days < 0.0 {
@@ -511,6 +520,39 @@ fn validate_step(
         | Step::Sqlite(_)
         | Step::Snapshot(_)
         | Step::Integrity(_) => {}
+    }
+}
+
+/// The checks run after each landed kill: only kinds that look at the database or run the CLI
+/// once (no nested kills, storms or builds), with names visible to later ones.
+fn validate_after_each(
+    k: &KillStep,
+    names: &HashSet<String>,
+    has_worktree: bool,
+    err: &mut dyn FnMut(&str, String),
+) {
+    let mut names = names.clone();
+    for (i, sub) in k.after_each.iter().enumerate() {
+        let allowed = matches!(
+            sub,
+            Step::Run(_) | Step::Jq(_) | Step::Integrity(_) | Step::Baseline(_) | Step::Files(_)
+        );
+        if !allowed {
+            err(
+                "after_each",
+                format!(
+                    "after_each {}: `{}` is not allowed (run, jq, integrity, baseline, files)",
+                    i + 1,
+                    sub.kind()
+                ),
+            );
+        }
+        validate_step(sub, &names, has_worktree, &mut |_, msg| {
+            err("after_each", format!("after_each {}: {msg}", i + 1))
+        });
+        if let Some(n) = sub.name() {
+            names.insert(n.to_string());
+        }
     }
 }
 
@@ -630,6 +672,46 @@ mod tests {
             "description = \"d\"\noutside = \"out\"\n",
         );
         assert!(load_gate(&p, d.path(), &mut BTreeMap::new()).is_ok());
+    }
+
+    #[test]
+    fn kill_after_each_takes_only_checks_with_known_names() {
+        let d = tempfile::tempdir().unwrap();
+        let sc = d.path().join("sc");
+        std::fs::create_dir_all(sc.join("segment")).unwrap();
+        write(&sc, "scenario.toml", "description = \"d\"\n");
+        let gate = |after: &str| {
+            format!(
+                "id = \"g\"\ntitle = \"t\"\nscenario = \"sc\"\n[[steps]]\nkind = \"kill\"\n\
+                 times = 2\nmin_landed = 2\nargs = [\"x\"]\n{after}"
+            )
+        };
+        let load = |text: String| {
+            let p = write(d.path(), "g.toml", &text);
+            load_gate(&p, d.path(), &mut BTreeMap::new())
+        };
+        let ok = "[[steps.after_each]]\nkind = \"run\"\nname = \"v\"\nargs = [\"y\"]\n\
+                  [[steps.after_each]]\nkind = \"baseline\"\nsteps = [\"v\"]\n";
+        assert!(load(gate(ok)).is_ok());
+        for (after, want) in [
+            (
+                "[[steps.after_each]]\nkind = \"kill\"\nargs = [\"y\"]\n",
+                "`kill` is not allowed",
+            ),
+            (
+                "[[steps.after_each]]\nkind = \"baseline\"\nsteps = [\"nope\"]\n",
+                "no earlier step named `nope`",
+            ),
+        ] {
+            let e = load(gate(after)).unwrap_err();
+            assert!(e.iter().any(|e| e.message.contains(want)), "{want}: {e:?}");
+        }
+        let too_many = gate("").replace("min_landed = 2", "min_landed = 3");
+        let e = load(too_many).unwrap_err();
+        assert!(
+            e.iter().any(|e| e.message.contains("exceeds times")),
+            "{e:?}"
+        );
     }
 
     #[test]

@@ -26,10 +26,7 @@ pub(super) fn default_edit_every_ms() -> u64 {
 pub(super) fn default_kill_times() -> usize {
     3
 }
-pub(super) fn default_kill_max_ms() -> u64 {
-    60
-}
-pub(super) fn default_min_killed() -> usize {
+pub(super) fn default_min_landed() -> usize {
     1
 }
 pub(super) fn default_telemetry() -> StepInput {
@@ -298,7 +295,7 @@ pub struct StressStep {
 
 /// `[steps.edit]` of a stress step: one module rewritten atomically, over and over, during the
 /// storm. Version `k` (k = 0, 1, 2, … never reused, so each is on disk only briefly) is the
-/// original text plus `def _stress_edit_k(): pass`. Each answer for `uri` must be the uncached
+/// original text plus `def _stress_edit_<k, 6 digits>(): pass` (all versions the same size). Each answer for `uri` must be the uncached
 /// answer for a version that was on disk at some moment between the invocation's start and end.
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -310,6 +307,12 @@ pub struct StressEdit {
     /// Pause between rewrites.
     #[serde(default = "default_edit_every_ms")]
     pub every_ms: u64,
+    /// After each rewrite that gets a new mtime, this many rewrites restore the mtime of the
+    /// version they replace (every version has the same size), so a cache that trusts
+    /// (size, mtime) serves stale answers. With `keep_stat > 0`, at least one invocation must
+    /// begin while such a version is on disk, or the check is vacuous.
+    #[serde(default)]
+    pub keep_stat: usize,
 }
 
 /// `kind = "corrupt"`.
@@ -355,7 +358,13 @@ pub struct HoldLockStep {
 #[serde(deny_unknown_fields)]
 pub struct ReleaseStep {}
 
-/// `kind = "kill"`.
+/// `kind = "kill"`: crash writers in the middle of a write transaction, one at a time, and
+/// check the database right after each crash (see `steps::crash`).
+///
+/// Each writer is stopped (SIGSTOP of its process group) at a seeded point of its write phase
+/// and observed from outside; it is SIGKILLed only when it holds SQLite's WAL write lock on an
+/// existing database with rows (a *landed* kill), otherwise it is resumed and stopped again a
+/// little later, until a kill lands or the writer exits.
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct KillStep {
@@ -366,23 +375,42 @@ pub struct KillStep {
     /// Extra environment.
     #[serde(default)]
     pub env: BTreeMap<String, String>,
-    /// How many writers are killed.
+    /// How many writers are started (each is killed at most once).
     #[serde(default = "default_kill_times")]
     pub times: usize,
-    /// Earliest kill point after spawn.
+    /// At least this many kills must land inside a write transaction on a populated database;
+    /// fewer fails the step (a crash test whose kills miss the writes tested nothing).
+    #[serde(default = "default_min_landed")]
+    pub min_landed: usize,
+    /// Run once before the writers (e.g. `ast index --persist-cache`): the cache it leaves is
+    /// snapshotted and restored before every writer, so each one writes to a populated DB.
     #[serde(default)]
-    pub min_ms: u64,
-    /// Latest kill point after spawn.
-    #[serde(default = "default_kill_max_ms")]
-    pub max_ms: u64,
-    /// At least this many writers must still be running when their kill lands; otherwise the
-    /// step fails (a crash test whose writers all finished first tested nothing).
-    #[serde(default = "default_min_killed")]
-    pub min_killed: usize,
-    /// Arguments of a command run to completion before each writer (e.g. `ast cache clear`, so
-    /// every writer starts cold and really writes).
+    pub populate: Vec<String>,
+    /// Generated modules that every writer finds changed (so it has entries to rewrite).
+    pub generate: Option<GenerateSpec>,
+    /// Checks run right after each landed kill, before the next writer (`run`, `jq`,
+    /// `integrity`, `baseline`, `files`); a failing one fails the step.
     #[serde(default)]
-    pub prepare: Vec<String>,
+    pub after_each: Vec<Step>,
+}
+
+/// `[steps.generate]` of a kill step: `modules` Python modules `<dir>/m0000.py…` written by the
+/// harness: variant 0 before `populate`, then variant 1 (other names, so other symbols) for
+/// every writer.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct GenerateSpec {
+    /// Segment-relative package directory (created, with an empty `__init__.py`).
+    pub dir: String,
+    /// Number of modules.
+    pub modules: usize,
+    /// Functions per module (and half as many methods): the size of each entry.
+    #[serde(default = "default_defs")]
+    pub defs: usize,
+}
+
+fn default_defs() -> usize {
+    12
 }
 
 /// What `edit` does.

@@ -6,11 +6,11 @@ use crate::cache::faults::{self, CorruptionMode};
 use crate::verify::process::{self, Outcome as ProcOutcome, ProcSpec};
 use crate::verify::report::{Fault, Status, excerpt};
 use crate::verify::spec::{
-    AgeStep, CargoDir, CargoStep, CorruptStep, EditAction, EditStep, HoldLockStep, KillStep,
-    LockMode, RunStep, SnapshotStep, SqliteStep, WorktreeStep,
+    AgeStep, CargoDir, CargoStep, CorruptStep, EditAction, EditStep, HoldLockStep, LockMode,
+    RunStep, SnapshotStep, SqliteStep, WorktreeStep,
 };
 use crate::verify::workspace;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 use tokio::io::AsyncBufReadExt;
 
 fn log_body(spec: &ProcSpec, o: &ProcOutcome) -> String {
@@ -372,96 +372,6 @@ pub async fn release(ctx: &mut GateCtx) -> Outcome {
         let _ = h.wait().await;
     }
     Outcome::pass(format!("{n} lock holder(s) stopped"))
-}
-
-/// `kill`: start a writer and SIGKILL its process group at a seeded point, `times` times.
-pub async fn kill(ctx: &mut GateCtx, s: &KillStep, index: usize) -> Outcome {
-    let spec = ctx.trifecta_spec(&s.args, &s.env, 60);
-    let prepare = (!s.prepare.is_empty()).then(|| ctx.trifecta_spec(&s.prepare, &s.env, 60));
-    let mut lines = Vec::new();
-    let mut failed = Vec::new();
-    let mut killed = 0;
-    for i in 0..s.times {
-        if let Some(p) = &prepare {
-            let started = Instant::now();
-            let child = match process::command(p).spawn() {
-                Ok(c) => c,
-                Err(e) => return Outcome::error(format!("cannot spawn prepare command: {e}")),
-            };
-            match process::finish(child, p.timeout, started, None).await {
-                Ok(o) if o.code == Some(0) => {}
-                Ok(o) => failed.push(format!("prepare before writer {i}: {}", o.status_text())),
-                Err(e) => return Outcome::error(format!("waiting for prepare command: {e}")),
-            }
-        }
-        let seed = ctx.fault_seed(index, i);
-        let span = s.max_ms - s.min_ms + 1;
-        let point = s.min_ms + seed % span;
-        let started = Instant::now();
-        let child = match process::command(&spec).spawn() {
-            Ok(c) => c,
-            Err(e) => return Outcome::error(format!("cannot spawn writer: {e}")),
-        };
-        let o = match process::finish(
-            child,
-            spec.timeout,
-            started,
-            Some(Duration::from_millis(point)),
-        )
-        .await
-        {
-            Ok(o) => o,
-            Err(e) => return Outcome::error(format!("waiting for writer: {e}")),
-        };
-        let what = if o.signal == Some(libc::SIGKILL) {
-            killed += 1;
-            "killed".to_string()
-        } else {
-            format!("finished before the kill point ({})", o.status_text())
-        };
-        if o.signal.is_none() && o.code != Some(0) {
-            failed.push(format!("writer {i}: {}", o.status_text()));
-        }
-        lines.push(format!("kill {i}: @ {point} ms → {what}"));
-        ctx.faults.push(Fault {
-            gate: ctx.gate_id.clone(),
-            step: index,
-            kind: "kill".into(),
-            what: format!("kill -9 @ {point} ms"),
-            seed,
-            detail: what,
-        });
-    }
-    lines.push(format!(
-        "{killed} of {} writer(s) were killed while running (min_killed = {})",
-        s.times, s.min_killed
-    ));
-    if killed < s.min_killed {
-        failed.push(format!(
-            "only {killed} of {} writers were still running at their kill point (need {}): the kill window misses the writes",
-            s.times, s.min_killed
-        ));
-    }
-    let log = ctx.log(&format!("step-{index}-kill.log"), &lines.join("\n"));
-    Outcome {
-        status: if failed.is_empty() {
-            Status::Pass
-        } else {
-            Status::Fail
-        },
-        commands: vec![format!(
-            "# {} × (spawn, then kill -9 -<pgid> at a seeded point):\n{}",
-            s.times,
-            spec.display()
-        )],
-        excerpt: lines.join("\n"),
-        detail: if failed.is_empty() {
-            format!("{} writer(s) started and killed/finished", s.times)
-        } else {
-            failed.join("; ")
-        },
-        logs: log.into_iter().collect(),
-    }
 }
 
 /// `edit`: change a segment source file.

@@ -8,22 +8,36 @@
 //! once and answers for those bytes, and a rename is atomic, so a correct cache can only ever
 //! produce fresh answers; a cache that serves an entry for replaced content cannot, once the
 //! version it serves left the disk before the invocation began.
+//!
+//! Every version has the same size, and with `keep_stat` some rewrites also restore the previous
+//! version's modification time, so a cache that trusts (size, mtime) to mean "unchanged" serves
+//! stale answers. "On disk" is therefore always judged by the journal — the harness's own clock
+//! just before and after each rename — and never by the file's mtime, which those rewrites make
+//! lie about when the content changed.
 
 use crate::verify::spec::StressEdit;
 use serde_json::Value;
+use std::fs::FileTimes;
+use std::io::Write;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::time::{Duration, Instant};
+use std::time::{Duration, Instant, SystemTime};
 
-/// The text of version `k`: the original plus a marker definition, so versions differ in symbols.
+/// The marker definition's name in version `k`: fixed width, so every version has the same size.
+pub fn marker(k: usize) -> String {
+    format!("_stress_edit_{k:06}")
+}
+
+/// The text of version `k`: the original plus a marker definition, so versions differ in symbols
+/// (and not in size, for k below a million).
 pub fn version_text(original: &str, k: usize) -> String {
     let sep = if original.is_empty() || original.ends_with('\n') {
         ""
     } else {
         "\n"
     };
-    format!("{original}{sep}\n\ndef _stress_edit_{k}():\n    pass\n")
+    format!("{original}{sep}\n\ndef {}():\n    pass\n", marker(k))
 }
 
 /// One rewrite: version `version` was renamed into place between `before_ms` and `after_ms`
@@ -36,6 +50,9 @@ pub struct Rewrite {
     pub before_ms: f64,
     /// Just after the rename.
     pub after_ms: f64,
+    /// The file's size and modification time after the rename were those of the version it
+    /// replaced (as observed by `stat`): only the content tells them apart.
+    pub same_stat: bool,
 }
 
 /// One answer for the edited module: its time window and which version's symbols it carries
@@ -80,10 +97,34 @@ pub fn versions_served(answers: &[Answer]) -> Vec<usize> {
     seen
 }
 
+/// The answers whose invocation began while a same-size, same-mtime version was on disk (after
+/// its rename had completed): the ones a cache trusting (size, mtime) could answer stale.
+pub fn began_on_same_stat(rewrites: &[Rewrite], answers: &[Answer]) -> usize {
+    let windows: Vec<(f64, f64)> = rewrites
+        .iter()
+        .enumerate()
+        .filter(|(_, r)| r.same_stat)
+        .map(|(i, r)| {
+            let until = rewrites.get(i + 1).map_or(f64::INFINITY, |n| n.before_ms);
+            (r.after_ms, until)
+        })
+        .collect();
+    answers
+        .iter()
+        .filter(|a| {
+            windows
+                .iter()
+                .any(|&(from, until)| from <= a.invoke_ms && a.invoke_ms < until)
+        })
+        .count()
+}
+
 /// The problems in a history: answers matching no version, answers serving a version that was
 /// not on disk at any moment of their invocation, and a vacuous history (fewer than two
-/// rewrites, or fewer than two versions served: then nothing about freshness was tested).
-pub fn check(rewrites: &[Rewrite], answers: &[Answer]) -> Vec<String> {
+/// rewrites, or fewer than two versions served: then nothing about freshness was tested; with
+/// `want_same_stat`, also no invocation that began while a same-size, same-mtime version was on
+/// disk: then (size, mtime) trust was not tested).
+pub fn check(rewrites: &[Rewrite], answers: &[Answer], want_same_stat: bool) -> Vec<String> {
     let windows = on_disk_windows(rewrites);
     let mut problems = Vec::new();
     let seen = versions_served(answers);
@@ -93,6 +134,13 @@ pub fn check(rewrites: &[Rewrite], answers: &[Answer]) -> Vec<String> {
              storm so that at least two versions are served",
             rewrites.len(),
             numbers(&seen)
+        ));
+    }
+    if want_same_stat && began_on_same_stat(rewrites, answers) == 0 {
+        let kept = rewrites.iter().filter(|r| r.same_stat).count();
+        problems.push(format!(
+            "vacuous: no invocation began while a same-size, same-mtime version was on disk \
+             ({kept} rewrites kept size and mtime)"
         ));
     }
     for a in answers {
@@ -122,7 +170,8 @@ pub struct Editor {
 impl Editor {
     /// Put version 0 in place before returning (so no invocation can see the original text),
     /// then keep renaming the next version into place every `edit.every_ms` until stopped.
-    /// Times are measured from `t0`.
+    /// After each rewrite that gets a new mtime, `edit.keep_stat` rewrites restore the previous
+    /// version's mtime before their rename. Times are measured from `t0`.
     pub fn start(
         segment: &Path,
         edit: &StressEdit,
@@ -131,19 +180,34 @@ impl Editor {
     ) -> std::io::Result<Self> {
         let target: PathBuf = segment.join(&edit.file);
         let tmp = target.with_extension("py.stress-tmp");
-        let put = move |k: usize, text: &str| -> std::io::Result<Rewrite> {
-            std::fs::write(&tmp, version_text(text, k))?;
+        let mut prev: Option<(u64, SystemTime)> = None;
+        let mut put = move |k: usize, text: &str, keep: bool| -> std::io::Result<Rewrite> {
+            let mut f = std::fs::File::create(&tmp)?;
+            f.write_all(version_text(text, k).as_bytes())?;
+            if let (true, Some((_, mtime))) = (keep, prev) {
+                // futimens(2) on the new file, before it is renamed into place: it appears
+                // with the replaced version's mtime (and, by construction, its size).
+                f.set_times(FileTimes::new().set_modified(mtime).set_accessed(mtime))?;
+            }
+            drop(f);
             let before_ms = t0.elapsed().as_secs_f64() * 1e3;
             std::fs::rename(&tmp, &target)?;
+            let after_ms = t0.elapsed().as_secs_f64() * 1e3;
+            let m = std::fs::metadata(&target)?;
+            let stat = (m.len(), m.modified()?);
+            let same_stat = prev == Some(stat);
+            prev = Some(stat);
             Ok(Rewrite {
                 version: k,
                 before_ms,
-                after_ms: t0.elapsed().as_secs_f64() * 1e3,
+                after_ms,
+                same_stat,
             })
         };
-        let first = put(0, original)?;
+        let first = put(0, original, false)?;
         let stop = Arc::new(AtomicBool::new(false));
         let every = Duration::from_millis(edit.every_ms);
+        let run = edit.keep_stat + 1;
         let original = original.to_owned();
         let flag = stop.clone();
         let thread = std::thread::spawn(move || {
@@ -155,7 +219,7 @@ impl Editor {
                     return Ok(log);
                 }
                 k += 1;
-                log.push(put(k, &original)?);
+                log.push(put(k, &original, k % run != 0)?);
             }
         });
         Ok(Editor {
@@ -183,8 +247,8 @@ impl Drop for Editor {
 }
 
 /// Which version an answer is for: `k` when it is exactly version 0's uncached answer (symbols
-/// and syntax errors) with the marker `_stress_edit_0` renamed `_stress_edit_k`; versions
-/// differ only in that name, so one uncached run serves as the reference for all of them.
+/// and syntax errors) with version 0's marker renamed to version `k`'s; versions differ only in
+/// that name, so one uncached run serves as the reference for all of them.
 pub fn served_version(answer: &Value, version0: &Value) -> Option<usize> {
     let k: usize = answer
         .get("symbols")?
@@ -198,11 +262,11 @@ pub fn served_version(answer: &Value, version0: &Value) -> Option<usize> {
                 .ok()
         })
         .next_back()?;
-    let marker = format!("_stress_edit_{k}");
+    let name = marker(k);
     let mut canonical = answer.clone();
     for s in canonical.get_mut("symbols")?.as_array_mut()? {
-        if s.get("name").and_then(Value::as_str) == Some(marker.as_str()) {
-            s["name"] = Value::from("_stress_edit_0");
+        if s.get("name").and_then(Value::as_str) == Some(name.as_str()) {
+            s["name"] = Value::from(marker(0));
         }
     }
     let same = |f: &str| canonical.get(f) == version0.get(f);
@@ -218,6 +282,7 @@ mod tests {
             version,
             before_ms: at,
             after_ms: at + 0.1,
+            same_stat: false,
         }
     }
 
@@ -239,7 +304,7 @@ mod tests {
             answer(8.0, 12.0, Some(1)),  // v1 from 10.0
             answer(25.0, 30.0, Some(2)), // the last version stays on disk
         ];
-        assert_eq!(check(&log, &ok), Vec::<String>::new());
+        assert_eq!(check(&log, &ok, false), Vec::<String>::new());
     }
 
     #[test]
@@ -250,7 +315,7 @@ mod tests {
             answer(1.0, 5.0, Some(2)),   // v2 not written yet
             answer(1.0, 5.0, None),
         ];
-        let problems = check(&log, &bad);
+        let problems = check(&log, &bad, false);
         assert_eq!(problems.len(), 3, "{problems:?}");
         assert!(problems[0].contains("stale"), "{problems:?}");
         assert!(problems[2].contains("no version"), "{problems:?}");
@@ -261,12 +326,13 @@ mod tests {
         // A single version served, or a single rewrite: nothing about freshness was tested.
         let log = [rw(0, 0.0), rw(1, 10.0), rw(2, 20.0)];
         let one_version = [answer(1.0, 5.0, Some(0)), answer(2.0, 6.0, Some(0))];
-        let problems = check(&log, &one_version);
+        let problems = check(&log, &one_version, false);
         assert_eq!(problems.len(), 1, "{problems:?}");
         assert!(problems[0].starts_with("vacuous"), "{problems:?}");
         let one_rewrite = check(
             &log[..1],
             &[answer(1.0, 5.0, Some(0)), answer(6.0, 7.0, Some(0))],
+            false,
         );
         assert_eq!(one_rewrite.len(), 1, "{one_rewrite:?}");
     }
@@ -277,17 +343,19 @@ mod tests {
         let b = version_text("def f():\n    pass", 1);
         assert!(a.starts_with("def f():\n    pass\n"));
         assert_ne!(a, b);
-        assert!(b.ends_with("def _stress_edit_1():\n    pass\n"));
+        assert!(b.ends_with("def _stress_edit_000001():\n    pass\n"));
+        let c = version_text("def f():\n    pass", 123_456);
+        assert_eq!(a.len(), c.len(), "every version has the same size");
     }
 
     #[test]
     fn served_version_reads_the_marker_and_checks_everything_else() {
         let v0 = serde_json::json!({"symbols": [
             {"kind": "function", "name": "f", "line": 1, "end_line": 2},
-            {"kind": "function", "name": "_stress_edit_0", "line": 5, "end_line": 6}],
+            {"kind": "function", "name": "_stress_edit_000000", "line": 5, "end_line": 6}],
             "syntax_errors": []});
         let mut v7 = v0.clone();
-        v7["symbols"][1]["name"] = "_stress_edit_7".into();
+        v7["symbols"][1]["name"] = "_stress_edit_000007".into();
         assert_eq!(served_version(&v7, &v0), Some(7));
         assert_eq!(served_version(&v0, &v0), Some(0));
         let mut wrong = v7.clone();
@@ -314,6 +382,7 @@ mod tests {
             file: "m.py".into(),
             uri: "sym://python/mod/m".into(),
             every_ms: 1,
+            keep_stat: 0,
         };
         let ed = Editor::start(d.path(), &edit, "x = 1\n", Instant::now()).unwrap();
         std::thread::sleep(Duration::from_millis(30));
@@ -325,5 +394,76 @@ mod tests {
         let last = log.last().unwrap().version;
         let on_disk = std::fs::read_to_string(d.path().join("m.py")).unwrap();
         assert_eq!(on_disk, version_text("x = 1\n", last));
+    }
+
+    #[test]
+    fn kept_rewrites_have_the_replaced_versions_size_and_mtime() {
+        let d = tempfile::tempdir().unwrap();
+        let path = d.path().join("m.py");
+        std::fs::write(&path, "x = 1\n").unwrap();
+        let edit = StressEdit {
+            file: "m.py".into(),
+            uri: "sym://python/mod/m".into(),
+            every_ms: 2,
+            keep_stat: 2,
+        };
+        let t0 = Instant::now();
+        let ed = Editor::start(d.path(), &edit, "x = 1\n", t0).unwrap();
+        // Watch the file: a kept rewrite changes the content, never the size or the mtime.
+        let mut seen = Vec::new();
+        while t0.elapsed() < Duration::from_millis(60) {
+            if let (Ok(m), Ok(text)) = (std::fs::metadata(&path), std::fs::read_to_string(&path)) {
+                seen.push((m.len(), m.modified().unwrap(), text));
+            }
+            std::thread::sleep(Duration::from_micros(300));
+        }
+        let log = ed.finish().unwrap();
+        assert!(log.len() >= 6, "{log:?}");
+        // Versions 1, 2, 4, 5, … restore the mtime of the version they replace.
+        for r in &log[1..] {
+            if r.version % 3 != 0 {
+                assert!(
+                    r.same_stat,
+                    "version {} kept size and mtime: {log:?}",
+                    r.version
+                );
+            }
+        }
+        assert!(!log[0].same_stat, "version 0 replaced nothing");
+        let texts: std::collections::BTreeSet<_> = seen.iter().map(|s| s.2.clone()).collect();
+        assert!(texts.len() >= 3, "the content kept changing");
+        assert!(
+            seen.iter().all(|s| s.0 == seen[0].0),
+            "every version has the same size"
+        );
+    }
+
+    #[test]
+    fn a_history_without_answers_on_same_stat_versions_is_vacuous_when_wanted() {
+        let mut log = vec![rw(0, 0.0), rw(1, 10.0), rw(2, 20.0)];
+        log[1].same_stat = true;
+        let ok = [answer(1.0, 5.0, Some(0)), answer(25.0, 30.0, Some(2))];
+        assert_eq!(check(&log, &ok, false), Vec::<String>::new());
+        let problems = check(&log, &ok, true);
+        assert_eq!(problems.len(), 1, "{problems:?}");
+        assert!(
+            problems[0].contains("same-size, same-mtime"),
+            "{problems:?}"
+        );
+        // An invocation that began while version 1 (same stat) was on disk tests it.
+        let tested = [
+            answer(1.0, 5.0, Some(0)),
+            answer(12.0, 14.0, Some(1)),
+            answer(25.0, 30.0, Some(2)),
+        ];
+        assert_eq!(began_on_same_stat(&log, &tested), 1);
+        assert_eq!(check(&log, &tested, true), Vec::<String>::new());
+        // Serving version 0 then is stale, whatever the file's mtime says.
+        let stale = [answer(1.0, 5.0, Some(1)), answer(12.0, 14.0, Some(0))];
+        let problems = check(&log, &stale, true);
+        assert!(
+            problems.iter().any(|p| p.contains("(stale)")),
+            "{problems:?}"
+        );
     }
 }

@@ -7,6 +7,7 @@
 
 pub mod actions;
 pub mod checks;
+pub mod crash;
 pub mod freshness;
 pub mod hostile;
 pub mod leaks;
@@ -382,7 +383,10 @@ pub fn label(step: &Step) -> String {
         Step::Corrupt(c) => c.mode.clone(),
         Step::HoldLock(h) => format!("{} {} ms", h.mode.as_str(), h.ms),
         Step::Release(_) => "stop lock holders".into(),
-        Step::Kill(k) => format!("{} × kill -9 in [{}, {}] ms", k.times, k.min_ms, k.max_ms),
+        Step::Kill(k) => format!(
+            "{} × kill -9 inside a write transaction (min_landed {})",
+            k.times, k.min_landed
+        ),
         Step::Edit(e) => format!("{} {}", e.action.as_str(), e.file),
         Step::Age(a) => format!("+{} days", a.days),
         Step::Signal(s) => format!("`{}`", s.pattern),
@@ -423,7 +427,7 @@ pub async fn exec(ctx: &mut GateCtx, step: &Step, index: usize) -> Outcome {
         Step::Corrupt(s) => actions::corrupt(ctx, s, index),
         Step::HoldLock(s) => actions::hold_lock(ctx, s).await,
         Step::Release(_) => actions::release(ctx).await,
-        Step::Kill(s) => actions::kill(ctx, s, index).await,
+        Step::Kill(s) => crash::kill(ctx, s, index).await,
         Step::Edit(s) => actions::edit(ctx, s),
         Step::Age(s) => actions::age(ctx, s),
         Step::Sqlite(s) => actions::sqlite(ctx, s),

@@ -103,8 +103,9 @@ pub async fn stress(ctx: &mut GateCtx, s: &StressStep, index: usize) -> Outcome 
     if let (Some(edit), Some((log, original))) = (&s.edit, &rewrites) {
         for r in log {
             history.push_str(
-                &serde_json::json!({"type": "edit", "version": r.version, "t_ms": r.before_ms, "t_after_ms": r.after_ms})
-                    .to_string(),
+                &serde_json::json!({"type": "edit", "version": r.version, "t_ms": r.before_ms,
+                                    "t_after_ms": r.after_ms, "same_stat": r.same_stat})
+                .to_string(),
             );
             history.push('\n');
         }
@@ -131,14 +132,16 @@ pub async fn stress(ctx: &mut GateCtx, s: &StressStep, index: usize) -> Outcome 
                 served,
             });
         }
-        freshness_problems = freshness::check(log, &answers);
+        freshness_problems = freshness::check(log, &answers, edit.keep_stat > 0);
         let seen = freshness::versions_served(&answers);
         freshness_detail = format!(
-            "; freshness: {} answers for {} checked against {} rewrites of {} (versions served: {}), {} problems",
+            "; freshness: {} answers for {} checked against {} rewrites of {} ({} kept size and mtime; {} answers began on such a version; versions served: {}), {} problems",
             answers.len(),
             edit.uri,
             log.len(),
             edit.file,
+            log.iter().filter(|r| r.same_stat).count(),
+            freshness::began_on_same_stat(log, &answers),
             freshness::numbers(&seen),
             freshness_problems.len()
         );
