@@ -380,12 +380,90 @@ pub fn invalid(name: &str, value: &str, expected: &str) -> CliError {
     )
 }
 
+/// `trifecta-verify`'s own settings from its environment, snapshotted once per process. The
+/// gates' `trifecta` children never see the harness's `TRIFECTA_*` variables (their
+/// environment comes from the gate specs), so these are the harness's settings only.
+#[derive(Debug, Clone, Default)]
+pub struct VerifyEnv {
+    /// `TRIFECTA_VERIFY_JQ`: the reference jq; set but empty turns the cross-check off.
+    pub jq: Option<OsString>,
+    /// `PATH`, to find `jq` when `TRIFECTA_VERIFY_JQ` is unset.
+    pub path: Option<OsString>,
+    /// `HOME`, one of the absolute paths the leak scan looks for.
+    pub home: Option<OsString>,
+    /// `TRIFECTA_VERIFY_SLOW_MS`: the interval of `SLOW` progress lines (tests use a short one).
+    pub slow_ms: Option<u64>,
+    /// Every `TRIFECTA_*` name in the harness's environment: what children must not inherit.
+    pub trifecta_names: Vec<OsString>,
+}
+
+/// `TRIFECTA_VERIFY_SLOW_MS`.
+pub const ENV_VERIFY_SLOW_MS: &str = "TRIFECTA_VERIFY_SLOW_MS";
+/// `TRIFECTA_VERIFY_JQ`.
+pub const ENV_VERIFY_JQ: &str = "TRIFECTA_VERIFY_JQ";
+
+impl VerifyEnv {
+    /// The process's snapshot (taken on first use).
+    pub fn get() -> &'static VerifyEnv {
+        static ENV: std::sync::OnceLock<VerifyEnv> = std::sync::OnceLock::new();
+        ENV.get_or_init(|| VerifyEnv::from_pairs(std::env::vars_os()))
+    }
+
+    /// A snapshot from explicit pairs (tests).
+    pub fn from_pairs(pairs: impl IntoIterator<Item = (OsString, OsString)>) -> VerifyEnv {
+        let mut v = VerifyEnv::default();
+        for (k, val) in pairs {
+            match k.to_str() {
+                Some(ENV_VERIFY_JQ) => v.jq = Some(val.clone()),
+                Some("PATH") => v.path = Some(val.clone()),
+                Some("HOME") => v.home = Some(val.clone()),
+                Some(ENV_VERIFY_SLOW_MS) => {
+                    v.slow_ms = val
+                        .to_str()
+                        .and_then(|s| s.trim().parse().ok())
+                        .filter(|ms| *ms > 0)
+                }
+                _ => {}
+            }
+            if k.to_string_lossy().starts_with("TRIFECTA_") {
+                v.trifecta_names.push(k);
+            }
+        }
+        v
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
 
     fn env(pairs: &[(&str, &str)]) -> Env {
         Env::from_pairs(pairs.iter().map(|(k, v)| (*k, *v)))
+    }
+
+    #[test]
+    fn the_verifier_strips_every_trifecta_name_and_reads_its_own() {
+        let os = |s: &str| OsString::from(s);
+        let v = VerifyEnv::from_pairs(
+            [
+                ("PATH", "/bin"),
+                ("TRIFECTA_AST_PERSIST", "1"),
+                ("MY_TRIFECTA_X", "y"),
+                ("TRIFECTA_MUTANT", "split-checksum"),
+                ("TRIFECTA_VERIFY_SLOW_MS", "250"),
+            ]
+            .map(|(k, v)| (os(k), os(v))),
+        );
+        assert_eq!(
+            v.trifecta_names,
+            [
+                os("TRIFECTA_AST_PERSIST"),
+                os("TRIFECTA_MUTANT"),
+                os("TRIFECTA_VERIFY_SLOW_MS")
+            ]
+        );
+        assert_eq!(v.slow_ms, Some(250));
+        assert_eq!(v.path, Some(os("/bin")));
     }
 
     #[test]

@@ -180,10 +180,11 @@ impl JqVerdict {
 /// check), else `jq` on `PATH`. CI installs Debian's jq, so every gate predicate is evaluated
 /// by both implementations there and a disagreement cannot pass unnoticed.
 pub fn reference_jq() -> Option<std::path::PathBuf> {
-    match std::env::var_os("TRIFECTA_VERIFY_JQ") {
+    let env = crate::config::VerifyEnv::get();
+    match &env.jq {
         Some(p) if p.is_empty() => None,
         Some(p) => Some(p.into()),
-        None => std::env::split_paths(&std::env::var_os("PATH")?)
+        None => std::env::split_paths(env.path.as_ref()?)
             .map(|d| d.join("jq"))
             .find(|p| p.is_file()),
     }

@@ -89,15 +89,6 @@ impl Outcome {
     }
 }
 
-/// The `TRIFECTA_*` names among `vars`: what a child must not inherit.
-fn trifecta_vars(
-    vars: impl Iterator<Item = (std::ffi::OsString, std::ffi::OsString)>,
-) -> Vec<std::ffi::OsString> {
-    vars.map(|(k, _)| k)
-        .filter(|k| k.to_string_lossy().starts_with("TRIFECTA_"))
-        .collect()
-}
-
 /// Build the tokio command for `spec` (own process group, piped output, cleaned env).
 pub fn command(spec: &ProcSpec) -> Command {
     let mut cmd = Command::new(&spec.program);
@@ -107,7 +98,7 @@ pub fn command(spec: &ProcSpec) -> Command {
         .stderr(Stdio::piped())
         .process_group(0)
         .kill_on_drop(true);
-    for k in trifecta_vars(std::env::vars_os()) {
+    for k in &crate::config::VerifyEnv::get().trifecta_names {
         cmd.env_remove(k);
     }
     for (k, v) in &spec.env {
@@ -130,7 +121,7 @@ pub fn std_command(spec: &ProcSpec, out: std::fs::File) -> std::io::Result<std::
         .stdout(out.try_clone()?)
         .stderr(out)
         .process_group(0);
-    for k in trifecta_vars(std::env::vars_os()) {
+    for k in &crate::config::VerifyEnv::get().trifecta_names {
         cmd.env_remove(k);
     }
     for (k, v) in &spec.env {
@@ -268,44 +259,6 @@ mod tests {
         assert!(o.timed_out);
         assert_eq!(o.signal, Some(libc::SIGKILL));
         assert!(o.duration < Duration::from_secs(10));
-    }
-
-    /// Tested on a synthetic environment: mutating the real one (`set_var`) while other test
-    /// threads read it is a data race on `environ`.
-    #[test]
-    fn trifecta_env_is_removed() {
-        let os = |s: &str| std::ffi::OsString::from(s);
-        let env = [
-            ("PATH", "/bin"),
-            ("TRIFECTA_AST_PERSIST", "1"),
-            ("MY_TRIFECTA_X", "y"),
-            ("TRIFECTA_TELEMETRY", "full"),
-        ];
-        let removed = trifecta_vars(env.iter().map(|(k, v)| (os(k), os(v))));
-        assert_eq!(
-            removed,
-            [os("TRIFECTA_AST_PERSIST"), os("TRIFECTA_TELEMETRY")]
-        );
-    }
-
-    #[test]
-    fn children_lose_every_trifecta_setting_the_mutant_switch_included() {
-        let vars = [
-            "TRIFECTA_AST_PERSIST",
-            "TRIFECTA_MUTANT",
-            "PATH",
-            "TRIFECTA_TELEMETRY",
-        ]
-        .map(|k| (k.into(), "1".into()));
-        let removed = trifecta_vars(vars.into_iter());
-        assert_eq!(
-            removed,
-            [
-                "TRIFECTA_AST_PERSIST",
-                "TRIFECTA_MUTANT",
-                "TRIFECTA_TELEMETRY"
-            ]
-        );
     }
 
     #[test]

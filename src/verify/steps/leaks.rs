@@ -59,7 +59,7 @@ pub fn prefixes(ctx: &GateCtx) -> Vec<(&'static str, String)> {
     if let Ok(d) = std::env::current_dir() {
         raw.push(("working directory", d));
     }
-    if let Some(h) = std::env::var_os("HOME") {
+    if let Some(h) = &crate::config::VerifyEnv::get().home {
         raw.push(("$HOME", h.into()));
     }
     raw.push(("temp dir", std::env::temp_dir()));
