@@ -6,17 +6,21 @@
 //! Rooms: [`spec`] (data model + validation) → [`runner`] (selection, tokio, events) →
 //! [`steps`] (actions and checks) using [`workspace`] (worktrees, fixture copies),
 //! [`process`] (supervised children) and [`jq`] (the only file that knows jaq) → [`report`]
-//! (console, Markdown, JSON, JUnit). [`evidence`] captures the Evidence Header.
+//! (console, Markdown, JSON, JUnit). [`evidence`] captures the Evidence Header. CI matrices:
+//! [`shard`] splits the selection (`gates --shard K/N`), [`merge`] joins the shard reports.
 //!
 //! Exit codes (also in `--help` and `reports/README.md`): 0 every required gate that ran
 //! passed; 1 a required gate failed; 2 harness/configuration error (invalid specs, a harness
 //! failure during a gate, reports not writable); 4 nothing ran (the filters matched no gate).
+//! `merge` returns the merged run's code, or 2 when it refuses shards that are not one run.
 
 pub mod evidence;
 pub mod jq;
+pub mod merge;
 pub mod process;
 pub mod report;
 pub mod runner;
+pub mod shard;
 pub mod spec;
 pub mod steps;
 pub mod workspace;
@@ -32,7 +36,17 @@ const EXIT_HELP: &str = "Exit codes:
   1  a required gate failed (optional gates never fail the run)
   2  harness or configuration error: invalid gate/scenario specs (reported as file:line),
      a harness failure inside a gate (verdict unknown), reports not writable
-  4  nothing ran: --only/--tag matched no gate";
+  4  nothing ran: --only/--tag matched no gate (or, with --shard, no gate fell to this shard;
+     its report is still written for `merge`)";
+
+const MERGE_EXIT_HELP: &str = "Exit codes (those of the merged run, as if unsharded):
+  0  every required gate that ran passed
+  1  a required gate failed
+  2  a gate's verdict is unknown (harness error in a shard), reports not writable, or the merge
+     was refused: a DIR without a shard report.json, shards of different commits, binaries
+     (trifecta_blake3), seeds, revisions, gate selections or N, a shard given twice, a missing
+     shard (an incomplete set is never merged), or shards whose partitions disagree
+  4  nothing ran in any shard";
 
 /// Release gates for trifecta: audit-method verification with evidence reports.
 #[derive(Debug, Parser)]
@@ -42,6 +56,8 @@ struct Cli {
     command: Cmd,
 }
 
+// Parsed once per process: the size of the largest variant does not matter.
+#[allow(clippy::large_enum_variant)]
 #[derive(Debug, Subcommand)]
 enum Cmd {
     /// Validate and run gates, then write reports/<run-id>/{walkthrough.md,report.json,junit.xml}.
@@ -51,6 +67,9 @@ enum Cmd {
     List(SpecArgs),
     /// Validate every gate and scenario without running anything (exit 0 or 2).
     Check(SpecArgs),
+    /// Join the reports of `gates --shard 1/N … N/N` into one run (same verdicts and exit code).
+    #[command(after_help = MERGE_EXIT_HELP)]
+    Merge(MergeArgs),
     /// Hold the cache lock file (helper process spawned by the `hold-lock` step).
     #[command(hide = true)]
     HoldLock(HoldLockArgs),
@@ -97,6 +116,23 @@ struct GatesArgs {
     /// Repository checkout (default: the git repository containing the current directory).
     #[arg(long)]
     repo: Option<PathBuf>,
+    /// Run only part K of N of the selected gates (CI matrices; join with `merge`).
+    #[arg(long, value_name = "K/N")]
+    shard: Option<shard::ShardSpec>,
+    /// Balance shards by the gate durations in this earlier report.json (or run dir);
+    /// without it, sorted gate ids are dealt round-robin.
+    #[arg(long, value_name = "REPORT", requires = "shard")]
+    durations: Option<PathBuf>,
+}
+
+#[derive(Debug, Args)]
+struct MergeArgs {
+    /// Run directories of the shards (each holds a report.json).
+    #[arg(required = true, num_args = 1..)]
+    dirs: Vec<PathBuf>,
+    /// Where reports/<run-id>/ of the merged run is written.
+    #[arg(long, default_value = "reports")]
+    report_dir: PathBuf,
 }
 
 #[derive(Debug, Args)]
@@ -176,6 +212,7 @@ pub fn main_with_args(args: Vec<OsString>) -> i32 {
             Err(c) => c,
         },
         Cmd::HoldLock(a) => hold_lock(&a),
+        Cmd::Merge(a) => merge::run(&a.dirs, &absolute(&a.report_dir), &command_line),
         Cmd::Gates(a) => gates(a, &command_line),
     }
 }
@@ -226,6 +263,29 @@ fn absolute(p: &Path) -> PathBuf {
     }
 }
 
+/// The `--shard` plan over the filter's selection (None when not sharded).
+fn plan_shard(
+    a: &GatesArgs,
+    specs: &spec::Specs,
+    filter: &Filter,
+) -> Result<Option<shard::ShardInfo>, String> {
+    let Some(spec) = a.shard else {
+        return Ok(None);
+    };
+    let selected: Vec<String> = specs
+        .gates
+        .iter()
+        .filter(|g| filter.selects(g))
+        .map(|g| g.id.clone())
+        .collect();
+    let durations = match &a.durations {
+        Some(p) => Some((shard::Durations::read(p)?, p.display().to_string())),
+        None => None,
+    };
+    let durations = durations.as_ref().map(|(d, src)| (d, src.as_str()));
+    Ok(Some(shard::plan(&selected, spec, durations)))
+}
+
 fn gates(a: GatesArgs, command_line: &str) -> i32 {
     let specs = match load(&a.specs) {
         Ok(s) => s,
@@ -253,6 +313,31 @@ fn gates(a: GatesArgs, command_line: &str) -> i32 {
             crate::output::quoted_list(&a.tag)
         );
         return EXIT_NOTHING_RAN;
+    }
+    let shard = match plan_shard(&a, &specs, &filter) {
+        Ok(s) => s,
+        Err(e) => {
+            eprintln!("trifecta-verify: {e}");
+            return EXIT_HARNESS;
+        }
+    };
+    if let Some(s) = &shard {
+        eprintln!(
+            "trifecta-verify: shard {}/{} ({}): {} of {} selected gate(s){}",
+            s.index,
+            s.count,
+            match s.method {
+                shard::Method::Durations => "balanced by recorded durations",
+                shard::Method::RoundRobin => "sorted ids round-robin",
+            },
+            s.assigned.len(),
+            s.selected.len(),
+            if s.method == shard::Method::Durations {
+                format!(", estimated {:.0} s", s.estimated_s)
+            } else {
+                String::new()
+            }
+        );
     }
     let trifecta = match a.trifecta.clone().or_else(default_trifecta) {
         Some(p) if p.is_file() => absolute(&p),
@@ -318,6 +403,7 @@ fn gates(a: GatesArgs, command_line: &str) -> i32 {
         report_dir,
         jobs: a.jobs,
         evidence,
+        shard,
     };
     let mut console = report::console::Console::new();
     let rep = runner::run(&specs, &opts, &mut |ev| console.on(ev));

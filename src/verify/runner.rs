@@ -81,6 +81,15 @@ pub struct RunOptions {
     pub jobs: usize,
     /// Evidence Header (filled by the caller from the environment).
     pub evidence: Evidence,
+    /// `--shard K/N`: the part of the selection this process runs (None = all of it).
+    pub shard: Option<super::shard::ShardInfo>,
+}
+
+impl RunOptions {
+    /// Whether gate `g` runs here: selected by the filter and, when sharded, in this shard.
+    pub fn runs(&self, g: &Gate) -> bool {
+        self.filter.selects(g) && self.shard.as_ref().is_none_or(|s| s.runs(&g.id))
+    }
 }
 
 fn skipped(g: &Gate, why: &str) -> GateReport {
@@ -207,11 +216,7 @@ pub fn exit_code(gates: &[GateReport]) -> i32 {
 pub fn run(specs: &Specs, opts: &RunOptions, emit: &mut dyn FnMut(&RunEvent)) -> RunReport {
     let started = Instant::now();
     let run_dir = opts.shared.run_dir.clone();
-    let selected: Vec<&Gate> = specs
-        .gates
-        .iter()
-        .filter(|g| opts.filter.selects(g))
-        .collect();
+    let selected: Vec<&Gate> = specs.gates.iter().filter(|g| opts.runs(g)).collect();
     emit(&RunEvent::Started {
         run_id: opts.shared.run_id.clone(),
         seed: opts.shared.seed,
@@ -238,7 +243,7 @@ pub fn run(specs: &Specs, opts: &RunOptions, emit: &mut dyn FnMut(&RunEvent)) ->
                 .gates
                 .iter()
                 .enumerate()
-                .filter(|(_, g)| opts.filter.selects(g))
+                .filter(|(_, g)| opts.runs(g))
                 .map(|(i, g)| {
                     let sc = g
                         .scenario
@@ -290,7 +295,7 @@ pub fn run(specs: &Specs, opts: &RunOptions, emit: &mut dyn FnMut(&RunEvent)) ->
         }),
         Err(e) => {
             for (i, g) in specs.gates.iter().enumerate() {
-                if opts.filter.selects(g) {
+                if opts.runs(g) {
                     let mut r = skipped(g, "");
                     r.status = Status::Error;
                     r.reason = Some(format!("no async runtime: {e}"));
@@ -307,11 +312,20 @@ pub fn run(specs: &Specs, opts: &RunOptions, emit: &mut dyn FnMut(&RunEvent)) ->
                 gates.push(r);
                 faults.extend(f);
             }
-            None if opts.filter.selects(g) => {
+            None if opts.runs(g) => {
                 let mut r = skipped(g, "");
                 r.status = Status::Error;
                 r.reason = Some("gate task did not report (panicked?)".into());
                 gates.push(r);
+            }
+            None if opts.filter.selects(g) => {
+                let why = opts.shard.as_ref().map(|s| {
+                    format!(
+                        "in another shard (this report is shard {}/{})",
+                        s.index, s.count
+                    )
+                });
+                gates.push(skipped(g, why.as_deref().unwrap_or("in another shard")));
             }
             None => gates.push(skipped(g, "not selected by --only/--tag")),
         }
@@ -327,6 +341,8 @@ pub fn run(specs: &Specs, opts: &RunOptions, emit: &mut dyn FnMut(&RunEvent)) ->
         fault_schedule: faults,
         totals,
         exit_code: code,
+        shard: opts.shard.clone(),
+        merged_from: None,
     };
     let written: Result<Written, std::io::Error> =
         super::report::write_all(&report, &opts.report_dir, &run_dir);
