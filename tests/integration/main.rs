@@ -20,3 +20,4 @@ mod telemetry_report;
 mod untrusted;
 mod uri_props;
 mod verify;
+mod verify_shard;
