@@ -162,7 +162,20 @@ fn assert_merge_equals_unsharded(unsharded: &Path, shard_dirs: &[PathBuf], merge
             .is_file()
     );
     let md = std::fs::read_to_string(merged_root.join("latest/walkthrough.md")).unwrap();
-    assert!(md.contains("## Evidence Header") && md.contains("# shard 3/3: "));
+    assert!(
+        md.contains("# shard 3/3: "),
+        "shard command lines missing:\n{md}"
+    );
+    // Same renderer, same model: the walkthroughs have the same sections and verdict lines.
+    let skeleton = |md: &str| -> Vec<String> {
+        md.lines()
+            .filter(|l| l.starts_with('#') || l.starts_with("**Verdict**") || l.starts_with("| "))
+            .filter(|l| !l.starts_with("**Run**"))
+            .map(str::to_string)
+            .collect()
+    };
+    let u_md = std::fs::read_to_string(unsharded.join("latest/walkthrough.md")).unwrap();
+    assert_eq!(skeleton(&md), skeleton(&u_md));
 }
 
 #[test]
