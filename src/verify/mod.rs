@@ -263,12 +263,13 @@ fn absolute(p: &Path) -> PathBuf {
     }
 }
 
-/// The `--shard` plan over the filter's selection (None when not sharded).
+/// The `--shard` plan over the filter's selection (None when not sharded), announced on
+/// stderr; an unreadable durations file is a configuration error (exit 2).
 fn plan_shard(
     a: &GatesArgs,
     specs: &spec::Specs,
     filter: &Filter,
-) -> Result<Option<shard::ShardInfo>, String> {
+) -> Result<Option<shard::ShardInfo>, i32> {
     let Some(spec) = a.shard else {
         return Ok(None);
     };
@@ -279,11 +280,19 @@ fn plan_shard(
         .map(|g| g.id.clone())
         .collect();
     let durations = match &a.durations {
-        Some(p) => Some((shard::Durations::read(p)?, p.display().to_string())),
+        Some(p) => match shard::Durations::read(p) {
+            Ok(d) => Some((d, p.display().to_string())),
+            Err(e) => {
+                eprintln!("trifecta-verify: {e}");
+                return Err(EXIT_HARNESS);
+            }
+        },
         None => None,
     };
     let durations = durations.as_ref().map(|(d, src)| (d, src.as_str()));
-    Ok(Some(shard::plan(&selected, spec, durations)))
+    let plan = shard::plan(&selected, spec, durations);
+    eprintln!("trifecta-verify: {}", plan.summary());
+    Ok(Some(plan))
 }
 
 fn gates(a: GatesArgs, command_line: &str) -> i32 {
@@ -316,29 +325,8 @@ fn gates(a: GatesArgs, command_line: &str) -> i32 {
     }
     let shard = match plan_shard(&a, &specs, &filter) {
         Ok(s) => s,
-        Err(e) => {
-            eprintln!("trifecta-verify: {e}");
-            return EXIT_HARNESS;
-        }
+        Err(code) => return code,
     };
-    if let Some(s) = &shard {
-        eprintln!(
-            "trifecta-verify: shard {}/{} ({}): {} of {} selected gate(s){}",
-            s.index,
-            s.count,
-            match s.method {
-                shard::Method::Durations => "balanced by recorded durations",
-                shard::Method::RoundRobin => "sorted ids round-robin",
-            },
-            s.assigned.len(),
-            s.selected.len(),
-            if s.method == shard::Method::Durations {
-                format!(", estimated {:.0} s", s.estimated_s)
-            } else {
-                String::new()
-            }
-        );
-    }
     let trifecta = match a.trifecta.clone().or_else(default_trifecta) {
         Some(p) if p.is_file() => absolute(&p),
         other => {

@@ -84,6 +84,24 @@ impl ShardInfo {
     pub fn runs(&self, id: &str) -> bool {
         self.assigned.iter().any(|a| a == id)
     }
+
+    /// One line for the console: which part, how it was chosen, how big it is.
+    pub fn summary(&self) -> String {
+        let how = match self.method {
+            Method::Durations => format!(
+                "balanced by recorded durations, estimated {:.1} s",
+                self.estimated_s
+            ),
+            Method::RoundRobin => "sorted ids round-robin".to_string(),
+        };
+        format!(
+            "shard {}/{} ({how}): {} of {} selected gate(s)",
+            self.index,
+            self.count,
+            self.assigned.len(),
+            self.selected.len()
+        )
+    }
 }
 
 /// Per-gate durations (ms) recorded in an earlier report.
@@ -317,6 +335,10 @@ mod tests {
         assert_eq!(p.assigned, ids(&["z", "a"]));
         assert_eq!(p.method, Method::RoundRobin);
         assert!(p.runs("a") && !p.runs("m"));
+        assert_eq!(
+            p.summary(),
+            "shard 1/2 (sorted ids round-robin): 2 of 3 selected gate(s)"
+        );
     }
 
     proptest! {
