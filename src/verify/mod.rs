@@ -6,18 +6,22 @@
 //! Rooms: [`spec`] (data model + validation) → [`runner`] (selection, tokio, events) →
 //! [`steps`] (actions and checks) using [`workspace`] (worktrees, fixture copies),
 //! [`process`] (supervised children) and [`jq`] (the only file that knows jaq) → [`report`]
-//! (console, Markdown, JSON, JUnit). [`evidence`] captures the Evidence Header.
+//! (console, Markdown, JSON, JUnit). [`evidence`] captures the Evidence Header. CI matrices:
+//! [`shard`] splits the selection (`gates --shard K/N`), [`merge`] joins the shard reports.
 //!
 //! Exit codes (also in `--help` and `reports/README.md`): 0 every required gate that ran
 //! passed; 1 a required gate failed; 2 harness/configuration error (invalid specs, an unknown
 //! `--only` id, a harness failure during a gate, reports not writable); 4 nothing ran (valid
 //! filters that select no gate). A run with required gates filtered out is marked partial.
+//! `merge` returns the merged run's code, or 2 when it refuses shards that are not one run.
 
 pub mod evidence;
 pub mod jq;
+pub mod merge;
 pub mod process;
 pub mod report;
 pub mod runner;
+pub mod shard;
 pub mod spec;
 pub mod steps;
 pub mod workspace;
@@ -34,10 +38,20 @@ const EXIT_HELP: &str = "Exit codes:
   2  harness or configuration error: invalid gate/scenario specs (reported as file:line),
      an unknown --only id (the message lists the known ids), a harness failure inside a
      gate (verdict unknown), reports not writable
-  4  nothing ran: valid filters selected no gate (e.g. a --tag no gate has)
+  4  nothing ran: valid filters selected no gate (e.g. a --tag no gate has), or, with
+     --shard, no gate fell to this shard (its report is still written for `merge`)
 
 A run that filtered out required gates (--only, --tag) is a partial run, not a release
 verdict: the reports say so (report.json \"partial\": true, \"required_not_run\"), even on exit 0.";
+
+const MERGE_EXIT_HELP: &str = "Exit codes (those of the merged run, as if unsharded):
+  0  every required gate that ran passed
+  1  a required gate failed
+  2  a gate's verdict is unknown (harness error in a shard), reports not writable, or the merge
+     was refused: a DIR without a shard report.json, shards of different commits, binaries
+     (trifecta_blake3), seeds, revisions, gate selections or N, a shard given twice, a missing
+     shard (an incomplete set is never merged), or shards whose partitions disagree
+  4  nothing ran in any shard";
 
 /// Release gates for trifecta: audit-method verification with evidence reports.
 #[derive(Debug, Parser)]
@@ -53,6 +67,8 @@ struct Cli {
     command: Cmd,
 }
 
+// Parsed once per process: the size of the largest variant does not matter.
+#[allow(clippy::large_enum_variant)]
 #[derive(Debug, Subcommand)]
 enum Cmd {
     /// Validate and run gates, then write reports/<run-id>/{walkthrough.md,report.json,junit.xml}.
@@ -62,6 +78,9 @@ enum Cmd {
     List(SpecArgs),
     /// Validate every gate and scenario without running anything (exit 0 or 2).
     Check(SpecArgs),
+    /// Join the reports of `gates --shard 1/N … N/N` into one run (same verdicts and exit code).
+    #[command(after_help = MERGE_EXIT_HELP)]
+    Merge(MergeArgs),
     /// Hold the cache lock file (helper process spawned by the `hold-lock` step).
     #[command(hide = true)]
     HoldLock(HoldLockArgs),
@@ -113,6 +132,23 @@ struct GatesArgs {
     /// trifecta only; the report says so, and the run is never a release verdict.
     #[arg(long, value_name = "NAME[,NAME…]")]
     mutant: Option<String>,
+    /// Run only part K of N of the selected gates (CI matrices; join with `merge`).
+    #[arg(long, value_name = "K/N")]
+    shard: Option<shard::ShardSpec>,
+    /// Balance shards by the gate durations in this earlier report.json (or run dir);
+    /// without it, sorted gate ids are dealt round-robin.
+    #[arg(long, value_name = "REPORT", requires = "shard")]
+    durations: Option<PathBuf>,
+}
+
+#[derive(Debug, Args)]
+struct MergeArgs {
+    /// Run directories of the shards (each holds a report.json).
+    #[arg(required = true, num_args = 1..)]
+    dirs: Vec<PathBuf>,
+    /// Where reports/<run-id>/ of the merged run is written.
+    #[arg(long, default_value = "reports")]
+    report_dir: PathBuf,
 }
 
 #[derive(Debug, Args)]
@@ -192,6 +228,7 @@ pub fn main_with_args(args: Vec<OsString>) -> i32 {
             Err(c) => c,
         },
         Cmd::HoldLock(a) => hold_lock(&a),
+        Cmd::Merge(a) => merge::run(&a.dirs, &absolute(&a.report_dir), &command_line),
         Cmd::Gates(a) => gates(a, &command_line),
     }
 }
@@ -240,6 +277,38 @@ fn absolute(p: &Path) -> PathBuf {
             .map(|d| d.join(p))
             .unwrap_or_else(|_| p.to_path_buf())
     }
+}
+
+/// The `--shard` plan over the filter's selection (None when not sharded), announced on
+/// stderr; an unreadable durations file is a configuration error (exit 2).
+fn plan_shard(
+    a: &GatesArgs,
+    specs: &spec::Specs,
+    filter: &Filter,
+) -> Result<Option<shard::ShardInfo>, i32> {
+    let Some(spec) = a.shard else {
+        return Ok(None);
+    };
+    let selected: Vec<String> = specs
+        .gates
+        .iter()
+        .filter(|g| filter.selects(g))
+        .map(|g| g.id.clone())
+        .collect();
+    let durations = match &a.durations {
+        Some(p) => match shard::Durations::read(p) {
+            Ok(d) => Some((d, p.display().to_string())),
+            Err(e) => {
+                eprintln!("trifecta-verify: {e}");
+                return Err(EXIT_HARNESS);
+            }
+        },
+        None => None,
+    };
+    let durations = durations.as_ref().map(|(d, src)| (d, src.as_str()));
+    let plan = shard::plan(&selected, spec, durations);
+    eprintln!("trifecta-verify: {}", plan.summary());
+    Ok(Some(plan))
 }
 
 fn gates(a: GatesArgs, command_line: &str) -> i32 {
@@ -291,6 +360,10 @@ fn gates(a: GatesArgs, command_line: &str) -> i32 {
             return EXIT_HARNESS;
         }
     }
+    let shard = match plan_shard(&a, &specs, &filter) {
+        Ok(s) => s,
+        Err(code) => return code,
+    };
     let trifecta = match a.trifecta.clone().or_else(default_trifecta) {
         Some(p) if p.is_file() => absolute(&p),
         other => {
@@ -357,6 +430,7 @@ fn gates(a: GatesArgs, command_line: &str) -> i32 {
         report_dir,
         jobs: a.jobs,
         evidence,
+        shard,
     };
     let mut console = report::console::Console::new();
     let rep = runner::run(&specs, &opts, &mut |ev| console.on(ev));

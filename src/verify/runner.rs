@@ -85,15 +85,11 @@ impl Filter {
     }
 }
 
-/// Environment variable overriding the `SLOW` interval, in milliseconds (tests use a short one).
-pub const ENV_SLOW_MS: &str = "TRIFECTA_VERIFY_SLOW_MS";
-
-/// How often a still-running gate is reported: 30 s, or [`ENV_SLOW_MS`]. Read here only.
+/// How often a still-running gate is reported: 30 s, or `TRIFECTA_VERIFY_SLOW_MS`
+/// ([`crate::config::VerifyEnv`]).
 pub fn slow_interval() -> Duration {
-    std::env::var(ENV_SLOW_MS)
-        .ok()
-        .and_then(|v| v.parse::<u64>().ok())
-        .filter(|ms| *ms > 0)
+    crate::config::VerifyEnv::get()
+        .slow_ms
         .map_or(Duration::from_secs(30), Duration::from_millis)
 }
 
@@ -157,6 +153,15 @@ pub struct RunOptions {
     pub jobs: usize,
     /// Evidence Header (filled by the caller from the environment).
     pub evidence: Evidence,
+    /// `--shard K/N`: the part of the selection this process runs (None = all of it).
+    pub shard: Option<super::shard::ShardInfo>,
+}
+
+impl RunOptions {
+    /// Whether gate `g` runs here: selected by the filter and, when sharded, in this shard.
+    pub fn runs(&self, g: &Gate) -> bool {
+        self.filter.selects(g) && self.shard.as_ref().is_none_or(|s| s.runs(&g.id))
+    }
 }
 
 fn skipped(g: &Gate, why: &str) -> GateReport {
@@ -348,11 +353,7 @@ pub fn exit_code(gates: &[GateReport]) -> i32 {
 pub fn run(specs: &Specs, opts: &RunOptions, emit: &mut dyn FnMut(&RunEvent)) -> RunReport {
     let started = Instant::now();
     let run_dir = opts.shared.run_dir.clone();
-    let selected: Vec<&Gate> = specs
-        .gates
-        .iter()
-        .filter(|g| opts.filter.selects(g))
-        .collect();
+    let selected: Vec<&Gate> = specs.gates.iter().filter(|g| opts.runs(g)).collect();
     emit(&RunEvent::Started {
         run_id: opts.shared.run_id.clone(),
         seed: opts.shared.seed,
@@ -379,7 +380,7 @@ pub fn run(specs: &Specs, opts: &RunOptions, emit: &mut dyn FnMut(&RunEvent)) ->
                 .gates
                 .iter()
                 .enumerate()
-                .filter(|(_, g)| opts.filter.selects(g))
+                .filter(|(_, g)| opts.runs(g))
                 .map(|(i, g)| {
                     let sc = g
                         .scenario
@@ -462,7 +463,7 @@ pub fn run(specs: &Specs, opts: &RunOptions, emit: &mut dyn FnMut(&RunEvent)) ->
         }),
         Err(e) => {
             for (i, g) in specs.gates.iter().enumerate() {
-                if opts.filter.selects(g) {
+                if opts.runs(g) {
                     let mut r = skipped(g, "");
                     r.status = Status::Error;
                     r.reason = Some(format!("no async runtime: {e}"));
@@ -479,20 +480,31 @@ pub fn run(specs: &Specs, opts: &RunOptions, emit: &mut dyn FnMut(&RunEvent)) ->
                 gates.push(r);
                 faults.extend(f);
             }
-            None if opts.filter.selects(g) => {
+            None if opts.runs(g) => {
                 let mut r = skipped(g, "");
                 r.status = Status::Error;
                 r.reason = Some("gate task did not report (panicked?)".into());
                 gates.push(r);
             }
+            None if opts.filter.selects(g) => {
+                let why = opts.shard.as_ref().map(|s| {
+                    format!(
+                        "in another shard (this report is shard {}/{})",
+                        s.index, s.count
+                    )
+                });
+                gates.push(skipped(g, why.as_deref().unwrap_or("in another shard")));
+            }
             None => gates.push(skipped(g, "not selected by --only/--tag")),
         }
     }
     faults.sort_by(|a, b| (a.gate.as_str(), a.step).cmp(&(b.gate.as_str(), b.step)));
+    // A shard's required gates that fell to other shards count too: one shard alone is never
+    // a release verdict (`merge` keeps only those no shard ran).
     let required_not_run: Vec<String> = specs
         .gates
         .iter()
-        .filter(|g| g.required && !opts.filter.selects(g))
+        .filter(|g| g.required && !opts.runs(g))
         .map(|g| g.id.clone())
         .collect();
     let totals = RunReport::count(&gates);
@@ -507,6 +519,8 @@ pub fn run(specs: &Specs, opts: &RunOptions, emit: &mut dyn FnMut(&RunEvent)) ->
         exit_code: code,
         partial: !required_not_run.is_empty(),
         required_not_run,
+        shard: opts.shard.clone(),
+        merged_from: None,
     };
     let written: Result<Written, std::io::Error> =
         super::report::write_all(&report, &opts.report_dir, &run_dir);

@@ -24,3 +24,4 @@ mod telemetry_report;
 mod untrusted;
 mod uri_props;
 mod verify;
+mod verify_shard;

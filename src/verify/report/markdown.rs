@@ -69,6 +69,28 @@ fn title(md: &mut String, run: &RunReport) {
     if let Some(n) = partial_note(run) {
         let _ = writeln!(md, "> ⚠️ {n}\n");
     }
+    if let Some(s) = &run.shard {
+        let _ = writeln!(
+            md,
+            "> This report is **shard {}/{}** ({} gates of {}); `trifecta-verify merge` of all {} shards gives the release verdict.\n",
+            s.index,
+            s.count,
+            s.assigned.len(),
+            s.selected.len(),
+            s.count
+        );
+    }
+    if let Some(m) = &run.merged_from {
+        let _ = writeln!(
+            md,
+            "> Merged from {} shard reports ({}); wall time is the slowest shard's.\n",
+            m.len(),
+            m.iter()
+                .map(|s| format!("{}/{} `{}`", s.index, s.count, s.run_id))
+                .collect::<Vec<_>>()
+                .join(", ")
+        );
+    }
 }
 
 fn evidence_header(md: &mut String, run: &RunReport) {

@@ -6,11 +6,11 @@ pub mod console;
 pub mod junit;
 pub mod markdown;
 
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 use std::path::{Path, PathBuf};
 
 /// Verdict of a step or gate.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
 pub enum Status {
     /// Everything checked held.
@@ -45,7 +45,7 @@ impl Status {
 }
 
 /// One executed (or skipped) step.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct StepReport {
     /// 1-based position in the gate.
     pub index: usize,
@@ -70,7 +70,7 @@ pub struct StepReport {
 }
 
 /// One gate's result.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct GateReport {
     /// Gate id.
     pub id: String,
@@ -103,7 +103,7 @@ pub struct GateReport {
 }
 
 /// One injected fault (the seeded schedule).
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Fault {
     /// Gate id.
     pub gate: String,
@@ -120,7 +120,7 @@ pub struct Fault {
 }
 
 /// The Evidence Header.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct Evidence {
     /// HEAD commit of the checkout.
     pub commit: String,
@@ -168,7 +168,7 @@ pub struct Evidence {
 }
 
 /// Counts.
-#[derive(Debug, Clone, Default, Serialize, PartialEq, Eq)]
+#[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq, Eq)]
 pub struct Totals {
     /// All gates known.
     pub total: usize,
@@ -183,7 +183,7 @@ pub struct Totals {
 }
 
 /// The whole run.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct RunReport {
     /// Run id (also the report folder name).
     pub run_id: String,
@@ -199,11 +199,19 @@ pub struct RunReport {
     pub totals: Totals,
     /// Process exit code of the run.
     pub exit_code: i32,
-    /// Required gates were filtered out (`--only`, `--tag`): the run is not a release verdict,
-    /// whatever its exit code.
+    /// Required gates were filtered out (`--only`, `--tag`) or fell to other shards: the run
+    /// is not a release verdict, whatever its exit code.
+    #[serde(default)]
     pub partial: bool,
-    /// Ids of the required gates that were not selected, in file order.
+    /// Ids of the required gates that were not run here, in file order.
+    #[serde(default)]
     pub required_not_run: Vec<String>,
+    /// Sharded run (`gates --shard K/N`): which part this report holds.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub shard: Option<super::shard::ShardInfo>,
+    /// Merged run (`merge`): the shard reports it was joined from.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub merged_from: Option<Vec<super::merge::MergedShard>>,
 }
 
 impl RunReport {
@@ -243,21 +251,35 @@ pub fn write_all(
 ) -> std::io::Result<Written> {
     std::fs::create_dir_all(run_dir)?;
     let json = serde_json::to_string_pretty(report).map_err(std::io::Error::other)?;
-    std::fs::write(run_dir.join("report.json"), json + "\n")?;
+    write_atomic(&run_dir.join("report.json"), (json + "\n").as_bytes())?;
     let xml = junit::render(report).map_err(std::io::Error::other)?;
-    std::fs::write(run_dir.join("junit.xml"), xml)?;
+    write_atomic(&run_dir.join("junit.xml"), xml.as_bytes())?;
     let md = markdown::render(report);
     let walkthrough = run_dir.join("walkthrough.md");
-    std::fs::write(&walkthrough, md)?;
+    write_atomic(&walkthrough, md.as_bytes())?;
     // Stable pointers: replace atomically so a concurrent reader never sees a missing link.
     let tmp_link = report_dir.join(format!(".latest.{}", std::process::id()));
     let _ = std::fs::remove_file(&tmp_link);
     std::os::unix::fs::symlink(&report.run_id, &tmp_link)?;
     std::fs::rename(&tmp_link, report_dir.join("latest"))?;
-    std::fs::write(report_dir.join("LATEST"), format!("{}\n", report.run_id))?;
+    write_atomic(
+        &report_dir.join("LATEST"),
+        format!("{}\n", report.run_id).as_bytes(),
+    )?;
     Ok(Written {
         dir: run_dir.to_path_buf(),
         walkthrough,
+    })
+}
+
+/// Write `bytes` to a temporary sibling, then rename it over `path`: a reader (or a CI job
+/// collecting artifacts) sees the old file or the whole new one, never a torn one.
+pub fn write_atomic(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
+    let name = path.file_name().unwrap_or_default().to_string_lossy();
+    let tmp = path.with_file_name(format!(".{name}.tmp.{}", std::process::id()));
+    std::fs::write(&tmp, bytes)?;
+    std::fs::rename(&tmp, path).inspect_err(|_| {
+        let _ = std::fs::remove_file(&tmp);
     })
 }
 
