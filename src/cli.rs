@@ -150,31 +150,12 @@ pub struct IndexArgs {
     /// Worker threads, 1 to 256 (default: all cores).
     #[arg(long)]
     pub jobs: Option<usize>,
-    /// Use the persistent SQLite cache (also `TRIFECTA_AST_PERSIST=1`).
-    #[arg(long, overrides_with = "no_persist_cache")]
-    pub persist_cache: bool,
-    /// Use the in-memory cache even when `TRIFECTA_AST_PERSIST` is set.
-    #[arg(long, overrides_with = "persist_cache")]
-    pub no_persist_cache: bool,
+    /// Persistence and telemetry.
+    #[command(flatten)]
+    pub cache: CacheFlags,
     /// `summary` (default) or `jsonl`.
     #[arg(long, value_enum, default_value = "summary")]
     pub format: IndexFormat,
-    /// Telemetry level: off, lite or full (also `TRIFECTA_TELEMETRY`; default off).
-    #[arg(long)]
-    pub telemetry: Option<String>,
-}
-
-impl IndexArgs {
-    /// The command line's say on persistence, if any.
-    pub fn persist_flag(&self) -> Option<bool> {
-        if self.persist_cache {
-            Some(true)
-        } else if self.no_persist_cache {
-            Some(false)
-        } else {
-            None
-        }
-    }
 }
 
 /// `trifecta ast symbols`.
@@ -185,6 +166,14 @@ pub struct SymbolsArgs {
     /// Segment root (the directory modules are resolved in).
     #[arg(long, default_value = ".")]
     pub segment: PathBuf,
+    /// Persistence and telemetry.
+    #[command(flatten)]
+    pub cache: CacheFlags,
+}
+
+/// The persistence and telemetry flags `ast symbols` and `ast index` share.
+#[derive(Debug, Args)]
+pub struct CacheFlags {
     /// Use the persistent SQLite cache (also `TRIFECTA_AST_PERSIST=1`).
     #[arg(long, overrides_with = "no_persist_cache")]
     pub persist_cache: bool,
@@ -196,7 +185,7 @@ pub struct SymbolsArgs {
     pub telemetry: Option<String>,
 }
 
-impl SymbolsArgs {
+impl CacheFlags {
     /// The command line's say on persistence, if any.
     pub fn persist_flag(&self) -> Option<bool> {
         if self.persist_cache {

@@ -274,8 +274,12 @@ impl Config {
     /// reads it, so a typo is never silently ignored.
     pub fn resolve(cli: &Cli, env: &Env) -> Result<Config, CliError> {
         let (persist_flag, level_flag) = match &cli.command {
-            Command::Ast(AstCommand::Symbols(a)) => (a.persist_flag(), a.telemetry.as_deref()),
-            Command::Ast(AstCommand::Index(a)) => (a.persist_flag(), a.telemetry.as_deref()),
+            Command::Ast(AstCommand::Symbols(a)) => {
+                (a.cache.persist_flag(), a.cache.telemetry.as_deref())
+            }
+            Command::Ast(AstCommand::Index(a)) => {
+                (a.cache.persist_flag(), a.cache.telemetry.as_deref())
+            }
             // The cache commands work on the persistent cache by definition.
             Command::Ast(AstCommand::Cache(_)) => (Some(true), None),
             Command::Telemetry(_) => (None, None),

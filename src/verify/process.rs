@@ -91,13 +91,28 @@ impl Outcome {
 
 /// Build the tokio command for `spec` (own process group, piped output, cleaned env).
 pub fn command(spec: &ProcSpec) -> Command {
-    let mut cmd = Command::new(&spec.program);
-    cmd.args(&spec.args)
-        .stdin(Stdio::null())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .process_group(0)
-        .kill_on_drop(true);
+    let mut std_cmd = base(spec);
+    std_cmd.stdout(Stdio::piped()).stderr(Stdio::piped());
+    let mut cmd = Command::from(std_cmd);
+    cmd.kill_on_drop(true);
+    cmd
+}
+
+/// The same process as [`command`] as a blocking `std` command, for callers that supervise a
+/// child from a thread (the crash step polls and signals it every few hundred microseconds).
+/// Output goes to `out` (one file for stdout and stderr), so no pipe needs draining.
+pub fn std_command(spec: &ProcSpec, out: std::fs::File) -> std::io::Result<std::process::Command> {
+    let mut cmd = base(spec);
+    cmd.stdout(out.try_clone()?).stderr(out);
+    Ok(cmd)
+}
+
+/// What every child shares: its own process group, no stdin, the verifier's environment minus
+/// every `TRIFECTA_*` variable plus what the gate sets, and the gate's working directory.
+fn base(spec: &ProcSpec) -> std::process::Command {
+    use std::os::unix::process::CommandExt;
+    let mut cmd = std::process::Command::new(&spec.program);
+    cmd.args(&spec.args).stdin(Stdio::null()).process_group(0);
     for k in &crate::config::VerifyEnv::get().trifecta_names {
         cmd.env_remove(k);
     }
@@ -108,29 +123,6 @@ pub fn command(spec: &ProcSpec) -> Command {
         cmd.current_dir(d);
     }
     cmd
-}
-
-/// The same process as [`command`] as a blocking `std` command, for callers that supervise a
-/// child from a thread (the crash step polls and signals it every few hundred microseconds).
-/// Output goes to `out` (one file for stdout and stderr), so no pipe needs draining.
-pub fn std_command(spec: &ProcSpec, out: std::fs::File) -> std::io::Result<std::process::Command> {
-    use std::os::unix::process::CommandExt;
-    let mut cmd = std::process::Command::new(&spec.program);
-    cmd.args(&spec.args)
-        .stdin(Stdio::null())
-        .stdout(out.try_clone()?)
-        .stderr(out)
-        .process_group(0);
-    for k in &crate::config::VerifyEnv::get().trifecta_names {
-        cmd.env_remove(k);
-    }
-    for (k, v) in &spec.env {
-        cmd.env(k, v);
-    }
-    if let Some(d) = &spec.cwd {
-        cmd.current_dir(d);
-    }
-    Ok(cmd)
 }
 
 /// SIGKILL the process group led by `child` (no-op when it already exited and was reaped).

@@ -12,6 +12,7 @@
 //! Mutants exist only in debug builds, so these tests do too.
 #![cfg(debug_assertions)]
 
+use crate::support::copy_tree;
 use serde_json::Value;
 use std::path::{Path, PathBuf};
 use std::process::Command;
@@ -290,19 +291,6 @@ fn standin_checkout(dir: &Path, commit: bool, leave_out: &[&str]) {
     let sig = git2::Signature::now("t", "t@example.com").unwrap();
     git.commit(Some("HEAD"), &sig, &sig, "stand-in", &tree, &[])
         .unwrap();
-}
-
-fn copy_tree(from: &Path, to: &Path) {
-    std::fs::create_dir_all(to).unwrap();
-    for e in std::fs::read_dir(from).unwrap() {
-        let e = e.unwrap();
-        let dest = to.join(e.file_name());
-        if e.file_type().unwrap().is_dir() {
-            copy_tree(&e.path(), &dest);
-        } else {
-            std::fs::copy(e.path(), &dest).unwrap();
-        }
-    }
 }
 
 /// The step of gate `id` whose kind is `kind` (the first), as in `report.json`.

@@ -12,7 +12,7 @@
 //! instead of this one: the golden was first written by the build before the middle-layer
 //! refactor, and this build had to match it.
 
-use crate::support::trifecta;
+use crate::support::{copy_tree, trifecta};
 use std::path::Path;
 
 /// Keys whose numeric values depend on the clock or the file system, not on the contract.
@@ -54,19 +54,6 @@ const SCRIPT: &[&str] = &[
     "ast cache clear --segment {seg}",
     "ast cache stats --segment {seg} --format json",
 ];
-
-fn copy_tree(from: &Path, to: &Path) {
-    std::fs::create_dir_all(to).unwrap();
-    for e in std::fs::read_dir(from).unwrap() {
-        let e = e.unwrap();
-        let dest = to.join(e.file_name());
-        if e.file_type().unwrap().is_dir() {
-            copy_tree(&e.path(), &dest);
-        } else {
-            std::fs::copy(e.path(), &dest).unwrap();
-        }
-    }
-}
 
 /// Mask `"key": <number>` for every volatile key, wherever it appears.
 fn mask(text: &str) -> String {

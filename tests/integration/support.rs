@@ -101,3 +101,17 @@ pub fn assert_no_panic(o: &Outcome) {
         );
     }
 }
+
+/// Copy the tree `from` to `to` (files and folders; fixtures hold nothing else).
+pub fn copy_tree(from: &Path, to: &Path) {
+    std::fs::create_dir_all(to).unwrap();
+    for e in std::fs::read_dir(from).unwrap() {
+        let e = e.unwrap();
+        let dest = to.join(e.file_name());
+        if e.file_type().unwrap().is_dir() {
+            copy_tree(&e.path(), &dest);
+        } else {
+            std::fs::copy(e.path(), &dest).unwrap();
+        }
+    }
+}
