@@ -10,30 +10,10 @@
 
 use super::report::{self, GateReport, RunReport};
 use super::runner::{self, EXIT_HARNESS};
-use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
-/// One shard a merged report was joined from (`merged_from` in `report.json`).
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-pub struct MergedShard {
-    /// K.
-    pub index: usize,
-    /// N.
-    pub count: usize,
-    /// The shard's run id.
-    pub run_id: String,
-    /// Where its report was read from.
-    pub dir: String,
-    /// The shard's command line.
-    pub command_line: String,
-    /// The shard's start time (UTC).
-    pub date_utc: String,
-    /// The shard's wall time.
-    pub duration_s: f64,
-    /// The shard's own exit code.
-    pub exit_code: i32,
-}
+pub use super::report::MergedShard;
 
 /// A shard report and the run directory it came from.
 #[derive(Debug, Clone)]

@@ -211,7 +211,7 @@ pub struct RunReport {
     pub shard: Option<super::shard::ShardInfo>,
     /// Merged run (`merge`): the shard reports it was joined from.
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub merged_from: Option<Vec<super::merge::MergedShard>>,
+    pub merged_from: Option<Vec<MergedShard>>,
 }
 
 impl RunReport {
@@ -320,6 +320,27 @@ pub fn excerpt(text: &str, max_lines: usize, max_bytes: usize, tail: bool) -> St
         s.push_str("\n[… truncated …]");
     }
     s
+}
+
+/// One shard a merged report was joined from (`merged_from` in `report.json`).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct MergedShard {
+    /// K.
+    pub index: usize,
+    /// N.
+    pub count: usize,
+    /// The shard's run id.
+    pub run_id: String,
+    /// Where its report was read from.
+    pub dir: String,
+    /// The shard's command line.
+    pub command_line: String,
+    /// The shard's start time (UTC).
+    pub date_utc: String,
+    /// The shard's wall time.
+    pub duration_s: f64,
+    /// The shard's own exit code.
+    pub exit_code: i32,
 }
 
 #[cfg(test)]
