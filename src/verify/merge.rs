@@ -258,22 +258,6 @@ fn merged_shard(s: &Loaded) -> MergedShard {
     }
 }
 
-/// Copy `from` into `to` recursively; symlinks are not followed (logs never need them).
-fn copy_tree(from: &Path, to: &Path) -> std::io::Result<()> {
-    std::fs::create_dir_all(to)?;
-    for entry in std::fs::read_dir(from)? {
-        let entry = entry?;
-        let ty = entry.file_type()?;
-        let dest = to.join(entry.file_name());
-        if ty.is_dir() {
-            copy_tree(&entry.path(), &dest)?;
-        } else if ty.is_file() {
-            std::fs::copy(entry.path(), &dest)?;
-        }
-    }
-    Ok(())
-}
-
 /// Copy each gate's logs (`gates/<id>/`) from the shard that ran it, so the merged walkthrough's
 /// "logs beside this file" holds.
 fn copy_logs(shards: &[Loaded], run_dir: &Path) -> std::io::Result<()> {
@@ -281,7 +265,7 @@ fn copy_logs(shards: &[Loaded], run_dir: &Path) -> std::io::Result<()> {
         for id in &shard_of(&s.report).assigned {
             let src = s.dir.join("gates").join(id);
             if src.is_dir() {
-                copy_tree(&src, &run_dir.join("gates").join(id))?;
+                super::workspace::copy_tree(&src, &run_dir.join("gates").join(id))?;
             }
         }
     }
