@@ -1,8 +1,13 @@
 //! Deliberate, named bugs ("mutants") that prove each release gate can fail.
 //!
 //! A gate that cannot fail is not a gate. Every required gate has a negative test
-//! (`tests/integration/gates_fail.rs`) that runs it against a `trifecta` carrying one realistic
-//! bug from this catalog and checks that it fails for the intended reason.
+//! (`tests/integration/gate_mutants.rs`, and `gates_fail.rs` for the seeded crash and freshness
+//! gates) that runs it with `trifecta-verify gates --mutant NAME` against a `trifecta` carrying
+//! one realistic bug from this catalog and checks that it fails for the intended reason.
+//!
+//! Adding a bug: a variant here (with its name in [`Mutant::ALL`] and [`Mutant::name`]), an
+//! `active(Mutant::X)` at the bug site, and a row in `gate_mutants.rs` naming the check that
+//! must catch it.
 //!
 //! Mutants exist only in debug builds (`cfg(debug_assertions)`: `cargo build`, `cargo test`).
 //! In a release build [`active`] is the constant `false`, the bug code is removed by the
