@@ -195,6 +195,18 @@ pub fn run(
 /// cache-aside as `ast symbols` (so every lookup is in the telemetry). `None` marks a file that
 /// could not be hashed; a miss carries an empty table until extraction fills it.
 fn look_up(reads: &[Read], cache: &mut SymbolCache) -> Vec<Option<Outcome>> {
+    // The chunk's readable files are looked up together: L1 one by one, then their L1 misses
+    // in one remote `MGET` (when a remote is configured).
+    let keyed: Vec<(&str, &CacheKey)> = reads
+        .iter()
+        .filter_map(|r| match (&r.bytes, &r.key) {
+            (Ok(_), Some(k)) if !mutant::active(Mutant::IndexIgnoresCache) => {
+                Some((r.file_rel.as_str(), k))
+            }
+            _ => None,
+        })
+        .collect();
+    let mut found = cache.lookup_many(&keyed).into_iter();
     reads
         .iter()
         .map(|r| match (&r.bytes, &r.key) {
@@ -202,16 +214,16 @@ fn look_up(reads: &[Read], cache: &mut SymbolCache) -> Vec<Option<Outcome>> {
             (Ok(_), Some(_)) if mutant::active(Mutant::IndexIgnoresCache) => {
                 Some(Outcome::Miss(SymbolTable::default(), MissReason::KeyMiss))
             }
-            (Ok(_), Some(k)) => Some(match cache.lookup(&r.file_rel, k) {
-                Found::Hit(t) => Outcome::Hit(t),
-                Found::Miss(reason) => Outcome::Miss(SymbolTable::default(), reason),
+            (Ok(_), Some(_)) => Some(match found.next() {
+                Some(Found::Hit(t)) => Outcome::Hit(t),
+                Some(Found::Miss(reason)) => Outcome::Miss(SymbolTable::default(), reason),
+                None => Outcome::Miss(SymbolTable::default(), MissReason::CacheUnavailable),
             }),
             (Ok(_), None) => None,
         })
         .collect()
 }
 
-/// Extract every miss of a chunk in parallel (on the pool that runs the caller).
 fn extract_misses(reads: &[Read], slots: &[Option<Outcome>]) -> Vec<Option<(SymbolTable, f64)>> {
     reads
         .par_iter()
