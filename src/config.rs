@@ -691,4 +691,56 @@ mod tests {
         let bad = env(&[("TRIFECTA_AST_PERSIST", "maybe")]);
         assert!(Config::resolve_flags(&bad, Some(true), None).is_err());
     }
+
+    #[test]
+    fn remote_settings_resolve_with_defaults_and_hide_passwords() {
+        let none = Config::resolve_flags(&Env::default(), None, None).unwrap();
+        assert_eq!(none.cache.remote, None, "no remote unless configured");
+        let e = env(&[
+            (
+                "TRIFECTA_AST_REMOTE",
+                "redis://ci:s3cret@cache.internal:6379/2",
+            ),
+            ("TRIFECTA_AST_TTL_DAYS", "3"),
+        ]);
+        let r = Config::resolve_flags(&e, None, None)
+            .unwrap()
+            .cache
+            .remote
+            .unwrap();
+        assert_eq!(r.mode, RemoteMode::ReadWrite);
+        assert_eq!(r.prefix, DEFAULT_REMOTE_PREFIX);
+        assert_eq!(
+            r.ttl,
+            Duration::from_secs(3 * 86400),
+            "defaults to the local TTL"
+        );
+        assert_eq!(
+            r.connect_timeout,
+            Duration::from_millis(DEFAULT_CONNECT_TIMEOUT_MS)
+        );
+        assert_eq!(r.display_url(), "redis://ci:***@cache.internal:6379/2");
+        assert_eq!(redact_url_password("redis://tok@h/0"), "redis://***@h/0");
+        assert_eq!(
+            redact_url_password("unix:///run/r.sock"),
+            "unix:///run/r.sock"
+        );
+        // A malformed remote variable is an error even without a remote URL.
+        let bad = env(&[("TRIFECTA_AST_REMOTE_IO_TIMEOUT_MS", "fast")]);
+        assert!(Config::resolve_flags(&bad, None, None).is_err());
+        let ro = env(&[
+            ("TRIFECTA_AST_REMOTE", "unix:///run/redis.sock"),
+            ("TRIFECTA_AST_REMOTE_MODE", "read-only"),
+            ("TRIFECTA_AST_REMOTE_TTL_DAYS", "0"),
+        ]);
+        let r = Config::resolve_flags(&ro, None, None)
+            .unwrap()
+            .cache
+            .remote
+            .unwrap();
+        assert_eq!(
+            (r.mode, r.ttl),
+            (RemoteMode::ReadOnly, Duration::from_secs(1))
+        );
+    }
 }
