@@ -515,6 +515,7 @@ fn validate_step(
                 );
             }
         }
+        Step::Redis(r) => crate::verify::steps::redis::validate(r, err),
         Step::HoldLock(_)
         | Step::Release(_)
         | Step::Sqlite(_)
