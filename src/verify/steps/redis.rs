@@ -30,31 +30,6 @@ impl RedisState {
     }
 }
 
-/// Spec rules: each action takes exactly the fields it uses.
-pub fn validate(r: &RedisStep, err: &mut dyn FnMut(&str, String)) {
-    let is = |a: RedisAction| r.action == a;
-    if r.damage.is_some() != is(RedisAction::Damage) {
-        err(
-            "damage",
-            "`damage` goes with (and only with) action `damage`".into(),
-        );
-    }
-    let counts = r.expect_keys.is_some() || r.min_keys.is_some();
-    if counts != is(RedisAction::Keys) {
-        err(
-            "expect_keys",
-            "action `keys` needs expect_keys or min_keys; other actions take neither".into(),
-        );
-    }
-    let timed = r.down_after_ms > 0 || r.down_for_ms > 0;
-    if timed != is(RedisAction::Outage) || (is(RedisAction::Outage) && r.down_for_ms == 0) {
-        err(
-            "down_for_ms",
-            "action `outage` needs down_for_ms > 0 (and optionally down_after_ms)".into(),
-        );
-    }
-}
-
 /// Short label for reports.
 pub fn label(r: &RedisStep) -> String {
     match r.action {
