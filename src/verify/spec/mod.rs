@@ -661,6 +661,38 @@ mod tests {
     }
 
     #[test]
+    fn redis_steps_take_exactly_the_fields_of_their_action() {
+        let d = tempfile::tempdir().unwrap();
+        let gate = |step: &str| {
+            let text = format!("id = \"g\"\ntitle = \"t\"\n[[steps]]\nkind = \"redis\"\n{step}\n");
+            load_gate(
+                &write(d.path(), "g.toml", &text),
+                d.path(),
+                &mut BTreeMap::new(),
+            )
+        };
+        for ok in [
+            "action = \"start\"",
+            "action = \"damage\"\ndamage = \"flip\"",
+            "action = \"keys\"\nexpect_keys = 0",
+            "action = \"outage\"\ndown_after_ms = 10\ndown_for_ms = 100",
+        ] {
+            assert!(gate(ok).is_ok(), "{ok}");
+        }
+        for bad in [
+            "action = \"damage\"",
+            "action = \"start\"\ndamage = \"flip\"",
+            "action = \"keys\"",
+            "action = \"flush\"\nmin_keys = 1",
+            "action = \"outage\"",
+            "action = \"kill\"\ndown_for_ms = 5",
+            "action = \"damage\"\ndamage = \"melt\"",
+        ] {
+            assert!(gate(bad).is_err(), "{bad} was accepted");
+        }
+    }
+
+    #[test]
     fn bad_jq_points_at_filter_line() {
         let d = tempfile::tempdir().unwrap();
         let p = write(
