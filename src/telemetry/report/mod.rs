@@ -157,6 +157,10 @@ impl Aggregator {
             }
             "ast.cache.hit" => {
                 r.lookups.hits += 1;
+                bump(
+                    &mut r.lookups.hits_by_level,
+                    e.result_str("cache_level").unwrap_or("local"),
+                );
                 self.look_hit.extend(t);
             }
             "ast.cache.miss" => {
@@ -170,6 +174,20 @@ impl Aggregator {
             "ast.cache.write" => {
                 r.lookups.writes += 1;
                 self.write_ms.extend(t);
+            }
+            "ast.cache.remote_corrupt" => {
+                r.lookups.remote.corrupt += 1;
+                bump(
+                    &mut r.lookups.remote.corrupt_by_damage,
+                    e.result_str("damage").unwrap_or("unspecified"),
+                );
+            }
+            "ast.cache.remote_unavailable" => {
+                r.lookups.remote.unavailable += 1;
+                bump(
+                    &mut r.lookups.remote.unavailable_by_failure,
+                    e.result_str("failure").unwrap_or("unspecified"),
+                );
             }
             "ast.cache.lock_timeout" => {
                 inc.lock_timeouts += 1;
