@@ -27,8 +27,11 @@ use crate::config::CacheSettings;
 use crate::mutant::{self, Mutant};
 use crate::symbols::resolve::Segment;
 use crate::symbols::{SymbolTable, extract};
-use crate::telemetry::{Event, Level, Telemetry};
-use serde_json::json;
+use crate::telemetry::event::{
+    FallbackResult, HitResult, KeyArgs, LookupDetail, MissResult, RemoteArgs, RemoteCorruptResult,
+    RemoteUnavailableResult, WriteDetail, WriteResult,
+};
+use crate::telemetry::{Event, Level, LineEvent, Telemetry};
 use std::path::PathBuf;
 use std::time::Instant;
 
@@ -218,12 +221,23 @@ impl<'t> SymbolCache<'t> {
                 RemoteGot::Miss => self.tally(RemoteTally::Miss),
                 RemoteGot::Corrupt(damage) => {
                     self.tally(RemoteTally::Corrupt);
-                    let mut ev = Event::new("ast.cache.remote_corrupt");
-                    ev.args = json!({"cache_key": items[i].1.to_string()});
                     let writable = self.remote.as_ref().is_some_and(RemoteTier::writable);
-                    ev.result = json!({"status": "miss", "damage": damage.as_str(),
-                        "action": if writable { "overwrite" } else { "ignored_read_only" }});
-                    self.emit(ev);
+                    let ev = Event::RemoteCorrupt {
+                        args: KeyArgs {
+                            cache_key: items[i].1.to_string(),
+                        },
+                        result: RemoteCorruptResult {
+                            status: "miss".into(),
+                            damage: damage.as_str().into(),
+                            action: if writable {
+                                "overwrite"
+                            } else {
+                                "ignored_read_only"
+                            }
+                            .into(),
+                        },
+                    };
+                    self.emit(Level::Lite, ev.into_line());
                 }
             }
         }
@@ -244,6 +258,7 @@ impl<'t> SymbolCache<'t> {
         }
     }
 
+    /// One `ast.cache.hit` or `ast.cache.miss`.
     fn lookup_event(
         &self,
         key: &CacheKey,
@@ -252,30 +267,42 @@ impl<'t> SymbolCache<'t> {
         local_ms: f64,
         remote_ms: Option<f64>,
     ) {
-        let mut ev = match (found, level) {
-            (Found::Hit(_), level) => {
-                let mut ev = Event::new("ast.cache.hit");
-                let level = level.unwrap_or(CacheLevel::Local).as_str();
-                ev.result = json!({"status": "hit", "cache_level": level});
-                ev
-            }
-            (Found::Miss(reason), _) => {
-                let mut ev = Event::new("ast.cache.miss");
-                ev.result = json!({"status": "miss", "miss_reason": reason.as_str()});
-                ev
-            }
-        };
-        ev.args = json!({"cache_key": key.to_string()});
         // A file that went to L2 waited for its share of the MGET too.
-        let went_remote = level != Some(CacheLevel::Local) && remote_ms.is_some();
-        let remote_ms = remote_ms.filter(|_| went_remote);
-        ev.timing_ms = local_ms + remote_ms.unwrap_or(0.0);
-        if let Some(ms) = remote_ms
-            && self.telemetry.enabled(Level::Full)
-        {
-            ev.x = json!({"local_ms": local_ms, "remote_ms": ms});
-        }
-        self.emit(ev);
+        let remote_ms = remote_ms.filter(|_| level != Some(CacheLevel::Local));
+        let x = match remote_ms {
+            Some(ms) if self.telemetry.enabled(Level::Full) => LookupDetail {
+                local_ms: Some(local_ms),
+                remote_ms: Some(ms),
+            },
+            _ => LookupDetail::default(),
+        };
+        let args = KeyArgs {
+            cache_key: key.to_string(),
+        };
+        let ev = match found {
+            Found::Hit(_) => Event::CacheHit {
+                args,
+                result: HitResult {
+                    status: "hit".into(),
+                    // Only with a remote configured: local-only events stay as they were.
+                    cache_level: self
+                        .remote
+                        .as_ref()
+                        .map(|_| level.unwrap_or(CacheLevel::Local).as_str().into()),
+                },
+                x,
+            },
+            Found::Miss(reason) => Event::CacheMiss {
+                args,
+                result: MissResult {
+                    status: "miss".into(),
+                    miss_reason: Some(reason.as_str().into()),
+                },
+                x,
+            },
+        };
+        let ms = local_ms + remote_ms.unwrap_or(0.0);
+        self.emit(Level::Lite, ev.into_line().timed(ms));
     }
 
     /// Count a remote outcome for `ast cache stats`.
@@ -292,12 +319,16 @@ impl<'t> SymbolCache<'t> {
             FailKind::Timeout => RemoteTally::Timeout,
             FailKind::Error => RemoteTally::Error,
         });
-        let mut ev = Event::new("ast.cache.remote_unavailable");
-        ev.args = json!({"during": during});
-        ev.result = json!({"status": "local_only", "failure": f.kind.as_str()});
-        ev.warnings = vec![f.message.clone()];
-        ev.timing_ms = ms;
-        self.emit(ev);
+        let ev = Event::RemoteUnavailable {
+            args: RemoteArgs {
+                during: during.into(),
+            },
+            result: RemoteUnavailableResult {
+                status: "local_only".into(),
+                failure: f.kind.as_str().into(),
+            },
+        };
+        self.emit(Level::Lite, ev.into_line().timed(ms).warn(&f.message));
     }
 
     /// Write entries to L2 (unless read-only or the circuit is open). Returns what the write
@@ -353,31 +384,37 @@ impl<'t> SymbolCache<'t> {
             return;
         }
         let n = items.len();
+        let level = if mutant::active(Mutant::WriteEventFullOnly) {
+            Level::Full
+        } else {
+            Level::Lite
+        };
         for i in &items {
-            let mut ev = Event::new("ast.cache.write");
-            ev.args = json!({"cache_key": i.key.to_string()});
             // What really happened: stored, or skipped with the reason (a store disabled by a
             // corruption earlier in the run, or an uncached fallback run).
-            ev.result = match written {
-                Written::Stored => json!({"status": "ok", "symbols_count": i.table.symbols.len()}),
-                Written::Skipped(why) => json!({"status": "skipped", "reason": why.as_str(),
-                                                "symbols_count": i.table.symbols.len()}),
+            let (status, reason) = match written {
+                Written::Stored => ("ok", None),
+                Written::Skipped(why) => ("skipped", Some(why.as_str().to_string())),
             };
-            ev.timing_ms = ((write_ms / n as f64) * 1e3).round() / 1e3;
-            ev.x = if n == 1 {
-                json!({"extract_ms": i.extract_ms})
-            } else {
-                json!({"extract_ms": i.extract_ms, "batch": n, "batch_ms": write_ms})
+            let batch = (n > 1).then_some(n as u64);
+            let ev = Event::CacheWrite {
+                args: KeyArgs {
+                    cache_key: i.key.to_string(),
+                },
+                result: WriteResult {
+                    status: status.into(),
+                    reason,
+                    symbols_count: i.table.symbols.len() as u64,
+                },
+                x: WriteDetail {
+                    extract_ms: i.extract_ms,
+                    batch,
+                    batch_ms: batch.map(|_| write_ms),
+                    remote: remote.map(str::to_string),
+                },
             };
-            if let Some(r) = remote {
-                ev.x["remote"] = json!(r);
-            }
-            let level = if mutant::active(Mutant::WriteEventFullOnly) {
-                Level::Full
-            } else {
-                Level::Lite
-            };
-            self.emit_at(level, ev);
+            let share_ms = ((write_ms / n as f64) * 1e3).round() / 1e3;
+            self.emit(level, ev.into_line().timed(share_ms));
         }
     }
 
@@ -413,20 +450,21 @@ impl<'t> SymbolCache<'t> {
 
     /// A store error: counted, reported as `ast.cache.fallback`, and the file served uncached.
     fn absorb(&mut self, error: String) {
-        let mut ev = Event::new("ast.cache.fallback");
-        ev.result = json!({"status": "uncached", "reason": MissReason::CacheUnavailable.as_str()});
-        ev.warnings = vec![error.clone()];
-        self.emit(ev);
+        let result = FallbackResult {
+            status: "uncached".into(),
+            reason: MissReason::CacheUnavailable.as_str().into(),
+        };
+        self.emit(
+            Level::Lite,
+            Event::Fallback { result }.into_line().warn(&error),
+        );
         self.trouble.failures += 1;
         self.trouble.last_error = Some(error);
     }
 
-    fn emit(&self, ev: Event) {
-        self.emit_at(Level::Lite, ev);
-    }
-
-    fn emit_at(&self, level: Level, mut ev: Event) {
-        ev.cache_type = Some(self.backend().as_str());
-        self.telemetry.event(level, ev);
+    /// Record a cache event at `level`, stamped with this cache's backend.
+    fn emit(&self, level: Level, ev: LineEvent) {
+        self.telemetry
+            .event(level, ev.cache(self.backend().as_str()));
     }
 }

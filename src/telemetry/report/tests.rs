@@ -329,7 +329,13 @@ fn remote_tier_hits_and_incidents_are_counted_per_level() {
         .map(|(k, v)| (k.as_str(), *v))
         .collect();
     assert_eq!(by_level, [("local", 1), ("remote", 1)]);
-    assert_eq!(r.lookups.remote.corrupt_by_damage.get("truncated"), Some(&1));
-    assert_eq!(r.lookups.remote.unavailable_by_failure.get("timeout"), Some(&1));
+    assert_eq!(
+        r.lookups.remote.corrupt_by_damage.get("truncated"),
+        Some(&1)
+    );
+    assert_eq!(
+        r.lookups.remote.unavailable_by_failure.get("timeout"),
+        Some(&1)
+    );
     assert!(text::render(&r).contains("remote: 1 corrupt values, 1 unavailable"));
 }

@@ -219,7 +219,11 @@ fn lookups(o: &mut String, r: &Report) {
             l.remote.corrupt, l.remote.unavailable
         );
         breakdown(o, "corrupt by damage", &l.remote.corrupt_by_damage);
-        breakdown(o, "unavailable by failure", &l.remote.unavailable_by_failure);
+        breakdown(
+            o,
+            "unavailable by failure",
+            &l.remote.unavailable_by_failure,
+        );
     }
     latency(o, "Lookup latency", &l.latency_ms);
 }

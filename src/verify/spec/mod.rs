@@ -282,7 +282,7 @@ pub fn load_gate(
         let here = |key: &str| key_line(&text, span.start, key);
         let needs_segment = !matches!(
             step,
-            Step::Worktree(_) | Step::Cargo(_) | Step::Signal(_) | Step::Age(_)
+            Step::Worktree(_) | Step::Cargo(_) | Step::Signal(_) | Step::Age(_) | Step::Redis(_)
         ) && !matches!(&step, Step::Files(f) if f.root != FilesRoot::Segment);
         if needs_segment && scenario.is_none() {
             errors.push(at(
@@ -677,7 +677,7 @@ mod tests {
             "action = \"keys\"\nexpect_keys = 0",
             "action = \"outage\"\ndown_after_ms = 10\ndown_for_ms = 100",
         ] {
-            assert!(gate(ok).is_ok(), "{ok}");
+            assert!(gate(ok).is_ok(), "{ok}: {:?}", gate(ok).err());
         }
         for bad in [
             "action = \"damage\"",
