@@ -284,11 +284,7 @@ impl<'t> SymbolCache<'t> {
                 args,
                 result: HitResult {
                     status: "hit".into(),
-                    // Only with a remote configured: local-only events stay as they were.
-                    cache_level: self
-                        .remote
-                        .as_ref()
-                        .map(|_| level.unwrap_or(CacheLevel::Local).as_str().into()),
+                    cache_level: Some(level.unwrap_or(CacheLevel::Local).as_str().into()),
                 },
                 x,
             },
