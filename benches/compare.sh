@@ -79,18 +79,20 @@ if command -v redis-server >/dev/null; then
   redis_pid=$!
   until redis-cli -p "$port" ping >/dev/null 2>&1; do sleep 0.05; done
   url=redis://127.0.0.1:$port/0
-  version=$(hf version --warmup 3 --runs 50 -N "$bin --version")
+  version=$(hf version_plain --warmup 20 --runs 300 -N "$bin --version")
   # Warm the server from one checkout, then index a "fresh checkout" (no local cache) from it.
   rm -rf "$corpus/.trifecta"
   TRIFECTA_AST_REMOTE=$url "$bin" ast index --persist-cache --segment "$corpus" >/dev/null
   export TRIFECTA_AST_REMOTE=$url
-  version_remote=$(hf version_remote --warmup 3 --runs 50 -N "$bin --version")
+  version_remote=$(hf version_remote --warmup 20 --runs 300 -N "$bin --version")
   index_l2=$(hf index_l2 --runs "$runs" --prepare "rm -rf $corpus/.trifecta" \
     "$bin ast index --persist-cache --segment $corpus")
   # typing.py from Redis into an empty local cache (the fresh checkout's first query).
   "$bin" ast symbols sym://python/mod/pkg.big --segment "$work/seg" --persist-cache >/dev/null
   l2_hit=$(hf l2_hit --warmup 3 --runs 30 --prepare "rm -rf $work/seg/.trifecta" \
     "$bin ast symbols sym://python/mod/pkg.big --segment $work/seg --persist-cache")
+  # The same without a local store at all: the pure Redis round trip plus the record check.
+  l2_hit_mem=$(hf l2_hit_mem --warmup 3 --runs 50 -N "$bin ast symbols sym://python/mod/pkg.big --segment $work/seg --no-persist-cache")
   "$bin" ast symbols sym://python/mod/pkg.big --segment "$work/seg" --persist-cache >/dev/null
   l1_hit_remote=$(hf l1_hit_remote --warmup 3 --runs 50 -N "$bin ast symbols sym://python/mod/pkg.big --segment $work/seg --persist-cache")
   unset TRIFECTA_AST_REMOTE
@@ -118,14 +120,15 @@ s.bind(('127.0.0.1', $port)); s.listen(1024); time.sleep(3600)" &
   remote_md="
 | remote tier (redis-server on 127.0.0.1; medians) | wall ms | ratio |
 |---|---:|---:|
-| \\`ast index\\` fresh checkout, warm Redis (all L2 hits) | $index_l2 | $(ratio "$index_l2" "$ctags_ms") × ctags |
-| \\`ast symbols\\` L2 hit into an empty L1, typing.py | $l2_hit | $(ratio "$l2_hit" "$l1_hit_plain") × L1 hit |
-| \\`ast symbols\\` L1 hit, remote configured | $l1_hit_remote | $(ratio "$l1_hit_remote" "$l1_hit_plain") × no remote |
-| \\`ast symbols\\` L1 hit, no remote | $l1_hit_plain | 1.00 |
-| \\`trifecta --version\\`, remote configured / not | $version_remote / $version | $(ratio "$version_remote" "$version") |
-| \\`ast symbols\\` miss, dead remote (refused) | $miss_refused | +$(python3 -c "print(f'{$miss_refused-$miss_plain:.1f}')") ms vs no remote ($miss_plain) |
-| \\`ast symbols\\` miss, silent remote (I/O timeout 500 ms) | $miss_silent | +$(python3 -c "print(f'{$miss_silent-$miss_plain:.1f}')") ms vs no remote |
-| \\`ast index\\` cold, dead remote (refused) | $index_refused | $(ratio "$index_refused" "$index_cold") × cold without remote |
+| \`ast index\` fresh checkout, warm Redis (all L2 hits) | $index_l2 | $(ratio "$index_l2" "$ctags_ms") × ctags |
+| \`ast symbols\` L2 hit into an empty L1, typing.py | $l2_hit | $(ratio "$l2_hit" "$l1_hit_plain") × L1 hit |
+| \`ast symbols\` L2 hit, no local store (\`--no-persist-cache\`) | $l2_hit_mem | $(ratio "$l2_hit_mem" "$l1_hit_plain") × L1 hit |
+| \`ast symbols\` L1 hit, remote configured | $l1_hit_remote | $(ratio "$l1_hit_remote" "$l1_hit_plain") × no remote |
+| \`ast symbols\` L1 hit, no remote | $l1_hit_plain | 1.00 |
+| \`trifecta --version\`, remote configured / not | $version_remote / $version | $(ratio "$version_remote" "$version") |
+| \`ast symbols\` miss, dead remote (refused) | $miss_refused | +$(python3 -c "print(f'{$miss_refused-$miss_plain:.1f}')") ms vs no remote ($miss_plain) |
+| \`ast symbols\` miss, silent remote (I/O timeout 500 ms) | $miss_silent | +$(python3 -c "print(f'{$miss_silent-$miss_plain:.1f}')") ms vs no remote |
+| \`ast index\` cold, dead remote (refused) | $index_refused | $(ratio "$index_refused" "$index_cold") × cold without remote |
 "
 fi
 cat <<MD
