@@ -71,6 +71,9 @@ rss_warm=$(rss "$bin" ast index --persist-cache --segment "$corpus")
 db_bytes=$(du -cb "$corpus/.trifecta/cache/"ast_cache.db* | tail -1 | cut -f1)
 
 ratio() { python3 -c "print(f'{$1/$2:.2f}')"; }
+# Two commands in one hyperfine run (alternating load hits both alike): "median1 median2".
+hf2() { hyperfine --style none --export-json "$work/$1.json" "${@:2}" >/dev/null 2>&1; python3 -c "
+import json; r=json.load(open('$work/$1.json'))['results']; print(' '.join(f\"{x['median']*1000:.2f}\" for x in r))"; }
 
 remote_md=""
 if command -v redis-server >/dev/null; then
@@ -79,24 +82,31 @@ if command -v redis-server >/dev/null; then
   redis_pid=$!
   until redis-cli -p "$port" ping >/dev/null 2>&1; do sleep 0.05; done
   url=redis://127.0.0.1:$port/0
-  version=$(hf version_plain --warmup 20 --runs 300 -N "$bin --version")
   # Warm the server from one checkout, then index a "fresh checkout" (no local cache) from it.
   rm -rf "$corpus/.trifecta"
   TRIFECTA_AST_REMOTE=$url "$bin" ast index --persist-cache --segment "$corpus" >/dev/null
   export TRIFECTA_AST_REMOTE=$url
-  version_remote=$(hf version_remote --warmup 20 --runs 300 -N "$bin --version")
   index_l2=$(hf index_l2 --runs "$runs" --prepare "rm -rf $corpus/.trifecta" \
     "$bin ast index --persist-cache --segment $corpus")
-  # typing.py from Redis into an empty local cache (the fresh checkout's first query).
+  # typing.py from Redis into a local cache that exists but lacks it (key_miss, then backfill),
+  # and into a checkout with no local cache at all (the DB is created first).
+  echo 'def small(): pass' > "$work/seg/pkg/small.py"
   "$bin" ast symbols sym://python/mod/pkg.big --segment "$work/seg" --persist-cache >/dev/null
-  l2_hit=$(hf l2_hit --warmup 3 --runs 30 --prepare "rm -rf $work/seg/.trifecta" \
+  l2_hit=$(hf l2_hit --warmup 3 --runs 30 \
+    --prepare "rm -rf $work/seg/.trifecta && $bin ast symbols sym://python/mod/pkg.small --segment $work/seg --persist-cache" \
     "$bin ast symbols sym://python/mod/pkg.big --segment $work/seg --persist-cache")
-  # The same without a local store at all: the pure Redis round trip plus the record check.
+  l2_hit_fresh=$(hf l2_hit_fresh --warmup 3 --runs 30 --prepare "rm -rf $work/seg/.trifecta" \
+    "$bin ast symbols sym://python/mod/pkg.big --segment $work/seg --persist-cache")
+  # The same without a local store at all: the Redis round trip plus the record check.
   l2_hit_mem=$(hf l2_hit_mem --warmup 3 --runs 50 -N "$bin ast symbols sym://python/mod/pkg.big --segment $work/seg --no-persist-cache")
   "$bin" ast symbols sym://python/mod/pkg.big --segment "$work/seg" --persist-cache >/dev/null
-  l1_hit_remote=$(hf l1_hit_remote --warmup 3 --runs 50 -N "$bin ast symbols sym://python/mod/pkg.big --segment $work/seg --persist-cache")
   unset TRIFECTA_AST_REMOTE
-  l1_hit_plain=$(hf l1_hit_plain --warmup 3 --runs 50 -N "$bin ast symbols sym://python/mod/pkg.big --segment $work/seg --persist-cache")
+  # With and without a remote in one hyperfine run, both through `env` (same exec cost).
+  read -r l1_hit_remote l1_hit_plain < <(hf2 l1_pair --warmup 5 --runs 100 -N \
+    "env TRIFECTA_AST_REMOTE=$url $bin ast symbols sym://python/mod/pkg.big --segment $work/seg --persist-cache" \
+    "env $bin ast symbols sym://python/mod/pkg.big --segment $work/seg --persist-cache")
+  read -r version_remote version < <(hf2 version_pair --warmup 20 --runs 300 -N \
+    "env TRIFECTA_AST_REMOTE=$url $bin --version" "env $bin --version")
   # A dead remote: a closed port (refused at once) and a server that accepts and never answers
   # (the I/O timeout, default 500 ms). Each process pays at most one of these, then L1 only.
   kill "$redis_pid"; wait "$redis_pid" 2>/dev/null || true; redis_pid=
@@ -121,11 +131,12 @@ s.bind(('127.0.0.1', $port)); s.listen(1024); time.sleep(3600)" &
 | remote tier (redis-server on 127.0.0.1; medians) | wall ms | ratio |
 |---|---:|---:|
 | \`ast index\` fresh checkout, warm Redis (all L2 hits) | $index_l2 | $(ratio "$index_l2" "$ctags_ms") × ctags |
-| \`ast symbols\` L2 hit into an empty L1, typing.py | $l2_hit | $(ratio "$l2_hit" "$l1_hit_plain") × L1 hit |
+| \`ast symbols\` L2 hit (+ backfill) into a local cache without it, typing.py | $l2_hit | $(ratio "$l2_hit" "$l1_hit_plain") × L1 hit |
+| \`ast symbols\` L2 hit into a fresh checkout (local DB created first) | $l2_hit_fresh | $(ratio "$l2_hit_fresh" "$l1_hit_plain") × L1 hit |
 | \`ast symbols\` L2 hit, no local store (\`--no-persist-cache\`) | $l2_hit_mem | $(ratio "$l2_hit_mem" "$l1_hit_plain") × L1 hit |
-| \`ast symbols\` L1 hit, remote configured | $l1_hit_remote | $(ratio "$l1_hit_remote" "$l1_hit_plain") × no remote |
-| \`ast symbols\` L1 hit, no remote | $l1_hit_plain | 1.00 |
-| \`trifecta --version\`, remote configured / not | $version_remote / $version | $(ratio "$version_remote" "$version") |
+| \`ast symbols\` L1 hit, remote configured (via \`env\`) | $l1_hit_remote | $(ratio "$l1_hit_remote" "$l1_hit_plain") × no remote |
+| \`ast symbols\` L1 hit, no remote (via \`env\`) | $l1_hit_plain | 1.00 |
+| \`trifecta --version\`, remote configured / not (via \`env\`) | $version_remote / $version | $(ratio "$version_remote" "$version") |
 | \`ast symbols\` miss, dead remote (refused) | $miss_refused | +$(python3 -c "print(f'{$miss_refused-$miss_plain:.1f}')") ms vs no remote ($miss_plain) |
 | \`ast symbols\` miss, silent remote (I/O timeout 500 ms) | $miss_silent | +$(python3 -c "print(f'{$miss_silent-$miss_plain:.1f}')") ms vs no remote |
 | \`ast index\` cold, dead remote (refused) | $index_refused | $(ratio "$index_refused" "$index_cold") × cold without remote |
