@@ -6,8 +6,9 @@
 //! 2. Take the shared lock (bounded) and probe the header (see [`super::probe`]):
 //!    newer schema → untouched, uncached run; damage → [`super::recover`]; older schema →
 //!    migrate under the exclusive lock; usable → connect.
-//! 3. Size monitoring: DB + WAL above the warning threshold → `ast.cache.size_warning`; above
-//!    the maximum → maintenance is due when the store is dropped.
+//! 3. Size monitoring: DB + WAL recorded (`ast.cache.size`, for the dashboard); above the
+//!    warning threshold → `ast.cache.size_warning`; above the maximum → maintenance is due
+//!    when the store is dropped.
 //!
 //! Steps that another process may be doing at the same time re-check after every lock, and
 //! the loop is bounded (a few attempts), so two processes can never ping-pong forever.
@@ -170,6 +171,7 @@ fn attempt(ctx: &CacheCtx, db_was_missing: &mut bool) -> Step {
     } else {
         ctx.settings.size_warn_bytes
     };
+    events::size(&ctx.telemetry, header.db_bytes, wal_bytes);
     if total > threshold {
         events::size_warning(
             &ctx.telemetry,
