@@ -178,7 +178,8 @@ fn create_if_missing(ctx: &CacheCtx, db_was_missing: &mut bool) -> Result<(), St
     }
 }
 
-/// DB + WAL bytes, with an `ast.cache.size_warning` when over the warning threshold.
+/// DB + WAL bytes, recorded as `ast.cache.size`, with an `ast.cache.size_warning` when over
+/// the warning threshold.
 fn watch_size(ctx: &CacheCtx, db_bytes: u64) -> u64 {
     let wal_bytes = ctx.sidecar("-wal").size();
     let total = db_bytes + wal_bytes;
