@@ -4,7 +4,7 @@
 
 use super::report::{Evidence, Fault, GateReport, RunReport, Status, StepReport, Written};
 use super::spec::{Gate, Specs};
-use super::steps::{self, GateCtx, Shared};
+use super::steps::{self, GateCtx, GateSetup, Shared};
 use std::collections::HashMap;
 use std::path::PathBuf;
 use std::sync::Arc;
@@ -126,7 +126,7 @@ fn slow_events(
         let (kind, label) = g
             .steps
             .get(step - 1)
-            .map(|s| (s.step.kind().to_string(), steps::label(&s.step)))
+            .map(|s| (s.step.kind().to_string(), s.step.label()))
             .unwrap_or_default();
         out.push(RunEvent::Slow {
             id: g.id.clone(),
@@ -227,6 +227,19 @@ fn name_temp_dir(steps: &mut [StepReport], tmp: &std::path::Path) {
     }
 }
 
+/// What [`GateCtx::new`] needs of a gate and its scenario: the scenario's folders and the
+/// environment (the scenario's, then the gate's).
+fn gate_setup(gate: &Gate, scenario: Option<&super::spec::Scenario>) -> GateSetup {
+    let mut env = scenario.map(|sc| sc.env.clone()).unwrap_or_default();
+    env.extend(gate.env.clone());
+    GateSetup {
+        id: gate.id.clone(),
+        segment: scenario.map(|sc| sc.dir.join(&sc.segment)),
+        outside: scenario.and_then(|sc| sc.outside.as_ref().map(|o| sc.dir.join(o))),
+        env,
+    }
+}
+
 /// Run one gate to completion (bounded by its timeout).
 async fn run_gate(
     gate: Gate,
@@ -238,7 +251,7 @@ async fn run_gate(
     let mut report = skipped(&gate, "");
     report.reason = None;
     report.setup = replay_setup(scenario.as_ref());
-    let mut ctx = match GateCtx::new(shared, &gate, scenario.as_ref()) {
+    let mut ctx = match GateCtx::new(shared, &gate_setup(&gate, scenario.as_ref())) {
         Ok(c) => c,
         Err(e) => {
             report.status = Status::Error;
@@ -256,7 +269,7 @@ async fn run_gate(
     };
     let timed = tokio::time::timeout(
         Duration::from_secs(gate.timeout_s),
-        steps::run_steps(&mut ctx, &gate, &mut on_step),
+        steps::run_steps(&mut ctx, &gate.steps, &mut on_step),
     )
     .await;
     let mut steps_done = collected.lock().map(|v| v.clone()).unwrap_or_default();
@@ -268,7 +281,7 @@ async fn run_gate(
                 index: i + 1,
                 line: s.line,
                 kind: s.step.kind().into(),
-                label: steps::label(&s.step),
+                label: s.step.label(),
                 status: if i == steps_done.len() {
                     Status::Fail
                 } else {

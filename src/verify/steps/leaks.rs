@@ -181,7 +181,7 @@ pub fn check(ctx: &GateCtx) -> Option<Outcome> {
     let mut scanned = Vec::new();
     let mut notes = Vec::new();
     if let Some(seg) = &ctx.segment {
-        match super::checks::telemetry_text(seg) {
+        match super::inputs::telemetry_text(seg) {
             Ok(t) => {
                 let n = t.lines().filter(|l| !l.trim().is_empty()).count();
                 scanned.push(format!("telemetry ({n} events)"));

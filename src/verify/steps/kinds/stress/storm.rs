@@ -4,10 +4,10 @@
 //! checked against the edit journal afterwards ([`super::freshness`]).
 
 use super::freshness::{self, Answer, Editor};
-use super::{GateCtx, Outcome, Saved, checks};
+use super::{StressEdit, StressStep};
+use crate::verify::steps::{GateCtx, Outcome, Saved, inputs};
 use crate::verify::process;
 use crate::verify::report::{Status, excerpt};
-use crate::verify::spec::{StressEdit, StressStep};
 use serde_json::Value;
 use std::sync::Arc;
 use std::time::Instant;
@@ -168,7 +168,7 @@ pub async fn stress(ctx: &mut GateCtx, s: &StressStep, index: usize) -> Outcome 
         .flat_map(|sp| sp.args.iter().cloned())
         .collect();
     for (k, o) in outputs.iter().enumerate() {
-        ctx.stdouts.push(super::leaks::Scanned {
+        ctx.stdouts.push(crate::verify::steps::leaks::Scanned {
             what: format!("step {index} stress #{}", k + 1),
             args: args.clone(),
             stdout: o.clone(),
@@ -248,10 +248,10 @@ async fn version0_answer(
         .tmp
         .path()
         .join(format!("edit-v0-{}", crate::clock::real_now_ms()));
-    checks::copy_sources(&seg, &fresh)
+    inputs::copy_sources(&seg, &fresh)
         .and_then(|()| std::fs::write(fresh.join(&edit.file), freshness::version_text(original, 0)))
         .map_err(|e| Outcome::error(format!("edit: prepare version 0: {e}")))?;
-    let spec = checks::uncached_spec(&ctx.trifecta, &edit.uri, &fresh);
+    let spec = inputs::uncached_spec(&ctx.trifecta, &edit.uri, &fresh);
     match process::run(&spec).await {
         Ok(o) if o.code == Some(0) => serde_json::from_str::<Value>(&o.stdout).ok(),
         _ => None,

@@ -26,10 +26,11 @@
 //! snapshot of variant 0's entries, restored before it) and finds every generated module
 //! changed (variant 1 is on disk), so it rewrites existing rows for its whole write phase.
 
-use super::{GateCtx, Outcome, actions, checks};
+use crate::verify::steps::kinds::Step;
+use super::{GenerateSpec, KillStep};
+use crate::verify::steps::{GateCtx, Outcome};
 use crate::verify::process::{self, ProcSpec};
 use crate::verify::report::{Fault, Status};
-use crate::verify::spec::{GenerateSpec, KillStep, Step};
 use crate::verify::workspace;
 use std::io;
 use std::path::{Path, PathBuf};
@@ -489,15 +490,12 @@ async fn run_writer(
         .map_err(|e| format!("supervising the writer: {e}"))
 }
 
-/// Run one `after_each` check (the kinds `spec` allows there).
+/// Run one `after_each` check (validation allows only kinds that run after a kill).
 async fn exec_check(ctx: &mut GateCtx, step: &Step, index: usize) -> Outcome {
-    match step {
-        Step::Run(s) => actions::run(ctx, s, index).await,
-        Step::Jq(s) => checks::jq(ctx, s),
-        Step::Integrity(s) => checks::integrity(ctx, s),
-        Step::Baseline(s) => checks::baseline(ctx, s).await,
-        Step::Files(s) => checks::files(ctx, s),
-        other => Outcome::error(format!("`{}` cannot run after a kill", other.kind())),
+    if step.runs_after_kill() {
+        step.exec(ctx, index).await
+    } else {
+        Outcome::error(format!("`{}` cannot run after a kill", step.kind()))
     }
 }
 
@@ -536,7 +534,7 @@ async fn checks_after(ctx: &mut GateCtx, s: &KillStep, index: usize, i: usize) -
             failed.push(format!(
                 "kill {i}: after_each {} `{}` ({}) failed: {} [{}]",
                 j + 1,
-                super::label(sub),
+                sub.label(),
                 sub.kind(),
                 out.detail,
                 why.replace('\n', " ")
