@@ -6,6 +6,7 @@
 //! gate — later steps are reported as skipped, since they would test a state that was never
 //! reached. A failing *check* does not stop the gate, so one run shows every broken property.
 
+pub mod faults;
 pub mod hostile;
 pub mod inputs;
 pub mod kinds;

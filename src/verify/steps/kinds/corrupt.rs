@@ -1,7 +1,7 @@
 //! `kind = "corrupt"`.
 
 use crate::verify::steps::{GateCtx, Outcome};
-use crate::cache::faults::{self, CorruptionMode};
+use crate::verify::steps::faults::{self, CorruptionMode};
 use crate::verify::report::Fault;
 use crate::verify::steps::in_process;
 use super::{StepFuture, StepKind, ValidateCx};
@@ -14,7 +14,7 @@ pub const KIND: &str = "corrupt";
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct CorruptStep {
-    /// Catalog mode name (`crate::cache::faults`).
+    /// Catalog mode name (`crate::verify::steps::faults`).
     pub mode: String,
 }
 
@@ -56,7 +56,7 @@ pub fn corrupt(ctx: &mut GateCtx, s: &CorruptStep, index: usize) -> Outcome {
     };
     let seed = ctx.fault_seed(index, 0);
     let cmd = in_process(format!(
-        "trifecta::cache::faults::inject({}, {}, seed={seed})",
+        "trifecta::verify::steps::faults::inject({}, {}, seed={seed})",
         mode.as_str(),
         db.display()
     ));
