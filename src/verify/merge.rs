@@ -190,7 +190,7 @@ pub fn combine(shards: &[Loaded], run_id: String, command_line: &str) -> RunRepo
                 .clone()
         })
         .collect();
-    let mut faults: Vec<report::Fault> = sorted
+    let mut faults: Vec<report::ScheduledFault> = sorted
         .iter()
         .flat_map(|s| s.report.fault_schedule.iter().cloned())
         .collect();

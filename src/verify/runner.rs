@@ -2,7 +2,7 @@
 //! [`RunEvent`]s. It never prints — reporters render the events (nextest style) — and a gate's
 //! failure is data in the [`RunReport`], not an error.
 
-use super::report::{Evidence, Fault, GateReport, RunReport, Status, StepReport, Written};
+use super::report::{Evidence, GateReport, RunReport, ScheduledFault, Status, StepReport, Written};
 use super::spec::{Gate, Specs};
 use super::steps::{self, GateCtx, GateSetup, Shared};
 use std::collections::HashMap;
@@ -246,7 +246,7 @@ async fn run_gate(
     scenario: Option<super::spec::Scenario>,
     shared: Shared,
     progress: Arc<AtomicUsize>,
-) -> (GateReport, Vec<Fault>) {
+) -> (GateReport, Vec<ScheduledFault>) {
     let started = Instant::now();
     let mut report = skipped(&gate, "");
     report.reason = None;
@@ -374,7 +374,7 @@ pub fn run(specs: &Specs, opts: &RunOptions, emit: &mut dyn FnMut(&RunEvent)) ->
         selected: selected.len(),
         run_dir: run_dir.clone(),
     });
-    let mut results: Vec<Option<(GateReport, Vec<Fault>)>> = vec![None; specs.gates.len()];
+    let mut results: Vec<Option<(GateReport, Vec<ScheduledFault>)>> = vec![None; specs.gates.len()];
     let rt = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)
         .enable_all()
@@ -385,7 +385,7 @@ pub fn run(specs: &Specs, opts: &RunOptions, emit: &mut dyn FnMut(&RunEvent)) ->
             let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel::<(
                 usize,
                 RunEvent,
-                Option<(GateReport, Vec<Fault>)>,
+                Option<(GateReport, Vec<ScheduledFault>)>,
             )>();
             // Gates start in file order: a dispatcher takes a permit, then spawns the next gate
             // (a permit per task would let the runtime start them in any order).

@@ -104,7 +104,7 @@ pub struct GateReport {
 
 /// One injected fault (the seeded schedule).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub struct Fault {
+pub struct ScheduledFault {
     /// Gate id.
     pub gate: String,
     /// Step index.
@@ -194,7 +194,7 @@ pub struct RunReport {
     /// Gates in file order (skipped ones included).
     pub gates: Vec<GateReport>,
     /// Every fault injected, in gate/step order.
-    pub fault_schedule: Vec<Fault>,
+    pub fault_schedule: Vec<ScheduledFault>,
     /// Counts.
     pub totals: Totals,
     /// Process exit code of the run.

@@ -16,7 +16,7 @@
 //! links with `readlink`, and opens files with `O_NOFOLLOW | O_NONBLOCK` and checks them with
 //! `fstat` before reading, so a hostile tree cannot hang or redirect the checker.
 
-use super::{GateCtx, Outcome};
+use super::{GateCtx, StepResult};
 use rustix::fs::{AtFlags, CWD, Timespec, Timestamps, UTIME_OMIT};
 use std::collections::BTreeMap;
 use std::io::Read;
@@ -218,7 +218,7 @@ pub fn reads_detectable(dir: &Path) -> bool {
     ok
 }
 
-pub fn tree_root(ctx: &GateCtx, dir: &str) -> Result<PathBuf, Outcome> {
+pub fn tree_root(ctx: &GateCtx, dir: &str) -> Result<PathBuf, StepResult> {
     let d = PathBuf::from(ctx.expand(dir));
     if d.is_absolute() {
         Ok(d)

@@ -2,12 +2,12 @@
 //! stdout, stderr) and the excerpt the report shows. Shared by the kinds that run processes
 //! (`worktree`, `cargo`, `run`).
 
-use super::{GateCtx, Outcome};
-use crate::verify::process::{self, Outcome as ProcOutcome, ProcSpec};
+use super::{GateCtx, StepResult};
+use crate::verify::process::{self, ProcSpec, ProcessResult};
 use crate::verify::report::excerpt;
 
 /// A process log: the command, how it ended, then stdout and stderr.
-pub fn log_body(spec: &ProcSpec, o: &ProcOutcome) -> String {
+pub fn log_body(spec: &ProcSpec, o: &ProcessResult) -> String {
     format!(
         "$ {}\n# {}\n--- stdout ---\n{}\n--- stderr ---\n{}\n",
         spec.display(),
@@ -18,7 +18,7 @@ pub fn log_body(spec: &ProcSpec, o: &ProcOutcome) -> String {
 }
 
 /// The report excerpt of a process: the start of stdout, then of stderr.
-pub fn out_excerpt(o: &ProcOutcome) -> String {
+pub fn out_excerpt(o: &ProcessResult) -> String {
     let mut s = String::new();
     if !o.stdout.trim().is_empty() {
         s.push_str(&excerpt(o.stdout.trim_end(), 25, 2500, false));
@@ -38,15 +38,15 @@ pub async fn run_logged(
     ctx: &GateCtx,
     spec: &ProcSpec,
     log_name: &str,
-) -> Result<(ProcOutcome, Option<String>), Outcome> {
+) -> Result<(ProcessResult, Option<String>), StepResult> {
     match process::run(spec).await {
         Ok(o) => {
             let log = ctx.log(log_name, &log_body(spec, &o));
             Ok((o, log))
         }
-        Err(e) => Err(Outcome {
+        Err(e) => Err(StepResult {
             commands: vec![spec.display()],
-            ..Outcome::error(format!("cannot spawn {}: {e}", spec.program.display()))
+            ..StepResult::error(format!("cannot spawn {}: {e}", spec.program.display()))
         }),
     }
 }

@@ -1,6 +1,6 @@
 //! Executing one gate: its private context ([`GateCtx`]) and the loop over its steps. Each step
 //! kind (fields, validation, execution) is one file in [`kinds`]; the modules beside it are what
-//! several kinds share. A step returns an [`Outcome`]; it never prints.
+//! several kinds share. A step returns a [`StepResult`]; it never prints.
 //!
 //! Semantics: a failing *action* (a run with the wrong exit code, a build that fails) stops the
 //! gate — later steps are reported as skipped, since they would test a state that was never
@@ -14,7 +14,7 @@ pub mod leaks;
 pub mod logged_run;
 
 use super::process::{ProcSpec, kill_group};
-use super::report::{Fault, Status, StepReport};
+use super::report::{ScheduledFault, Status, StepReport};
 use super::workspace::Worktree;
 use kinds::StepSpec;
 use std::collections::{BTreeMap, HashMap};
@@ -23,7 +23,7 @@ use std::time::{Duration, Instant};
 
 /// What a step produced.
 #[derive(Debug, Clone)]
-pub struct Outcome {
+pub struct StepResult {
     /// Verdict.
     pub status: Status,
     /// Commands run, shell-quoted.
@@ -36,10 +36,10 @@ pub struct Outcome {
     pub logs: Vec<String>,
 }
 
-impl Outcome {
+impl StepResult {
     /// A pass with a detail line.
     pub fn pass(detail: impl Into<String>) -> Self {
-        Outcome {
+        StepResult {
             status: Status::Pass,
             commands: vec![],
             excerpt: String::new(),
@@ -49,24 +49,24 @@ impl Outcome {
     }
     /// A failure with a reason.
     pub fn fail(detail: impl Into<String>) -> Self {
-        Outcome {
+        StepResult {
             status: Status::Fail,
-            ..Outcome::pass(detail)
+            ..StepResult::pass(detail)
         }
     }
     /// A harness error.
     pub fn error(detail: impl Into<String>) -> Self {
-        Outcome {
+        StepResult {
             status: Status::Error,
-            ..Outcome::pass(detail)
+            ..StepResult::pass(detail)
         }
     }
     /// Pass when `ok`, else fail; same detail either way.
     pub fn check(ok: bool, detail: impl Into<String>) -> Self {
         if ok {
-            Outcome::pass(detail)
+            StepResult::pass(detail)
         } else {
-            Outcome::fail(detail)
+            StepResult::fail(detail)
         }
     }
 }
@@ -162,7 +162,7 @@ pub struct GateCtx {
     /// Lock holders still running.
     pub holders: Vec<tokio::process::Child>,
     /// Faults injected.
-    pub faults: Vec<Fault>,
+    pub faults: Vec<ScheduledFault>,
     /// `gates/<id>/` inside the run dir.
     pub log_dir: PathBuf,
 }
@@ -224,14 +224,14 @@ impl GateCtx {
     }
 
     /// The segment, or an error outcome (validation guarantees it for steps that need it).
-    pub fn segment(&self) -> Result<&Path, Outcome> {
+    pub fn segment(&self) -> Result<&Path, StepResult> {
         self.segment
             .as_deref()
-            .ok_or_else(|| Outcome::error("this step needs a scenario segment"))
+            .ok_or_else(|| StepResult::error("this step needs a scenario segment"))
     }
 
     /// `<segment>/.trifecta/cache/ast_cache.db`.
-    pub fn db(&self) -> Result<PathBuf, Outcome> {
+    pub fn db(&self) -> Result<PathBuf, StepResult> {
         Ok(crate::cache::cache_db_path(self.segment()?))
     }
 
@@ -384,9 +384,9 @@ pub async fn run_steps(
         let index = i + 1;
         let started = Instant::now();
         let out = match &stopped {
-            Some(why) => Outcome {
+            Some(why) => StepResult {
                 status: Status::Skipped,
-                ..Outcome::pass(format!("not run: {why}"))
+                ..StepResult::pass(format!("not run: {why}"))
             },
             None => spec.step.exec(ctx, index).await,
         };

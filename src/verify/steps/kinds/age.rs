@@ -1,6 +1,6 @@
 //! `kind = "age"`.
 
-use crate::verify::steps::{GateCtx, Outcome};
+use crate::verify::steps::{GateCtx, StepResult};
 use super::{StepFuture, StepKind, ValidateCx};
 use serde::Deserialize;
 
@@ -39,11 +39,11 @@ impl StepKind for AgeStep {
 }
 
 /// `age`: move the test clock forward for later trifecta processes.
-pub fn age(ctx: &mut GateCtx, s: &AgeStep) -> Outcome {
+pub fn age(ctx: &mut GateCtx, s: &AgeStep) -> StepResult {
     let base = ctx.now_ms.unwrap_or_else(crate::clock::real_now_ms);
     let now = base + (s.days * 86_400_000.0) as i64;
     ctx.now_ms = Some(now);
-    Outcome::pass(format!(
+    StepResult::pass(format!(
         "TRIFECTA_TEST_NOW_MS={now} (+{} days) for later steps",
         s.days
     ))

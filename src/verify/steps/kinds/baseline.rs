@@ -1,6 +1,6 @@
 //! `kind = "baseline"`.
 
-use crate::verify::steps::{GateCtx, Outcome, Saved};
+use crate::verify::steps::{GateCtx, StepResult, Saved};
 use crate::verify::process::{self};
 use crate::verify::report::excerpt;
 use serde_json::Value;
@@ -60,7 +60,7 @@ const COMPARED: [&str; 3] = ["symbols", "file_rel", "syntax_errors"];
 
 /// `baseline`: each saved output equals an uncached run (`--no-persist-cache`, telemetry off)
 /// of the same URI on a fresh copy of the segment's current sources.
-pub async fn baseline(ctx: &mut GateCtx, s: &BaselineStep) -> Outcome {
+pub async fn baseline(ctx: &mut GateCtx, s: &BaselineStep) -> StepResult {
     let seg = match ctx.segment() {
         Ok(p) => p.to_path_buf(),
         Err(o) => return o,
@@ -74,11 +74,11 @@ pub async fn baseline(ctx: &mut GateCtx, s: &BaselineStep) -> Outcome {
                     .enumerate()
                     .map(|(i, o)| (format!("{name}[{i}]"), o.clone())),
             ),
-            None => return Outcome::fail(format!("step `{name}` saved no output")),
+            None => return StepResult::fail(format!("step `{name}` saved no output")),
         }
     }
     if outputs.is_empty() {
-        return Outcome::fail("nothing to compare (no outputs)");
+        return StepResult::fail("nothing to compare (no outputs)");
     }
     let n = ctx.faults.len() + outputs.len();
     let fresh = ctx
@@ -88,13 +88,13 @@ pub async fn baseline(ctx: &mut GateCtx, s: &BaselineStep) -> Outcome {
     let copied = if s.clean {
         match &ctx.scenario_segment {
             Some(orig) => crate::verify::workspace::copy_tree(orig, &fresh),
-            None => return Outcome::error("baseline `clean` needs a scenario"),
+            None => return StepResult::error("baseline `clean` needs a scenario"),
         }
     } else {
         copy_sources(&seg, &fresh)
     };
     if let Err(e) = copied {
-        return Outcome::error(format!("copy sources for baseline: {e}"));
+        return StepResult::error(format!("copy sources for baseline: {e}"));
     }
     let mut base: HashMap<String, Result<Value, String>> = HashMap::new();
     let mut commands = Vec::new();
@@ -150,7 +150,7 @@ pub async fn baseline(ctx: &mut GateCtx, s: &BaselineStep) -> Outcome {
     }
     let _ = std::fs::remove_dir_all(&fresh);
     let mut out = if problems.is_empty() {
-        Outcome::pass(format!(
+        StepResult::pass(format!(
             "{} output(s) equal the uncached run on {} ({} URI(s)) on {}",
             outputs.len(),
             COMPARED.join(", "),
@@ -162,7 +162,7 @@ pub async fn baseline(ctx: &mut GateCtx, s: &BaselineStep) -> Outcome {
             }
         ))
     } else {
-        Outcome::fail(excerpt(&problems.join("\n"), 10, 3000, false))
+        StepResult::fail(excerpt(&problems.join("\n"), 10, 3000, false))
     };
     out.commands = commands;
     out

@@ -1,6 +1,6 @@
 //! `kind = "cargo"`.
 
-use crate::verify::steps::{GateCtx, Outcome};
+use crate::verify::steps::{GateCtx, StepResult};
 use crate::verify::process::ProcSpec;
 use crate::verify::report::{Status, excerpt};
 use std::time::Duration;
@@ -85,7 +85,7 @@ pub fn passed_tests(output: &str) -> usize {
 }
 
 /// `cargo`: run cargo in the checkout or the worktree.
-pub async fn cargo(ctx: &mut GateCtx, s: &CargoStep, index: usize) -> Outcome {
+pub async fn cargo(ctx: &mut GateCtx, s: &CargoStep, index: usize) -> StepResult {
     let (cwd, env) = match s.dir {
         CargoDir::Checkout => (ctx.shared.checkout.clone(), vec![]),
         CargoDir::Worktree => match (&ctx.worktree, &ctx.target_dir) {
@@ -93,7 +93,7 @@ pub async fn cargo(ctx: &mut GateCtx, s: &CargoStep, index: usize) -> Outcome {
                 w.path.clone(),
                 vec![("CARGO_TARGET_DIR".into(), t.to_string_lossy().into_owned())],
             ),
-            _ => return Outcome::error("no worktree"),
+            _ => return StepResult::error("no worktree"),
         },
     };
     let spec = ProcSpec {
@@ -133,7 +133,7 @@ pub async fn cargo(ctx: &mut GateCtx, s: &CargoStep, index: usize) -> Outcome {
     } else {
         format!("{passed} test(s) passed, {}", o.status_text())
     };
-    Outcome {
+    StepResult {
         status: if ok_exit && ok_count {
             Status::Pass
         } else {

@@ -1,8 +1,8 @@
 //! `kind = "corrupt"`.
 
-use crate::verify::steps::{GateCtx, Outcome};
+use crate::verify::steps::{GateCtx, StepResult};
 use crate::verify::steps::faults::{self, CorruptionMode};
-use crate::verify::report::Fault;
+use crate::verify::report::ScheduledFault;
 use crate::verify::steps::in_process;
 use super::{StepFuture, StepKind, ValidateCx};
 use serde::Deserialize;
@@ -46,9 +46,9 @@ impl StepKind for CorruptStep {
 }
 
 /// `corrupt`: inject a catalog fault with a seed derived from the run seed.
-pub fn corrupt(ctx: &mut GateCtx, s: &CorruptStep, index: usize) -> Outcome {
+pub fn corrupt(ctx: &mut GateCtx, s: &CorruptStep, index: usize) -> StepResult {
     let Some(mode) = CorruptionMode::parse(&s.mode) else {
-        return Outcome::error(format!("unknown mode {}", s.mode));
+        return StepResult::error(format!("unknown mode {}", s.mode));
     };
     let db = match ctx.db() {
         Ok(d) => d,
@@ -62,7 +62,7 @@ pub fn corrupt(ctx: &mut GateCtx, s: &CorruptStep, index: usize) -> Outcome {
     ));
     match faults::inject(mode, &db, seed) {
         Ok(inj) => {
-            ctx.faults.push(Fault {
+            ctx.faults.push(ScheduledFault {
                 gate: ctx.gate_id.clone(),
                 step: index,
                 kind: "corrupt".into(),
@@ -70,15 +70,15 @@ pub fn corrupt(ctx: &mut GateCtx, s: &CorruptStep, index: usize) -> Outcome {
                 seed,
                 detail: inj.detail.clone(),
             });
-            Outcome {
+            StepResult {
                 commands: vec![cmd],
-                ..Outcome::pass(format!("{}: {}", mode.as_str(), inj.detail))
+                ..StepResult::pass(format!("{}: {}", mode.as_str(), inj.detail))
             }
         }
-        Err(e) => Outcome {
+        Err(e) => StepResult {
             commands: vec![cmd],
             // No DB to damage means an earlier run did not create the cache: a finding.
-            ..Outcome::fail(format!("cannot inject {}: {e}", mode.as_str()))
+            ..StepResult::fail(format!("cannot inject {}: {e}", mode.as_str()))
         },
     }
 }

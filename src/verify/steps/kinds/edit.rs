@@ -1,6 +1,6 @@
 //! `kind = "edit"`.
 
-use crate::verify::steps::{GateCtx, Outcome};
+use crate::verify::steps::{GateCtx, StepResult};
 use super::{StepFuture, StepKind, ValidateCx};
 use serde::Deserialize;
 
@@ -66,7 +66,7 @@ impl StepKind for EditStep {
 }
 
 /// `edit`: change a segment source file.
-pub fn edit(ctx: &mut GateCtx, s: &EditStep) -> Outcome {
+pub fn edit(ctx: &mut GateCtx, s: &EditStep) -> StepResult {
     let seg = match ctx.segment() {
         Ok(s) => s.to_path_buf(),
         Err(o) => return o,
@@ -82,7 +82,7 @@ pub fn edit(ctx: &mut GateCtx, s: &EditStep) -> Outcome {
         EditAction::Delete => std::fs::remove_file(&path),
     };
     match res {
-        Ok(()) => Outcome::pass(format!("{} {}", s.action.as_str(), s.file)),
-        Err(e) => Outcome::error(format!("edit {}: {e}", s.file)),
+        Ok(()) => StepResult::pass(format!("{} {}", s.action.as_str(), s.file)),
+        Err(e) => StepResult::error(format!("edit {}: {e}", s.file)),
     }
 }

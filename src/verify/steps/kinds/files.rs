@@ -1,6 +1,6 @@
 //! `kind = "files"`.
 
-use crate::verify::steps::{GateCtx, Outcome};
+use crate::verify::steps::{GateCtx, StepResult};
 use crate::verify::process::{self};
 use crate::verify::report::excerpt;
 use std::path::Path;
@@ -142,7 +142,7 @@ fn glob_matches(glob: &str, paths: &[String]) -> Result<Vec<String>, String> {
 
 /// `files`: globs that must exist, be absent, or match a bounded number of paths; snapshots
 /// that must be unchanged.
-pub fn files(ctx: &mut GateCtx, s: &FilesStep) -> Outcome {
+pub fn files(ctx: &mut GateCtx, s: &FilesStep) -> StepResult {
     let root = match s.root {
         FilesRoot::Segment => match ctx.segment() {
             Ok(p) => p.to_path_buf(),
@@ -150,7 +150,7 @@ pub fn files(ctx: &mut GateCtx, s: &FilesStep) -> Outcome {
         },
         FilesRoot::Worktree => match &ctx.worktree {
             Some(w) => w.path.clone(),
-            None => return Outcome::error("no worktree"),
+            None => return StepResult::error("no worktree"),
         },
         FilesRoot::Checkout => ctx.shared.checkout.clone(),
     };
@@ -206,9 +206,9 @@ pub fn files(ctx: &mut GateCtx, s: &FilesStep) -> Outcome {
         }
     }
     let mut out = if problems.is_empty() {
-        Outcome::pass(facts.join("; "))
+        StepResult::pass(facts.join("; "))
     } else {
-        Outcome::fail(problems.join("; "))
+        StepResult::fail(problems.join("; "))
     };
     out.commands = vec![in_process(format!(
         "find {} (globs matched against the paths)",

@@ -1,6 +1,6 @@
 //! `kind = "hold-lock"`.
 
-use crate::verify::steps::{GateCtx, Outcome};
+use crate::verify::steps::{GateCtx, StepResult};
 use crate::verify::process::{self, ProcSpec};
 use std::time::Duration;
 use tokio::io::AsyncBufReadExt;
@@ -54,7 +54,7 @@ impl StepKind for HoldLockStep {
 }
 
 /// `hold-lock`: spawn `trifecta-verify hold-lock` and wait until it reports the lock held.
-pub async fn hold_lock(ctx: &mut GateCtx, s: &HoldLockStep) -> Outcome {
+pub async fn hold_lock(ctx: &mut GateCtx, s: &HoldLockStep) -> StepResult {
     let lock = match ctx.db() {
         // contracts.md: `<segment>/.trifecta/cache/ast_cache.lock` beside the DB.
         Ok(db) => db.with_file_name("ast_cache.lock"),
@@ -79,17 +79,17 @@ pub async fn hold_lock(ctx: &mut GateCtx, s: &HoldLockStep) -> Outcome {
     let cmd = spec.display();
     let mut child = match process::command(&spec).spawn() {
         Ok(c) => c,
-        Err(e) => return Outcome::error(format!("cannot spawn lock holder: {e}")),
+        Err(e) => return StepResult::error(format!("cannot spawn lock holder: {e}")),
     };
     let Some(out) = child.stdout.take() else {
-        return Outcome::error("lock holder has no stdout");
+        return StepResult::error("lock holder has no stdout");
     };
     let mut lines = tokio::io::BufReader::new(out).lines();
     let first = tokio::time::timeout(Duration::from_secs(10), lines.next_line()).await;
     let res = match first {
-        Ok(Ok(Some(l))) if l.trim() == "locked" => Outcome {
+        Ok(Ok(Some(l))) if l.trim() == "locked" => StepResult {
             commands: vec![format!("{cmd} &")],
-            ..Outcome::pass(format!(
+            ..StepResult::pass(format!(
                 "{} lock on {} held for {} ms by pid {}",
                 s.mode.as_str(),
                 lock.display(),
@@ -105,9 +105,9 @@ pub async fn hold_lock(ctx: &mut GateCtx, s: &HoldLockStep) -> Outcome {
                 Ok(Err(e)) => format!("reading its output failed: {e}"),
                 Err(_) => "no line within 10 s".to_string(),
             };
-            Outcome {
+            StepResult {
                 commands: vec![cmd],
-                ..Outcome::error(format!("lock holder did not report `locked`: {what}"))
+                ..StepResult::error(format!("lock holder did not report `locked`: {what}"))
             }
         }
     };

@@ -1,6 +1,6 @@
 //! `kind = "integrity"`.
 
-use crate::verify::steps::{GateCtx, Outcome};
+use crate::verify::steps::{GateCtx, StepResult};
 use crate::verify::report::excerpt;
 use crate::verify::steps::in_process;
 use super::{StepFuture, StepKind};
@@ -48,14 +48,14 @@ impl StepKind for IntegrityStep {
 }
 
 /// `integrity`: `PRAGMA integrity_check` on the cache DB.
-pub fn integrity(ctx: &mut GateCtx, s: &IntegrityStep) -> Outcome {
+pub fn integrity(ctx: &mut GateCtx, s: &IntegrityStep) -> StepResult {
     let db = match ctx.db() {
         Ok(d) => d,
         Err(o) => return o,
     };
     let cmd = in_process(format!("sqlite3 {} 'PRAGMA integrity_check'", db.display()));
     if !db.exists() && s.missing_ok {
-        let mut out = Outcome::pass("no database: nothing was published before the crash");
+        let mut out = StepResult::pass("no database: nothing was published before the crash");
         out.commands = vec![cmd];
         out.excerpt = format!(
             "no database at {} (missing_ok: nothing was published)",
@@ -64,9 +64,9 @@ pub fn integrity(ctx: &mut GateCtx, s: &IntegrityStep) -> Outcome {
         return out;
     }
     if !db.is_file() {
-        return Outcome {
+        return StepResult {
             commands: vec![cmd],
-            ..Outcome::fail(format!("no database at {}", db.display()))
+            ..StepResult::fail(format!("no database at {}", db.display()))
         };
     }
     use rusqlite::OpenFlags;
@@ -82,7 +82,7 @@ pub fn integrity(ctx: &mut GateCtx, s: &IntegrityStep) -> Outcome {
     let mut out = match res {
         Ok(rows) => {
             let got = rows.join("\n");
-            Outcome::check(
+            StepResult::check(
                 got == s.expect,
                 format!(
                     "integrity_check = `{}` (expected `{}`)",
@@ -91,7 +91,7 @@ pub fn integrity(ctx: &mut GateCtx, s: &IntegrityStep) -> Outcome {
                 ),
             )
         }
-        Err(e) => Outcome::fail(format!("integrity_check could not run: {e}")),
+        Err(e) => StepResult::fail(format!("integrity_check could not run: {e}")),
     };
     out.commands = vec![cmd];
     out

@@ -1,6 +1,6 @@
 //! `kind = "jq"`.
 
-use crate::verify::steps::{GateCtx, Outcome, Saved};
+use crate::verify::steps::{GateCtx, StepResult, Saved};
 use crate::verify::jq::{self, Globals, JqVerdict, VerdictKind};
 use crate::verify::process::{self};
 use crate::verify::report::excerpt;
@@ -104,7 +104,7 @@ fn saved_json(ctx: &GateCtx, name: &str) -> Result<String, String> {
 
 /// With a reference jq installed ([`jq::reference_jq`]), evaluate the predicate there too. A
 /// disagreement makes the step an error (the verdict is unknown), never a pass.
-fn cross_check(out: &mut Outcome, ours: VerdictKind, filter: &str, input: &str, globals: &Globals) {
+fn cross_check(out: &mut StepResult, ours: VerdictKind, filter: &str, input: &str, globals: &Globals) {
     let Some(bin) = jq::reference_jq() else {
         return;
     };
@@ -129,12 +129,12 @@ fn cross_check(out: &mut Outcome, ours: VerdictKind, filter: &str, input: &str, 
         Err(e) => format!("reference jq: {e}"),
     };
     let commands = std::mem::take(&mut out.commands);
-    *out = Outcome::error(problem);
+    *out = StepResult::error(problem);
     out.commands = commands;
 }
 
 /// `jq`: evaluate a predicate with `jq -e` semantics.
-pub fn jq(ctx: &mut GateCtx, s: &JqStep) -> Outcome {
+pub fn jq(ctx: &mut GateCtx, s: &JqStep) -> StepResult {
     let (input, what) = match &s.on {
         StepInput::One(t) if t == "telemetry" => {
             let seg = match ctx.segment() {
@@ -146,26 +146,26 @@ pub fn jq(ctx: &mut GateCtx, s: &JqStep) -> Outcome {
                 // The telemetry folder is not a real folder in the segment: the tool left a
                 // planted link in place, a finding about the tool.
                 Err(e) if e.kind() == std::io::ErrorKind::InvalidData => {
-                    return Outcome::fail(format!("telemetry: {e}"));
+                    return StepResult::fail(format!("telemetry: {e}"));
                 }
-                Err(e) => return Outcome::error(format!("read telemetry: {e}")),
+                Err(e) => return StepResult::error(format!("read telemetry: {e}")),
             };
             let n = text.lines().filter(|l| !l.trim().is_empty()).count();
             match jq::slurp_lines(&text) {
                 Ok(j) => (j, format!("telemetry ({n} events)")),
-                Err(e) => return Outcome::fail(format!("telemetry does not parse: {e}")),
+                Err(e) => return StepResult::fail(format!("telemetry does not parse: {e}")),
             }
         }
         StepInput::One(name) => match saved_json(ctx, name) {
             Ok(j) => (j, format!("output of `{name}`")),
-            Err(e) => return Outcome::fail(e),
+            Err(e) => return StepResult::fail(e),
         },
         StepInput::Many(names) => {
             let mut parts = Vec::new();
             for n in names {
                 match saved_json(ctx, n) {
                     Ok(j) => parts.push(j),
-                    Err(e) => return Outcome::fail(e),
+                    Err(e) => return StepResult::fail(e),
                 }
             }
             (
@@ -189,19 +189,19 @@ pub fn jq(ctx: &mut GateCtx, s: &JqStep) -> Outcome {
     let verdict = jq::eval(&s.filter, &input, &globals);
     let ours = verdict.as_ref().ok().map(JqVerdict::kind);
     let mut out = match verdict {
-        Ok(JqVerdict::Pass(v)) => Outcome::pass(format!(
+        Ok(JqVerdict::Pass(v)) => StepResult::pass(format!(
             "true on {what}; last output {}",
             v.last().map(String::as_str).unwrap_or("")
         )),
-        Ok(JqVerdict::False(v)) => Outcome::fail(format!(
+        Ok(JqVerdict::False(v)) => StepResult::fail(format!(
             "jq -e: last output is {} on {what} (expected true)",
             v.last().map(String::as_str).unwrap_or("")
         )),
-        Ok(JqVerdict::NoOutput) => Outcome::fail(format!(
+        Ok(JqVerdict::NoOutput) => StepResult::fail(format!(
             "jq -e: the filter produced no output on {what} (jq exit 4)"
         )),
-        Ok(JqVerdict::Error(e)) => Outcome::fail(format!("jq runtime error on {what}: {e}")),
-        Err(e) => Outcome::error(format!("jq: {e}")),
+        Ok(JqVerdict::Error(e)) => StepResult::fail(format!("jq runtime error on {what}: {e}")),
+        Err(e) => StepResult::error(format!("jq: {e}")),
     };
     out.commands = vec![cmd];
     if let Some(ours) = ours {

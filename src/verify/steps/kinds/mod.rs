@@ -11,7 +11,7 @@
 //! serde's internally tagged enums gave before the trait existed (`missing field `kind``,
 //! `unknown variant `x`, expected one of …`), so spec errors are unchanged.
 
-use super::{GateCtx, Outcome};
+use super::{GateCtx, StepResult};
 use serde::de::DeserializeOwned;
 use std::collections::HashSet;
 use std::fmt;
@@ -21,7 +21,7 @@ use std::sync::Arc;
 
 /// What a step's execution returns: boxed, because kinds are trait objects and `kill` runs
 /// other steps (its `after_each` checks) from inside its own execution.
-pub type StepFuture<'a> = Pin<Box<dyn Future<Output = Outcome> + Send + 'a>>;
+pub type StepFuture<'a> = Pin<Box<dyn Future<Output = StepResult> + Send + 'a>>;
 
 /// What validation of one step may look at: the gate's steps written before it.
 pub struct ValidateCx<'a> {

@@ -1,6 +1,6 @@
 //! `kind = "plant"`.
 
-use crate::verify::steps::{GateCtx, Outcome};
+use crate::verify::steps::{GateCtx, StepResult};
 use crate::verify::process;
 use crate::verify::report::excerpt;
 use rustix::fs::{CWD, FileType, Mode};
@@ -140,7 +140,7 @@ pub fn parse_device(s: &str) -> Option<(u32, u32)> {
 }
 
 /// `plant`: put each entry in place, replacing whatever was there, and confirm it with `lstat`.
-pub fn plant(ctx: &mut GateCtx, s: &PlantStep) -> Outcome {
+pub fn plant(ctx: &mut GateCtx, s: &PlantStep) -> StepResult {
     let seg = match ctx.segment() {
         Ok(p) => p.to_path_buf(),
         Err(o) => return o,
@@ -173,11 +173,11 @@ pub fn plant(ctx: &mut GateCtx, s: &PlantStep) -> Outcome {
                 "; {not_covered} NOT COVERED (see output: mknod refused)"
             ));
         }
-        Outcome::pass(d)
+        StepResult::pass(d)
     } else {
-        Outcome::fail(problems.join("; "))
+        StepResult::fail(problems.join("; "))
     };
-    Outcome {
+    StepResult {
         commands,
         excerpt: excerpt(&lines.join("\n"), 40, 4000, false),
         ..detail

@@ -1,6 +1,6 @@
 //! `kind = "release"`.
 
-use crate::verify::steps::{GateCtx, Outcome};
+use crate::verify::steps::{GateCtx, StepResult};
 use crate::verify::process::{self};
 use super::{StepFuture, StepKind};
 use serde::Deserialize;
@@ -27,11 +27,11 @@ impl StepKind for ReleaseStep {
 }
 
 /// `release`: stop lock holders early (SIGKILL to their groups; flock is released on exit).
-pub async fn release(ctx: &mut GateCtx) -> Outcome {
+pub async fn release(ctx: &mut GateCtx) -> StepResult {
     let n = ctx.holders.len();
     for mut h in ctx.holders.drain(..) {
         process::kill_group(&h);
         let _ = h.wait().await;
     }
-    Outcome::pass(format!("{n} lock holder(s) stopped"))
+    StepResult::pass(format!("{n} lock holder(s) stopped"))
 }

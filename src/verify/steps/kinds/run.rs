@@ -1,6 +1,6 @@
 //! `kind = "run"`.
 
-use crate::verify::steps::{GateCtx, Outcome, Saved};
+use crate::verify::steps::{GateCtx, StepResult, Saved};
 use crate::verify::report::Status;
 use crate::verify::steps::logged_run::{out_excerpt, run_logged};
 use super::{StepFuture, StepKind, ValidateCx, clip};
@@ -65,7 +65,7 @@ impl StepKind for RunStep {
 }
 
 /// `run`: one CLI invocation; output saved under `name`.
-pub async fn run(ctx: &mut GateCtx, s: &RunStep, index: usize) -> Outcome {
+pub async fn run(ctx: &mut GateCtx, s: &RunStep, index: usize) -> StepResult {
     let spec = ctx.trifecta_spec(&s.args, &s.env, s.timeout_s);
     let (o, log) = match run_logged(ctx, &spec, &format!("step-{index}-run.log")).await {
         Ok(x) => x,
@@ -107,7 +107,7 @@ pub async fn run(ctx: &mut GateCtx, s: &RunStep, index: usize) -> Outcome {
     } else if !s.stderr_has.is_empty() {
         detail.push_str(&format!("; stderr has {:?}", s.stderr_has));
     }
-    Outcome {
+    StepResult {
         status: if ok { Status::Pass } else { Status::Fail },
         commands: vec![spec.display()],
         excerpt: out_excerpt(&o),

@@ -1,6 +1,6 @@
 //! `kind = "signal"`.
 
-use crate::verify::steps::{GateCtx, Outcome};
+use crate::verify::steps::{GateCtx, StepResult};
 use crate::verify::process::{self};
 use crate::verify::report::excerpt;
 use std::path::PathBuf;
@@ -133,7 +133,7 @@ fn opens_inline_module(rest: &[&str]) -> bool {
 }
 
 /// `signal`: literal code search in the checkout (like `rg -n -F`), respecting .gitignore.
-pub fn signal(ctx: &mut GateCtx, s: &SignalStep) -> Outcome {
+pub fn signal(ctx: &mut GateCtx, s: &SignalStep) -> StepResult {
     let root = ctx.shared.checkout.clone();
     let mut allowed = globset::GlobSetBuilder::new();
     for a in &s.only_in {
@@ -141,18 +141,18 @@ pub fn signal(ctx: &mut GateCtx, s: &SignalStep) -> Outcome {
             Ok(g) => {
                 allowed.add(g);
             }
-            Err(e) => return Outcome::error(format!("bad only_in glob {a}: {e}")),
+            Err(e) => return StepResult::error(format!("bad only_in glob {a}: {e}")),
         }
     }
     let allowed = match allowed.build() {
         Ok(a) => a,
-        Err(e) => return Outcome::error(format!("only_in: {e}")),
+        Err(e) => return StepResult::error(format!("only_in: {e}")),
     };
     let mut files: Vec<(PathBuf, String)> = Vec::new();
     for p in &s.paths {
         let start = root.join(p);
         if !start.exists() {
-            return Outcome::fail(format!("path `{p}` does not exist in {}", root.display()));
+            return StepResult::fail(format!("path `{p}` does not exist in {}", root.display()));
         }
         for entry in ignore::WalkBuilder::new(&start).build().flatten() {
             if !entry.file_type().is_some_and(|t| t.is_file()) {
@@ -214,7 +214,7 @@ pub fn signal(ctx: &mut GateCtx, s: &SignalStep) -> Outcome {
         ));
     }
     let mut out = if problems.is_empty() {
-        Outcome::pass(format!(
+        StepResult::pass(format!(
             "{n} match(es) ({skipped_files} test-only file(s) ignored){}",
             if s.only_in.is_empty() {
                 String::new()
@@ -223,7 +223,7 @@ pub fn signal(ctx: &mut GateCtx, s: &SignalStep) -> Outcome {
             }
         ))
     } else {
-        Outcome::fail(problems.join("; "))
+        StepResult::fail(problems.join("; "))
     };
     out.commands = vec![in_process(format!(
         "rg -n -F {} {}",

@@ -1,6 +1,6 @@
 //! `kind = "snapshot"`.
 
-use crate::verify::steps::{GateCtx, Outcome};
+use crate::verify::steps::{GateCtx, StepResult};
 use super::{StepFuture, StepKind};
 use serde::Deserialize;
 
@@ -35,7 +35,7 @@ impl StepKind for SnapshotStep {
 }
 
 /// `snapshot`: remember a file's digest.
-pub fn snapshot(ctx: &mut GateCtx, s: &SnapshotStep) -> Outcome {
+pub fn snapshot(ctx: &mut GateCtx, s: &SnapshotStep) -> StepResult {
     let seg = match ctx.segment() {
         Ok(s) => s.to_path_buf(),
         Err(o) => return o,
@@ -45,8 +45,8 @@ pub fn snapshot(ctx: &mut GateCtx, s: &SnapshotStep) -> Outcome {
         Ok(b) => {
             let h = blake3::hash(&b).to_hex().to_string();
             ctx.snapshots.insert(s.name.clone(), (p, h.clone()));
-            Outcome::pass(format!("{} = blake3 {h} ({} bytes)", s.file, b.len()))
+            StepResult::pass(format!("{} = blake3 {h} ({} bytes)", s.file, b.len()))
         }
-        Err(e) => Outcome::fail(format!("cannot read {}: {e}", s.file)),
+        Err(e) => StepResult::fail(format!("cannot read {}: {e}", s.file)),
     }
 }

@@ -1,6 +1,6 @@
 //! `kind = "sqlite"`.
 
-use crate::verify::steps::{GateCtx, Outcome};
+use crate::verify::steps::{GateCtx, StepResult};
 use crate::verify::process::{self};
 use crate::verify::steps::in_process;
 use super::{StepFuture, StepKind, clip};
@@ -31,7 +31,7 @@ impl StepKind for SqliteStep {
 }
 
 /// `sqlite`: run SQL on the cache DB (creating it and its directory).
-pub fn sqlite(ctx: &mut GateCtx, s: &SqliteStep) -> Outcome {
+pub fn sqlite(ctx: &mut GateCtx, s: &SqliteStep) -> StepResult {
     let db = match ctx.db() {
         Ok(d) => d,
         Err(o) => return o,
@@ -39,7 +39,7 @@ pub fn sqlite(ctx: &mut GateCtx, s: &SqliteStep) -> Outcome {
     if let Some(p) = db.parent()
         && let Err(e) = std::fs::create_dir_all(p)
     {
-        return Outcome::error(format!("create {}: {e}", p.display()));
+        return StepResult::error(format!("create {}: {e}", p.display()));
     }
     let cmd = in_process(format!(
         "sqlite3 {} {}",
@@ -48,13 +48,13 @@ pub fn sqlite(ctx: &mut GateCtx, s: &SqliteStep) -> Outcome {
     ));
     let res = rusqlite::Connection::open(&db).and_then(|c| c.execute_batch(&s.sql));
     match res {
-        Ok(()) => Outcome {
+        Ok(()) => StepResult {
             commands: vec![cmd],
-            ..Outcome::pass("SQL applied")
+            ..StepResult::pass("SQL applied")
         },
-        Err(e) => Outcome {
+        Err(e) => StepResult {
             commands: vec![cmd],
-            ..Outcome::error(format!("sqlite: {e}"))
+            ..StepResult::error(format!("sqlite: {e}"))
         },
     }
 }

@@ -1,6 +1,6 @@
 //! `kind = "tree-snapshot"`.
 
-use crate::verify::steps::{GateCtx, Outcome};
+use crate::verify::steps::{GateCtx, StepResult};
 use crate::verify::process;
 use crate::verify::report::excerpt;
 use std::collections::BTreeMap;
@@ -47,7 +47,7 @@ impl StepKind for TreeSnapshotStep {
 
 /// `tree-snapshot`: record names, types, sizes, modes, link targets and digests of every entry
 /// below `dir`, then age every atime so a later read shows.
-pub fn tree_snapshot(ctx: &mut GateCtx, s: &TreeSnapshotStep) -> Outcome {
+pub fn tree_snapshot(ctx: &mut GateCtx, s: &TreeSnapshotStep) -> StepResult {
     let root = match tree_root(ctx, &s.dir) {
         Ok(r) => r,
         Err(o) => return o,
@@ -55,22 +55,22 @@ pub fn tree_snapshot(ctx: &mut GateCtx, s: &TreeSnapshotStep) -> Outcome {
     match std::fs::symlink_metadata(&root) {
         Ok(m) if m.file_type().is_dir() => {}
         Ok(m) => {
-            return Outcome::error(format!(
+            return StepResult::error(format!(
                 "{} is a {}, not a directory",
                 root.display(),
                 kind_name(&m.file_type())
             ));
         }
-        Err(e) => return Outcome::error(format!("{}: {e}", root.display())),
+        Err(e) => return StepResult::error(format!("{}: {e}", root.display())),
     }
     let meta = match walk_meta(&root) {
         Ok(m) => m,
-        Err(e) => return Outcome::error(format!("walk {}: {e}", root.display())),
+        Err(e) => return StepResult::error(format!("walk {}: {e}", root.display())),
     };
     let content = walk_content(&root, &meta);
     for rel in meta.keys() {
         if let Err(e) = set_old_atime(&root.join(rel)) {
-            return Outcome::error(format!("set atime of {rel:?}: {e}"));
+            return StepResult::error(format!("set atime of {rel:?}: {e}"));
         }
     }
     // Re-`lstat` by name (no listing, no reading), so the recorded atime/ctime are the aged ones.
@@ -80,7 +80,7 @@ pub fn tree_snapshot(ctx: &mut GateCtx, s: &TreeSnapshotStep) -> Outcome {
             Ok(m) => {
                 aged.insert(rel.clone(), Meta::of(&m));
             }
-            Err(e) => return Outcome::error(format!("lstat {rel:?}: {e}")),
+            Err(e) => return StepResult::error(format!("lstat {rel:?}: {e}")),
         }
     }
     let reads = reads_detectable(ctx.tmp.path());
@@ -111,13 +111,13 @@ pub fn tree_snapshot(ctx: &mut GateCtx, s: &TreeSnapshotStep) -> Outcome {
             reads_detectable: reads,
         },
     );
-    Outcome {
+    StepResult {
         commands: vec![in_process(format!(
             "find {} -exec stat … ; b3sum (files) ; touch -a -h -d @{OLD_ATIME_S} (every entry)",
             process::quote(&root.to_string_lossy())
         ))],
         excerpt: excerpt(&listing.join("\n"), 40, 4000, false),
-        ..Outcome::pass(format!(
+        ..StepResult::pass(format!(
             "{n} entries ({files} files) recorded under {}; reads {}",
             root.display(),
             if reads {

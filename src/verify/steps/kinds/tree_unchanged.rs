@@ -1,6 +1,6 @@
 //! `kind = "tree-unchanged"`.
 
-use crate::verify::steps::{GateCtx, Outcome};
+use crate::verify::steps::{GateCtx, StepResult};
 use crate::verify::process;
 use crate::verify::report::excerpt;
 use crate::verify::steps::hostile::{Meta, Content, walk_meta, walk_content, set_old_atime};
@@ -51,9 +51,9 @@ impl StepKind for TreeUnchangedStep {
 
 /// `tree-unchanged`: the tree equals its snapshot — no entry read (atime), written (mtime,
 /// ctime, size, bytes), retyped, relinked, added or removed.
-pub fn tree_unchanged(ctx: &mut GateCtx, s: &TreeUnchangedStep) -> Outcome {
+pub fn tree_unchanged(ctx: &mut GateCtx, s: &TreeUnchangedStep) -> StepResult {
     let Some(before) = ctx.trees.get(&s.snapshot).cloned() else {
-        return Outcome::error(format!("no tree snapshot `{}`", s.snapshot));
+        return StepResult::error(format!("no tree snapshot `{}`", s.snapshot));
     };
     let root = &before.root;
     let name = |rel: &str| {
@@ -67,7 +67,7 @@ pub fn tree_unchanged(ctx: &mut GateCtx, s: &TreeUnchangedStep) -> Outcome {
     let now = match walk_meta(root) {
         Ok(m) => m,
         Err(e) => {
-            return Outcome::fail(format!(
+            return StepResult::fail(format!(
                 "cannot walk {} any more: {e} (removed or replaced?)",
                 root.display()
             ));
@@ -162,13 +162,13 @@ pub fn tree_unchanged(ctx: &mut GateCtx, s: &TreeUnchangedStep) -> Outcome {
         // This check listed every folder (moving their atimes): age them again and record the
         // new state, so a later `tree-unchanged` on the same snapshot sees only later reads.
         if let Err(e) = reage(ctx, &s.snapshot) {
-            return Outcome::error(format!("re-age {}: {e}", root.display()));
+            return StepResult::error(format!("re-age {}: {e}", root.display()));
         }
     }
     let mut out = if problems.is_empty() {
-        Outcome::pass(format!("unchanged: {detail}"))
+        StepResult::pass(format!("unchanged: {detail}"))
     } else {
-        Outcome::fail(format!(
+        StepResult::fail(format!(
             "{} difference(s): {}",
             problems.len(),
             excerpt(&problems.join("; "), 1, 2500, false)

@@ -1,6 +1,6 @@
 //! `kind = "worktree"`.
 
-use crate::verify::steps::{GateCtx, Outcome};
+use crate::verify::steps::{GateCtx, StepResult};
 use crate::verify::process::{self, ProcSpec};
 use crate::verify::report::Status;
 use crate::verify::workspace;
@@ -67,7 +67,7 @@ impl StepKind for WorktreeStep {
 }
 
 /// `worktree`: clean checkout of a revision, built from scratch in its own target dir.
-pub async fn worktree(ctx: &mut GateCtx, s: &WorktreeStep, index: usize) -> Outcome {
+pub async fn worktree(ctx: &mut GateCtx, s: &WorktreeStep, index: usize) -> StepResult {
     let rev = s.rev.clone().unwrap_or_else(|| ctx.shared.rev.clone());
     let path = ctx.tmp.path().join("worktree");
     let target = ctx.tmp.path().join("target");
@@ -89,9 +89,9 @@ pub async fn worktree(ctx: &mut GateCtx, s: &WorktreeStep, index: usize) -> Outc
     let wt = match workspace::add_worktree(&ctx.shared.checkout, &rev, &path, &name) {
         Ok(w) => w,
         Err(e) => {
-            return Outcome {
+            return StepResult {
                 commands,
-                ..Outcome::error(e)
+                ..StepResult::error(e)
             };
         }
     };
@@ -99,7 +99,7 @@ pub async fn worktree(ctx: &mut GateCtx, s: &WorktreeStep, index: usize) -> Outc
     ctx.worktree = Some(wt);
     ctx.target_dir = Some(target.clone());
     let Some((prog, args)) = s.build.split_first() else {
-        return Outcome::error("empty build command");
+        return StepResult::error("empty build command");
     };
     let spec = ProcSpec {
         program: ctx.expand(prog).into(),
@@ -119,11 +119,11 @@ pub async fn worktree(ctx: &mut GateCtx, s: &WorktreeStep, index: usize) -> Outc
             return e;
         }
     };
-    let mut out = Outcome {
+    let mut out = StepResult {
         commands,
         excerpt: out_excerpt(&o),
         logs: log.into_iter().collect(),
-        ..Outcome::pass(format!(
+        ..StepResult::pass(format!(
             "worktree of `{rev}` = {commit}; build {} in {:.1}s",
             o.status_text(),
             o.duration.as_secs_f64()

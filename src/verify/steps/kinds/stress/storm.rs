@@ -5,7 +5,7 @@
 
 use super::freshness::{self, Answer, Editor};
 use super::{StressEdit, StressStep};
-use crate::verify::steps::{GateCtx, Outcome, Saved, inputs};
+use crate::verify::steps::{GateCtx, StepResult, Saved, inputs};
 use crate::verify::process;
 use crate::verify::report::{Status, excerpt};
 use serde_json::Value;
@@ -14,7 +14,7 @@ use std::time::Instant;
 
 /// `stress`: `procs` concurrent workers, each running `iterations` invocations back to back.
 /// Every invocation is journaled (Jepsen-style invoke/ok/fail history) to `step-N-history.jsonl`.
-pub async fn stress(ctx: &mut GateCtx, s: &StressStep, index: usize) -> Outcome {
+pub async fn stress(ctx: &mut GateCtx, s: &StressStep, index: usize) -> StepResult {
     let started = Instant::now();
     // The URI invocation `it` of process `p` reads (also used to pick the answers to check).
     let uri_of = |p: usize, it: usize| s.uris.get((p + it) % s.uris.len().max(1)).cloned();
@@ -55,13 +55,13 @@ pub async fn stress(ctx: &mut GateCtx, s: &StressStep, index: usize) -> Outcome 
     while let Some(r) = set.join_next().await {
         match r {
             Ok(v) => all.extend(v),
-            Err(e) => return Outcome::error(format!("stress worker panicked: {e}")),
+            Err(e) => return StepResult::error(format!("stress worker panicked: {e}")),
         }
     }
     all.sort_by_key(|(p, it, ..)| (*p, *it));
     let rewrites = match editing.map(|(editor, original)| (editor.finish(), original)) {
         Some((Ok(log), original)) => Some((log, original)),
-        Some((Err(e), _)) => return Outcome::error(e),
+        Some((Err(e), _)) => return StepResult::error(e),
         None => None,
     };
     let mut history = String::new();
@@ -198,7 +198,7 @@ pub async fn stress(ctx: &mut GateCtx, s: &StressStep, index: usize) -> Outcome 
     );
     // Stale answers exited 0; they join the excerpt, not the exit-code count above.
     failures.extend(freshness_problems);
-    Outcome {
+    StepResult {
         status: if spawn_errors > 0 {
             Status::Error
         } else if ok {
@@ -227,12 +227,12 @@ fn start_editing(
     ctx: &GateCtx,
     edit: &StressEdit,
     t0: Instant,
-) -> Result<(Editor, String), Outcome> {
+) -> Result<(Editor, String), StepResult> {
     let seg = ctx.segment()?;
     let original = std::fs::read_to_string(seg.join(&edit.file))
-        .map_err(|e| Outcome::error(format!("edit: cannot read {}: {e}", edit.file)))?;
+        .map_err(|e| StepResult::error(format!("edit: cannot read {}: {e}", edit.file)))?;
     let editor = Editor::start(seg, edit, &original, t0)
-        .map_err(|e| Outcome::error(format!("edit: cannot rewrite {}: {e}", edit.file)))?;
+        .map_err(|e| StepResult::error(format!("edit: cannot rewrite {}: {e}", edit.file)))?;
     Ok((editor, original))
 }
 
@@ -242,7 +242,7 @@ async fn version0_answer(
     ctx: &GateCtx,
     edit: &StressEdit,
     original: &str,
-) -> Result<Value, Outcome> {
+) -> Result<Value, StepResult> {
     let seg = ctx.segment()?.to_path_buf();
     let fresh = ctx
         .tmp
@@ -250,14 +250,14 @@ async fn version0_answer(
         .join(format!("edit-v0-{}", crate::clock::real_now_ms()));
     inputs::copy_sources(&seg, &fresh)
         .and_then(|()| std::fs::write(fresh.join(&edit.file), freshness::version_text(original, 0)))
-        .map_err(|e| Outcome::error(format!("edit: prepare version 0: {e}")))?;
+        .map_err(|e| StepResult::error(format!("edit: prepare version 0: {e}")))?;
     let spec = inputs::uncached_spec(&ctx.trifecta, &edit.uri, &fresh);
     match process::run(&spec).await {
         Ok(o) if o.code == Some(0) => serde_json::from_str::<Value>(&o.stdout).ok(),
         _ => None,
     }
     .ok_or_else(|| {
-        Outcome::error(format!(
+        StepResult::error(format!(
             "edit: the uncached run of version 0 failed: {}",
             spec.display()
         ))
