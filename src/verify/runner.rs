@@ -1,8 +1,11 @@
 //! The runner: selects gates, runs them (up to `--jobs` at once, on tokio), and emits
-//! [`RunEvent`]s. It never prints — reporters render the events (nextest style) — and a gate's
-//! failure is data in the [`RunReport`], not an error.
+//! [`RunEvent`]s. It never prints nor writes reports — reporters consume the events (nextest
+//! style) — and a gate's failure is data in the [`RunReport`], not an error.
 
-use super::report::{Evidence, GateReport, RunReport, ScheduledFault, Status, StepReport, Written};
+use super::event::{
+    Evidence, GateReport, RunEvent, RunReport, ScheduledFault, Status, StepReport, exit_code,
+};
+use super::excerpt::excerpt;
 use super::spec::{Gate, Specs};
 use super::steps::{self, GateCtx, GateSetup, Shared};
 use std::collections::HashMap;
@@ -10,63 +13,6 @@ use std::path::PathBuf;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
-
-/// Exit code: every required gate that ran passed.
-pub const EXIT_OK: i32 = 0;
-/// Exit code: a required gate failed.
-pub const EXIT_FAILED: i32 = 1;
-/// Exit code: harness or configuration error (invalid specs, unusable environment, a gate whose
-/// verdict is unknown because the harness broke).
-pub const EXIT_HARNESS: i32 = 2;
-/// Exit code: nothing ran (the filters matched no gate).
-pub const EXIT_NOTHING_RAN: i32 = 4;
-
-/// What happened, as it happens.
-#[derive(Debug, Clone)]
-pub enum RunEvent {
-    /// The run began.
-    Started {
-        /// Run id.
-        run_id: String,
-        /// Seed.
-        seed: u64,
-        /// `flag` or `default`.
-        seed_source: String,
-        /// Gates that will run.
-        selected: usize,
-        /// Report folder.
-        run_dir: PathBuf,
-    },
-    /// A gate began.
-    GateStarted {
-        /// Gate id.
-        id: String,
-    },
-    /// A gate has been running for another [`slow_interval`] (nextest's `SLOW` lines).
-    Slow {
-        /// Gate id.
-        id: String,
-        /// Whole intervals elapsed (the `[> 30s]` threshold just crossed).
-        elapsed: Duration,
-        /// 1-based step now running.
-        step: usize,
-        /// Steps in the gate.
-        steps: usize,
-        /// Kind of the running step.
-        kind: String,
-        /// Its label.
-        label: String,
-    },
-    /// A gate ended.
-    GateFinished(Box<GateReport>),
-    /// The run ended and reports were written (or not).
-    Finished {
-        /// Final report.
-        report: Box<RunReport>,
-        /// Walkthrough path, or why the reports could not be written.
-        written: Result<PathBuf, String>,
-    },
-}
 
 /// Gate selection.
 #[derive(Debug, Clone, Default)]
@@ -331,7 +277,7 @@ async fn run_gate(
                     s.index,
                     s.kind,
                     s.label,
-                    super::report::excerpt(&s.detail, 3, 400, false)
+                    excerpt(&s.detail, 3, 400, false)
                 )
             })
     });
@@ -348,21 +294,8 @@ async fn run_gate(
     (report, faults)
 }
 
-/// Exit code for a finished set of gate reports.
-pub fn exit_code(gates: &[GateReport]) -> i32 {
-    let ran = gates.iter().any(|g| g.status != Status::Skipped);
-    if !ran {
-        EXIT_NOTHING_RAN
-    } else if gates.iter().any(|g| g.status == Status::Error) {
-        EXIT_HARNESS
-    } else if gates.iter().any(|g| g.required && g.status == Status::Fail) {
-        EXIT_FAILED
-    } else {
-        EXIT_OK
-    }
-}
-
-/// Run the selected gates and write the reports; returns the report and the exit code.
+/// Run the selected gates, emitting events as they happen (the reporters write the files at
+/// [`RunEvent::Finished`]); returns the report.
 pub fn run(specs: &Specs, opts: &RunOptions, emit: &mut dyn FnMut(&RunEvent)) -> RunReport {
     let started = Instant::now();
     let run_dir = opts.shared.run_dir.clone();
@@ -522,7 +455,7 @@ pub fn run(specs: &Specs, opts: &RunOptions, emit: &mut dyn FnMut(&RunEvent)) ->
         .collect();
     let totals = RunReport::count(&gates);
     let code = exit_code(&gates);
-    let mut report = RunReport {
+    let report = RunReport {
         run_id: opts.shared.run_id.clone(),
         evidence: opts.evidence.clone(),
         duration_s: started.elapsed().as_secs_f64(),
@@ -535,67 +468,6 @@ pub fn run(specs: &Specs, opts: &RunOptions, emit: &mut dyn FnMut(&RunEvent)) ->
         shard: opts.shard.clone(),
         merged_from: None,
     };
-    let written: Result<Written, std::io::Error> =
-        super::report::write_all(&report, &opts.report_dir, &run_dir);
-    let path = match written {
-        Ok(w) => Ok(w.walkthrough),
-        Err(e) => {
-            report.exit_code = EXIT_HARNESS;
-            Err(format!(
-                "cannot write reports in {}: {e}",
-                run_dir.display()
-            ))
-        }
-    };
-    emit(&RunEvent::Finished {
-        report: Box::new(report.clone()),
-        written: path,
-    });
+    emit(&RunEvent::Finished(Box::new(report.clone())));
     report
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    fn g(id: &str, required: bool, status: Status) -> GateReport {
-        GateReport {
-            id: id.into(),
-            title: String::new(),
-            description: String::new(),
-            file: String::new(),
-            required,
-            tags: vec![],
-            scenario: None,
-            status,
-            reason: None,
-            duration_s: 0.0,
-            steps: vec![],
-            dod: vec![],
-            setup: vec![],
-        }
-    }
-
-    #[test]
-    fn exit_codes() {
-        assert_eq!(
-            exit_code(&[g("a", true, Status::Skipped)]),
-            EXIT_NOTHING_RAN
-        );
-        assert_eq!(exit_code(&[g("a", true, Status::Pass)]), EXIT_OK);
-        // Optional failures are reported, not fatal.
-        assert_eq!(
-            exit_code(&[g("a", true, Status::Pass), g("b", false, Status::Fail)]),
-            EXIT_OK
-        );
-        assert_eq!(
-            exit_code(&[g("a", true, Status::Fail), g("b", true, Status::Pass)]),
-            EXIT_FAILED
-        );
-        // Unknown verdicts beat failures.
-        assert_eq!(
-            exit_code(&[g("a", true, Status::Fail), g("b", false, Status::Error)]),
-            EXIT_HARNESS
-        );
-    }
 }

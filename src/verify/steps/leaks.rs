@@ -14,7 +14,7 @@
 //! `/tmpfoo`.
 
 use super::{GateCtx, StepResult};
-use crate::verify::report::excerpt;
+use crate::verify::excerpt::excerpt;
 use serde_json::Value;
 
 /// Output fields whose value is an absolute path by contract (README and the output structs of

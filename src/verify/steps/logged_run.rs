@@ -3,8 +3,8 @@
 //! (`worktree`, `cargo`, `run`).
 
 use super::{GateCtx, StepResult};
+use crate::verify::excerpt::excerpt;
 use crate::verify::process::{self, ProcSpec, ProcessResult};
-use crate::verify::report::excerpt;
 
 /// A process log: the command, how it ended, then stdout and stderr.
 pub fn log_body(spec: &ProcSpec, o: &ProcessResult) -> String {

@@ -13,8 +13,8 @@ pub mod kinds;
 pub mod leaks;
 pub mod logged_run;
 
+use super::event::{ScheduledFault, Status, StepReport};
 use super::process::{ProcSpec, kill_group};
-use super::report::{ScheduledFault, Status, StepReport};
 use super::workspace::Worktree;
 use kinds::StepSpec;
 use std::collections::{BTreeMap, HashMap};

@@ -2,7 +2,7 @@
 
 use crate::verify::steps::{GateCtx, StepResult, Saved};
 use crate::verify::process::{self};
-use crate::verify::report::excerpt;
+use crate::verify::excerpt::excerpt;
 use serde_json::Value;
 use std::collections::HashMap;
 use crate::verify::steps::inputs::{copy_sources, uncached_spec};

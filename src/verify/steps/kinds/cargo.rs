@@ -2,7 +2,8 @@
 
 use crate::verify::steps::{GateCtx, StepResult};
 use crate::verify::process::ProcSpec;
-use crate::verify::report::{Status, excerpt};
+use crate::verify::event::Status;
+use crate::verify::excerpt::excerpt;
 use std::time::Duration;
 use crate::verify::steps::logged_run::run_logged;
 use super::{StepFuture, StepKind, ValidateCx};

@@ -2,7 +2,7 @@
 
 use crate::verify::steps::{GateCtx, StepResult};
 use crate::verify::steps::faults::{self, CorruptionMode};
-use crate::verify::report::ScheduledFault;
+use crate::verify::event::ScheduledFault;
 use crate::verify::steps::in_process;
 use super::{StepFuture, StepKind, ValidateCx};
 use serde::Deserialize;

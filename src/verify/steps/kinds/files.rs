@@ -2,7 +2,7 @@
 
 use crate::verify::steps::{GateCtx, StepResult};
 use crate::verify::process::{self};
-use crate::verify::report::excerpt;
+use crate::verify::excerpt::excerpt;
 use std::path::Path;
 use crate::verify::steps::in_process;
 use super::{StepFuture, StepKind, ValidateCx, clip};

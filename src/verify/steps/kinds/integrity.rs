@@ -1,7 +1,7 @@
 //! `kind = "integrity"`.
 
 use crate::verify::steps::{GateCtx, StepResult};
-use crate::verify::report::excerpt;
+use crate::verify::excerpt::excerpt;
 use crate::verify::steps::in_process;
 use super::{StepFuture, StepKind};
 use serde::Deserialize;

@@ -3,7 +3,7 @@
 use crate::verify::steps::{GateCtx, StepResult, Saved};
 use crate::verify::jq::{self, Globals, JqVerdict, VerdictKind};
 use crate::verify::process::{self};
-use crate::verify::report::excerpt;
+use crate::verify::excerpt::excerpt;
 use crate::verify::steps::inputs::telemetry_text;
 use crate::verify::steps::in_process;
 use super::{StepFuture, StepKind, ValidateCx, clip};

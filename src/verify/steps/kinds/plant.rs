@@ -2,7 +2,7 @@
 
 use crate::verify::steps::{GateCtx, StepResult};
 use crate::verify::process;
-use crate::verify::report::excerpt;
+use crate::verify::excerpt::excerpt;
 use rustix::fs::{CWD, FileType, Mode};
 use std::os::unix::fs::FileTypeExt;
 use std::path::Path;

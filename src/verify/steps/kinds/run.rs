@@ -1,7 +1,7 @@
 //! `kind = "run"`.
 
 use crate::verify::steps::{GateCtx, StepResult, Saved};
-use crate::verify::report::Status;
+use crate::verify::event::Status;
 use crate::verify::steps::logged_run::{out_excerpt, run_logged};
 use super::{StepFuture, StepKind, ValidateCx, clip};
 use std::collections::BTreeMap;

@@ -2,7 +2,7 @@
 
 use crate::verify::steps::{GateCtx, StepResult};
 use crate::verify::process;
-use crate::verify::report::excerpt;
+use crate::verify::excerpt::excerpt;
 use std::collections::BTreeMap;
 use crate::verify::steps::hostile::{OLD_ATIME_S, kind_name, Meta, Content, TreeState, walk_meta, walk_content, set_old_atime, reads_detectable, tree_root};
 use crate::verify::steps::in_process;

@@ -2,7 +2,7 @@
 
 use crate::verify::steps::{GateCtx, StepResult};
 use crate::verify::process;
-use crate::verify::report::excerpt;
+use crate::verify::excerpt::excerpt;
 use crate::verify::steps::hostile::{Meta, Content, walk_meta, walk_content, set_old_atime};
 use crate::verify::steps::in_process;
 use super::{StepFuture, StepKind, ValidateCx};

@@ -2,7 +2,7 @@
 
 use crate::verify::steps::{GateCtx, StepResult};
 use crate::verify::process::{self, ProcSpec};
-use crate::verify::report::Status;
+use crate::verify::event::Status;
 use crate::verify::workspace;
 use std::time::Duration;
 use crate::verify::steps::logged_run::{out_excerpt, run_logged};

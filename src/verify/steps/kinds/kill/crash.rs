@@ -30,7 +30,7 @@ use crate::verify::steps::kinds::Step;
 use super::{GenerateSpec, KillStep};
 use crate::verify::steps::{GateCtx, StepResult};
 use crate::verify::process::{self, ProcSpec};
-use crate::verify::report::{ScheduledFault, Status};
+use crate::verify::event::{ScheduledFault, Status};
 use crate::verify::workspace;
 use std::io;
 use std::path::{Path, PathBuf};
@@ -530,7 +530,7 @@ async fn checks_after(ctx: &mut GateCtx, s: &KillStep, index: usize, i: usize) -
         let out = exec_check(ctx, sub, sub_index).await;
         if matches!(out.status, Status::Fail | Status::Error) {
             // The output's first lines say why (e.g. the CLI's error message).
-            let why = crate::verify::report::excerpt(out.excerpt.trim(), 3, 300, false);
+            let why = crate::verify::excerpt::excerpt(out.excerpt.trim(), 3, 300, false);
             failed.push(format!(
                 "kill {i}: after_each {} `{}` ({}) failed: {} [{}]",
                 j + 1,
@@ -730,7 +730,7 @@ fn finish(
             s.times,
             spec.display()
         )],
-        excerpt: crate::verify::report::excerpt(&lines.join("\n"), 40, 4000, false),
+        excerpt: crate::verify::excerpt::excerpt(&lines.join("\n"), 40, 4000, false),
         detail: if failed.is_empty() {
             format!(
                 "{landed} of {} writers killed inside a write transaction; every after_each check passed after each",
