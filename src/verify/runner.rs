@@ -298,115 +298,21 @@ async fn run_gate(
 /// [`RunEvent::Finished`]); returns the report.
 pub fn run(specs: &Specs, opts: &RunOptions, emit: &mut dyn FnMut(&RunEvent)) -> RunReport {
     let started = Instant::now();
-    let run_dir = opts.shared.run_dir.clone();
-    let selected: Vec<&Gate> = specs.gates.iter().filter(|g| opts.runs(g)).collect();
+    let selected = specs.gates.iter().filter(|g| opts.runs(g)).count();
     emit(&RunEvent::Started {
         run_id: opts.shared.run_id.clone(),
         seed: opts.shared.seed,
         seed_source: opts.evidence.seed_source.clone(),
-        selected: selected.len(),
-        run_dir: run_dir.clone(),
+        selected,
+        run_dir: opts.shared.run_dir.clone(),
     });
-    let mut results: Vec<Option<(GateReport, Vec<ScheduledFault>)>> = vec![None; specs.gates.len()];
+    let mut results: Vec<Option<GateResult>> = vec![None; specs.gates.len()];
     let rt = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)
         .enable_all()
         .build();
     match rt {
-        Ok(rt) => rt.block_on(async {
-            let sem = Arc::new(tokio::sync::Semaphore::new(opts.jobs.max(1)));
-            let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel::<(
-                usize,
-                RunEvent,
-                Option<(GateReport, Vec<ScheduledFault>)>,
-            )>();
-            // Gates start in file order: a dispatcher takes a permit, then spawns the next gate
-            // (a permit per task would let the runtime start them in any order).
-            let work: Vec<(usize, Gate, Option<super::spec::Scenario>)> = specs
-                .gates
-                .iter()
-                .enumerate()
-                .filter(|(_, g)| opts.runs(g))
-                .map(|(i, g)| {
-                    let sc = g
-                        .scenario
-                        .as_ref()
-                        .and_then(|s| specs.scenarios.get(s))
-                        .cloned();
-                    (i, g.clone(), sc)
-                })
-                .collect();
-            let shared = opts.shared.clone();
-            let progress: Vec<Arc<AtomicUsize>> = specs
-                .gates
-                .iter()
-                .map(|_| Arc::new(AtomicUsize::new(0)))
-                .collect();
-            let task_progress = progress.clone();
-            let dispatcher = tokio::spawn(async move {
-                let mut handles = Vec::new();
-                for (i, gate, scenario) in work {
-                    let Ok(permit) = sem.clone().acquire_owned().await else {
-                        break;
-                    };
-                    let tx = tx.clone();
-                    let shared = shared.clone();
-                    let progress = task_progress[i].clone();
-                    handles.push(tokio::spawn(async move {
-                        let _permit = permit;
-                        let _ = tx.send((
-                            i,
-                            RunEvent::GateStarted {
-                                id: gate.id.clone(),
-                            },
-                            None,
-                        ));
-                        let (rep, faults) = run_gate(gate, scenario, shared, progress).await;
-                        let _ = tx.send((
-                            i,
-                            RunEvent::GateFinished(Box::new(rep.clone())),
-                            Some((rep, faults)),
-                        ));
-                    }));
-                }
-                handles
-            });
-            let every = slow_interval();
-            // Ticks finer than the interval, so a threshold is reported close to when it passes.
-            let mut tick = tokio::time::interval(every.min(Duration::from_secs(1)));
-            tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-            let mut running: HashMap<usize, Running> = HashMap::new();
-            loop {
-                tokio::select! {
-                    msg = rx.recv() => {
-                        let Some((i, ev, res)) = msg else { break };
-                        match &ev {
-                            RunEvent::GateStarted { .. } => {
-                                running.insert(i, Running { started: Instant::now(), next: every });
-                            }
-                            RunEvent::GateFinished(_) => {
-                                running.remove(&i);
-                            }
-                            _ => {}
-                        }
-                        emit(&ev);
-                        if let Some(r) = res {
-                            results[i] = Some(r);
-                        }
-                    }
-                    _ = tick.tick() => {
-                        for ev in slow_events(&mut running, &specs.gates, &progress, every) {
-                            emit(&ev);
-                        }
-                    }
-                }
-            }
-            if let Ok(handles) = dispatcher.await {
-                for h in handles {
-                    let _ = h.await;
-                }
-            }
-        }),
+        Ok(rt) => rt.block_on(drive(specs, opts, emit, &mut results)),
         Err(e) => {
             for (i, g) in specs.gates.iter().enumerate() {
                 if opts.runs(g) {
@@ -418,6 +324,134 @@ pub fn run(specs: &Specs, opts: &RunOptions, emit: &mut dyn FnMut(&RunEvent)) ->
             }
         }
     }
+    let report = assemble(specs, opts, results, started);
+    emit(&RunEvent::Finished(Box::new(report.clone())));
+    report
+}
+
+/// A finished gate: its report and the faults it injected.
+type GateResult = (GateReport, Vec<ScheduledFault>);
+
+/// What a gate task reports to the loop of [`drive`]: its index, an event, and at the end its
+/// result.
+type GateMessage = (usize, RunEvent, Option<GateResult>);
+
+/// Spawn the selected gates in file order, at most `--jobs` at once: a dispatcher takes a
+/// permit, then spawns the next gate (a permit per task would let the runtime start them in
+/// any order). Returns the dispatcher, whose output is every gate task.
+fn dispatch(
+    specs: &Specs,
+    opts: &RunOptions,
+    tx: tokio::sync::mpsc::UnboundedSender<GateMessage>,
+    progress: &[Arc<AtomicUsize>],
+) -> tokio::task::JoinHandle<Vec<tokio::task::JoinHandle<()>>> {
+    let sem = Arc::new(tokio::sync::Semaphore::new(opts.jobs.max(1)));
+    let work: Vec<(usize, Gate, Option<super::spec::Scenario>)> = specs
+        .gates
+        .iter()
+        .enumerate()
+        .filter(|(_, g)| opts.runs(g))
+        .map(|(i, g)| {
+            let sc = g
+                .scenario
+                .as_ref()
+                .and_then(|s| specs.scenarios.get(s))
+                .cloned();
+            (i, g.clone(), sc)
+        })
+        .collect();
+    let shared = opts.shared.clone();
+    let task_progress = progress.to_vec();
+    tokio::spawn(async move {
+        let mut handles = Vec::new();
+        for (i, gate, scenario) in work {
+            let Ok(permit) = sem.clone().acquire_owned().await else {
+                break;
+            };
+            let tx = tx.clone();
+            let shared = shared.clone();
+            let progress = task_progress[i].clone();
+            handles.push(tokio::spawn(async move {
+                let _permit = permit;
+                let _ = tx.send((
+                    i,
+                    RunEvent::GateStarted {
+                        id: gate.id.clone(),
+                    },
+                    None,
+                ));
+                let (rep, faults) = run_gate(gate, scenario, shared, progress).await;
+                let _ = tx.send((
+                    i,
+                    RunEvent::GateFinished(Box::new(rep.clone())),
+                    Some((rep, faults)),
+                ));
+            }));
+        }
+        handles
+    })
+}
+
+/// Run the selected gates ([`dispatch`]) and forward their events (plus `Slow` ones) as they
+/// come; each gate's result lands in `results[i]`.
+async fn drive(
+    specs: &Specs,
+    opts: &RunOptions,
+    emit: &mut dyn FnMut(&RunEvent),
+    results: &mut [Option<GateResult>],
+) {
+    let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel::<GateMessage>();
+    let progress: Vec<Arc<AtomicUsize>> = specs
+        .gates
+        .iter()
+        .map(|_| Arc::new(AtomicUsize::new(0)))
+        .collect();
+    let dispatcher = dispatch(specs, opts, tx, &progress);
+    let every = slow_interval();
+    // Ticks finer than the interval, so a threshold is reported close to when it passes.
+    let mut tick = tokio::time::interval(every.min(Duration::from_secs(1)));
+    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    let mut running: HashMap<usize, Running> = HashMap::new();
+    loop {
+        tokio::select! {
+            msg = rx.recv() => {
+                let Some((i, ev, res)) = msg else { break };
+                match &ev {
+                    RunEvent::GateStarted { .. } => {
+                        running.insert(i, Running { started: Instant::now(), next: every });
+                    }
+                    RunEvent::GateFinished(_) => {
+                        running.remove(&i);
+                    }
+                    _ => {}
+                }
+                emit(&ev);
+                if let Some(r) = res {
+                    results[i] = Some(r);
+                }
+            }
+            _ = tick.tick() => {
+                for ev in slow_events(&mut running, &specs.gates, &progress, every) {
+                    emit(&ev);
+                }
+            }
+        }
+    }
+    if let Ok(handles) = dispatcher.await {
+        for h in handles {
+            let _ = h.await;
+        }
+    }
+}
+
+/// The run report from the gates' results: skipped gates with the reason, faults in gate/step
+/// order, totals, exit code and what a partial run did not cover.
+fn assemble(
+    specs: &Specs,
+    opts: &RunOptions,
+    mut results: Vec<Option<GateResult>>,
+    started: Instant,
+) -> RunReport {
     let mut gates = Vec::new();
     let mut faults = Vec::new();
     for (i, g) in specs.gates.iter().enumerate() {
@@ -455,7 +489,7 @@ pub fn run(specs: &Specs, opts: &RunOptions, emit: &mut dyn FnMut(&RunEvent)) ->
         .collect();
     let totals = RunReport::count(&gates);
     let code = exit_code(&gates);
-    let report = RunReport {
+    RunReport {
         run_id: opts.shared.run_id.clone(),
         evidence: opts.evidence.clone(),
         duration_s: started.elapsed().as_secs_f64(),
@@ -467,7 +501,5 @@ pub fn run(specs: &Specs, opts: &RunOptions, emit: &mut dyn FnMut(&RunEvent)) ->
         required_not_run,
         shard: opts.shard.clone(),
         merged_from: None,
-    };
-    emit(&RunEvent::Finished(Box::new(report.clone())));
-    report
+    }
 }
