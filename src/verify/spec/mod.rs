@@ -190,10 +190,8 @@ pub fn load_gate(
         }]
     })?;
     let raw: RawGate = toml::from_str(&text).map_err(|e| vec![toml_error(path, &text, &e)])?;
+    let src = Source { path, text: &text };
     let mut errors = Vec::new();
-    let at = |line: usize, msg: String| SpecError {
-        message: format!("{}:{line}: {msg}", path.display()),
-    };
     let id_line = line_of(&text, raw.id.span().start);
     let id = raw.id.into_inner();
     if id.is_empty()
@@ -201,40 +199,19 @@ pub fn load_gate(
             .chars()
             .all(|c| c.is_ascii_alphanumeric() || "-_.".contains(c))
     {
-        errors.push(at(
+        errors.push(src.at(
             id_line,
             format!("gate id `{id}` must be non-empty [A-Za-z0-9._-]"),
         ));
     }
-    let scenario = match raw.scenario {
-        Some(s) => {
-            let line = line_of(&text, s.span().start);
-            let name = s.into_inner();
-            if !scenarios.contains_key(&name) {
-                let dir = scenarios_dir.join(&name);
-                if !dir.join("scenario.toml").is_file() {
-                    errors.push(at(
-                        line,
-                        format!(
-                            "scenario `{name}` not found ({} missing)",
-                            dir.join("scenario.toml").display()
-                        ),
-                    ));
-                } else {
-                    match load_scenario(&dir) {
-                        Ok(sc) => {
-                            scenarios.insert(name.clone(), sc);
-                        }
-                        Err(e) => errors.push(e),
-                    }
-                }
-            }
-            Some(name)
-        }
-        None => None,
-    };
+    let scenario = raw.scenario.map(|s| {
+        let line = line_of(&text, s.span().start);
+        let name = s.into_inner();
+        load_named_scenario(&src, line, &name, scenarios_dir, scenarios, &mut errors);
+        name
+    });
     if raw.steps.is_empty() {
-        errors.push(at(1, "a gate needs at least one step".into()));
+        errors.push(src.at(1, "a gate needs at least one step".into()));
     }
     // `{outside}` only exists when the scenario provides an outside folder; an unexpanded
     // placeholder would otherwise become a literal path at run time.
@@ -243,64 +220,12 @@ pub fn load_gate(
         .and_then(|n| scenarios.get(n))
         .is_some_and(|sc| sc.outside.is_some());
     if !has_outside && let Some(pos) = text.find("{outside}") {
-        errors.push(at(
+        errors.push(src.at(
             line_of(&text, pos),
             "`{outside}` needs a scenario with an `outside` folder".into(),
         ));
     }
-    let mut steps = Vec::new();
-    let mut names: HashSet<String> = HashSet::new();
-    let mut has_worktree = false;
-    for (i, st) in raw.steps.into_iter().enumerate() {
-        let span = st.span();
-        let line = line_of(&text, span.start);
-        let table = st.into_inner();
-        let step = match Step::from_table(table) {
-            Ok(s) => s,
-            Err(e) => {
-                let msg = e.message().trim().replace('\n', " ");
-                // Point at the offending key when serde names it (`unknown field `x``).
-                let key_at = msg
-                    .strip_prefix("unknown field `")
-                    .and_then(|r| r.split('`').next())
-                    .map(|k| key_line(&text, span.start, k))
-                    .unwrap_or(line);
-                errors.push(at(key_at, format!("step {}: {msg}", i + 1)));
-                continue;
-            }
-        };
-        let here = |key: &str| key_line(&text, span.start, key);
-        if step.needs_segment() && scenario.is_none() {
-            errors.push(at(
-                line,
-                format!(
-                    "step {} ({}) needs a segment: set `scenario`",
-                    i + 1,
-                    step.kind()
-                ),
-            ));
-        }
-        let cx = ValidateCx {
-            names: &names,
-            has_worktree,
-        };
-        step.validate(&cx, &mut |key, msg| {
-            errors.push(at(
-                here(key),
-                format!("step {} ({}): {msg}", i + 1, step.kind()),
-            ))
-        });
-        has_worktree |= step.makes_worktree();
-        if let Some(n) = step.name()
-            && !names.insert(n.to_string())
-        {
-            errors.push(at(
-                here("name"),
-                format!("step {}: duplicate step name `{n}`", i + 1),
-            ));
-        }
-        steps.push(StepSpec { step, line });
-    }
+    let steps = load_steps(&src, raw.steps, scenario.is_some(), &mut errors);
     if errors.is_empty() {
         Ok(Gate {
             id,
@@ -318,6 +243,116 @@ pub fn load_gate(
     } else {
         Err(errors)
     }
+}
+
+/// A gate file being loaded: where problems are reported.
+struct Source<'a> {
+    path: &'a Path,
+    text: &'a str,
+}
+
+impl Source<'_> {
+    /// A problem at `line` of this file.
+    fn at(&self, line: usize, msg: String) -> SpecError {
+        SpecError {
+            message: format!("{}:{line}: {msg}", self.path.display()),
+        }
+    }
+}
+
+/// Load scenario `name` (named at `line`) into `scenarios` unless it is already there.
+fn load_named_scenario(
+    src: &Source,
+    line: usize,
+    name: &str,
+    scenarios_dir: &Path,
+    scenarios: &mut BTreeMap<String, Scenario>,
+    errors: &mut Vec<SpecError>,
+) {
+    if scenarios.contains_key(name) {
+        return;
+    }
+    let dir = scenarios_dir.join(name);
+    if !dir.join("scenario.toml").is_file() {
+        errors.push(src.at(
+            line,
+            format!(
+                "scenario `{name}` not found ({} missing)",
+                dir.join("scenario.toml").display()
+            ),
+        ));
+        return;
+    }
+    match load_scenario(&dir) {
+        Ok(sc) => {
+            scenarios.insert(name.to_string(), sc);
+        }
+        Err(e) => errors.push(e),
+    }
+}
+
+/// Parse every step through the kind registry and validate it against the steps before it
+/// (names, worktree) and the gate (`has_scenario`).
+fn load_steps(
+    src: &Source,
+    raw: Vec<Spanned<toml::Table>>,
+    has_scenario: bool,
+    errors: &mut Vec<SpecError>,
+) -> Vec<StepSpec> {
+    let text = src.text;
+    let mut steps = Vec::new();
+    let mut names: HashSet<String> = HashSet::new();
+    let mut has_worktree = false;
+    for (i, st) in raw.into_iter().enumerate() {
+        let span = st.span();
+        let line = line_of(text, span.start);
+        let step = match Step::from_table(st.into_inner()) {
+            Ok(s) => s,
+            Err(e) => {
+                let msg = e.message().trim().replace('\n', " ");
+                // Point at the offending key when serde names it (`unknown field `x``).
+                let key_at = msg
+                    .strip_prefix("unknown field `")
+                    .and_then(|r| r.split('`').next())
+                    .map(|k| key_line(text, span.start, k))
+                    .unwrap_or(line);
+                errors.push(src.at(key_at, format!("step {}: {msg}", i + 1)));
+                continue;
+            }
+        };
+        let here = |key: &str| key_line(text, span.start, key);
+        if step.needs_segment() && !has_scenario {
+            errors.push(src.at(
+                line,
+                format!(
+                    "step {} ({}) needs a segment: set `scenario`",
+                    i + 1,
+                    step.kind()
+                ),
+            ));
+        }
+        let cx = ValidateCx {
+            names: &names,
+            has_worktree,
+        };
+        step.validate(&cx, &mut |key, msg| {
+            errors.push(src.at(
+                here(key),
+                format!("step {} ({}): {msg}", i + 1, step.kind()),
+            ))
+        });
+        has_worktree |= step.makes_worktree();
+        if let Some(n) = step.name()
+            && !names.insert(n.to_string())
+        {
+            errors.push(src.at(
+                here("name"),
+                format!("step {}: duplicate step name `{n}`", i + 1),
+            ));
+        }
+        steps.push(StepSpec { step, line });
+    }
+    steps
 }
 
 #[cfg(test)]
