@@ -78,6 +78,10 @@ pub enum Mutant {
     /// Freshness is keyed on the file's (size, mtime) instead of its content, so a rewrite that
     /// keeps both is served the replaced version's symbols (caught by `p2-stress-edits`).
     SizeMtimeFreshness,
+    /// The daemon's in-memory tier serves the entry it holds for a module without comparing its
+    /// content key with the file's current content, so a rewritten module is answered with the
+    /// replaced version's symbols (caught by `p2-daemon-cli`).
+    HotTierNoKeyCheck,
 }
 
 impl Mutant {
@@ -101,6 +105,7 @@ impl Mutant {
         Mutant::PlainModuleOpen,
         Mutant::SegmentAsSpelled,
         Mutant::SizeMtimeFreshness,
+        Mutant::HotTierNoKeyCheck,
     ];
 
     /// The stable name used in `TRIFECTA_MUTANT`.
@@ -124,6 +129,7 @@ impl Mutant {
             Mutant::PlainModuleOpen => "plain-module-open",
             Mutant::SegmentAsSpelled => "segment-as-spelled",
             Mutant::SizeMtimeFreshness => "size-mtime-freshness",
+            Mutant::HotTierNoKeyCheck => "hot-tier-no-key-check",
         }
     }
 

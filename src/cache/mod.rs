@@ -12,6 +12,7 @@ pub mod counters;
 pub mod factory;
 pub mod fallback;
 pub mod faults;
+pub mod hot_tier;
 pub mod key;
 pub mod lock;
 pub mod memory;

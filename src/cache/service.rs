@@ -13,6 +13,7 @@
 
 use super::OpenedCache;
 use super::factory::open_cache;
+use super::hot_tier::{DbIdentity, HotTier};
 use super::{Backend, CacheKey, Lookup, MissReason, Written};
 use crate::config::CacheSettings;
 use crate::mutant::{self, Mutant};
@@ -66,6 +67,15 @@ pub struct SymbolCache<'t> {
     opened: OpenedCache,
     telemetry: &'t Telemetry,
     trouble: StoreTrouble,
+}
+
+/// `(device, inode)` of the segment's cache database, `None` when there is none.
+fn db_identity(root: &Segment) -> DbIdentity {
+    let rel = std::path::Path::new(super::CACHE_DIR_REL).join(super::DB_FILE_NAME);
+    match root.anchor.at(rel).stat() {
+        Ok(Some(st)) => Some((st.st_dev, st.st_ino)),
+        _ => None,
+    }
 }
 
 /// Milliseconds since `t`, rounded to microseconds (the telemetry's resolution).
@@ -202,6 +212,52 @@ impl<'t> SymbolCache<'t> {
             table,
             miss: Some(reason),
         }
+    }
+
+    /// The cache-aside for one module with the daemon's in-memory tier in front: a tier hit
+    /// (same content key, same database file, see [`HotTier`]) answers without opening the
+    /// database and is reported as an `ast.cache.hit` with `x.tier = "memory"`; anything else
+    /// opens the cache, runs [`SymbolCache::lookup_or_extract`], releases the cache again (so
+    /// the shared lock is never held between requests) and remembers what SQLite served or
+    /// stored. Returns what was served and the backend that answered.
+    pub fn serve_with_tier(
+        root: &Segment,
+        settings: &CacheSettings,
+        telemetry: &Telemetry,
+        hot: &HotTier,
+        file_rel: &str,
+        key: &CacheKey,
+        bytes: &[u8],
+    ) -> (Served, Backend) {
+        let t = Instant::now();
+        let db = if settings.persist {
+            db_identity(root)
+        } else {
+            None
+        };
+        if let Some(table) = hot.get(file_rel, key, db) {
+            if telemetry.enabled(Level::Lite) {
+                let mut ev = Event::new("ast.cache.hit");
+                ev.result = json!({"status": "hit"});
+                ev.args = json!({"cache_key": key.to_string()});
+                ev.timing_ms = elapsed_ms(t);
+                ev.x = json!({"tier": "memory"});
+                ev.cache_type = Some(Backend::Sqlite.as_str());
+                telemetry.event(Level::Lite, ev);
+            }
+            return (Served { table, miss: None }, Backend::Sqlite);
+        }
+        let mut cache = SymbolCache::open(root, settings, telemetry);
+        let backend = cache.backend();
+        let served = cache.lookup_or_extract(file_rel, key, bytes);
+        let stored = cache.trouble.failures == 0;
+        cache.finish();
+        // Only what the database really holds is remembered, and only when the file the lookup
+        // began with is still the one in place (a clear or a quarantine meanwhile: not kept).
+        if backend == Backend::Sqlite && stored && db.is_some() && db_identity(root) == db {
+            hot.put(file_rel, key, &served.table, db);
+        }
+        (served, backend)
     }
 
     /// The command is done with the cache: release it and run the housekeeping that is due

@@ -147,7 +147,7 @@ type Edges = BTreeMap<String, BTreeMap<String, BTreeSet<String>>>;
 /// The crate's layers, top to bottom: a module may use its own layer and those below it.
 /// (`verify` is the second application beside `commands`.)
 const LAYERS: &[&[&str]] = &[
-    &["commands", "verify"],
+    &["commands", "verify", "daemon"],
     &["index"],
     &["cache"],
     &["config"],
