@@ -11,12 +11,21 @@
 //!   refreshes its row's access time in SQLite (the TTL pruning reads that) now and then.
 //!
 //! It is bounded ([`HOT_CAPACITY`] entries; when full, the oldest entry is dropped).
+//!
+//! It also owns the daemon's **one-at-a-time rule for the database** ([`HotTier::db_turn`]).
+//! SQLite's locks on the database file are POSIX `fcntl` locks, which belong to the process,
+//! and closing *any* descriptor of the file drops all of them. The cache reads the file's header
+//! directly before SQLite opens it (`cache/sqlite/probe.rs`), which is harmless in a CLI process
+//! (no connection is open yet) but in a threaded daemon would silently strip another thread's
+//! connection of its locks (the "How To Corrupt" §2.4 failure; a gate run saw `disk I/O error`).
+//! So the daemon's threads take turns for everything that opens the database; tier hits, which
+//! never touch it, run in parallel.
 
 use super::CacheKey;
 use crate::mutant::{self, Mutant};
 use crate::symbols::SymbolTable;
 use std::collections::HashMap;
-use std::sync::Mutex;
+use std::sync::{Mutex, MutexGuard};
 use std::time::{Duration, Instant};
 
 /// Most entries kept.
@@ -41,6 +50,7 @@ struct Inner {
 /// The tier. Shared by the daemon's connection threads.
 pub struct HotTier {
     inner: Mutex<Inner>,
+    db_turn: Mutex<()>,
 }
 
 impl Default for HotTier {
@@ -50,6 +60,7 @@ impl Default for HotTier {
                 db: None,
                 entries: HashMap::new(),
             }),
+            db_turn: Mutex::new(()),
         }
     }
 }
@@ -105,6 +116,13 @@ impl HotTier {
                 since: Instant::now(),
             },
         );
+    }
+
+    /// This thread's turn to open the database: held from before the cache is opened until
+    /// after it is released (see the module docs for why the daemon never opens it twice at
+    /// once). A poisoned turn (a panicking request) is taken over: the guard protects no data.
+    pub fn db_turn(&self) -> MutexGuard<'_, ()> {
+        self.db_turn.lock().unwrap_or_else(|p| p.into_inner())
     }
 
     /// Entries held.

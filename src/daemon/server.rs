@@ -17,6 +17,8 @@
 //! daemon's [`HotTier`] in front of the cache; the database is opened per request that misses
 //! the tier and released before the next wait, so the shared cache lock is never held while
 //! idle and `ast cache clear` or recovery in another process can always take it exclusively.
+//! Threads take turns at the database ([`HotTier::db_turn`]): SQLite's POSIX locks are per
+//! process, and the cache's raw header read would drop another thread's locks.
 
 use super::protocol::{self, Method, Request};
 use super::runtime_dir::{self, DaemonPaths};
@@ -242,6 +244,7 @@ fn write_pid(paths: &DaemonPaths) -> Result<(), CliError> {
 /// Open and release the cache: runs the automatic maintenance when it is due (the same rule
 /// as every CLI run: at most once per interval, only if the exclusive lock is free at once).
 fn maintain(shared: &Shared) {
+    let _turn = shared.hot.db_turn();
     let mut settings = shared.cfg.cache.clone();
     settings.persist = true;
     SymbolCache::open(&shared.root, &settings, &shared.telemetry).finish();
@@ -529,7 +532,10 @@ fn dispatch(req: &Request, shared: &Shared) -> Result<Render, CliError> {
                 },
                 format: IndexFormat::Summary,
             };
-            let out = match crate::commands::index::run(&args, &cfg) {
+            let turn = shared.hot.db_turn();
+            let indexed = crate::commands::index::run(&args, &cfg);
+            drop(turn);
+            let out = match indexed {
                 Ok(o) => o,
                 Err(Failure::Cli(e)) => return Err(e),
                 Err(Failure::Stdout(e)) => {
@@ -543,7 +549,10 @@ fn dispatch(req: &Request, shared: &Shared) -> Result<Render, CliError> {
             settings.persist = true;
             let ctx =
                 crate::cache::sqlite::CacheCtx::new(&shared.root, &settings, &shared.telemetry);
-            let cache = crate::cache::admin::stats(&ctx)?;
+            let turn = shared.hot.db_turn();
+            let cache = crate::cache::admin::stats(&ctx);
+            drop(turn);
+            let cache = cache?;
             let daemon = DaemonStats {
                 pid: std::process::id(),
                 hot_entries: shared.hot.len(),

@@ -431,7 +431,11 @@ fn validate_step(
             if s.procs == 0 || s.iterations == 0 {
                 err("procs", "procs and iterations must be ≥ 1".into());
             }
-            let uses_uri = s.args.iter().any(|a| a.contains("{uri}"));
+            let uses_uri = s
+                .args
+                .iter()
+                .chain(s.odd_args.iter().flatten())
+                .any(|a| a.contains("{uri}"));
             if uses_uri && s.uris.is_empty() {
                 err("uris", "args use {uri} but `uris` is empty".into());
             }
@@ -515,7 +519,8 @@ fn validate_step(
                 );
             }
         }
-        Step::HoldLock(_)
+        Step::Daemon(_)
+        | Step::HoldLock(_)
         | Step::Release(_)
         | Step::Sqlite(_)
         | Step::Snapshot(_)

@@ -130,6 +130,8 @@ pub enum Step {
     TreeSnapshot(TreeSnapshotStep),
     /// A tree recorded by `tree-snapshot` is unchanged: nothing read, written, added or removed.
     TreeUnchanged(TreeUnchangedStep),
+    /// Start the segment's daemon, or SIGKILL it (now or in the background during later steps).
+    Daemon(DaemonStep),
 }
 
 impl Step {
@@ -156,6 +158,7 @@ impl Step {
             Step::Plant(_) => "plant",
             Step::TreeSnapshot(_) => "tree-snapshot",
             Step::TreeUnchanged(_) => "tree-unchanged",
+            Step::Daemon(_) => "daemon",
         }
     }
 
@@ -291,6 +294,33 @@ pub struct StressStep {
     /// Rewrite a module while the storm runs, then check every answer for it against the edit
     /// history (freshness under concurrency).
     pub edit: Option<StressEdit>,
+    /// Arguments of the odd-numbered processes (default: `args`), for a storm of two kinds of
+    /// client (e.g. half through the daemon, half direct).
+    #[serde(default)]
+    pub odd_args: Option<Vec<String>>,
+}
+
+/// What a `daemon` step does.
+#[derive(Debug, Clone, Copy, Deserialize, PartialEq, Eq)]
+#[serde(rename_all = "kebab-case")]
+pub enum DaemonAction {
+    /// `trifecta serve` for the segment, in a private runtime directory of the gate (later
+    /// `trifecta` processes of the gate get it as `XDG_RUNTIME_DIR`); waits until it accepts.
+    Start,
+    /// SIGKILL the daemon, `after_ms` after the step, in the background (the next steps run
+    /// meanwhile: a kill in the middle of a storm).
+    Kill,
+}
+
+/// `kind = "daemon"`.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct DaemonStep {
+    /// `start` or `kill`.
+    pub action: DaemonAction,
+    /// For `kill`: delay before the SIGKILL.
+    #[serde(default)]
+    pub after_ms: u64,
 }
 
 /// `[steps.edit]` of a stress step: one module rewritten atomically, over and over, during the

@@ -8,6 +8,7 @@
 pub mod actions;
 pub mod checks;
 pub mod crash;
+pub mod daemon;
 pub mod freshness;
 pub mod hostile;
 pub mod leaks;
@@ -414,6 +415,7 @@ pub fn label(step: &Step) -> String {
         ),
         Step::TreeSnapshot(t) => format!("{} = {}", t.name, t.dir),
         Step::TreeUnchanged(t) => format!("`{}` unchanged", t.snapshot),
+        Step::Daemon(d) => daemon::label(d),
     }
 }
 
@@ -440,6 +442,7 @@ pub async fn exec(ctx: &mut GateCtx, step: &Step, index: usize) -> Outcome {
         Step::Plant(s) => hostile::plant(ctx, s),
         Step::TreeSnapshot(s) => hostile::tree_snapshot(ctx, s),
         Step::TreeUnchanged(s) => hostile::tree_unchanged(ctx, s),
+        Step::Daemon(s) => daemon::daemon(ctx, s).await,
     }
 }
 

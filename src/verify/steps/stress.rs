@@ -21,9 +21,14 @@ pub async fn stress(ctx: &mut GateCtx, s: &StressStep, index: usize) -> Outcome 
     let mut specs = Vec::new();
     for p in 0..s.procs {
         let mut mine = Vec::new();
+        // Odd-numbered processes may be a second kind of client (`odd_args`).
+        let template = match &s.odd_args {
+            Some(odd) if p % 2 == 1 => odd,
+            _ => &s.args,
+        };
         for it in 0..s.iterations {
             let uri = uri_of(p, it).unwrap_or_default();
-            let args: Vec<String> = s.args.iter().map(|a| a.replace("{uri}", &uri)).collect();
+            let args: Vec<String> = template.iter().map(|a| a.replace("{uri}", &uri)).collect();
             mine.push(ctx.trifecta_spec(&args, &s.env, s.timeout_s));
         }
         specs.push(mine);
