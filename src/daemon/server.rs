@@ -133,7 +133,7 @@ pub fn read_pid(path: &Path) -> Option<u32> {
 struct Shared {
     root: Segment,
     cfg: Config,
-    hot: HotTier,
+    hot: Arc<HotTier>,
     telemetry: Telemetry,
     stopping: AtomicBool,
     shutdown_asked: AtomicBool,
@@ -194,7 +194,7 @@ pub fn serve(segment: &Path, cfg: &Config) -> Result<ServeSummary, CliError> {
     let shared = Arc::new(Shared {
         root,
         cfg,
-        hot: HotTier::new(),
+        hot: Arc::new(HotTier::new()),
         telemetry,
         stopping: AtomicBool::new(false),
         shutdown_asked: AtomicBool::new(false),
@@ -207,8 +207,10 @@ pub fn serve(segment: &Path, cfg: &Config) -> Result<ServeSummary, CliError> {
     start.x = json!({"pid": std::process::id(), "idle_s": shared.cfg.daemon.idle.as_secs()});
     shared.event(start);
     maintain(&shared);
+    let watching = watch_segment(&shared);
 
     let stopped_by = accept_loop(&listener, &shared);
+    drop(watching);
     shared.stopping.store(true, Ordering::SeqCst);
     // Refuse new clients at once (they answer locally), then let the open ones finish.
     drop(listener);
@@ -249,6 +251,29 @@ fn maintain(shared: &Shared) {
     settings.persist = true;
     SymbolCache::open(&shared.root, &settings, &shared.telemetry).finish();
     shared.telemetry.flush();
+}
+
+/// Start the background re-extraction of edited modules; a watch that cannot start (no
+/// inotify instances left, say) is an incident, not a reason to refuse requests.
+fn watch_segment(shared: &Shared) -> Option<super::watch::Watching> {
+    let mut settings = shared.cfg.cache.clone();
+    settings.persist = true;
+    let ctx = super::watch::WatchCtx {
+        root: shared.root.clone(),
+        settings,
+        telemetry: shared.telemetry.clone(),
+        hot: Arc::clone(&shared.hot),
+    };
+    match super::watch::start(ctx) {
+        Ok(w) => Some(w),
+        Err(e) => {
+            let mut ev = Event::new("daemon.watch_failed");
+            ev.result = json!({"status": "unwatched"});
+            ev.warnings = vec![e];
+            shared.event(ev);
+            None
+        }
+    }
 }
 
 /// Accept until a stop condition; returns which one.
@@ -507,7 +532,7 @@ fn dispatch(req: &Request, shared: &Shared) -> Result<Render, CliError> {
                 },
                 daemon: None,
             };
-            let hot = persist.then_some(&shared.hot);
+            let hot = persist.then_some(&*shared.hot);
             let out = crate::commands::symbols::run_with(&args, &cfg, hot)?;
             Ok(Box::new(move |id| protocol::ok_line(id, &out)))
         }
