@@ -1,0 +1,47 @@
+#!/usr/bin/env bash
+# Whole-process daemon timings (issue 14), hyperfine -N medians and ratios in one run:
+#   A. `ast symbols --daemon auto` through a running daemon vs a local warm hit (--daemon never)
+#   B. a local warm hit while the daemon watches the segment vs with no daemon at all
+#   C. `--daemon auto` with no daemon running (one failed connect) vs `--daemon never`
+# On typing.py from the machine's stdlib (~3,500 lines), persistent cache, telemetry off.
+#
+# Usage: benches/daemon.sh [RUNS]   (default 300). Needs hyperfine, python3. Builds release.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+runs=${1:-300}
+command -v hyperfine >/dev/null || { echo "missing hyperfine (apt-get install -y hyperfine)" >&2; exit 2; }
+cargo build --release --locked --bin trifecta >/dev/null 2>&1 || cargo build --release --bin trifecta
+bin=${CARGO_TARGET_DIR:-$PWD/target}/release/trifecta
+work=$(mktemp -d /tmp/trifecta-daemon-bench.XXXXXX)
+export XDG_RUNTIME_DIR=$work/run
+mkdir -m 700 "$XDG_RUNTIME_DIR"
+seg=$work/seg
+mkdir -p "$seg"
+cp "$(python3 -c 'import typing; print(typing.__file__)')" "$seg/typing_mod.py"
+cleanup() { "$bin" daemon stop --segment "$seg" >/dev/null 2>&1 || true; rm -rf "$work"; }
+trap cleanup EXIT
+unset TRIFECTA_TELEMETRY TRIFECTA_DAEMON
+q="$bin ast symbols sym://python/mod/typing_mod --segment $seg --persist-cache"
+$q --daemon never >/dev/null   # warm the cache
+median() { python3 -c "import json,sys; r=json.load(open(sys.argv[1]))['results']; print(' '.join(str(x['median']*1000) for x in r))" "$1"; }
+
+# C and the no-daemon half of B first, while no daemon runs.
+hyperfine -N --warmup 20 --runs "$runs" --export-json "$work/c.json" \
+  -n "never (no daemon)" "$q --daemon never" -n "auto (no daemon)" "$q --daemon auto" >/dev/null
+read -r never_nod auto_nod < <(median "$work/c.json")
+
+"$bin" daemon start --segment "$seg" >/dev/null
+$q --daemon require >/dev/null   # warm the daemon's memory tier
+hyperfine -N --warmup 20 --runs "$runs" --export-json "$work/ab.json" \
+  -n "auto via daemon" "$q --daemon auto" -n "never (daemon watching)" "$q --daemon never" >/dev/null
+read -r via_daemon never_watch < <(median "$work/ab.json")
+
+python3 - "$never_nod" "$auto_nod" "$via_daemon" "$never_watch" <<'PY'
+import sys
+never_nod, auto_nod, via, never_watch = map(float, sys.argv[1:])
+print("| comparison | median ms | baseline median ms | ratio |")
+print("|---|---|---|---|")
+print(f"| A. --daemon auto through the daemon vs local warm hit (daemon running) | {via:.3f} | {never_watch:.3f} | {via/never_watch:.2f} |")
+print(f"| B. local warm hit, daemon watching vs no daemon | {never_watch:.3f} | {never_nod:.3f} | {never_watch/never_nod:.2f} |")
+print(f"| C. --daemon auto vs never, no daemon (one failed connect) | {auto_nod:.3f} | {never_nod:.3f} | {auto_nod/never_nod:.2f} |")
+PY
