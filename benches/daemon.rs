@@ -88,7 +88,10 @@ fn bench(c: &mut Criterion) {
 fn wait_for(socket: &Path) {
     let t = Instant::now();
     while client::connect(socket).is_err() {
-        assert!(t.elapsed() < Duration::from_secs(30), "daemon did not start");
+        assert!(
+            t.elapsed() < Duration::from_secs(30),
+            "daemon did not start"
+        );
         std::thread::sleep(Duration::from_millis(10));
     }
 }

@@ -15,6 +15,7 @@ use crate::daemon::protocol::Method;
 use crate::daemon::runtime_dir::{self, DaemonPaths};
 use crate::daemon::server::{self, ServeSummary};
 use crate::error::{CliError, ErrorCode};
+use crate::telemetry::event::DaemonReason;
 use crate::telemetry::{Event, Level, Telemetry};
 use serde::Serialize;
 use serde_json::{Value, json};
@@ -43,10 +44,13 @@ pub fn symbols_routed(args: &SymbolsArgs, cfg: &Config) -> Result<SymbolsOutput,
         && let Ok(root) = crate::symbols::resolve::segment_root(&args.segment)
     {
         let telemetry = Telemetry::new(cfg.telemetry.for_segment(&root));
-        let mut ev = Event::new("daemon.fallback");
-        ev.result = json!({"status": "local", "reason": failure.reason()});
-        ev.warnings = vec![failure.to_string()];
-        telemetry.event(Level::Lite, ev);
+        let ev = Event::DaemonFallback {
+            result: DaemonReason {
+                status: "local".into(),
+                reason: failure.reason().into(),
+            },
+        };
+        telemetry.event(Level::Lite, ev.into_line().warn(failure.to_string()));
         telemetry.flush();
     }
     symbols::run(args, cfg)

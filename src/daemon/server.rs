@@ -30,7 +30,11 @@ use crate::commands::Failure;
 use crate::config::Config;
 use crate::error::{CliError, ErrorCode};
 use crate::symbols::resolve::{self, Segment};
-use crate::telemetry::{Event, Level, Telemetry};
+use crate::telemetry::event::{
+    DaemonReason, DaemonRequestArgs, DaemonRequestResult, DaemonStartDetail, DaemonStatus,
+    DaemonStopDetail, DaemonStopResult,
+};
+use crate::telemetry::{Event, Level, LineEvent, Telemetry};
 use serde::Serialize;
 use serde_json::{Value, json};
 use std::fs::File;
@@ -160,7 +164,7 @@ impl Shared {
     }
 
     /// A daemon event (its own run id), written at once.
-    fn event(&self, ev: Event) {
+    fn event(&self, ev: impl Into<LineEvent>) {
         self.telemetry.event(Level::Lite, ev);
         self.telemetry.flush();
     }
@@ -179,16 +183,68 @@ pub fn serve(segment: &Path, cfg: &Config) -> Result<ServeSummary, CliError> {
     let (root, paths) = paths_for(segment, cfg)?;
     runtime_dir::ensure_private(&paths.dir)?;
     let instance = acquire(&paths)?;
+    signals::install();
+    let (shared, run_id) = new_shared(root, cfg);
+    shared.event(Event::DaemonStart {
+        result: DaemonStatus {
+            status: "ok".into(),
+        },
+        x: DaemonStartDetail {
+            pid: std::process::id(),
+            idle_s: shared.cfg.daemon.idle.as_secs(),
+        },
+    });
+    // Maintenance and the watch come before the socket: once a client can connect, an edit
+    // it makes is seen.
+    maintain(&shared);
+    let watching = watch_segment(&shared);
     let listener = UnixListener::bind(&paths.socket)
         .map_err(|e| runtime_dir::unavailable(format!("cannot bind the socket: {e}")))?;
     listener
         .set_nonblocking(true)
         .map_err(|e| runtime_dir::unavailable(format!("socket: {e}")))?;
     write_pid(&paths)?;
-    signals::install();
 
+    let stopped_by = accept_loop(&listener, &shared);
+    drop(watching);
+    shared.stopping.store(true, Ordering::SeqCst);
+    // Refuse new clients at once (they answer locally), then let the open ones finish.
+    drop(listener);
+    let _ = std::fs::remove_file(&paths.socket);
+    let drain_started = Instant::now();
+    while shared.active.load(Ordering::SeqCst) > 0 && drain_started.elapsed() < DRAIN_TIMEOUT {
+        std::thread::sleep(Duration::from_millis(5));
+    }
+    let requests = shared.requests.load(Ordering::SeqCst);
+    let stop = Event::DaemonStop {
+        result: DaemonStopResult {
+            status: "ok".into(),
+            stopped_by: stopped_by.into(),
+        },
+        x: DaemonStopDetail {
+            requests,
+            unfinished: shared.active.load(Ordering::SeqCst) as u64,
+        },
+    };
+    shared.event(stop.into_line().timed(elapsed_ms(drain_started)));
+    drop(instance);
+    Ok(ServeSummary {
+        status: "ok",
+        pid: std::process::id(),
+        stopped_by,
+        requests,
+        run_id,
+    })
+}
+
+/// The daemon's shared state, with its own telemetry run id (`daemon_run_…`).
+fn new_shared(root: Segment, cfg: &Config) -> (Arc<Shared>, String) {
     let mut cfg = cfg.clone();
-    let run_id = format!("daemon_{}", crate::telemetry::run_id());
+    let run_id = format!(
+        "{}{}",
+        crate::telemetry::DAEMON_RUN_PREFIX,
+        crate::telemetry::run_id()
+    );
     cfg.telemetry.run_id = Some(run_id.clone());
     let telemetry = Telemetry::new(cfg.telemetry.for_segment(&root));
     let shared = Arc::new(Shared {
@@ -202,38 +258,7 @@ pub fn serve(segment: &Path, cfg: &Config) -> Result<ServeSummary, CliError> {
         requests: AtomicU64::new(0),
         last_activity: Mutex::new(Instant::now()),
     });
-    let mut start = Event::new("daemon.start");
-    start.result = json!({"status": "ok"});
-    start.x = json!({"pid": std::process::id(), "idle_s": shared.cfg.daemon.idle.as_secs()});
-    shared.event(start);
-    maintain(&shared);
-    let watching = watch_segment(&shared);
-
-    let stopped_by = accept_loop(&listener, &shared);
-    drop(watching);
-    shared.stopping.store(true, Ordering::SeqCst);
-    // Refuse new clients at once (they answer locally), then let the open ones finish.
-    drop(listener);
-    let _ = std::fs::remove_file(&paths.socket);
-    let drain_started = Instant::now();
-    while shared.active.load(Ordering::SeqCst) > 0 && drain_started.elapsed() < DRAIN_TIMEOUT {
-        std::thread::sleep(Duration::from_millis(5));
-    }
-    let requests = shared.requests.load(Ordering::SeqCst);
-    let mut stop = Event::new("daemon.stop");
-    stop.result = json!({"status": "ok", "stopped_by": stopped_by});
-    stop.timing_ms = elapsed_ms(drain_started);
-    stop.x = json!({"requests": requests,
-                    "unfinished": shared.active.load(Ordering::SeqCst)});
-    shared.event(stop);
-    drop(instance);
-    Ok(ServeSummary {
-        status: "ok",
-        pid: std::process::id(),
-        stopped_by,
-        requests,
-        run_id,
-    })
+    (shared, run_id)
 }
 
 fn write_pid(paths: &DaemonPaths) -> Result<(), CliError> {
@@ -267,10 +292,12 @@ fn watch_segment(shared: &Shared) -> Option<super::watch::Watching> {
     match super::watch::start(ctx) {
         Ok(w) => Some(w),
         Err(e) => {
-            let mut ev = Event::new("daemon.watch_failed");
-            ev.result = json!({"status": "unwatched"});
-            ev.warnings = vec![e];
-            shared.event(ev);
+            let ev = Event::DaemonWatchFailed {
+                result: DaemonStatus {
+                    status: "unwatched".into(),
+                },
+            };
+            shared.event(ev.into_line().warn(e));
             None
         }
     }
@@ -359,9 +386,12 @@ fn admit(stream: UnixStream, shared: &Arc<Shared>) {
         Err(e) => Some(("peer_unknown", format!("cannot read the peer's uid: {e}"))),
     };
     if let Some((why, message)) = refusal {
-        let mut ev = Event::new("daemon.refused");
-        ev.result = json!({"status": "refused", "reason": why});
-        shared.event(ev);
+        shared.event(Event::DaemonRefused {
+            result: DaemonReason {
+                status: "refused".into(),
+                reason: why.into(),
+            },
+        });
         let mut s = stream;
         let _ = s.set_nonblocking(false);
         let _ = s.set_write_timeout(Some(Duration::from_millis(200)));
@@ -453,14 +483,19 @@ fn answer(line: &[u8], shared: &Shared) -> Option<String> {
     let req = match protocol::parse_request(line) {
         Ok(r) => r,
         Err(bad) => {
-            let mut ev = Event::new("daemon.request");
-            ev.result = json!({"status": "invalid", "code": bad.code});
-            shared.event(ev);
+            shared.event(Event::DaemonRequest {
+                args: DaemonRequestArgs::default(),
+                result: DaemonRequestResult {
+                    status: "invalid".into(),
+                    code: Some(bad.code),
+                },
+            });
             return Some(protocol::error_line(&bad.id, bad.code, &bad.message, None));
         }
     };
     let id = req.id.clone().unwrap_or(Value::Null);
     let outcome = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| dispatch(&req, shared)));
+    let ok = matches!(outcome, Ok(Ok(_)));
     let reply = match outcome {
         Ok(Ok(line)) => line(&id),
         Ok(Err(e)) => protocol::error_line(
@@ -480,11 +515,16 @@ fn answer(line: &[u8], shared: &Shared) -> Option<String> {
         }
     };
     shared.requests.fetch_add(1, Ordering::SeqCst);
-    let mut ev = Event::new("daemon.request");
-    ev.args = json!({"method": req.method.as_str()});
-    ev.result = json!({"status": if reply.contains("\"result\":") { "ok" } else { "error" }});
-    ev.timing_ms = elapsed_ms(t);
-    shared.event(ev);
+    let ev = Event::DaemonRequest {
+        args: DaemonRequestArgs {
+            method: Some(req.method.as_str().into()),
+        },
+        result: DaemonRequestResult {
+            status: if ok { "ok" } else { "error" }.into(),
+            code: None,
+        },
+    };
+    shared.event(ev.into_line().timed(elapsed_ms(t)));
     req.id.is_some().then_some(reply)
 }
 

@@ -7,7 +7,7 @@
 //! Links are not followed. A changed path is turned back into the module a URI would name and
 //! resolved exactly as `ast symbols` resolves it ([`resolve::resolve_module`]: beneath the
 //! segment, no escape), so the entry written is the one a later lookup reads. Events are
-//! gathered for [`DEBOUNCE`] of quiet (an editor's save is several events), and a burst is
+//! gathered until [`DEBOUNCE`] after the last one (an editor's save is several events), and a burst is
 //! bounded ([`MAX_PENDING`] paths; the rest are simply extracted on their next request).
 
 use crate::cache::CacheKey;
@@ -15,18 +15,20 @@ use crate::cache::hot_tier::HotTier;
 use crate::cache::service::SymbolCache;
 use crate::config::CacheSettings;
 use crate::symbols::resolve::{self, Segment};
+use crate::telemetry::event::ReextractResult;
 use crate::telemetry::{Event, Level, Telemetry};
 use notify::{EventKind, RecursiveMode, Watcher};
-use serde_json::json;
 use std::collections::BTreeSet;
 use std::path::{Component, Path};
 use std::sync::Arc;
 use std::sync::mpsc::{RecvTimeoutError, channel};
 use std::thread::JoinHandle;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
-/// Quiet time after the last event before a batch is re-extracted.
+/// Quiet time after the last relevant event before a batch is re-extracted.
 pub const DEBOUNCE: Duration = Duration::from_millis(50);
+/// How long the thread sleeps when nothing is pending.
+const IDLE_WAIT: Duration = Duration::from_secs(1);
 /// Most distinct paths gathered into one batch.
 pub const MAX_PENDING: usize = 4096;
 
@@ -71,15 +73,24 @@ pub fn start(ctx: WatchCtx) -> Result<Watching, String> {
         .stack_size(64 * 1024 * 1024)
         .spawn(move || {
             let mut pending: BTreeSet<String> = BTreeSet::new();
+            // When the batch is due: DEBOUNCE after the last *relevant* event. Other events
+            // (reads, our own folders) must not postpone it, or a busy reader of the
+            // telemetry file would starve the re-extraction.
+            let mut due: Option<Instant> = None;
             loop {
-                match rx.recv_timeout(DEBOUNCE) {
-                    Ok(Ok(ev)) => gather(&ctx.root.path, &ev, &mut pending),
-                    Ok(Err(_)) => {}
-                    Err(RecvTimeoutError::Timeout) if !pending.is_empty() => {
-                        reextract(&ctx, std::mem::take(&mut pending));
+                let wait = due.map_or(IDLE_WAIT, |d| d.saturating_duration_since(Instant::now()));
+                match rx.recv_timeout(wait) {
+                    Ok(Ok(ev)) => {
+                        if gather(&ctx.root.path, &ev, &mut pending) {
+                            due = Some(Instant::now() + DEBOUNCE);
+                        }
                     }
-                    Err(RecvTimeoutError::Timeout) => {}
+                    Ok(Err(_)) | Err(RecvTimeoutError::Timeout) => {}
                     Err(RecvTimeoutError::Disconnected) => return,
+                }
+                if due.is_some_and(|d| Instant::now() >= d) {
+                    due = None;
+                    reextract(&ctx, std::mem::take(&mut pending));
                 }
             }
         })
@@ -90,19 +101,23 @@ pub fn start(ctx: WatchCtx) -> Result<Watching, String> {
     })
 }
 
-/// Add the modules an event touched (created, written, renamed in) to `pending`.
-fn gather(root: &Path, ev: &notify::Event, pending: &mut BTreeSet<String>) {
+/// Add the modules an event touched (created, written, renamed in) to `pending`; true when it
+/// touched any.
+fn gather(root: &Path, ev: &notify::Event, pending: &mut BTreeSet<String>) -> bool {
     if !matches!(ev.kind, EventKind::Create(_) | EventKind::Modify(_)) {
-        return;
+        return false;
     }
+    let mut any = false;
     for p in &ev.paths {
         if pending.len() >= MAX_PENDING {
-            return;
+            break;
         }
         if let Some(m) = module_of(root, p) {
             pending.insert(m);
+            any = true;
         }
     }
+    any
 }
 
 /// The dotted module a URI would name for `path` (`pkg/mod.py` → `pkg.mod`,
@@ -136,8 +151,8 @@ pub fn module_of(root: &Path, path: &Path) -> Option<String> {
 /// Re-extract `modules` into the cache (and the memory tier), one database turn each.
 fn reextract(ctx: &WatchCtx, modules: BTreeSet<String>) {
     let t = std::time::Instant::now();
-    let mut done = 0usize;
-    let mut hits = 0usize;
+    let mut done = 0u64;
+    let mut hits = 0u64;
     for m in &modules {
         let components: Vec<String> = m.split('.').map(String::from).collect();
         let Ok(file) = resolve::resolve_module(&ctx.root, &components) else {
@@ -160,12 +175,17 @@ fn reextract(ctx: &WatchCtx, modules: BTreeSet<String>) {
             &bytes,
         );
         done += 1;
-        hits += usize::from(served.miss.is_none());
+        hits += u64::from(served.miss.is_none());
     }
-    let mut ev = Event::new("daemon.reextract");
-    ev.result = json!({"status": "ok", "modules": done, "already_cached": hits});
-    ev.timing_ms = crate::cache::service::elapsed_ms(t);
-    ctx.telemetry.event(Level::Lite, ev);
+    let ev = Event::DaemonReextract {
+        result: ReextractResult {
+            status: "ok".into(),
+            modules: done,
+            already_cached: hits,
+        },
+    };
+    let line = ev.into_line().timed(crate::cache::service::elapsed_ms(t));
+    ctx.telemetry.event(Level::Lite, line);
     ctx.telemetry.flush();
 }
 
