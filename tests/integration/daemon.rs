@@ -173,7 +173,7 @@ fn the_daemon_answers_byte_identically_to_a_local_run_and_stops_on_request() {
     let mut d = s.daemon(&[("TRIFECTA_TELEMETRY", "lite")]);
     // Warm both ways, then compare warm answers byte for byte.
     let _ = s.symbols("require", &[]);
-    let local = s.symbols("never", &[]);
+    let local = s.symbols("never", &[("TRIFECTA_TELEMETRY", "lite")]);
     let via = s.symbols("require", &[]);
     assert_eq!(via.code, Some(0), "{via:?}");
     assert_eq!(via.json["cache_status"], "hit", "{via:?}");
@@ -203,6 +203,12 @@ fn the_daemon_answers_byte_identically_to_a_local_run_and_stops_on_request() {
         reqs.iter()
             .all(|e| e["run_id"].as_str().unwrap().starts_with("daemon_"))
     );
+    // The dashboard tells daemon traffic from CLI traffic.
+    let report = run(&mut s.cmd(&["telemetry", "report", "--segment", &seg], &[]));
+    let traffic = &report.json["daemon"];
+    assert_eq!(traffic["symbols_via_daemon"], 2, "{traffic}");
+    assert_eq!(traffic["symbols_direct"], 1, "{traffic}");
+    assert_eq!(traffic["starts"], 1, "{traffic}");
     let stop = run(&mut s.cmd(&["daemon", "stop", "--segment", &seg], &[]));
     assert_eq!(stop.json["daemon"], "stopped", "{stop:?}");
     let summary = d.wait_exit(Duration::from_secs(15));
