@@ -283,6 +283,12 @@ impl<'t> SymbolCache<'t> {
         (served, backend)
     }
 
+    /// Open the cache and release it at once: runs the automatic maintenance when it is due
+    /// (the daemon's start-up and interval passes; same rule as every command's `finish`).
+    pub fn open_for_maintenance(root: &Segment, settings: &CacheSettings, telemetry: &Telemetry) {
+        SymbolCache::open(root, settings, telemetry).finish();
+    }
+
     /// The command is done with the cache: release it and run the housekeeping that is due
     /// (automatic maintenance). Explicit, so it never runs while a command unwinds.
     pub fn finish(mut self) {

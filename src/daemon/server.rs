@@ -274,7 +274,7 @@ fn maintain(shared: &Shared) {
     let _turn = shared.hot.db_turn();
     let mut settings = shared.cfg.cache.clone();
     settings.persist = true;
-    SymbolCache::open(&shared.root, &settings, &shared.telemetry).finish();
+    SymbolCache::open_for_maintenance(&shared.root, &settings, &shared.telemetry);
     shared.telemetry.flush();
 }
 
@@ -546,86 +546,10 @@ struct DaemonStats {
 type Render = Box<dyn FnOnce(&Value) -> String>;
 
 fn dispatch(req: &Request, shared: &Shared) -> Result<Render, CliError> {
-    let bad_params = |m: &str| CliError::new(ErrorCode::InvalidArgument, m.to_string());
     match req.method {
-        Method::Symbols => {
-            let uri = req
-                .params
-                .get("uri")
-                .and_then(Value::as_str)
-                .ok_or_else(|| bad_params("params.uri must be a string"))?;
-            let persist = match req.params.get("persist") {
-                None => true,
-                Some(v) => v
-                    .as_bool()
-                    .ok_or_else(|| bad_params("params.persist must be a boolean"))?,
-            };
-            let mut cfg = shared.cfg.clone();
-            cfg.cache.persist = persist;
-            let args = SymbolsArgs {
-                uri: uri.to_string(),
-                segment: shared.root.path.clone(),
-                cache: CacheFlags {
-                    persist_cache: persist,
-                    no_persist_cache: !persist,
-                    telemetry: None,
-                },
-                daemon: None,
-            };
-            let hot = persist.then_some(&*shared.hot);
-            let out = crate::commands::symbols::run_with(&args, &cfg, hot)?;
-            Ok(Box::new(move |id| protocol::ok_line(id, &out)))
-        }
-        Method::Index => {
-            let jobs = match req.params.get("jobs") {
-                None => None,
-                Some(v) => Some(
-                    v.as_u64()
-                        .ok_or_else(|| bad_params("params.jobs must be a whole number"))?
-                        as usize,
-                ),
-            };
-            let mut cfg = shared.cfg.clone();
-            cfg.cache.persist = true;
-            let args = IndexArgs {
-                segment: shared.root.path.clone(),
-                jobs,
-                cache: CacheFlags {
-                    persist_cache: true,
-                    no_persist_cache: false,
-                    telemetry: None,
-                },
-                format: IndexFormat::Summary,
-            };
-            let turn = shared.hot.db_turn();
-            let indexed = crate::commands::index::run(&args, &cfg);
-            drop(turn);
-            let out = match indexed {
-                Ok(o) => o,
-                Err(Failure::Cli(e)) => return Err(e),
-                Err(Failure::Stdout(e)) => {
-                    return Err(CliError::new(ErrorCode::InternalError, e.to_string()));
-                }
-            };
-            Ok(Box::new(move |id| protocol::ok_line(id, &out)))
-        }
-        Method::Stats => {
-            let mut settings = shared.cfg.cache.clone();
-            settings.persist = true;
-            let ctx =
-                crate::cache::sqlite::CacheCtx::new(&shared.root, &settings, &shared.telemetry);
-            let turn = shared.hot.db_turn();
-            let cache = crate::cache::admin::stats(&ctx);
-            drop(turn);
-            let cache = cache?;
-            let daemon = DaemonStats {
-                pid: std::process::id(),
-                hot_entries: shared.hot.len(),
-                requests: shared.requests.load(Ordering::SeqCst),
-            };
-            let out = StatsReply { cache, daemon };
-            Ok(Box::new(move |id| protocol::ok_line(id, &out)))
-        }
+        Method::Symbols => symbols_request(&req.params, shared),
+        Method::Index => index_request(&req.params, shared),
+        Method::Stats => stats_request(shared),
         Method::Shutdown => {
             shared.shutdown_asked.store(true, Ordering::SeqCst);
             Ok(Box::new(|id| {
@@ -633,4 +557,92 @@ fn dispatch(req: &Request, shared: &Shared) -> Result<Render, CliError> {
             }))
         }
     }
+}
+
+fn bad_params(m: &str) -> CliError {
+    CliError::new(ErrorCode::InvalidArgument, m.to_string())
+}
+
+/// `ast.symbols`: the CLI's own `run_with`, with the memory tier when the cache persists.
+fn symbols_request(params: &Value, shared: &Shared) -> Result<Render, CliError> {
+    let uri = params
+        .get("uri")
+        .and_then(Value::as_str)
+        .ok_or_else(|| bad_params("params.uri must be a string"))?;
+    let persist = match params.get("persist") {
+        None => true,
+        Some(v) => v
+            .as_bool()
+            .ok_or_else(|| bad_params("params.persist must be a boolean"))?,
+    };
+    let mut cfg = shared.cfg.clone();
+    cfg.cache.persist = persist;
+    let args = SymbolsArgs {
+        uri: uri.to_string(),
+        segment: shared.root.path.clone(),
+        cache: CacheFlags {
+            persist_cache: persist,
+            no_persist_cache: !persist,
+            telemetry: None,
+        },
+        daemon: None,
+    };
+    let hot = persist.then_some(&*shared.hot);
+    let out = crate::commands::symbols::run_with(&args, &cfg, hot)?;
+    Ok(Box::new(move |id| protocol::ok_line(id, &out)))
+}
+
+/// `ast.index`: the CLI's `ast index` in the daemon's turn at the database.
+fn index_request(params: &Value, shared: &Shared) -> Result<Render, CliError> {
+    let jobs = match params.get("jobs") {
+        None => None,
+        Some(v) => Some(
+            v.as_u64()
+                .ok_or_else(|| bad_params("params.jobs must be a whole number"))?
+                as usize,
+        ),
+    };
+    let mut cfg = shared.cfg.clone();
+    cfg.cache.persist = true;
+    let args = IndexArgs {
+        segment: shared.root.path.clone(),
+        jobs,
+        cache: CacheFlags {
+            persist_cache: true,
+            no_persist_cache: false,
+            telemetry: None,
+        },
+        format: IndexFormat::Summary,
+    };
+    let turn = shared.hot.db_turn();
+    let indexed = crate::commands::index::run(&args, &cfg);
+    drop(turn);
+    let out = match indexed {
+        Ok(o) => o,
+        Err(Failure::Cli(e)) => return Err(e),
+        Err(Failure::Stdout(e)) => {
+            return Err(CliError::new(ErrorCode::InternalError, e.to_string()));
+        }
+    };
+    Ok(Box::new(move |id| protocol::ok_line(id, &out)))
+}
+
+/// `cache.stats`: `ast cache stats` plus the daemon's own numbers.
+fn stats_request(shared: &Shared) -> Result<Render, CliError> {
+    let mut settings = shared.cfg.cache.clone();
+    settings.persist = true;
+    let ctx = crate::cache::sqlite::CacheCtx::new(&shared.root, &settings, &shared.telemetry);
+    let turn = shared.hot.db_turn();
+    let cache = crate::cache::admin::stats(&ctx);
+    drop(turn);
+    let daemon = DaemonStats {
+        pid: std::process::id(),
+        hot_entries: shared.hot.len(),
+        requests: shared.requests.load(Ordering::SeqCst),
+    };
+    let out = StatsReply {
+        cache: cache?,
+        daemon,
+    };
+    Ok(Box::new(move |id| protocol::ok_line(id, &out)))
 }

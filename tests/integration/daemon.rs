@@ -494,3 +494,41 @@ fn an_edited_module_is_re_extracted_in_the_background_so_the_next_cli_run_hits()
     std::thread::sleep(Duration::from_millis(300));
     assert_eq!(events(s.seg(), "daemon.reextract").len(), n);
 }
+
+#[test]
+fn index_stats_and_bad_requests_over_the_socket() {
+    let s = Setup::new();
+    let _d = s.daemon(&[]);
+    let mut c = UnixStream::connect(s.paths().socket).unwrap();
+    let index = exchange(
+        &mut c,
+        "{\"jsonrpc\":\"2.0\",\"id\":1,\"method\":\"ast.index\",\"params\":{\"jobs\":1}}\n",
+    );
+    assert_eq!(index["result"]["status"], "ok", "{index}");
+    let stats = exchange(
+        &mut c,
+        "{\"jsonrpc\":\"2.0\",\"id\":2,\"method\":\"cache.stats\"}\n",
+    );
+    assert!(
+        stats["result"]["cache"]["entries"].as_u64().unwrap() >= 2,
+        "{stats}"
+    );
+    let bad = exchange(
+        &mut c,
+        "{\"jsonrpc\":\"2.0\",\"id\":3,\"method\":\"ast.symbols\",\"params\":{\"uri\":7}}\n",
+    );
+    assert_eq!(
+        bad["error"]["data"]["error_code"], "INVALID_ARGUMENT",
+        "{bad}"
+    );
+    let unknown = exchange(&mut c, "{\"jsonrpc\":\"2.0\",\"id\":4,\"method\":\"rm\"}\n");
+    assert_eq!(unknown["error"]["code"], -32601, "{unknown}");
+    // The connection survives every error above.
+    let ok = exchange(
+        &mut c,
+        &format!(
+            "{{\"jsonrpc\":\"2.0\",\"id\":5,\"method\":\"ast.symbols\",\"params\":{{\"uri\":\"{URI}\"}}}}\n"
+        ),
+    );
+    assert_eq!(ok["result"]["cache_status"], "hit", "{ok}");
+}
