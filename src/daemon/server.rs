@@ -2,8 +2,9 @@
 //!
 //! Life cycle: take the instance lock (`flock`, held for the process's life: a second daemon for
 //! the segment is refused, and a crashed one's lock vanishes with it), remove whatever socket
-//! and pid file a dead predecessor left (holding the lock proves they are stale), bind, write
-//! the pid file, run cache maintenance, then accept until one of: SIGTERM/SIGINT, a `shutdown`
+//! and pid file a dead predecessor left (holding the lock proves they are stale), write the pid
+//! file, run cache maintenance, start watching the segment, bind (only now can clients connect,
+//! so they always find the pid and an active watch), then accept until one of: SIGTERM/SIGINT, a `shutdown`
 //! request, or no request for the idle timeout. Stopping is a drain: no new connection is
 //! accepted, each open connection finishes the request it is reading or running, and only then
 //! does the process remove its socket and pid file and exit.
@@ -183,6 +184,8 @@ pub fn serve(segment: &Path, cfg: &Config) -> Result<ServeSummary, CliError> {
     let (root, paths) = paths_for(segment, cfg)?;
     runtime_dir::ensure_private(&paths.dir)?;
     let instance = acquire(&paths)?;
+    // The pid file before the socket: whoever can connect can also read who answers.
+    write_pid(&paths)?;
     signals::install();
     let (shared, run_id) = new_shared(root, cfg);
     shared.event(Event::DaemonStart {
@@ -203,7 +206,6 @@ pub fn serve(segment: &Path, cfg: &Config) -> Result<ServeSummary, CliError> {
     listener
         .set_nonblocking(true)
         .map_err(|e| runtime_dir::unavailable(format!("socket: {e}")))?;
-    write_pid(&paths)?;
 
     let stopped_by = accept_loop(&listener, &shared);
     drop(watching);

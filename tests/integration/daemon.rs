@@ -532,3 +532,60 @@ fn index_stats_and_bad_requests_over_the_socket() {
     );
     assert_eq!(ok["result"]["cache_status"], "hit", "{ok}");
 }
+
+/// A daemon this test did not spawn itself (`daemon start` detaches it): killed by the pid it
+/// reported, on drop.
+struct Detached(Option<i32>);
+
+impl Drop for Detached {
+    fn drop(&mut self) {
+        if let Some(pid) = self.0.take() {
+            // SAFETY: kill(2) on the pid `daemon start` reported for the daemon it launched.
+            unsafe {
+                libc::kill(pid, libc::SIGKILL);
+            }
+        }
+    }
+}
+
+#[test]
+fn daemon_start_detaches_a_daemon_that_status_sees_and_stop_drains() {
+    let s = Setup::new();
+    let seg = s.seg().to_str().unwrap().to_string();
+    let start = run(&mut s.cmd(&["daemon", "start", "--segment", &seg], &[]));
+    assert_eq!(start.json["daemon"], "started", "{start:?}");
+    let pid = start.json["pid"].as_i64().unwrap() as i32;
+    let mut guard = Detached(Some(pid));
+    let via = s.symbols("require", &[]);
+    assert_eq!(via.json["status"], "ok", "{via:?}");
+    let status = run(&mut s.cmd(&["daemon", "status", "--segment", &seg], &[]));
+    assert_eq!(
+        (status.json["daemon"].clone(), status.json["pid"].clone()),
+        ("running".into(), pid.into())
+    );
+    let stop = run(&mut s.cmd(&["daemon", "stop", "--segment", &seg], &[]));
+    assert_eq!(stop.json["daemon"], "stopped", "{stop:?}");
+    // Gone, or a zombie waiting for whoever adopted it (`daemon start` has exited).
+    let alive = || {
+        let zombie = std::fs::read_to_string(format!("/proc/{pid}/stat")).is_ok_and(|st| {
+            st.rsplit(')')
+                .next()
+                .is_some_and(|r| r.trim_start().starts_with('Z'))
+        });
+        // SAFETY: signal 0 only asks whether the process exists.
+        unsafe { libc::kill(pid, 0) == 0 && !zombie }
+    };
+    let t = Instant::now();
+    while alive() {
+        assert!(
+            t.elapsed() < Duration::from_secs(15),
+            "the daemon did not exit"
+        );
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    guard.0 = None;
+    let gone = run(&mut s.cmd(&["daemon", "status", "--segment", &seg], &[]));
+    assert_eq!(gone.json["daemon"], "not_running", "{gone:?}");
+    let again = run(&mut s.cmd(&["daemon", "stop", "--segment", &seg], &[]));
+    assert_eq!(again.json["daemon"], "not_running", "{again:?}");
+}
