@@ -4,8 +4,8 @@
 //! the segment is refused, and a crashed one's lock vanishes with it), remove whatever socket
 //! and pid file a dead predecessor left (holding the lock proves they are stale), write the pid
 //! file, run cache maintenance, start watching the segment, bind (only now can clients connect,
-//! so they always find the pid and an active watch), then accept until one of: SIGTERM/SIGINT, a `shutdown`
-//! request, or no request for the idle timeout. Stopping is a drain: no new connection is
+//! so they always find the pid and an active watch), then accept until one of: SIGTERM/SIGINT,
+//! a `shutdown` request, or no request for the idle timeout. Stopping is a drain: no new connection is
 //! accepted, each open connection finishes the request it is reading or running, and only then
 //! does the process remove its socket and pid file and exit.
 //!
