@@ -42,6 +42,191 @@ pub const ENV_DAEMON_IDLE_S: &str = "TRIFECTA_DAEMON_IDLE_S";
 pub const ENV_DAEMON_TIMEOUT_MS: &str = "TRIFECTA_DAEMON_TIMEOUT_MS";
 /// Where per-user runtime files live (the daemon's socket directory is `trifecta/` in it).
 pub const ENV_XDG_RUNTIME_DIR: &str = "XDG_RUNTIME_DIR";
+/// The shared second-level cache: `redis://[user:pass@]host:port/db` or `unix:///path.sock`.
+pub const ENV_REMOTE: &str = "TRIFECTA_AST_REMOTE";
+/// `read-write` (default) or `read-only` (pull-request builds that must not write the L2).
+pub const ENV_REMOTE_MODE: &str = "TRIFECTA_AST_REMOTE_MODE";
+/// Namespace prepended to every Redis key (default `trifecta:`).
+pub const ENV_REMOTE_PREFIX: &str = "TRIFECTA_AST_REMOTE_PREFIX";
+/// Days a Redis entry lives (`SET … EX`; default: the local `TRIFECTA_AST_TTL_DAYS`).
+pub const ENV_REMOTE_TTL_DAYS: &str = "TRIFECTA_AST_REMOTE_TTL_DAYS";
+/// Bound on connecting to the remote, milliseconds (default 250).
+pub const ENV_REMOTE_CONNECT_TIMEOUT_MS: &str = "TRIFECTA_AST_REMOTE_CONNECT_TIMEOUT_MS";
+/// Bound on each remote read or write, milliseconds (default 500).
+pub const ENV_REMOTE_IO_TIMEOUT_MS: &str = "TRIFECTA_AST_REMOTE_IO_TIMEOUT_MS";
+
+/// Whether this process may write the remote tier.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum RemoteMode {
+    /// Look up and write (trusted builds: main branch CI, developers).
+    ReadWrite,
+    /// Look up only: nothing is ever written to Redis (pull-request builds).
+    ReadOnly,
+}
+
+impl RemoteMode {
+    /// The spelling of `TRIFECTA_AST_REMOTE_MODE`.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            RemoteMode::ReadWrite => "read-write",
+            RemoteMode::ReadOnly => "read-only",
+        }
+    }
+}
+
+/// The shared second-level (Redis) cache, resolved and validated. Present only when
+/// `TRIFECTA_AST_REMOTE` is set: without it nothing below runs and no connection is made.
+#[derive(Debug, Clone, PartialEq)]
+pub struct RemoteSettings {
+    /// The server URL as given (it may hold a password: show [`RemoteSettings::display_url`]).
+    pub url: String,
+    /// Read-write or read-only.
+    pub mode: RemoteMode,
+    /// Prepended to every key, so several caches can share one server.
+    pub prefix: String,
+    /// Entry lifetime (`EX`), at least one second.
+    pub ttl: Duration,
+    /// Bound on the connect.
+    pub connect_timeout: Duration,
+    /// Bound on each command's read and write.
+    pub io_timeout: Duration,
+}
+
+impl RemoteSettings {
+    /// The URL with any password replaced by `***` (for `ast cache stats` and messages).
+    pub fn display_url(&self) -> String {
+        redact_url_password(&self.url)
+    }
+
+    fn resolve(env: &Env, local_ttl: Duration) -> Result<Option<Self>, CliError> {
+        // Every variable is checked even when no remote is configured (a typo is reported).
+        let mode = match env.str(ENV_REMOTE_MODE)? {
+            None => RemoteMode::ReadWrite,
+            Some(v) => match v.trim().to_ascii_lowercase().as_str() {
+                "read-write" => RemoteMode::ReadWrite,
+                "read-only" => RemoteMode::ReadOnly,
+                _ => return Err(invalid(ENV_REMOTE_MODE, &v, "read-write or read-only")),
+            },
+        };
+        let prefix = match env.str(ENV_REMOTE_PREFIX)? {
+            None => DEFAULT_REMOTE_PREFIX.to_string(),
+            Some(p) if p.len() <= MAX_PREFIX_BYTES && p.bytes().all(|b| b.is_ascii_graphic()) => p,
+            Some(p) => {
+                return Err(invalid(
+                    ENV_REMOTE_PREFIX,
+                    &p,
+                    &format!("at most {MAX_PREFIX_BYTES} printable ASCII characters, no spaces"),
+                ));
+            }
+        };
+        let ttl = env
+            .f64(ENV_REMOTE_TTL_DAYS, MAX_TTL_DAYS)?
+            .map(|days| Duration::from_secs_f64(days * 86400.0))
+            .unwrap_or(local_ttl)
+            .max(Duration::from_secs(1)); // Redis refuses `EX 0`
+        let ms = |name: &str, default: u64| -> Result<Duration, CliError> {
+            match env.u64(name, MAX_REMOTE_TIMEOUT_MS)? {
+                Some(0) => Err(invalid(
+                    name,
+                    "0",
+                    &format!("a whole number from 1 to {MAX_REMOTE_TIMEOUT_MS}"),
+                )),
+                Some(n) => Ok(Duration::from_millis(n)),
+                None => Ok(Duration::from_millis(default)),
+            }
+        };
+        let connect_timeout = ms(ENV_REMOTE_CONNECT_TIMEOUT_MS, DEFAULT_CONNECT_TIMEOUT_MS)?;
+        let io_timeout = ms(ENV_REMOTE_IO_TIMEOUT_MS, DEFAULT_IO_TIMEOUT_MS)?;
+        let Some(url) = env.str(ENV_REMOTE)? else {
+            return Ok(None);
+        };
+        check_remote_url(&url)?;
+        Ok(Some(RemoteSettings {
+            url: url.trim().to_string(),
+            mode,
+            prefix,
+            ttl,
+            connect_timeout,
+            io_timeout,
+        }))
+    }
+}
+
+/// Default `TRIFECTA_AST_REMOTE_PREFIX`.
+pub const DEFAULT_REMOTE_PREFIX: &str = "trifecta:";
+/// Longest `TRIFECTA_AST_REMOTE_PREFIX`, in bytes.
+pub const MAX_PREFIX_BYTES: usize = 128;
+/// Default connect bound: a LAN Redis answers in well under a millisecond; a dead one should
+/// cost little, once per process.
+pub const DEFAULT_CONNECT_TIMEOUT_MS: u64 = 250;
+/// Default bound on each command (an `MGET` of a 256-file chunk included).
+pub const DEFAULT_IO_TIMEOUT_MS: u64 = 500;
+/// Largest remote timeout: one minute.
+pub const MAX_REMOTE_TIMEOUT_MS: u64 = 60_000;
+/// Longest `TRIFECTA_AST_REMOTE`, in bytes.
+pub const MAX_REMOTE_URL_BYTES: usize = 4096;
+
+/// `TRIFECTA_AST_REMOTE` must be a URL the client can use: `redis://`, `unix://` or
+/// `redis+unix://`. `rediss://` is refused with the reason: this build carries no TLS stack.
+fn check_remote_url(url: &str) -> Result<(), CliError> {
+    let shown = redact_url_password(url);
+    let url = url.trim();
+    if url.len() > MAX_REMOTE_URL_BYTES || url.chars().any(char::is_control) {
+        return Err(invalid(
+            ENV_REMOTE,
+            &shown,
+            &format!("a URL of at most {MAX_REMOTE_URL_BYTES} bytes"),
+        ));
+    }
+    let scheme = url.split_once("://").map(|(s, _)| s.to_ascii_lowercase());
+    match scheme.as_deref() {
+        Some("redis" | "unix" | "redis+unix") => {}
+        Some("rediss") => {
+            return Err(invalid(
+                ENV_REMOTE,
+                &shown,
+                "redis:// or unix:// (this build has no TLS support: reach a TLS server \
+                 through a local tunnel such as stunnel)",
+            ));
+        }
+        _ => {
+            return Err(invalid(
+                ENV_REMOTE,
+                &shown,
+                "redis://[user:pass@]host:port/db or unix:///path/to/redis.sock",
+            ));
+        }
+    }
+    use redis::IntoConnectionInfo;
+    url.into_connection_info().map(|_| ()).map_err(|e| {
+        invalid(
+            ENV_REMOTE,
+            &shown,
+            &format!("a valid Redis URL ({})", e.detail().unwrap_or("unparsable")),
+        )
+    })
+}
+
+/// `redis://user:secret@host` → `redis://user:***@host`; anything else unchanged.
+pub fn redact_url_password(url: &str) -> String {
+    let Some((scheme, rest)) = url.split_once("://") else {
+        return url.to_string();
+    };
+    let authority_end = rest.find('/').unwrap_or(rest.len());
+    let (authority, tail) = rest.split_at(authority_end);
+    match authority.rsplit_once('@') {
+        Some((userinfo, host)) => {
+            // `user:pass@` keeps the user; a lone `secret@` may be a password: hide it all.
+            let hidden = match userinfo.split_once(':') {
+                Some((user, _)) => format!("{user}:***"),
+                None if userinfo.is_empty() => String::new(),
+                None => "***".to_string(),
+            };
+            format!("{scheme}://{hidden}@{host}{tail}")
+        }
+        None => url.to_string(),
+    }
+}
 
 /// Everything the cache needs to know, resolved and validated.
 #[derive(Debug, Clone, PartialEq)]
@@ -60,6 +245,8 @@ pub struct CacheSettings {
     pub maintenance_interval: Duration,
     /// Quarantined databases kept (newest first); older ones are deleted.
     pub quarantine_keep: usize,
+    /// The shared second-level cache, when `TRIFECTA_AST_REMOTE` is set.
+    pub remote: Option<RemoteSettings>,
 }
 
 impl Default for CacheSettings {
@@ -72,6 +259,7 @@ impl Default for CacheSettings {
             ttl: Duration::from_secs(7 * 24 * 3600),
             maintenance_interval: Duration::from_secs(3600),
             quarantine_keep: 3,
+            remote: None,
         }
     }
 }
@@ -90,6 +278,10 @@ impl CacheSettings {
             Some(p) => p,
             None => env.bool(ENV_PERSIST)?.unwrap_or(d.persist),
         };
+        let ttl = env
+            .f64(ENV_TTL_DAYS, MAX_TTL_DAYS)?
+            .map(|days| Duration::from_secs_f64(days * 86400.0))
+            .unwrap_or(d.ttl);
         Ok(CacheSettings {
             persist,
             lock_timeout: env
@@ -98,15 +290,13 @@ impl CacheSettings {
                 .unwrap_or(d.lock_timeout),
             size_warn_bytes: env.mb(ENV_SIZE_WARN_MB)?.unwrap_or(d.size_warn_bytes),
             max_bytes: env.mb(ENV_MAX_MB)?.unwrap_or(d.max_bytes),
-            ttl: env
-                .f64(ENV_TTL_DAYS, MAX_TTL_DAYS)?
-                .map(|days| Duration::from_secs_f64(days * 86400.0))
-                .unwrap_or(d.ttl),
+            ttl,
             maintenance_interval: env
                 .u64(ENV_MAINTENANCE_S, MAX_MAINTENANCE_S)?
                 .map(Duration::from_secs)
                 .unwrap_or(d.maintenance_interval),
             quarantine_keep: d.quarantine_keep,
+            remote: RemoteSettings::resolve(env, ttl)?,
         })
     }
 }
@@ -618,5 +808,57 @@ mod tests {
         );
         let bad = env(&[("TRIFECTA_AST_PERSIST", "maybe")]);
         assert!(Config::resolve_flags(&bad, Some(true), None).is_err());
+    }
+
+    #[test]
+    fn remote_settings_resolve_with_defaults_and_hide_passwords() {
+        let none = Config::resolve_flags(&Env::default(), None, None).unwrap();
+        assert_eq!(none.cache.remote, None, "no remote unless configured");
+        let e = env(&[
+            (
+                "TRIFECTA_AST_REMOTE",
+                "redis://ci:s3cret@cache.internal:6379/2",
+            ),
+            ("TRIFECTA_AST_TTL_DAYS", "3"),
+        ]);
+        let r = Config::resolve_flags(&e, None, None)
+            .unwrap()
+            .cache
+            .remote
+            .unwrap();
+        assert_eq!(r.mode, RemoteMode::ReadWrite);
+        assert_eq!(r.prefix, DEFAULT_REMOTE_PREFIX);
+        assert_eq!(
+            r.ttl,
+            Duration::from_secs(3 * 86400),
+            "defaults to the local TTL"
+        );
+        assert_eq!(
+            r.connect_timeout,
+            Duration::from_millis(DEFAULT_CONNECT_TIMEOUT_MS)
+        );
+        assert_eq!(r.display_url(), "redis://ci:***@cache.internal:6379/2");
+        assert_eq!(redact_url_password("redis://tok@h/0"), "redis://***@h/0");
+        assert_eq!(
+            redact_url_password("unix:///run/r.sock"),
+            "unix:///run/r.sock"
+        );
+        // A malformed remote variable is an error even without a remote URL.
+        let bad = env(&[("TRIFECTA_AST_REMOTE_IO_TIMEOUT_MS", "fast")]);
+        assert!(Config::resolve_flags(&bad, None, None).is_err());
+        let ro = env(&[
+            ("TRIFECTA_AST_REMOTE", "unix:///run/redis.sock"),
+            ("TRIFECTA_AST_REMOTE_MODE", "read-only"),
+            ("TRIFECTA_AST_REMOTE_TTL_DAYS", "0"),
+        ]);
+        let r = Config::resolve_flags(&ro, None, None)
+            .unwrap()
+            .cache
+            .remote
+            .unwrap();
+        assert_eq!(
+            (r.mode, r.ttl),
+            (RemoteMode::ReadOnly, Duration::from_secs(1))
+        );
     }
 }

@@ -78,6 +78,12 @@ pub enum Mutant {
     /// Freshness is keyed on the file's (size, mtime) instead of its content, so a rewrite that
     /// keeps both is served the replaced version's symbols (caught by `p2-stress-edits`).
     SizeMtimeFreshness,
+    /// A record read from the shared Redis cache is served without comparing its checksum, so
+    /// a flipped bit in Redis becomes wrong symbols (caught by `p6-shared-tier`).
+    RemoteNoChecksum,
+    /// Read-only remote mode still writes to Redis, so a pull-request build can poison the
+    /// shared cache (caught by `p6-shared-tier`).
+    ReadOnlyWrites,
     /// The daemon's in-memory tier serves the entry it holds for a module without comparing its
     /// content key with the file's current content, so a rewritten module is answered with the
     /// replaced version's symbols (caught by `p2-daemon-cli`).
@@ -105,6 +111,8 @@ impl Mutant {
         Mutant::PlainModuleOpen,
         Mutant::SegmentAsSpelled,
         Mutant::SizeMtimeFreshness,
+        Mutant::RemoteNoChecksum,
+        Mutant::ReadOnlyWrites,
         Mutant::HotTierNoKeyCheck,
     ];
 
@@ -129,6 +137,8 @@ impl Mutant {
             Mutant::PlainModuleOpen => "plain-module-open",
             Mutant::SegmentAsSpelled => "segment-as-spelled",
             Mutant::SizeMtimeFreshness => "size-mtime-freshness",
+            Mutant::RemoteNoChecksum => "remote-no-checksum",
+            Mutant::ReadOnlyWrites => "read-only-writes",
             Mutant::HotTierNoKeyCheck => "hot-tier-no-key-check",
         }
     }

@@ -16,6 +16,7 @@ pub mod hot_tier;
 pub mod key;
 pub mod lock;
 pub mod memory;
+pub mod remote;
 pub mod schema;
 pub mod service;
 pub mod sqlite;

@@ -74,6 +74,24 @@ fn stats_text(s: &StatsOutput) -> String {
         ("oldest_access_ms".into(), opt(s.oldest_access_ms)),
         ("newest_access_ms".into(), opt(s.newest_access_ms)),
     ]);
+    let r = &s.levels.remote;
+    rows.push((
+        "remote".into(),
+        match &s.remote {
+            Some(v) => format!("{} ({}, prefix {})", v.url, v.mode, v.prefix),
+            None => "-".into(),
+        },
+    ));
+    for (k, n) in [
+        ("hits", r.hits),
+        ("misses", r.misses),
+        ("corrupt", r.corrupt),
+        ("writes", r.writes),
+        ("errors", r.errors),
+        ("timeouts", r.timeouts),
+    ] {
+        rows.push((format!("  remote {k}"), n.to_string()));
+    }
     let w = rows.iter().map(|(k, _)| k.len()).max().unwrap_or(0);
     rows.iter()
         .map(|(k, v)| format!("{k:<w$}  {v}\n"))

@@ -47,11 +47,11 @@ pub enum Event {
         /// The key looked up.
         #[serde(default)]
         args: KeyArgs,
-        /// `{"status":"hit"}`.
+        /// `{"status":"hit"}`, and the level that answered when a remote is configured.
         result: HitResult,
-        /// Which tier answered (`memory` for the daemon's in-memory tier; absent: the store).
+        /// Local and remote latency (`full`, lookups that went to the remote).
         #[serde(default)]
-        x: HitDetail,
+        x: LookupDetail,
     },
     /// A store lookup that found no usable entry.
     #[serde(rename = "ast.cache.miss")]
@@ -61,6 +61,27 @@ pub enum Event {
         args: KeyArgs,
         /// Why it missed.
         result: MissResult,
+        /// Local and remote latency (`full`, lookups that went to the remote).
+        #[serde(default)]
+        x: LookupDetail,
+    },
+    /// A value in the remote (Redis) tier failed its checks; it was not served.
+    #[serde(rename = "ast.cache.remote_corrupt")]
+    RemoteCorrupt {
+        /// The key looked up.
+        #[serde(default)]
+        args: KeyArgs,
+        /// What was wrong, and what happens to it.
+        result: RemoteCorruptResult,
+    },
+    /// The remote tier failed; this process uses the local cache only from now on.
+    #[serde(rename = "ast.cache.remote_unavailable")]
+    RemoteUnavailable {
+        /// What was being done.
+        #[serde(default)]
+        args: RemoteArgs,
+        /// Timeout or error.
+        result: RemoteUnavailableResult,
     },
     /// One entry written (or skipped, with the reason).
     #[serde(rename = "ast.cache.write")]
@@ -233,6 +254,8 @@ impl Event {
             Event::Index { .. } => "ast.index",
             Event::CacheHit { .. } => "ast.cache.hit",
             Event::CacheMiss { .. } => "ast.cache.miss",
+            Event::RemoteCorrupt { .. } => "ast.cache.remote_corrupt",
+            Event::RemoteUnavailable { .. } => "ast.cache.remote_unavailable",
             Event::CacheWrite { .. } => "ast.cache.write",
             Event::Fallback { .. } => "ast.cache.fallback",
             Event::LockTimeout { .. } => "ast.cache.lock_timeout",
@@ -378,15 +401,6 @@ pub struct KeyArgs {
     pub cache_key: String,
 }
 
-/// `x` of `ast.cache.hit`.
-#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
-#[serde(default)]
-pub struct HitDetail {
-    /// `memory` when the daemon's in-memory tier answered.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub tier: Option<String>,
-}
-
 /// `result` of `daemon.start` and `daemon.watch_failed`.
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 #[serde(default)]
@@ -473,6 +487,53 @@ pub struct ReextractResult {
 pub struct HitResult {
     /// `hit`.
     pub status: String,
+    /// `local` or `remote`: which cache level answered (`memory`: the daemon's in-memory tier
+    /// in front of the local store).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub cache_level: Option<String>,
+}
+
+/// `x` of `ast.cache.hit` / `ast.cache.miss` (`full` level, lookups that went to the remote).
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(default)]
+pub struct LookupDetail {
+    /// The local store's part.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub local_ms: Option<f64>,
+    /// This lookup's share of the remote round trip.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub remote_ms: Option<f64>,
+}
+
+/// `args` of `ast.cache.remote_unavailable`.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(default)]
+pub struct RemoteArgs {
+    /// `lookup` or `write`.
+    #[serde(default)]
+    pub during: String,
+}
+
+/// `result` of `ast.cache.remote_corrupt`.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(default)]
+pub struct RemoteCorruptResult {
+    /// `miss`: the value was not served.
+    pub status: String,
+    /// `truncated`, `checksum_mismatch`, `foreign_format`, `other_extractor`, `key_mismatch`, ….
+    pub damage: String,
+    /// `overwrite` (rewritten after extraction) or `ignored_read_only`.
+    pub action: String,
+}
+
+/// `result` of `ast.cache.remote_unavailable`.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(default)]
+pub struct RemoteUnavailableResult {
+    /// `local_only`: the rest of the process runs on the local cache.
+    pub status: String,
+    /// `timeout` or `error`.
+    pub failure: String,
 }
 
 /// `result` of `ast.cache.miss`.
@@ -513,6 +574,9 @@ pub struct WriteDetail {
     /// The whole transaction's time (batches only).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub batch_ms: Option<f64>,
+    /// With a remote configured: `stored`, `read_only` or `unavailable`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub remote: Option<String>,
 }
 
 /// `result` of `ast.cache.fallback`.
@@ -751,9 +815,11 @@ mod tests {
                 args: key(),
                 result: HitResult {
                     status: "hit".into(),
+                    cache_level: Some("remote".into()),
                 },
-                x: HitDetail {
-                    tier: Some("memory".into()),
+                x: LookupDetail {
+                    local_ms: Some(0.1),
+                    remote_ms: Some(0.4),
                 },
             },
             Event::CacheMiss {
@@ -762,6 +828,7 @@ mod tests {
                     status: "miss".into(),
                     miss_reason: Some("key_miss".into()),
                 },
+                x: LookupDetail::default(),
             },
             Event::CacheWrite {
                 args: key(),
@@ -774,6 +841,7 @@ mod tests {
                     extract_ms: 1.5,
                     batch: Some(2),
                     batch_ms: Some(3.25),
+                    remote: Some("stored".into()),
                 },
             },
             Event::Fallback {
@@ -849,6 +917,23 @@ mod tests {
                     ran: false,
                     reason: Some("lock_busy".into()),
                     pass: None,
+                },
+            },
+            Event::RemoteCorrupt {
+                args: key(),
+                result: RemoteCorruptResult {
+                    status: "miss".into(),
+                    damage: "truncated".into(),
+                    action: "overwrite".into(),
+                },
+            },
+            Event::RemoteUnavailable {
+                args: RemoteArgs {
+                    during: "lookup".into(),
+                },
+                result: RemoteUnavailableResult {
+                    status: "local_only".into(),
+                    failure: "timeout".into(),
                 },
             },
             Event::FsIncident {
@@ -935,13 +1020,15 @@ mod tests {
             Event::Pruned { .. } => 12,
             Event::Maintenance { .. } => 13,
             Event::FsIncident { .. } => 14,
-            Event::DaemonStart { .. } => 15,
-            Event::DaemonStop { .. } => 16,
-            Event::DaemonRequest { .. } => 17,
-            Event::DaemonRefused { .. } => 18,
-            Event::DaemonFallback { .. } => 19,
-            Event::DaemonReextract { .. } => 20,
-            Event::DaemonWatchFailed { .. } => 21,
+            Event::RemoteCorrupt { .. } => 15,
+            Event::RemoteUnavailable { .. } => 16,
+            Event::DaemonStart { .. } => 17,
+            Event::DaemonStop { .. } => 18,
+            Event::DaemonRequest { .. } => 19,
+            Event::DaemonRefused { .. } => 20,
+            Event::DaemonFallback { .. } => 21,
+            Event::DaemonReextract { .. } => 22,
+            Event::DaemonWatchFailed { .. } => 23,
         }
     }
 
@@ -949,8 +1036,9 @@ mod tests {
     fn every_event_round_trips_through_the_jsonl_line() {
         let events = one_of_each();
         let mut seen: Vec<usize> = events.iter().map(variant_no).collect();
+        seen.sort();
         seen.dedup();
-        assert_eq!(seen, (0..=21).collect::<Vec<_>>(), "one sample per variant");
+        assert_eq!(seen, (0..=23).collect::<Vec<_>>(), "one sample per variant");
         let redactor = Redactor::new(None, None, None);
         for ev in events {
             let line = ev.clone().into_line().timed(1.5);

@@ -533,14 +533,22 @@ fn index_stats_and_bad_requests_over_the_socket() {
     assert_eq!(ok["result"]["cache_status"], "hit", "{ok}");
 }
 
-/// A daemon this test did not spawn itself (`daemon start` detaches it): killed by the pid it
-/// reported, on drop.
-struct Detached(Option<i32>);
+/// A daemon this test did not spawn itself (`daemon start` detaches it): killed on drop by the
+/// pid it reported, or else by the pid in its pid file.
+struct Detached {
+    pid: Option<i32>,
+    pid_file: std::path::PathBuf,
+}
 
 impl Drop for Detached {
     fn drop(&mut self) {
-        if let Some(pid) = self.0.take() {
-            // SAFETY: kill(2) on the pid `daemon start` reported for the daemon it launched.
+        let from_file = || {
+            std::fs::read_to_string(&self.pid_file)
+                .ok()
+                .and_then(|p| p.trim().parse().ok())
+        };
+        if let Some(pid) = self.pid.take().or_else(from_file) {
+            // SAFETY: kill(2) on the daemon `daemon start` launched for this test's segment.
             unsafe {
                 libc::kill(pid, libc::SIGKILL);
             }
@@ -552,10 +560,14 @@ impl Drop for Detached {
 fn daemon_start_detaches_a_daemon_that_status_sees_and_stop_drains() {
     let s = Setup::new();
     let seg = s.seg().to_str().unwrap().to_string();
+    let mut guard = Detached {
+        pid: None,
+        pid_file: s.paths().pid,
+    };
     let start = run(&mut s.cmd(&["daemon", "start", "--segment", &seg], &[]));
     assert_eq!(start.json["daemon"], "started", "{start:?}");
-    let pid = start.json["pid"].as_i64().unwrap() as i32;
-    let mut guard = Detached(Some(pid));
+    let pid = start.json["pid"].as_i64().expect("start reports the pid") as i32;
+    guard.pid = Some(pid);
     let via = s.symbols("require", &[]);
     assert_eq!(via.json["status"], "ok", "{via:?}");
     let status = run(&mut s.cmd(&["daemon", "status", "--segment", &seg], &[]));
@@ -583,7 +595,8 @@ fn daemon_start_detaches_a_daemon_that_status_sees_and_stop_drains() {
         );
         std::thread::sleep(Duration::from_millis(20));
     }
-    guard.0 = None;
+    guard.pid = None;
+    guard.pid_file = std::path::PathBuf::new();
     let gone = run(&mut s.cmd(&["daemon", "status", "--segment", &seg], &[]));
     assert_eq!(gone.json["daemon"], "not_running", "{gone:?}");
     let again = run(&mut s.cmd(&["daemon", "stop", "--segment", &seg], &[]));
