@@ -384,8 +384,8 @@ pub enum DaemonAction {
     /// `trifecta serve` for the segment, in a private runtime directory of the gate (later
     /// `trifecta` processes of the gate get it as `XDG_RUNTIME_DIR`); waits until it accepts.
     Start,
-    /// SIGKILL the daemon, `after_ms` after the step, in the background (the next steps run
-    /// meanwhile: a kill in the middle of a storm).
+    /// SIGKILL the daemon in the background, `after_ms` after the step and once it answered
+    /// `after_requests` more requests (the next steps run meanwhile: a kill mid-storm).
     Kill,
 }
 
@@ -398,6 +398,11 @@ pub struct DaemonStep {
     /// For `kill`: delay before the SIGKILL.
     #[serde(default)]
     pub after_ms: u64,
+    /// For `kill`: and only once the daemon has answered this many more requests than when the
+    /// step ran (its own `cache.stats` polls not counted), so the kill lands mid-storm however
+    /// fast or slow the machine is.
+    #[serde(default)]
+    pub after_requests: u64,
 }
 
 /// `[steps.edit]` of a stress step: one module rewritten atomically, over and over, during the

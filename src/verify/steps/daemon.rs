@@ -5,8 +5,9 @@
 //! exactly as they would on a user's machine; it then spawns `trifecta serve` (own process
 //! group, registered with the gate's other long-lived children, so the gate kills it at the end
 //! whatever happens) and waits until it accepts connections. `kill` reads the daemon's pid from
-//! its pid file and sends SIGKILL `after_ms` later from a background task, so a storm that
-//! follows is hit mid-way by the daemon's death.
+//! its pid file and sends SIGKILL from a background thread `after_ms` later and once the daemon
+//! has answered `after_requests` more requests, so a storm that follows is hit mid-way by the
+//! daemon's death on a fast machine and a slow one alike.
 
 use super::{GateCtx, Outcome};
 use crate::daemon::runtime_dir;
@@ -24,7 +25,10 @@ const START_TIMEOUT: Duration = Duration::from_secs(30);
 pub fn label(s: &DaemonStep) -> String {
     match s.action {
         DaemonAction::Start => "start the segment's daemon".into(),
-        DaemonAction::Kill => format!("kill -9 the daemon after {} ms", s.after_ms),
+        DaemonAction::Kill => format!(
+            "kill -9 the daemon after {} ms and {} more requests",
+            s.after_ms, s.after_requests
+        ),
     }
 }
 
@@ -52,8 +56,10 @@ pub async fn daemon(ctx: &mut GateCtx, s: &DaemonStep) -> Outcome {
                 return Outcome::error("no daemon pid file: was the daemon started?");
             };
             let after = Duration::from_millis(s.after_ms);
-            tokio::spawn(async move {
-                tokio::time::sleep(after).await;
+            let (socket, wanted) = (paths.socket.clone(), s.after_requests);
+            std::thread::spawn(move || {
+                std::thread::sleep(after);
+                wait_for_requests(&socket, wanted);
                 // SAFETY: kill(2) on the daemon this gate started; it stays our (unreaped)
                 // child in `ctx.holders` until the gate ends, so the pid cannot be reused.
                 unsafe {
@@ -68,6 +74,40 @@ pub async fn daemon(ctx: &mut GateCtx, s: &DaemonStep) -> Outcome {
                 ))
             }
         }
+    }
+}
+
+/// Block until the daemon at `socket` has answered `wanted` requests more than at the first
+/// poll, not counting these `cache.stats` polls themselves (each reply reports the requests
+/// answered before it). Gives up after 60 s, or when the daemon stops answering.
+fn wait_for_requests(socket: &std::path::Path, wanted: u64) {
+    if wanted == 0 {
+        return;
+    }
+    let poll = |s: &std::path::Path| -> Option<u64> {
+        let r: Result<serde_json::Value, _> = crate::daemon::client::call(
+            s,
+            crate::daemon::protocol::Method::Stats,
+            &serde_json::json!({}),
+            Duration::from_secs(2),
+        )
+        .ok()?;
+        r.ok()?["daemon"]["requests"].as_u64()
+    };
+    let Some(first) = poll(socket) else {
+        return;
+    };
+    let t = Instant::now();
+    let mut polls = 1;
+    while t.elapsed() < Duration::from_secs(60) {
+        std::thread::sleep(Duration::from_millis(2));
+        let Some(now) = poll(socket) else {
+            return;
+        };
+        if now.saturating_sub(first + polls) >= wanted {
+            return;
+        }
+        polls += 1;
     }
 }
 
