@@ -125,7 +125,7 @@ fn report(daemon: &'static str, root: &Path, paths: &DaemonPaths, with_pid: bool
         status: "ok",
         daemon,
         pid: if with_pid {
-            server::read_pid(&paths.pid)
+            runtime_dir::read_pid(&paths.pid)
         } else {
             None
         },
@@ -195,7 +195,7 @@ fn stop(a: &DaemonArgs, cfg: &Config) -> Result<DaemonStatus, CliError> {
     if runtime_dir::check_private(&paths.dir).is_err() {
         return Ok(report("not_running", &root, &paths, false));
     }
-    let pid = server::read_pid(&paths.pid);
+    let pid = runtime_dir::read_pid(&paths.pid);
     let asked: Result<Result<Value, CliError>, DaemonFailure> = client::call(
         &paths.socket,
         Method::Shutdown,

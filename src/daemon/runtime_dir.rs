@@ -120,6 +120,11 @@ pub fn check_private(dir: &Path) -> Result<(), CliError> {
     Ok(())
 }
 
+/// The pid recorded in a daemon's pid file.
+pub fn read_pid(path: &Path) -> Option<u32> {
+    std::fs::read_to_string(path).ok()?.trim().parse().ok()
+}
+
 /// A `DAEMON_UNAVAILABLE` error.
 pub fn unavailable(message: String) -> CliError {
     CliError::new(ErrorCode::DaemonUnavailable, message)

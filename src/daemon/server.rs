@@ -98,7 +98,8 @@ fn acquire(paths: &DaemonPaths) -> Result<Instance, CliError> {
     match lock.try_lock() {
         Ok(()) => {}
         Err(std::fs::TryLockError::WouldBlock) => {
-            let pid = read_pid(&paths.pid).map_or("unknown".to_string(), |p| p.to_string());
+            let pid =
+                runtime_dir::read_pid(&paths.pid).map_or("unknown".to_string(), |p| p.to_string());
             return Err(CliError::new(
                 ErrorCode::DaemonAlreadyRunning,
                 format!("a daemon already serves this segment (pid {pid})"),
@@ -127,11 +128,6 @@ fn acquire(paths: &DaemonPaths) -> Result<Instance, CliError> {
         paths: paths.clone(),
         _lock: lock,
     })
-}
-
-/// The pid recorded in a daemon's pid file.
-pub fn read_pid(path: &Path) -> Option<u32> {
-    std::fs::read_to_string(path).ok()?.trim().parse().ok()
 }
 
 /// The daemon's state shared with its connection threads.

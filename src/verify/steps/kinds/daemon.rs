@@ -9,14 +9,63 @@
 //! has answered `after_requests` more requests, so a storm that follows is hit mid-way by the
 //! daemon's death on a fast machine and a slow one alike.
 
-use super::{GateCtx, Outcome};
+use super::{StepFuture, StepKind};
 use crate::daemon::runtime_dir;
 use crate::verify::process;
-use crate::verify::spec::{DaemonAction, DaemonStep};
+use crate::verify::steps::{GateCtx, StepResult};
+use serde::Deserialize;
 use std::collections::BTreeMap;
 use std::os::unix::fs::DirBuilderExt;
 use std::path::PathBuf;
 use std::time::{Duration, Instant};
+
+/// The `kind` spelling.
+pub const KIND: &str = "daemon";
+
+/// The smallest valid table of this kind (besides `kind`): the registry's test parses it.
+pub const EXAMPLE: &str = "action = \"start\"";
+
+/// What a `daemon` step does.
+#[derive(Debug, Clone, Copy, Deserialize, PartialEq, Eq)]
+#[serde(rename_all = "kebab-case")]
+pub enum DaemonAction {
+    /// `trifecta serve` for the segment, in a private runtime directory of the gate (later
+    /// `trifecta` processes of the gate get it as `XDG_RUNTIME_DIR`); waits until it accepts.
+    Start,
+    /// SIGKILL the daemon in the background, `after_ms` after the step and once it answered
+    /// `after_requests` more requests (the next steps run meanwhile: a kill mid-storm).
+    Kill,
+}
+
+/// `kind = "daemon"`.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct DaemonStep {
+    /// `start` or `kill`.
+    pub action: DaemonAction,
+    /// For `kill`: delay before the SIGKILL.
+    #[serde(default)]
+    pub after_ms: u64,
+    /// For `kill`: and only once the daemon has answered this many more requests than when the
+    /// step ran (its own `cache.stats` polls not counted), so the kill lands mid-storm however
+    /// fast or slow the machine is.
+    #[serde(default)]
+    pub after_requests: u64,
+}
+
+impl StepKind for DaemonStep {
+    fn kind(&self) -> &'static str {
+        KIND
+    }
+
+    fn label(&self) -> String {
+        label(self)
+    }
+
+    fn exec<'a>(&'a self, ctx: &'a mut GateCtx, _index: usize) -> StepFuture<'a> {
+        Box::pin(async move { daemon(ctx, self).await })
+    }
+}
 
 /// How long `start` waits for the daemon to accept.
 const START_TIMEOUT: Duration = Duration::from_secs(30);
@@ -38,7 +87,7 @@ fn runtime(ctx: &GateCtx) -> PathBuf {
 }
 
 /// Run the step.
-pub async fn daemon(ctx: &mut GateCtx, s: &DaemonStep) -> Outcome {
+pub async fn daemon(ctx: &mut GateCtx, s: &DaemonStep) -> StepResult {
     let seg = match ctx.segment() {
         Ok(p) => p.to_path_buf(),
         Err(o) => return o,
@@ -47,13 +96,13 @@ pub async fn daemon(ctx: &mut GateCtx, s: &DaemonStep) -> Outcome {
     let dir = runtime_dir::private_dir(Some(&run));
     let paths = match runtime_dir::paths_in(&dir, &seg) {
         Ok(p) => p,
-        Err(e) => return Outcome::error(e.message),
+        Err(e) => return StepResult::error(e.message),
     };
     match s.action {
         DaemonAction::Start => start(ctx, run, paths).await,
         DaemonAction::Kill => {
-            let Some(pid) = crate::daemon::server::read_pid(&paths.pid) else {
-                return Outcome::error("no daemon pid file: was the daemon started?");
+            let Some(pid) = runtime_dir::read_pid(&paths.pid) else {
+                return StepResult::error("no daemon pid file: was the daemon started?");
             };
             let after = Duration::from_millis(s.after_ms);
             let (socket, wanted) = (paths.socket.clone(), s.after_requests);
@@ -66,9 +115,9 @@ pub async fn daemon(ctx: &mut GateCtx, s: &DaemonStep) -> Outcome {
                     libc::kill(pid as i32, libc::SIGKILL);
                 }
             });
-            Outcome {
+            StepResult {
                 commands: vec![format!("sleep {:.3}; kill -9 {pid} &", after.as_secs_f64())],
-                ..Outcome::pass(format!(
+                ..StepResult::pass(format!(
                     "SIGKILL of daemon pid {pid} scheduled in {} ms",
                     s.after_ms
                 ))
@@ -111,11 +160,11 @@ fn wait_for_requests(socket: &std::path::Path, wanted: u64) {
     }
 }
 
-async fn start(ctx: &mut GateCtx, run: PathBuf, paths: runtime_dir::DaemonPaths) -> Outcome {
+async fn start(ctx: &mut GateCtx, run: PathBuf, paths: runtime_dir::DaemonPaths) -> StepResult {
     if let Err(e) = std::fs::DirBuilder::new().mode(0o700).create(&run)
         && e.kind() != std::io::ErrorKind::AlreadyExists
     {
-        return Outcome::error(format!("runtime dir: {e}"));
+        return StepResult::error(format!("runtime dir: {e}"));
     }
     ctx.scenario_env
         .insert("XDG_RUNTIME_DIR".into(), run.to_string_lossy().into_owned());
@@ -124,25 +173,25 @@ async fn start(ctx: &mut GateCtx, run: PathBuf, paths: runtime_dir::DaemonPaths)
     let cmd = spec.display();
     let child = match process::command(&spec).spawn() {
         Ok(c) => c,
-        Err(e) => return Outcome::error(format!("cannot spawn the daemon: {e}")),
+        Err(e) => return StepResult::error(format!("cannot spawn the daemon: {e}")),
     };
     let pid = child.id().unwrap_or(0);
     ctx.holders.push(child);
     let t = Instant::now();
     while std::os::unix::net::UnixStream::connect(&paths.socket).is_err() {
         if t.elapsed() > START_TIMEOUT {
-            return Outcome {
+            return StepResult {
                 commands: vec![cmd],
-                ..Outcome::error(format!(
+                ..StepResult::error(format!(
                     "the daemon did not accept within {START_TIMEOUT:?}"
                 ))
             };
         }
         tokio::time::sleep(Duration::from_millis(10)).await;
     }
-    Outcome {
+    StepResult {
         commands: vec![format!("XDG_RUNTIME_DIR={} {cmd} &", run.display())],
-        ..Outcome::pass(format!(
+        ..StepResult::pass(format!(
             "daemon pid {pid} accepting after {} ms",
             t.elapsed().as_millis()
         ))
