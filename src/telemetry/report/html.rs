@@ -249,11 +249,27 @@ fn legend(o: &mut String, items: &[(&str, &str)]) {
 }
 
 /// The headline figures, each with the definition it is computed by, right under it.
+/// The shared remote tier's card, only when the log shows one in use: lookup hits served by
+/// Redis, and its incidents (damaged values refused, the server unreachable).
+fn remote_kpi(r: &Report) -> Option<(String, &'static str, String, bool)> {
+    let lk = &r.lookups;
+    let remote_hits = lk.hits_by_level.get("remote").copied().unwrap_or(0);
+    let trouble = lk.remote.corrupt + lk.remote.unavailable;
+    (remote_hits + trouble > 0).then(|| {
+        let detail = format!(
+            "lookup hits served by the shared Redis tier: {remote_hits} of {}; {} damaged \
+             values refused, {} times unreachable",
+            lk.hits, lk.remote.corrupt, lk.remote.unavailable
+        );
+        (remote_hits.to_string(), "remote hits", detail, trouble > 0)
+    })
+}
+
 fn kpis(o: &mut String, r: &Report) {
     let i = &r.incidents;
     let incidents = i.lock_timeouts + i.corruptions + i.fallbacks + i.schema_incompatible;
     let (sy, lk) = (&r.symbols, &r.lookups);
-    let items: [(String, &str, String, bool); 9] = [
+    let mut items: Vec<(String, &str, String, bool)> = vec![
         (
             pct(sy.hit_rate),
             "command hit rate",
@@ -318,6 +334,7 @@ fn kpis(o: &mut String, r: &Report) {
             r.malformed.count > 0,
         ),
     ];
+    items.extend(remote_kpi(r));
     o.push_str("<div class=\"kpis\">");
     for (v, l, d, bad) in items {
         let _ = write!(

@@ -338,6 +338,11 @@ fn remote_tier_hits_and_incidents_are_counted_per_level() {
         Some(&1)
     );
     assert!(text::render(&r).contains("remote: 1 corrupt values, 1 unavailable"));
+    // The dashboard shows the tier only when the log shows it in use.
+    let page = html::render(&r);
+    assert!(page.contains("remote hits"), "no remote card");
+    assert!(page.contains("served by the shared Redis tier: 1 of 2; 1 damaged"));
+    assert!(!html::render(&local_only).contains("remote hits"));
 }
 
 fn with_args(
