@@ -8,10 +8,15 @@
 //! "default" for every variable. Process-wide parts (the test clock, mutants) are installed
 //! from it once by [`Config::install`].
 
+pub mod settings;
+
 use crate::cli::{AstCommand, Cli, Command};
 use crate::error::{CliError, ErrorCode};
 use crate::telemetry::writer::{self, Rotation};
 use crate::telemetry::{self, Level, Location, TelemetrySettings};
+use serde_json::Value;
+pub use settings::{Effective, Origin, Resolver, Setting};
+use settings::{parse_bool, parse_f64, parse_u64, show_f64};
 use std::collections::BTreeMap;
 use std::ffi::OsString;
 use std::time::Duration;
@@ -57,15 +62,23 @@ pub struct CacheSettings {
 impl Default for CacheSettings {
     fn default() -> Self {
         CacheSettings {
-            persist: false,
-            lock_timeout: Duration::from_millis(5000),
-            size_warn_bytes: 500 * 1024 * 1024,
-            max_bytes: 1024 * 1024 * 1024,
-            ttl: Duration::from_secs(7 * 24 * 3600),
-            maintenance_interval: Duration::from_secs(3600),
+            persist: (PERSIST.default)(),
+            lock_timeout: Duration::from_millis((LOCK_TIMEOUT_MS.default)()),
+            size_warn_bytes: mb_to_bytes((SIZE_WARN_MB.default)()),
+            max_bytes: mb_to_bytes((MAX_MB.default)()),
+            ttl: days((TTL_DAYS.default)()),
+            maintenance_interval: Duration::from_secs((MAINTENANCE_S.default)()),
             quarantine_keep: 3,
         }
     }
+}
+
+fn mb_to_bytes(mb: f64) -> u64 {
+    (mb * 1024.0 * 1024.0) as u64
+}
+
+fn days(d: f64) -> Duration {
+    Duration::from_secs_f64(d * 86400.0)
 }
 
 impl CacheSettings {
@@ -77,28 +90,20 @@ impl CacheSettings {
     /// Resolve from `env`; `persist_flag` is the command line's say (`Some(true)` for
     /// `--persist-cache`, `Some(false)` for `--no-persist-cache`).
     pub fn resolve(env: &Env, persist_flag: Option<bool>) -> Result<Self, CliError> {
-        let d = CacheSettings::default();
-        let persist = match persist_flag {
-            Some(p) => p,
-            None => env.bool(ENV_PERSIST)?.unwrap_or(d.persist),
-        };
+        let mut r = Resolver::new(env);
+        let persist = r.get(&PERSIST, persist_flag.map(|p| (p, Origin::Flag)))?;
+        CacheSettings::resolve_with(&mut r, persist)
+    }
+
+    fn resolve_with(r: &mut Resolver, persist: bool) -> Result<Self, CliError> {
         Ok(CacheSettings {
             persist,
-            lock_timeout: env
-                .u64(ENV_LOCK_TIMEOUT_MS, MAX_LOCK_TIMEOUT_MS)?
-                .map(Duration::from_millis)
-                .unwrap_or(d.lock_timeout),
-            size_warn_bytes: env.mb(ENV_SIZE_WARN_MB)?.unwrap_or(d.size_warn_bytes),
-            max_bytes: env.mb(ENV_MAX_MB)?.unwrap_or(d.max_bytes),
-            ttl: env
-                .f64(ENV_TTL_DAYS, MAX_TTL_DAYS)?
-                .map(|days| Duration::from_secs_f64(days * 86400.0))
-                .unwrap_or(d.ttl),
-            maintenance_interval: env
-                .u64(ENV_MAINTENANCE_S, MAX_MAINTENANCE_S)?
-                .map(Duration::from_secs)
-                .unwrap_or(d.maintenance_interval),
-            quarantine_keep: d.quarantine_keep,
+            lock_timeout: Duration::from_millis(r.get(&LOCK_TIMEOUT_MS, None)?),
+            size_warn_bytes: mb_to_bytes(r.get(&SIZE_WARN_MB, None)?),
+            max_bytes: mb_to_bytes(r.get(&MAX_MB, None)?),
+            ttl: days(r.get(&TTL_DAYS, None)?),
+            maintenance_interval: Duration::from_secs(r.get(&MAINTENANCE_S, None)?),
+            quarantine_keep: CacheSettings::default().quarantine_keep,
         })
     }
 }
@@ -122,6 +127,166 @@ pub const MAX_DIR_BYTES: usize = 4096;
 pub const MAX_TEST_NOW_MS: u64 = 253_402_300_799_999;
 /// `TRIFECTA_TEST_PANIC=1` makes a command panic (see `commands`); `0` or unset does nothing.
 pub const ENV_TEST_PANIC: &str = "TRIFECTA_TEST_PANIC";
+
+// ---------------------------------------------------------------------------------------------
+// The settings, each declared once. `trifecta config` lists every setting resolved through
+// [`Resolver`], in this order; a new setting is one more declaration here plus the line in
+// [`Config::resolve_flags`] that resolves it into its typed home.
+
+/// `cache.persist`: SQLite instead of the in-memory cache.
+pub static PERSIST: Setting<bool> = Setting {
+    name: "cache.persist",
+    env: ENV_PERSIST,
+    flag: Some("--persist-cache / --no-persist-cache"),
+    about: "use the persistent SQLite cache (ast index: on unless --no-persist-cache)",
+    default: || false,
+    parse: parse_bool,
+    show: |b| Value::from(*b),
+};
+/// `cache.lock_timeout_ms`.
+pub static LOCK_TIMEOUT_MS: Setting<u64> = Setting {
+    name: "cache.lock_timeout_ms",
+    env: ENV_LOCK_TIMEOUT_MS,
+    flag: None,
+    about: "bound on every cache-lock wait; past it the run goes uncached",
+    default: || 5000,
+    parse: |v| parse_u64(v, MAX_LOCK_TIMEOUT_MS),
+    show: |n| Value::from(*n),
+};
+/// `cache.size_warn_mb`.
+pub static SIZE_WARN_MB: Setting<f64> = Setting {
+    name: "cache.size_warn_mb",
+    env: ENV_SIZE_WARN_MB,
+    flag: None,
+    about: "DB + WAL size (MiB) that triggers ast.cache.size_warning",
+    default: || 500.0,
+    parse: |v| parse_f64(v, MAX_SIZE_MB),
+    show: show_f64,
+};
+/// `cache.max_mb`.
+pub static MAX_MB: Setting<f64> = Setting {
+    name: "cache.max_mb",
+    env: ENV_MAX_MB,
+    flag: None,
+    about: "size cap (MiB); maintenance evicts least recently used entries down to 80 %",
+    default: || 1024.0,
+    parse: |v| parse_f64(v, MAX_SIZE_MB),
+    show: show_f64,
+};
+/// `cache.ttl_days`.
+pub static TTL_DAYS: Setting<f64> = Setting {
+    name: "cache.ttl_days",
+    env: ENV_TTL_DAYS,
+    flag: None,
+    about: "entries unused this many days are pruned",
+    default: || 7.0,
+    parse: |v| parse_f64(v, MAX_TTL_DAYS),
+    show: show_f64,
+};
+/// `cache.maintenance_interval_s`.
+pub static MAINTENANCE_S: Setting<u64> = Setting {
+    name: "cache.maintenance_interval_s",
+    env: ENV_MAINTENANCE_S,
+    flag: None,
+    about: "at most one automatic maintenance pass per this many seconds",
+    default: || 3600,
+    parse: |v| parse_u64(v, MAX_MAINTENANCE_S),
+    show: |n| Value::from(*n),
+};
+/// `telemetry.level`.
+pub static TELEMETRY_LEVEL: Setting<Level> = Setting {
+    name: "telemetry.level",
+    env: ENV_TELEMETRY,
+    flag: Some("--telemetry"),
+    about: "what is recorded in events.jsonl: off, lite or full",
+    default: || Level::Off,
+    parse: parse_level,
+    show: |l| Value::from(l.as_str()),
+};
+/// `telemetry.dir`.
+pub static TELEMETRY_DIR: Setting<Option<String>> = Setting {
+    name: "telemetry.dir",
+    env: ENV_TELEMETRY_DIR,
+    flag: None,
+    about: "where events.jsonl is written",
+    default: || None,
+    parse: |v| {
+        (v.len() <= MAX_DIR_BYTES)
+            .then(|| Some(v.to_string()))
+            .ok_or_else(|| format!("a path of at most {MAX_DIR_BYTES} bytes"))
+    },
+    show: |d| Value::from(d.as_deref().unwrap_or("<segment>/_ctx/telemetry")),
+};
+/// `telemetry.max_mb`.
+pub static TELEMETRY_MAX_MB: Setting<f64> = Setting {
+    name: "telemetry.max_mb",
+    env: writer::ENV_MAX_MB,
+    flag: None,
+    about: "events.jsonl is rotated past this size (MiB)",
+    default: || writer::DEFAULT_MAX_BYTES as f64 / (1024.0 * 1024.0),
+    parse: |v| match v.parse::<f64>() {
+        Ok(mb) if mb.is_finite() && mb > 0.0 && mb <= writer::MAX_ROTATE_MB => Ok(mb),
+        _ => Err(format!(
+            "a number above 0 and at most {}",
+            writer::MAX_ROTATE_MB
+        )),
+    },
+    show: show_f64,
+};
+/// `telemetry.keep`.
+pub static TELEMETRY_KEEP: Setting<u64> = Setting {
+    name: "telemetry.keep",
+    env: writer::ENV_KEEP,
+    flag: None,
+    about: "rotated event files kept",
+    default: || writer::DEFAULT_KEEP as u64,
+    parse: |v| parse_u64(v, writer::MAX_KEEP as u64),
+    show: |n| Value::from(*n),
+};
+/// `telemetry.run_id`.
+pub static RUN_ID: Setting<Option<String>> = Setting {
+    name: "telemetry.run_id",
+    env: ENV_RUN_ID,
+    flag: None,
+    about: "the run id stamped on every event",
+    default: || None,
+    parse: |v| {
+        (v.len() <= MAX_RUN_ID_BYTES && !v.chars().any(char::is_control))
+            .then(|| Some(v.to_string()))
+            .ok_or_else(|| format!("at most {MAX_RUN_ID_BYTES} bytes without control characters"))
+    },
+    show: |id| Value::from(id.as_deref().unwrap_or("<unique per process>")),
+};
+/// `test.now_ms`.
+pub static TEST_NOW_MS: Setting<Option<u64>> = Setting {
+    name: "test.now_ms",
+    env: crate::clock::TEST_NOW_ENV,
+    flag: None,
+    about: "test clock (Unix ms) for TTL and maintenance decisions; tests and gates only",
+    default: || None,
+    parse: |v| parse_u64(v, MAX_TEST_NOW_MS).map(Some),
+    show: |ms| ms.map_or(Value::from("<real clock>"), Value::from),
+};
+/// `test.panic`.
+pub static TEST_PANIC: Setting<bool> = Setting {
+    name: "test.panic",
+    env: ENV_TEST_PANIC,
+    flag: None,
+    about: "1 makes the command panic, to test the INTERNAL_ERROR envelope; tests only",
+    default: || false,
+    parse: |v| parse_u64(v, 1).map(|n| n == 1),
+    show: |b| Value::from(*b),
+};
+/// `test.mutants`.
+pub static MUTANTS: Setting<Vec<crate::mutant::Mutant>> = Setting {
+    name: "test.mutants",
+    env: crate::mutant::ENV_MUTANT,
+    flag: None,
+    about: "deliberate bugs switched on (debug builds only)",
+    default: Vec::new,
+    parse: crate::mutant::parse_list,
+    show: |m| Value::from(m.iter().map(|x| x.name()).collect::<Vec<_>>()),
+};
 
 /// The variables trifecta reads, snapshotted once: `TRIFECTA_*`, and `HOME`, `USER` and
 /// `LOGNAME` for redaction. Everything else in the environment is none of our business.
@@ -163,51 +328,6 @@ impl Env {
                 None => Err(invalid(name, &raw.to_string_lossy(), "a value in UTF-8")),
             },
         }
-    }
-
-    fn bool(&self, name: &str) -> Result<Option<bool>, CliError> {
-        let Some(v) = self.str(name)? else {
-            return Ok(None);
-        };
-        match v.trim().to_ascii_lowercase().as_str() {
-            "1" | "true" | "yes" | "on" => Ok(Some(true)),
-            "0" | "false" | "no" | "off" => Ok(Some(false)),
-            _ => Err(invalid(name, &v, "1/true/yes/on or 0/false/no/off")),
-        }
-    }
-
-    /// A whole number in `0..=max`.
-    fn u64(&self, name: &str, max: u64) -> Result<Option<u64>, CliError> {
-        match self.str(name)? {
-            None => Ok(None),
-            Some(v) => match v.trim().parse::<u64>() {
-                Ok(n) if n <= max => Ok(Some(n)),
-                _ => Err(invalid(
-                    name,
-                    &v,
-                    &format!("a whole number from 0 to {max}"),
-                )),
-            },
-        }
-    }
-
-    /// A finite number in `0..=max` (decimals allowed).
-    fn f64(&self, name: &str, max: f64) -> Result<Option<f64>, CliError> {
-        match self.str(name)? {
-            None => Ok(None),
-            Some(v) => match v.trim().parse::<f64>() {
-                // `!(x < 0.0)` would let NaN through; spell out the finite range instead.
-                Ok(x) if x.is_finite() && (0.0..=max).contains(&x) => Ok(Some(x)),
-                _ => Err(invalid(name, &v, &format!("a number from 0 to {max}"))),
-            },
-        }
-    }
-
-    /// Megabytes (MiB, decimals allowed) in `0..=MAX_SIZE_MB`, as bytes.
-    fn mb(&self, name: &str) -> Result<Option<u64>, CliError> {
-        Ok(self
-            .f64(name, MAX_SIZE_MB)?
-            .map(|mb| (mb * 1024.0 * 1024.0) as u64))
     }
 }
 
@@ -267,24 +387,39 @@ pub struct Config {
     pub test_panic: bool,
     /// `TRIFECTA_MUTANT`: deliberate bugs switched on (debug builds only).
     pub mutants: Vec<crate::mutant::Mutant>,
+    /// Every setting with its effective value and origin (what `trifecta config` prints).
+    pub effective: Vec<Effective>,
 }
 
 impl Config {
     /// Resolve `cli` against `env`. Every `TRIFECTA_*` variable is checked, whichever command
     /// reads it, so a typo is never silently ignored.
     pub fn resolve(cli: &Cli, env: &Env) -> Result<Config, CliError> {
-        let (persist_flag, level_flag) = match &cli.command {
-            Command::Ast(AstCommand::Symbols(a)) => {
-                (a.cache.persist_flag(), a.cache.telemetry.as_deref())
-            }
-            Command::Ast(AstCommand::Index(a)) => {
-                (a.cache.persist_flag(), a.cache.telemetry.as_deref())
-            }
+        let flag = |p: Option<bool>| p.map(|p| (p, Origin::Flag));
+        let (persist, level_flag, persist_default) = match &cli.command {
+            Command::Ast(AstCommand::Symbols(a)) => (
+                flag(a.cache.persist_flag()),
+                a.cache.telemetry.as_deref(),
+                false,
+            ),
+            // `ast index` exists to warm the cache: it persists unless told not to.
+            Command::Ast(AstCommand::Index(a)) => (
+                flag(a.cache.persist_flag()),
+                a.cache.telemetry.as_deref(),
+                true,
+            ),
             // The cache commands work on the persistent cache by definition.
-            Command::Ast(AstCommand::Cache(_)) => (Some(true), None),
-            Command::Telemetry(_) => (None, None),
+            Command::Ast(AstCommand::Cache(_)) => (Some((true, Origin::Command)), None, false),
+            Command::Config(a) => (
+                flag(a.cache.persist_flag()),
+                a.cache.telemetry.as_deref(),
+                false,
+            ),
+            Command::Telemetry(_) | Command::Completions(_) | Command::Man(_) => {
+                (None, None, false)
+            }
         };
-        Config::resolve_flags(env, persist_flag, level_flag)
+        Config::resolve_with(env, persist, persist_default, level_flag)
     }
 
     /// [`Config::resolve`] from the two flags that vary by command.
@@ -293,48 +428,41 @@ impl Config {
         persist_flag: Option<bool>,
         level_flag: Option<&str>,
     ) -> Result<Config, CliError> {
-        // Every variable is checked even where a flag overrides it: a typo in the environment
-        // is reported whichever command meets it first.
-        env.bool(ENV_PERSIST)?;
-        let cache = CacheSettings::resolve(env, persist_flag)?;
-        let env_level = match env.str(ENV_TELEMETRY)? {
-            Some(v) => parse_level(&v, ENV_TELEMETRY)?,
-            None => Level::Off,
+        Config::resolve_with(
+            env,
+            persist_flag.map(|p| (p, Origin::Flag)),
+            false,
+            level_flag,
+        )
+    }
+
+    /// Every setting, in declaration order; `persist` is the flag's or the command's say.
+    fn resolve_with(
+        env: &Env,
+        persist: Option<(bool, Origin)>,
+        persist_default: bool,
+        level_flag: Option<&str>,
+    ) -> Result<Config, CliError> {
+        let mut r = Resolver::new(env);
+        let persist = r.get_or(&PERSIST, persist, persist_default)?;
+        let cache = CacheSettings::resolve_with(&mut r, persist)?;
+        // The flag is checked after the variable: a typo in the environment is reported
+        // whichever command meets it first, even where the flag overrides it.
+        env.str(ENV_TELEMETRY)?
+            .map(|v| parse_level(v.trim()).map_err(|e| invalid(ENV_TELEMETRY, &v, &e)))
+            .transpose()?;
+        let level_flag = Resolver::flag(&TELEMETRY_LEVEL, level_flag)?;
+        let level = r.get(&TELEMETRY_LEVEL, level_flag)?;
+        let dir = r.get(&TELEMETRY_DIR, None)?;
+        let max_mb = r.get(&TELEMETRY_MAX_MB, None)?;
+        let rotation = Rotation {
+            max_bytes: mb_to_bytes(max_mb).max(1),
+            keep: r.get(&TELEMETRY_KEEP, None)? as usize,
         };
-        let level = match level_flag {
-            Some(v) => parse_level(v, "--telemetry")?,
-            None => env_level,
-        };
-        let (rotation, warning) =
-            Rotation::parse(env.str(writer::ENV_MAX_MB)?, env.str(writer::ENV_KEEP)?);
-        if let Some(w) = warning {
-            return Err(CliError::new(ErrorCode::InvalidArgument, w));
-        }
-        let run_id = env.str(ENV_RUN_ID)?;
-        if let Some(id) = &run_id
-            && (id.len() > MAX_RUN_ID_BYTES || id.chars().any(char::is_control))
-        {
-            return Err(invalid(
-                ENV_RUN_ID,
-                id,
-                &format!("at most {MAX_RUN_ID_BYTES} bytes without control characters"),
-            ));
-        }
-        let dir = env.str(ENV_TELEMETRY_DIR)?;
-        if let Some(d) = &dir
-            && d.len() > MAX_DIR_BYTES
-        {
-            return Err(invalid(
-                ENV_TELEMETRY_DIR,
-                d,
-                &format!("a path of at most {MAX_DIR_BYTES} bytes"),
-            ));
-        }
-        let mutants = match env.str(crate::mutant::ENV_MUTANT)? {
-            Some(v) => crate::mutant::parse_list(&v)
-                .map_err(|why| invalid(crate::mutant::ENV_MUTANT, &v, &why))?,
-            None => Vec::new(),
-        };
+        let run_id = r.get(&RUN_ID, None)?;
+        let test_now_ms = r.get(&TEST_NOW_MS, None)?.map(|ms| ms as i64);
+        let test_panic = r.get(&TEST_PANIC, None)?;
+        let mutants = r.get(&MUTANTS, None)?;
         // Redaction context: lenient, like a shell (a non-UTF-8 $HOME is simply not redacted).
         let soft = |k: &str| env.str(k).ok().flatten();
         Ok(Config {
@@ -347,11 +475,10 @@ impl Config {
                 home: soft("HOME"),
                 user: soft("USER").or_else(|| soft("LOGNAME")),
             },
-            test_now_ms: env
-                .u64(crate::clock::TEST_NOW_ENV, MAX_TEST_NOW_MS)?
-                .map(|ms| ms as i64),
-            test_panic: env.u64(ENV_TEST_PANIC, 1)? == Some(1),
+            test_now_ms,
+            test_panic,
             mutants,
+            effective: r.effective,
         })
     }
 
@@ -363,12 +490,12 @@ impl Config {
     }
 }
 
-fn parse_level(v: &str, what: &str) -> Result<Level, CliError> {
-    match v.trim().to_ascii_lowercase().as_str() {
+fn parse_level(v: &str) -> Result<Level, String> {
+    match v.to_ascii_lowercase().as_str() {
         "off" | "" => Ok(Level::Off),
         "lite" => Ok(Level::Lite),
         "full" => Ok(Level::Full),
-        _ => Err(invalid(what, v, "one of off, lite, full")),
+        _ => Err("one of off, lite, full".into()),
     }
 }
 
