@@ -92,9 +92,6 @@ const SUMMARY_JSONL: &[OutputFormat] = &[OutputFormat::Summary, OutputFormat::Js
 /// `trifecta config`.
 #[derive(Debug, Args)]
 pub struct ConfigArgs {
-    /// Segment root (only where the telemetry directory defaults to).
-    #[arg(long, default_value = ".")]
-    pub segment: PathBuf,
     /// The flags `ast symbols` takes, to see what they change.
     #[command(flatten)]
     pub cache: CacheFlags,
