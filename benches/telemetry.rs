@@ -8,10 +8,10 @@ use serde_json::json;
 use std::hint::black_box;
 use trifecta::telemetry::read::parse_line;
 use trifecta::telemetry::redact::Redactor;
-use trifecta::telemetry::{Event, Level, Telemetry, encode_line, report};
+use trifecta::telemetry::{Level, LineEvent, Telemetry, encode_line, report};
 
-fn typical(cmd: &'static str) -> Event {
-    let mut e = Event::new(cmd);
+fn typical(cmd: &'static str) -> LineEvent {
+    let mut e = LineEvent::new(cmd);
     e.args = json!({"uri": "sym://python/mod/pkg.a", "cache_key": "rp0.0.10-tsp0.25-x4:abd96223ab27b18cae9391d6129a8668"});
     e.result = json!({"status": "ok", "cache_status": "miss", "miss_reason": "key_miss"});
     e.x = json!({"file": "pkg/a.py", "symbols_count": 12, "syntax_errors": 0});

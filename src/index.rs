@@ -68,7 +68,7 @@ pub fn module_name(file_rel: &str) -> Option<String> {
 
 /// What happened to one file.
 #[derive(Debug, Clone, PartialEq)]
-pub enum Outcome {
+pub enum FileOutcome {
     /// Served from the cache.
     Hit(SymbolTable),
     /// Extracted (and written, unless the store refused), with the miss reason.
@@ -87,7 +87,7 @@ pub struct FileResult {
     /// Content key (None on error).
     pub key: Option<CacheKey>,
     /// Hit, miss or error.
-    pub outcome: Outcome,
+    pub outcome: FileOutcome,
 }
 
 /// One file as read and hashed by the prefetch stage.
@@ -128,7 +128,7 @@ fn read_one(root: &Anchor, f: &SourceFile, max_bytes: u64) -> Read {
 /// the misses and handing results to the sink.
 struct Extracted {
     reads: Vec<Read>,
-    slots: Vec<Option<Outcome>>,
+    slots: Vec<Option<FileOutcome>>,
     /// Each miss's table and its extraction time in milliseconds.
     tables: Vec<Option<(SymbolTable, f64)>>,
 }
@@ -194,17 +194,17 @@ pub fn run(
 /// Look up each read file, in order (one SQLite connection, one thread), through the same
 /// cache-aside as `ast symbols` (so every lookup is in the telemetry). `None` marks a file that
 /// could not be hashed; a miss carries an empty table until extraction fills it.
-fn look_up(reads: &[Read], cache: &mut SymbolCache) -> Vec<Option<Outcome>> {
+fn look_up(reads: &[Read], cache: &mut SymbolCache) -> Vec<Option<FileOutcome>> {
     reads
         .iter()
         .map(|r| match (&r.bytes, &r.key) {
-            (Err(e), _) => Some(Outcome::Error(e.clone())),
-            (Ok(_), Some(_)) if mutant::active(Mutant::IndexIgnoresCache) => {
-                Some(Outcome::Miss(SymbolTable::default(), MissReason::KeyMiss))
-            }
+            (Err(e), _) => Some(FileOutcome::Error(e.clone())),
+            (Ok(_), Some(_)) if mutant::active(Mutant::IndexIgnoresCache) => Some(
+                FileOutcome::Miss(SymbolTable::default(), MissReason::KeyMiss),
+            ),
             (Ok(_), Some(k)) => Some(match cache.lookup(&r.file_rel, k) {
-                Found::Hit(t) => Outcome::Hit(t),
-                Found::Miss(reason) => Outcome::Miss(SymbolTable::default(), reason),
+                Found::Hit(t) => FileOutcome::Hit(t),
+                Found::Miss(reason) => FileOutcome::Miss(SymbolTable::default(), reason),
             }),
             (Ok(_), None) => None,
         })
@@ -212,12 +212,15 @@ fn look_up(reads: &[Read], cache: &mut SymbolCache) -> Vec<Option<Outcome>> {
 }
 
 /// Extract every miss of a chunk in parallel (on the pool that runs the caller).
-fn extract_misses(reads: &[Read], slots: &[Option<Outcome>]) -> Vec<Option<(SymbolTable, f64)>> {
+fn extract_misses(
+    reads: &[Read],
+    slots: &[Option<FileOutcome>],
+) -> Vec<Option<(SymbolTable, f64)>> {
     reads
         .par_iter()
         .zip(slots.par_iter())
         .map(|(r, slot)| match (slot, &r.bytes) {
-            (Some(Outcome::Miss(..)), Ok(b)) => {
+            (Some(FileOutcome::Miss(..)), Ok(b)) => {
                 let t = std::time::Instant::now();
                 let table = extract::extract(b);
                 Some((table, elapsed_ms(t)))
@@ -237,7 +240,7 @@ fn finish(chunk: Extracted, cache: &mut SymbolCache, sink: &mut impl FnMut(FileR
     } = chunk;
     let mut batch = Vec::new();
     for ((slot, table), r) in slots.iter_mut().zip(tables).zip(&reads) {
-        if let (Some(Outcome::Miss(t, _)), Some((table, extract_ms)), Some(key)) =
+        if let (Some(FileOutcome::Miss(t, _)), Some((table, extract_ms)), Some(key)) =
             (slot.as_mut(), table, r.key)
         {
             batch.push(ToStore {
@@ -257,7 +260,7 @@ fn finish(chunk: Extracted, cache: &mut SymbolCache, sink: &mut impl FnMut(FileR
             file_rel: r.file_rel,
             bytes,
             key: r.key,
-            outcome: slot.unwrap_or_else(|| Outcome::Error("unreadable".into())),
+            outcome: slot.unwrap_or_else(|| FileOutcome::Error("unreadable".into())),
         });
     }
     n

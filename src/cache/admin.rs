@@ -12,7 +12,7 @@ use crate::cache::counters;
 use crate::cache::lock::{self, CacheLock, LockError, LockMode};
 use crate::cache::schema::SCHEMA_VERSION;
 use crate::cache::sqlite::probe::{self, Probe};
-use crate::cache::sqlite::{CacheCtx, Fault, classify, connect, maintain, recover};
+use crate::cache::sqlite::{CacheCtx, SqlFailure, classify, connect, maintain, recover};
 use crate::error::{CliError, ErrorCode};
 use crate::symbols::resolve;
 use serde::Serialize;
@@ -58,10 +58,10 @@ fn probe_locked(ctx: &CacheCtx) -> Result<Probe, CliError> {
     Ok(p)
 }
 
-fn fault_to_cli(f: Fault) -> CliError {
+fn fault_to_cli(f: SqlFailure) -> CliError {
     match f {
-        Fault::Corrupt(k) => corrupt(format!("cache database is damaged ({})", k.as_str())),
-        Fault::Other(e) => unavailable(e.to_string()),
+        SqlFailure::Corrupt(k) => corrupt(format!("cache database is damaged ({})", k.as_str())),
+        SqlFailure::Other(e) => unavailable(e.to_string()),
     }
 }
 
@@ -340,8 +340,8 @@ pub fn verify(ctx: &CacheCtx) -> Result<VerifyOutput, CliError> {
         return Ok(out);
     }
     out.entries_checked = recover::verify_checksums(&conn).map_err(|f| match f {
-        Fault::Corrupt(k) => corrupt(format!("entry check failed: {}", k.as_str())),
-        Fault::Other(e) => unavailable(e.to_string()),
+        SqlFailure::Corrupt(k) => corrupt(format!("entry check failed: {}", k.as_str())),
+        SqlFailure::Other(e) => unavailable(e.to_string()),
     })?;
     Ok(out)
 }
@@ -387,11 +387,11 @@ pub fn prune(ctx: &CacheCtx) -> Result<PruneOutput, CliError> {
     out.exists = true;
     let conn = connect(&ctx.db, &ctx.settings).map_err(|e| fault_to_cli(classify(e)))?;
     out.report = maintain::run_locked(ctx, conn, maintain::Check::Full).map_err(|f| match f {
-        Fault::Corrupt(k) => corrupt(format!(
+        SqlFailure::Corrupt(k) => corrupt(format!(
             "cache database is damaged ({}); it was quarantined and recreated",
             k.as_str()
         )),
-        Fault::Other(e) => unavailable(e.to_string()),
+        SqlFailure::Other(e) => unavailable(e.to_string()),
     })?;
     Ok(out)
 }

@@ -18,8 +18,10 @@ use crate::config::CacheSettings;
 use crate::mutant::{self, Mutant};
 use crate::symbols::resolve::Segment;
 use crate::symbols::{SymbolTable, extract};
-use crate::telemetry::{Event, Level, Telemetry};
-use serde_json::json;
+use crate::telemetry::event::{
+    FallbackResult, HitResult, KeyArgs, MissResult, WriteDetail, WriteResult,
+};
+use crate::telemetry::{Event, Level, LineEvent, Telemetry};
 use std::path::PathBuf;
 use std::time::Instant;
 
@@ -115,21 +117,25 @@ impl<'t> SymbolCache<'t> {
             // `ast index` looks up every module: no event is built when nobody records it.
             return found;
         }
-        let mut ev = match &found {
-            Found::Hit(_) => {
-                let mut ev = Event::new("ast.cache.hit");
-                ev.result = json!({"status": "hit"});
-                ev
-            }
-            Found::Miss(reason) => {
-                let mut ev = Event::new("ast.cache.miss");
-                ev.result = json!({"status": "miss", "miss_reason": reason.as_str()});
-                ev
-            }
+        let args = KeyArgs {
+            cache_key: key.to_string(),
         };
-        ev.args = json!({"cache_key": key.to_string()});
-        ev.timing_ms = lookup_ms;
-        self.emit(ev);
+        let ev = match &found {
+            Found::Hit(_) => Event::CacheHit {
+                args,
+                result: HitResult {
+                    status: "hit".into(),
+                },
+            },
+            Found::Miss(reason) => Event::CacheMiss {
+                args,
+                result: MissResult {
+                    status: "miss".into(),
+                    miss_reason: Some(reason.as_str().into()),
+                },
+            },
+        };
+        self.emit(Level::Lite, ev.into_line().timed(lookup_ms));
         found
     }
 
@@ -158,28 +164,36 @@ impl<'t> SymbolCache<'t> {
             return;
         }
         let n = items.len();
+        let level = if mutant::active(Mutant::WriteEventFullOnly) {
+            Level::Full
+        } else {
+            Level::Lite
+        };
         for i in &items {
-            let mut ev = Event::new("ast.cache.write");
-            ev.args = json!({"cache_key": i.key.to_string()});
             // What really happened: stored, or skipped with the reason (a store disabled by a
             // corruption earlier in the run, or an uncached fallback run).
-            ev.result = match written {
-                Written::Stored => json!({"status": "ok", "symbols_count": i.table.symbols.len()}),
-                Written::Skipped(why) => json!({"status": "skipped", "reason": why.as_str(),
-                                                "symbols_count": i.table.symbols.len()}),
+            let (status, reason) = match written {
+                Written::Stored => ("ok", None),
+                Written::Skipped(why) => ("skipped", Some(why.as_str().to_string())),
             };
-            ev.timing_ms = ((write_ms / n as f64) * 1e3).round() / 1e3;
-            ev.x = if n == 1 {
-                json!({"extract_ms": i.extract_ms})
-            } else {
-                json!({"extract_ms": i.extract_ms, "batch": n, "batch_ms": write_ms})
+            let batch = (n > 1).then_some(n as u64);
+            let ev = Event::CacheWrite {
+                args: KeyArgs {
+                    cache_key: i.key.to_string(),
+                },
+                result: WriteResult {
+                    status: status.into(),
+                    reason,
+                    symbols_count: i.table.symbols.len() as u64,
+                },
+                x: WriteDetail {
+                    extract_ms: i.extract_ms,
+                    batch,
+                    batch_ms: batch.map(|_| write_ms),
+                },
             };
-            let level = if mutant::active(Mutant::WriteEventFullOnly) {
-                Level::Full
-            } else {
-                Level::Lite
-            };
-            self.emit_at(level, ev);
+            let share_ms = ((write_ms / n as f64) * 1e3).round() / 1e3;
+            self.emit(level, ev.into_line().timed(share_ms));
         }
     }
 
@@ -212,20 +226,21 @@ impl<'t> SymbolCache<'t> {
 
     /// A store error: counted, reported as `ast.cache.fallback`, and the file served uncached.
     fn absorb(&mut self, error: String) {
-        let mut ev = Event::new("ast.cache.fallback");
-        ev.result = json!({"status": "uncached", "reason": MissReason::CacheUnavailable.as_str()});
-        ev.warnings = vec![error.clone()];
-        self.emit(ev);
+        let result = FallbackResult {
+            status: "uncached".into(),
+            reason: MissReason::CacheUnavailable.as_str().into(),
+        };
+        self.emit(
+            Level::Lite,
+            Event::Fallback { result }.into_line().warn(&error),
+        );
         self.trouble.failures += 1;
         self.trouble.last_error = Some(error);
     }
 
-    fn emit(&self, ev: Event) {
-        self.emit_at(Level::Lite, ev);
-    }
-
-    fn emit_at(&self, level: Level, mut ev: Event) {
-        ev.cache_type = Some(self.backend().as_str());
-        self.telemetry.event(level, ev);
+    /// Record a cache event at `level`, stamped with this cache's backend.
+    fn emit(&self, level: Level, ev: LineEvent) {
+        self.telemetry
+            .event(level, ev.cache(self.backend().as_str()));
     }
 }

@@ -184,20 +184,20 @@ impl CacheCtx {
 
 /// What a failed SQLite call means for us.
 #[derive(Debug)]
-pub enum Fault {
+pub enum SqlFailure {
     /// The database is damaged: recover.
     Corrupt(DamageKind),
     /// Anything else (busy beyond the timeout, I/O, full disk): give up on the cache this run.
     Other(CacheError),
 }
 
-impl From<std::io::Error> for Fault {
+impl From<std::io::Error> for SqlFailure {
     fn from(e: std::io::Error) -> Self {
-        Fault::Other(CacheError::Io(e))
+        SqlFailure::Other(CacheError::Io(e))
     }
 }
 
-impl From<rusqlite::Error> for Fault {
+impl From<rusqlite::Error> for SqlFailure {
     fn from(e: rusqlite::Error) -> Self {
         classify(e)
     }
@@ -206,20 +206,20 @@ impl From<rusqlite::Error> for Fault {
 /// THE mapping of SQLite errors. `SQLITE_CORRUPT*` and `SQLITE_NOTADB` mean damage; column
 /// type mismatches and invalid UTF-8 in our own rows mean a malformed row; everything else is
 /// "other".
-pub fn classify(e: rusqlite::Error) -> Fault {
+pub fn classify(e: rusqlite::Error) -> SqlFailure {
     use rusqlite::ErrorCode as C;
     match &e {
         rusqlite::Error::SqliteFailure(f, _)
             if matches!(f.code, C::DatabaseCorrupt | C::NotADatabase) =>
         {
-            Fault::Corrupt(DamageKind::SqliteCorrupt)
+            SqlFailure::Corrupt(DamageKind::SqliteCorrupt)
         }
         // A TEXT column that is no longer UTF-8 is damage SQLite's own checks cannot see
         // (integrity_check does not validate encodings); found by a random-page fault.
         rusqlite::Error::InvalidColumnType(..)
         | rusqlite::Error::FromSqlConversionFailure(..)
-        | rusqlite::Error::Utf8Error(..) => Fault::Corrupt(DamageKind::RowMalformed),
-        _ => Fault::Other(CacheError::Sqlite(e)),
+        | rusqlite::Error::Utf8Error(..) => SqlFailure::Corrupt(DamageKind::RowMalformed),
+        _ => SqlFailure::Other(CacheError::Sqlite(e)),
     }
 }
 
@@ -349,7 +349,7 @@ impl SqliteStore {
         }
     }
 
-    fn lookup(&mut self, file_rel: &str, key: &CacheKey) -> Result<Lookup, Fault> {
+    fn lookup(&mut self, file_rel: &str, key: &CacheKey) -> Result<Lookup, SqlFailure> {
         let Some(conn) = self.conn.as_ref() else {
             return Ok(Lookup::Miss(MissReason::CacheUnavailable));
         };
@@ -383,7 +383,7 @@ impl SqliteStore {
         if checksum.as_slice() != entry_checksum(file_rel, &hash, &tag, &payload)
             && !mutant::active(Mutant::NoChecksumCheck)
         {
-            return Err(Fault::Corrupt(DamageKind::ChecksumMismatch));
+            return Err(SqlFailure::Corrupt(DamageKind::ChecksumMismatch));
         }
         if tag != CacheKey::extractor_tag() {
             return Ok(Lookup::Miss(MissReason::ExtractorChanged));
@@ -409,7 +409,7 @@ impl SqliteStore {
 
     /// Coarse LRU bookkeeping (at most hourly per row), in its own `BEGIN IMMEDIATE`. Losing
     /// this update to a busy writer is harmless; only corruption is reported.
-    fn refresh_access(&mut self, file_rel: &str, now: i64) -> Result<(), Fault> {
+    fn refresh_access(&mut self, file_rel: &str, now: i64) -> Result<(), SqlFailure> {
         let Some(conn) = self.conn.as_mut() else {
             return Ok(());
         };
@@ -424,12 +424,12 @@ impl SqliteStore {
                 tx.commit()
             });
         match r.map_err(classify) {
-            Err(Fault::Corrupt(k)) => Err(Fault::Corrupt(k)),
+            Err(SqlFailure::Corrupt(k)) => Err(SqlFailure::Corrupt(k)),
             _ => Ok(()),
         }
     }
 
-    fn write(&mut self, items: &[(&str, &CacheKey, &SymbolTable)]) -> Result<(), Fault> {
+    fn write(&mut self, items: &[(&str, &CacheKey, &SymbolTable)]) -> Result<(), SqlFailure> {
         let Some(conn) = self.conn.as_mut() else {
             return Ok(());
         };
@@ -452,7 +452,7 @@ impl SqliteStore {
             )?;
             for (file_rel, key, table) in items {
                 let payload = encode_payload(table)
-                    .map_err(|e| Fault::Other(CacheError::Io(std::io::Error::other(e))))?;
+                    .map_err(|e| SqlFailure::Other(CacheError::Io(std::io::Error::other(e))))?;
                 // A single entry larger than the whole cache is not stored (it would be the
                 // first thing evicted; the original looped forever here).
                 if payload.len() as u64 > self.ctx.settings.max_bytes {
@@ -512,8 +512,8 @@ impl Store for SqliteStore {
         }
         let out = match self.lookup(file_rel, key) {
             Ok(l) => l,
-            Err(Fault::Corrupt(kind)) => Lookup::Miss(self.fail(kind)),
-            Err(Fault::Other(e)) => return Err(e),
+            Err(SqlFailure::Corrupt(kind)) => Lookup::Miss(self.fail(kind)),
+            Err(SqlFailure::Other(e)) => return Err(e),
         };
         self.tallies.add(match &out {
             Lookup::Hit(_) => Tally::Hit,
@@ -567,7 +567,7 @@ impl SqliteStore {
         }
         match self.write(items) {
             Ok(()) => Ok(Written::Stored),
-            Err(Fault::Corrupt(kind)) => {
+            Err(SqlFailure::Corrupt(kind)) => {
                 let reason = self.fail(kind);
                 Err(CacheError::Corrupt(format!(
                     "{} during write; {}",
@@ -575,7 +575,7 @@ impl SqliteStore {
                     reason.as_str()
                 )))
             }
-            Err(Fault::Other(e)) => Err(e),
+            Err(SqlFailure::Other(e)) => Err(e),
         }
     }
 }

@@ -11,12 +11,12 @@ use crate::cli::{IndexArgs, OutputFormat};
 use crate::commands::Failure;
 use crate::config::Config;
 use crate::error::{CliError, ErrorCode};
-use crate::index::{self, FileResult, Outcome};
+use crate::index::{self, FileOutcome, FileResult};
 use crate::output::StdoutError;
 use crate::symbols::resolve;
+use crate::telemetry::event::IndexResult;
 use crate::telemetry::{Event, Level, Telemetry};
 use serde::Serialize;
-use serde_json::json;
 use std::collections::BTreeMap;
 use std::io::{IsTerminal, Write};
 use std::time::Instant;
@@ -210,12 +210,17 @@ pub fn run(args: &IndexArgs, cfg: &Config) -> Result<IndexSummary, Failure> {
     } else {
         0.0
     };
-    let mut ev = Event::new("ast.index");
-    ev.result = json!({"status": "ok", "files": summary.files, "hits": summary.hits, "misses": summary.misses,
-                       "errors": summary.errors, "bytes": summary.bytes, "jobs": jobs});
-    ev.timing_ms = summary.wall_ms;
-    ev.cache_type = Some(summary.cache_backend);
-    telemetry.event(Level::Lite, ev);
+    let result = IndexResult {
+        status: "ok".into(),
+        files: summary.files,
+        hits: summary.hits,
+        misses: summary.misses,
+        errors: summary.errors,
+        bytes: summary.bytes,
+        jobs: jobs as u64,
+    };
+    let line = Event::Index { result }.into_line().timed(summary.wall_ms);
+    telemetry.event(Level::Lite, line.cache(summary.cache_backend));
     telemetry.flush();
     Ok(summary)
 }
@@ -235,16 +240,16 @@ pub fn files_per_second(rate: f64) -> String {
 fn record(summary: &mut IndexSummary, r: &FileResult) {
     summary.bytes += r.bytes;
     let table = match &r.outcome {
-        Outcome::Hit(t) => {
+        FileOutcome::Hit(t) => {
             summary.hits += 1;
             t
         }
-        Outcome::Miss(t, reason) => {
+        FileOutcome::Miss(t, reason) => {
             summary.misses += 1;
             *summary.miss_reasons.entry(reason.as_str()).or_default() += 1;
             t
         }
-        Outcome::Error(message) => {
+        FileOutcome::Error(message) => {
             summary.errors += 1;
             if summary.error_files.len() < 20 {
                 summary.error_files.push(FileError {
@@ -262,9 +267,9 @@ fn record(summary: &mut IndexSummary, r: &FileResult) {
 
 fn write_line(out: &mut impl Write, r: &FileResult) -> std::io::Result<()> {
     let (table, status, error) = match &r.outcome {
-        Outcome::Hit(t) => (Some(t), Some("hit"), None),
-        Outcome::Miss(t, _) => (Some(t), Some("miss"), None),
-        Outcome::Error(e) => (None, None, Some(e.as_str())),
+        FileOutcome::Hit(t) => (Some(t), Some("hit"), None),
+        FileOutcome::Miss(t, _) => (Some(t), Some("miss"), None),
+        FileOutcome::Error(e) => (None, None, Some(e.as_str())),
     };
     let line = ModuleLine {
         file_rel: &r.file_rel,

@@ -14,9 +14,9 @@ use crate::error::{CliError, ErrorCode};
 use crate::symbols::resolve::{self, ModuleFile};
 use crate::symbols::uri::{SymUri, UriKind};
 use crate::symbols::{Symbol, SymbolTable, SyntaxErrorLoc};
+use crate::telemetry::event::{CommandResult, Phases, SymbolsByKind, SymbolsDetail, UriArgs};
 use crate::telemetry::{Event, Level, Telemetry};
 use serde::Serialize;
-use serde_json::json;
 use std::time::Instant;
 
 /// The success document. The first eight keys are the original contract, in its order; the
@@ -97,14 +97,23 @@ pub fn run(args: &SymbolsArgs, cfg: &Config) -> Result<SymbolsOutput, CliError> 
         Ok(s) => s,
         Err(e) => {
             // Still one `ast.symbols` per command: the lookup happened, the selection failed.
-            let mut ev = Event::new("ast.symbols");
-            ev.args = json!({"uri": uri.to_string()});
-            ev.result = json!({"status": "error", "error_code": e.code.as_str(),
-                               "cache_status": cache_status, "miss_reason": miss_reason});
-            ev.timing_ms = elapsed_ms(started);
-            ev.x = json!({"file": file.file_rel});
-            ev.cache_type = Some(backend.as_str());
-            telemetry.event(Level::Lite, ev);
+            let ev = Event::Symbols {
+                args: UriArgs {
+                    uri: Some(uri.to_string()),
+                },
+                result: CommandResult {
+                    status: "error".into(),
+                    error_code: Some(e.code.as_str().into()),
+                    cache_status: Some(cache_status.into()),
+                    miss_reason: Some(miss_reason.into()),
+                },
+                x: SymbolsDetail {
+                    file: Some(file.file_rel.clone()),
+                    ..SymbolsDetail::default()
+                },
+            };
+            let line = ev.into_line().timed(elapsed_ms(started));
+            telemetry.event(Level::Lite, line.cache(backend.as_str()));
             telemetry.flush();
             return Err(e);
         }
@@ -123,21 +132,34 @@ pub fn run(args: &SymbolsArgs, cfg: &Config) -> Result<SymbolsOutput, CliError> 
         cache_backend: backend.as_str(),
         syntax_errors: served.table.syntax_errors.clone(),
     };
-    let mut ev = Event::new("ast.symbols");
-    ev.args = json!({"uri": out.uri});
-    ev.result =
-        json!({"status": "ok", "cache_status": out.cache_status, "miss_reason": out.miss_reason});
-    ev.timing_ms = elapsed_ms(started);
-    ev.x = json!({"file": out.file_rel, "symbols_count": out.symbols.len(), "cache_key": out.cache_key,
-                  "syntax_errors": out.syntax_errors.len()});
-    if telemetry.enabled(Level::Full) {
-        // Full level only: where the time went, and what the module contains.
-        ev.x["phases"] = json!({"resolve_ms": resolve_ms, "read_ms": read_ms,
-                                "cache_ms": cache_ms, "select_ms": select_ms});
-        ev.x["symbols_by_kind"] = symbols_by_kind(&served.table.symbols);
-    }
-    ev.cache_type = Some(out.cache_backend);
-    telemetry.event(Level::Lite, ev);
+    // Full level only: where the time went, and what the module contains.
+    let full = telemetry.enabled(Level::Full);
+    let ev = Event::Symbols {
+        args: UriArgs {
+            uri: Some(out.uri.clone()),
+        },
+        result: CommandResult {
+            status: "ok".into(),
+            error_code: None,
+            cache_status: Some(out.cache_status.into()),
+            miss_reason: Some(out.miss_reason.into()),
+        },
+        x: SymbolsDetail {
+            file: Some(out.file_rel.clone()),
+            symbols_count: Some(out.symbols.len() as u64),
+            cache_key: Some(out.cache_key.clone()),
+            syntax_errors: Some(out.syntax_errors.len() as u64),
+            phases: full.then_some(Phases {
+                resolve_ms,
+                read_ms,
+                cache_ms,
+                select_ms,
+            }),
+            symbols_by_kind: full.then(|| symbols_by_kind(&served.table.symbols)),
+        },
+    };
+    let line = ev.into_line().timed(elapsed_ms(started));
+    telemetry.event(Level::Lite, line.cache(out.cache_backend));
     telemetry.flush();
     Ok(out)
 }
@@ -184,7 +206,7 @@ fn input(args: &SymbolsArgs, started: Instant) -> Result<Input, (CliError, Optio
 pub const MAX_SOURCE_BYTES: u64 = 64 * 1024 * 1024;
 
 /// Counts of top-level functions (sync/async), classes and, recursively, class members.
-fn symbols_by_kind(symbols: &[Symbol]) -> serde_json::Value {
+fn symbols_by_kind(symbols: &[Symbol]) -> SymbolsByKind {
     fn members(s: &[Symbol]) -> usize {
         s.iter()
             .filter_map(|x| x.members.as_deref())
@@ -198,8 +220,12 @@ fn symbols_by_kind(symbols: &[Symbol]) -> serde_json::Value {
             .count()
     };
     use crate::symbols::SymbolKind::{Class, Function};
-    json!({"function": count(Function, false), "async_function": count(Function, true),
-           "class": count(Class, false), "member": members(symbols)})
+    SymbolsByKind {
+        function: count(Function, false) as u64,
+        async_function: count(Function, true) as u64,
+        class: count(Class, false) as u64,
+        member: members(symbols) as u64,
+    }
 }
 
 fn read_source(file: &ModuleFile) -> Result<Vec<u8>, CliError> {

@@ -42,12 +42,14 @@ use std::path::PathBuf;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 
+pub mod event;
 pub mod location;
 pub mod read;
 pub mod redact;
 pub mod report;
 pub mod writer;
 
+pub use event::Event;
 pub use location::Location;
 use redact::Redactor;
 use writer::Rotation;
@@ -101,11 +103,15 @@ pub struct TelemetrySettings {
     pub user: Option<String>,
 }
 
-/// One event before it is stamped with `ts`, `run_id` and `segment_id`.
+/// One event as written, before it is stamped with `ts`, `run_id` and `segment_id`.
+///
+/// Producers build these from a typed [`Event`] ([`Event::into_line`]) and add the envelope
+/// (timing, warnings, cache type); the writer, the redaction pass and tests of the JSONL format
+/// work at this level, where any `cmd` is a string.
 #[derive(Debug, Clone)]
-pub struct Event {
+pub struct LineEvent {
     /// Dotted command name, e.g. `ast.cache.hit`.
-    pub cmd: &'static str,
+    pub cmd: std::borrow::Cow<'static, str>,
     /// Inputs (never absolute paths).
     pub args: Value,
     /// Outcome.
@@ -120,11 +126,12 @@ pub struct Event {
     pub cache_type: Option<&'static str>,
 }
 
-impl Event {
-    /// An event with empty args/result/x and zero timing.
-    pub fn new(cmd: &'static str) -> Self {
-        Event {
-            cmd,
+impl LineEvent {
+    /// A line with empty args/result/x and zero timing. Outside the writer's own tests, build
+    /// lines from a typed [`Event`] instead.
+    pub fn new(cmd: impl Into<std::borrow::Cow<'static, str>>) -> Self {
+        LineEvent {
+            cmd: cmd.into(),
             args: Value::Object(Default::default()),
             result: Value::Object(Default::default()),
             timing_ms: 0.0,
@@ -132,6 +139,30 @@ impl Event {
             x: Value::Object(Default::default()),
             cache_type: None,
         }
+    }
+
+    /// With the measured duration, in milliseconds.
+    pub fn timed(mut self, ms: f64) -> Self {
+        self.timing_ms = ms;
+        self
+    }
+
+    /// With one human-readable warning.
+    pub fn warn(mut self, w: impl Into<String>) -> Self {
+        self.warnings.push(w.into());
+        self
+    }
+
+    /// With the cache backend (`memory` or `sqlite`) that produced it.
+    pub fn cache(mut self, backend: &'static str) -> Self {
+        self.cache_type = Some(backend);
+        self
+    }
+}
+
+impl From<Event> for LineEvent {
+    fn from(e: Event) -> Self {
+        e.into_line()
     }
 }
 
@@ -146,7 +177,7 @@ struct Inner {
     settings: TelemetrySettings,
     redactor: Redactor,
     /// Events with the UTC timestamp of the moment they were recorded (not of the flush).
-    buffer: Mutex<Vec<(String, Event)>>,
+    buffer: Mutex<Vec<(String, LineEvent)>>,
     /// Set once a line went to stderr: a process prints at most one telemetry line, however
     /// often it flushes (setting warnings and write errors share that line).
     warned: AtomicBool,
@@ -202,13 +233,14 @@ impl Telemetry {
         at != Level::Off && self.level() >= at
     }
 
-    /// Record `ev` if the level allows it.
-    pub fn event(&self, at: Level, ev: Event) {
+    /// Record `ev` (a typed [`Event`], or a [`LineEvent`] built from one with its timing and
+    /// warnings) if the level allows it.
+    pub fn event(&self, at: Level, ev: impl Into<LineEvent>) {
         if let Some(inner) = &self.inner
             && self.enabled(at)
             && let Ok(mut b) = inner.buffer.lock()
         {
-            b.push((timestamp_now(), ev));
+            b.push((timestamp_now(), ev.into()));
         }
     }
 
@@ -255,7 +287,7 @@ impl Inner {
                         }
                         let mut more = Vec::new();
                         for i in &pending {
-                            let ev = incident_event(i);
+                            let ev = incident_event(i).into_line();
                             let line = encode_line(
                                 &timestamp_now(),
                                 &s.run_id,
@@ -294,7 +326,7 @@ pub fn encode_line(
     ts: &str,
     run_id: &str,
     segment_id: &str,
-    ev: &Event,
+    ev: &LineEvent,
     redactor: &Redactor,
 ) -> String {
     let mut args = ev.args.clone();
@@ -308,7 +340,7 @@ pub fn encode_line(
         ts: ts.to_string(),
         run_id,
         segment_id,
-        cmd: ev.cmd,
+        cmd: &ev.cmd,
         args: &args,
         result: &result,
         // JSON has no NaN/inf; a broken measurement is recorded as 0 rather than lost.
@@ -360,14 +392,16 @@ pub fn timestamp_now() -> String {
 /// there (a link, a FIFO, a device, a directory for a file), and what was done about it. The
 /// paths are relative to the segment (or to `TRIFECTA_TELEMETRY_DIR`).
 pub fn incident_event(i: &crate::segment_fs::Incident) -> Event {
-    let mut ev = Event::new("ast.fs.incident");
-    ev.args = serde_json::json!({"path": i.path});
-    ev.result = serde_json::json!({
-        "found": i.found.as_str(),
-        "action": i.action,
-        "moved_to": i.moved_to,
-    });
-    ev
+    Event::FsIncident {
+        args: event::PathArgs {
+            path: i.path.clone(),
+        },
+        result: event::IncidentResult {
+            found: i.found.as_str().to_string(),
+            action: i.action.to_string(),
+            moved_to: i.moved_to.clone(),
+        },
+    }
 }
 
 /// Default directory below the segment root.
@@ -431,13 +465,13 @@ mod tests {
         // The telemetry "directory" is a file: every write fails.
         let t = Telemetry::new(settings(file, vec!["TRIFECTA_TELEMETRY_KEEP bad".into()]));
         let inner = t.inner.as_ref().unwrap();
-        t.event(Level::Lite, Event::new("a"));
+        t.event(Level::Lite, LineEvent::new("a"));
         let first = inner.flush().expect("the first failure is reported");
         assert!(
             first.contains("1 events not written") && first.contains("KEEP bad"),
             "{first}"
         );
-        t.event(Level::Lite, Event::new("b"));
+        t.event(Level::Lite, LineEvent::new("b"));
         assert_eq!(inner.flush(), None, "later failures stay quiet");
     }
 
@@ -446,8 +480,8 @@ mod tests {
         let d = tempfile::tempdir().unwrap();
         let dir = d.path().join("t");
         let lite = Telemetry::new(settings(dir.clone(), vec![]));
-        lite.event(Level::Lite, Event::new("kept"));
-        lite.event(Level::Full, Event::new("dropped"));
+        lite.event(Level::Lite, LineEvent::new("kept"));
+        lite.event(Level::Full, LineEvent::new("dropped"));
         lite.flush();
         let text = std::fs::read_to_string(dir.join(writer::EVENTS_FILE)).unwrap();
         assert!(
@@ -458,7 +492,7 @@ mod tests {
         s.level = Level::Off;
         let off = Telemetry::new(s);
         assert!(!off.enabled(Level::Lite));
-        off.event(Level::Lite, Event::new("x"));
+        off.event(Level::Lite, LineEvent::new("x"));
         off.flush();
         assert!(!d.path().join("off").exists());
     }
@@ -469,9 +503,9 @@ mod tests {
         let dir = d.path().join("t");
         {
             let t = Telemetry::new(settings(dir.clone(), vec![]));
-            t.event(Level::Lite, Event::new("first"));
+            t.event(Level::Lite, LineEvent::new("first"));
             std::thread::sleep(std::time::Duration::from_millis(20));
-            t.event(Level::Lite, Event::new("second"));
+            t.event(Level::Lite, LineEvent::new("second"));
             // No explicit flush: dropping the last handle writes the buffer.
         }
         let text = std::fs::read_to_string(dir.join(writer::EVENTS_FILE)).unwrap();

@@ -3,7 +3,7 @@
 
 use super::read::{parse_line, scan_reader};
 use super::redact::Redactor;
-use super::{Event, encode_line};
+use super::{LineEvent, encode_line};
 use proptest::prelude::*;
 use serde_json::{Value, json};
 
@@ -51,7 +51,7 @@ proptest! {
         ms in 0i64..4_000_000_000_000,
         run in "[a-z0-9_]{1,20}",
     ) {
-        let ev = Event { cmd: CMDS[cmd], args, result, timing_ms: timing, warnings, x, cache_type: cache };
+        let ev = LineEvent { cmd: CMDS[cmd].into(), args, result, timing_ms: timing, warnings, x, cache_type: cache };
         let redactor = Redactor::new(Some("/seg/root".into()), Some("/home/u".into()), Some("someone".into()));
         let ts = super::report::fmt_ms(ms);
         let line = encode_line(&ts, &run, "0123abcd", &ev, &redactor);
@@ -62,7 +62,7 @@ proptest! {
         redactor.value(&mut want.result);
         redactor.value(&mut want.x);
         let want_w: Vec<String> = ev.warnings.iter().map(|w| redactor.string(w)).collect();
-        prop_assert_eq!(rec.cmd.as_str(), ev.cmd);
+        prop_assert_eq!(rec.cmd.as_str(), &*ev.cmd);
         prop_assert_eq!(&rec.ts, &ts);
         prop_assert_eq!(rec.ts_ms, ms);
         prop_assert_eq!(&rec.run_id, &run);

@@ -6,7 +6,7 @@ use assert_cmd::Command;
 use serde_json::Value;
 use std::path::{Path, PathBuf};
 use trifecta::telemetry::writer::{EVENTS_FILE, Rotation, rotated_path};
-use trifecta::telemetry::{Event, Level, Telemetry, TelemetrySettings};
+use trifecta::telemetry::{Level, LineEvent, Telemetry, TelemetrySettings};
 
 /// A segment with one module `pkg.a` (and `pkg.bad`, which has a syntax error).
 pub fn segment(parent: &Path) -> PathBuf {
@@ -409,7 +409,7 @@ fn redaction_is_enforced_centrally_at_flush() {
     settings.dir = trifecta::telemetry::Location::user(&dir);
     let tel = Telemetry::new(settings);
     let db = root.join(".trifecta/cache/ast_cache.db");
-    let mut ev = Event::new("ast.cache.fallback");
+    let mut ev = LineEvent::new("ast.cache.fallback");
     ev.args = serde_json::json!({"path": db.to_string_lossy(), "nested": [{"p": "/etc/passwd"}]});
     ev.result = serde_json::json!({"reason": format!("cannot open {}: locked", db.display())});
     ev.x = serde_json::json!({"tmp": t.path().to_string_lossy()});
@@ -579,7 +579,7 @@ fn concurrent_writer_child() {
     // One flush per event: 100 separately locked appends per process, the worst case.
     for seq in 0..PER_CHILD {
         let tel = Telemetry::new(settings.clone());
-        let mut ev = Event::new("test.concurrent");
+        let mut ev = LineEvent::new("test.concurrent");
         ev.args = serde_json::json!({"child": id, "seq": seq});
         // Padding makes lines long enough that a torn write would be visible.
         ev.x = serde_json::json!({"pad": "x".repeat(200 + seq)});

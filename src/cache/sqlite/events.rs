@@ -1,18 +1,17 @@
-//! The cache's incident events (contracts.md names and fields). Paths in events are always
-//! relative to the cache directory; nothing absolute ever leaves through telemetry.
+//! The SQLite store's incident events, built from the typed [`Event`]s. Paths in events are
+//! always relative to the cache directory; nothing absolute ever leaves through telemetry.
 
 use crate::cache::lock::LockMode;
+use crate::telemetry::event::{
+    CorruptionResult, EvictedResult, FallbackResult, LockArgs, LockTimeoutResult, MaintenancePass,
+    MaintenanceResult, PrunedResult, SchemaResult, SizeResult, StatsResult,
+};
 use crate::telemetry::{Event, Level, Telemetry};
-use serde_json::{Value, json};
 use std::time::Duration;
 
-fn emit(t: &Telemetry, cmd: &'static str, args: Value, result: Value, timing_ms: f64) {
-    let mut ev = Event::new(cmd);
-    ev.args = args;
-    ev.result = result;
-    ev.timing_ms = timing_ms;
-    ev.cache_type = Some("sqlite");
-    t.event(Level::Lite, ev);
+/// Record `ev` at `lite`, stamped as a `sqlite` cache event taking `took`.
+fn emit(t: &Telemetry, ev: Event, took: Duration) {
+    t.event(Level::Lite, ev.into_line().timed(ms(took)).cache("sqlite"));
 }
 
 fn ms(d: Duration) -> f64 {
@@ -21,61 +20,93 @@ fn ms(d: Duration) -> f64 {
 
 /// `ast.cache.lock_timeout`.
 pub fn lock_timeout(t: &Telemetry, mode: LockMode, waited: Duration, timeout: Duration) {
-    emit(
-        t,
-        "ast.cache.lock_timeout",
-        json!({"mode": mode.as_str()}),
-        json!({"waited_ms": waited.as_millis() as u64, "timeout_ms": timeout.as_millis() as u64}),
-        ms(waited),
-    );
+    let ev = Event::LockTimeout {
+        args: LockArgs {
+            mode: Some(mode.as_str().to_string()),
+        },
+        result: LockTimeoutResult {
+            waited_ms: waited.as_millis() as u64,
+            timeout_ms: timeout.as_millis() as u64,
+        },
+    };
+    emit(t, ev, waited);
 }
 
 /// `ast.cache.corruption_detected`; `quarantined_to` is relative to the cache directory.
 pub fn corruption(t: &Telemetry, kind: &str, quarantined_to: Option<&str>, action: &str) {
-    emit(
-        t,
-        "ast.cache.corruption_detected",
-        json!({}),
-        json!({"kind": kind, "quarantined_to": quarantined_to, "action": action}),
-        0.0,
-    );
+    let result = CorruptionResult {
+        kind: kind.to_string(),
+        quarantined_to: quarantined_to.map(str::to_string),
+        action: action.to_string(),
+    };
+    emit(t, Event::CorruptionDetected { result }, Duration::ZERO);
 }
 
 /// `ast.cache.schema_incompatible`.
 pub fn schema_incompatible(t: &Telemetry, found: i64, supported: i64) {
-    emit(
-        t,
-        "ast.cache.schema_incompatible",
-        json!({}),
-        json!({"found": found, "supported": supported, "action": "uncached_db_untouched"}),
-        0.0,
-    );
+    let result = SchemaResult {
+        found,
+        supported,
+        action: "uncached_db_untouched".to_string(),
+    };
+    emit(t, Event::SchemaIncompatible { result }, Duration::ZERO);
 }
 
-/// `ast.cache.fallback` (the cache could not be used for another reason).
+/// `ast.cache.fallback`: the cache could not be used, so the command is served uncached.
 pub fn fallback(t: &Telemetry, reason: &str, detail: &str) {
-    let mut ev = Event::new("ast.cache.fallback");
-    ev.result = json!({"reason": reason});
-    ev.warnings = vec![detail.to_string()];
-    ev.cache_type = Some("sqlite");
-    t.event(Level::Lite, ev);
+    let result = FallbackResult {
+        status: "uncached".to_string(),
+        reason: reason.to_string(),
+    };
+    let line = Event::Fallback { result }.into_line().warn(detail);
+    t.event(Level::Lite, line.cache("sqlite"));
 }
 
 /// `ast.cache.size_warning`.
 pub fn size_warning(t: &Telemetry, db_bytes: u64, wal_bytes: u64, threshold: u64) {
-    emit(
-        t,
-        "ast.cache.size_warning",
-        json!({}),
-        json!({"db_bytes": db_bytes, "wal_bytes": wal_bytes, "threshold_bytes": threshold}),
-        0.0,
-    );
+    let result = SizeResult {
+        db_bytes,
+        wal_bytes,
+        threshold_bytes: threshold,
+    };
+    emit(t, Event::SizeWarning { result }, Duration::ZERO);
 }
 
-/// Any other cache event with a plain result (`ast.cache.stats`, `evicted`, `pruned`,
-/// `maintenance`).
-pub fn plain(t: &Telemetry, cmd: &'static str, result: Value, took: Duration) {
-    emit(t, cmd, json!({}), result, ms(took));
+/// `ast.cache.stats`, recorded by each maintenance pass.
+pub fn stats(t: &Telemetry, result: StatsResult, took: Duration) {
+    emit(t, Event::Stats { result }, took);
+}
+
+/// `ast.cache.evicted`.
+pub fn evicted(t: &Telemetry, count: u64, bytes: u64, took: Duration) {
+    let result = EvictedResult { count, bytes };
+    emit(t, Event::Evicted { result }, took);
+}
+
+/// `ast.cache.pruned`.
+pub fn pruned(t: &Telemetry, expired: u64, deleted_files: u64, took: Duration) {
+    let result = PrunedResult {
+        expired,
+        deleted_files,
+    };
+    emit(t, Event::Pruned { result }, took);
+}
+
+/// `ast.cache.maintenance`: the pass that ran, or why none did.
+pub fn maintenance(t: &Telemetry, pass: Result<&MaintenancePass, &str>, took: Duration) {
+    let result = match pass {
+        Ok(p) => MaintenanceResult {
+            ran: true,
+            reason: None,
+            pass: Some(p.clone()),
+        },
+        Err(why) => MaintenanceResult {
+            ran: false,
+            reason: Some(why.to_string()),
+            pass: None,
+        },
+    };
+    emit(t, Event::Maintenance { result }, took);
 }
 
 /// `ast.fs.incident`: something planted at one of the cache's own names, and what was done.

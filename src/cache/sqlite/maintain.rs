@@ -10,34 +10,18 @@
 
 use super::probe::DamageKind;
 use super::recover;
-use super::{CacheCtx, Fault, classify, connect, events};
+use super::{CacheCtx, SqlFailure, classify, connect, events};
 use crate::cache::counters;
 use crate::cache::lock::{self, LockMode};
 use crate::cache::schema::{META_CREATED_MS, META_LAST_MAINTENANCE_MS};
 use crate::mutant::{self, Mutant};
+use crate::telemetry::event::StatsResult;
 use rusqlite::{Connection, params};
 use serde::Serialize;
-use serde_json::json;
 use std::time::Instant;
 
-/// What a maintenance pass did.
-#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
-pub struct Report {
-    /// Rows not used within the TTL, removed.
-    pub expired: u64,
-    /// Rows whose source file no longer exists in the segment, removed.
-    pub deleted_files: u64,
-    /// Rows evicted (least recently used first) to get under the size limit.
-    pub evicted: u64,
-    /// Payload bytes those evictions freed.
-    pub evicted_bytes: u64,
-    /// Counter records folded from the counters file.
-    pub counters_folded: i64,
-    /// Main file size before the pass.
-    pub db_bytes_before: u64,
-    /// Main file size after the pass (space given back by incremental vacuum).
-    pub db_bytes_after: u64,
-}
+/// What a maintenance pass did (the payload of `ast.cache.maintenance`).
+pub use crate::telemetry::event::MaintenancePass as Report;
 
 /// Entry statistics of a database.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
@@ -103,12 +87,7 @@ pub fn due(conn: &Connection, ctx: &CacheCtx, over_max: bool) -> bool {
 /// released its connection and shared lock.
 pub fn maybe_run(ctx: &CacheCtx) {
     let Ok(Some(_x)) = lock::try_acquire(&ctx.lock_path(), LockMode::Exclusive) else {
-        events::plain(
-            &ctx.telemetry,
-            "ast.cache.maintenance",
-            json!({"ran": false, "reason": "lock_busy"}),
-            std::time::Duration::ZERO,
-        );
+        events::maintenance(&ctx.telemetry, Err("lock_busy"), std::time::Duration::ZERO);
         return;
     };
     // Re-check under the lock: another process may have just done it.
@@ -140,14 +119,18 @@ pub fn db_and_wal_bytes(ctx: &CacheCtx) -> (u64, u64) {
 
 /// The maintenance pass. The caller holds the exclusive lock. On corruption the database is
 /// quarantined and recreated (we already hold the lock) and the error is returned.
-pub fn run_locked(ctx: &CacheCtx, mut conn: Connection, check: Check) -> Result<Report, Fault> {
+pub fn run_locked(
+    ctx: &CacheCtx,
+    mut conn: Connection,
+    check: Check,
+) -> Result<Report, SqlFailure> {
     let started = Instant::now();
     match pass(ctx, &mut conn, check, started) {
         Ok(r) => Ok(r),
-        Err(Fault::Corrupt(kind)) => {
+        Err(SqlFailure::Corrupt(kind)) => {
             drop(conn);
             recover::recover_locked(ctx, kind, None);
-            Err(Fault::Corrupt(kind))
+            Err(SqlFailure::Corrupt(kind))
         }
         Err(e) => Err(e),
     }
@@ -160,7 +143,7 @@ fn pass(
     conn: &mut Connection,
     check: Check,
     started: Instant,
-) -> Result<Report, Fault> {
+) -> Result<Report, SqlFailure> {
     let mut rep = Report {
         db_bytes_before: db_and_wal_bytes(ctx).0,
         ..Report::default()
@@ -199,14 +182,14 @@ fn pass(
 }
 
 /// `quick_check` or `integrity_check`, plus every row's checksum for a full check.
-fn integrity(conn: &Connection, check: Check) -> Result<(), Fault> {
+fn integrity(conn: &Connection, check: Check) -> Result<(), SqlFailure> {
     let sql = match check {
         Check::Quick => "PRAGMA quick_check(1)",
         Check::Full => "PRAGMA integrity_check(1)",
     };
     let qc: String = conn.query_row(sql, [], |r| r.get(0))?;
     if qc != "ok" {
-        return Err(Fault::Corrupt(DamageKind::IntegrityCheckFailed));
+        return Err(SqlFailure::Corrupt(DamageKind::IntegrityCheckFailed));
     }
     if check == Check::Full {
         // Rows are verified whenever they are read; the full pass also finds bad rows that
@@ -231,8 +214,8 @@ fn ttl_ms(ctx: &CacheCtx) -> i64 {
 /// Fold the counters file into the table, in its own transaction, emptied only after it
 /// committed (a crash in between counts that batch twice; it can never lose it). Returns how
 /// many counts were folded.
-fn fold_counters(ctx: &CacheCtx, conn: &mut Connection) -> Result<i64, Fault> {
-    let folded = counters::fold(ctx.dir(), |totals| -> Result<(), Fault> {
+fn fold_counters(ctx: &CacheCtx, conn: &mut Connection) -> Result<i64, SqlFailure> {
+    let folded = counters::fold(ctx.dir(), |totals| -> Result<(), SqlFailure> {
         let tx = conn.transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
         {
             let mut up = tx.prepare_cached(
@@ -248,13 +231,13 @@ fn fold_counters(ctx: &CacheCtx, conn: &mut Connection) -> Result<i64, Fault> {
     });
     match folded {
         Ok(t) => Ok(t.values().sum()),
-        Err(Fault::Other(_)) => Ok(0), // counters are bookkeeping; never block maintenance on them
+        Err(SqlFailure::Other(_)) => Ok(0), // counters are bookkeeping; never block maintenance on them
         Err(e) => Err(e),
     }
 }
 
 /// Delete the rows of files that are gone from the segment; returns how many.
-fn drop_deleted_files(ctx: &CacheCtx, tx: &rusqlite::Transaction) -> Result<u64, Fault> {
+fn drop_deleted_files(ctx: &CacheCtx, tx: &rusqlite::Transaction) -> Result<u64, SqlFailure> {
     let gone: Vec<String> = {
         let mut s = tx.prepare("SELECT file_rel FROM entries")?;
         let rows = s.query_map([], |r| r.get::<_, String>(0))?;
@@ -283,7 +266,7 @@ fn drop_deleted_files(ctx: &CacheCtx, tx: &rusqlite::Transaction) -> Result<u64,
 /// Least-recently-used eviction down to the low-water mark when over the cap. The size that
 /// counts is the larger of the logical size (payload + per-row overhead) and the files on
 /// disk; rows' estimated cost is freed until under the mark. Returns (rows, payload bytes).
-fn evict(ctx: &CacheCtx, tx: &rusqlite::Transaction) -> Result<(u64, u64), Fault> {
+fn evict(ctx: &CacheCtx, tx: &rusqlite::Transaction) -> Result<(u64, u64), SqlFailure> {
     let (payload, rows): (i64, i64) = tx.query_row(
         "SELECT COALESCE(SUM(payload_bytes), 0), COUNT(*) FROM entries",
         [],
@@ -326,38 +309,25 @@ fn report(
     conn: &Connection,
     rep: &Report,
     took: std::time::Duration,
-) -> Result<(), Fault> {
+) -> Result<(), SqlFailure> {
     let stats = db_stats(conn)?;
     let (db_after, wal_after) = db_and_wal_bytes(ctx);
     let t = &ctx.telemetry;
-    events::plain(
-        t,
-        "ast.cache.stats",
-        json!({"entries": stats.entries, "payload_bytes": stats.payload_bytes,
-               "db_bytes": db_after, "wal_bytes": wal_after,
-               "oldest_access_ms": stats.oldest_access_ms, "newest_access_ms": stats.newest_access_ms}),
-        took,
-    );
+    let snapshot = StatsResult {
+        entries: stats.entries,
+        payload_bytes: stats.payload_bytes,
+        db_bytes: db_after,
+        wal_bytes: wal_after,
+        oldest_access_ms: stats.oldest_access_ms,
+        newest_access_ms: stats.newest_access_ms,
+    };
+    events::stats(t, snapshot, took);
     if rep.evicted > 0 {
-        events::plain(
-            t,
-            "ast.cache.evicted",
-            json!({"count": rep.evicted, "bytes": rep.evicted_bytes}),
-            took,
-        );
+        events::evicted(t, rep.evicted, rep.evicted_bytes, took);
     }
     if rep.expired + rep.deleted_files > 0 {
-        events::plain(
-            t,
-            "ast.cache.pruned",
-            json!({"expired": rep.expired, "deleted_files": rep.deleted_files}),
-            took,
-        );
+        events::pruned(t, rep.expired, rep.deleted_files, took);
     }
-    let mut summary = serde_json::to_value(rep).unwrap_or_default();
-    if let Some(o) = summary.as_object_mut() {
-        o.insert("ran".into(), json!(true));
-    }
-    events::plain(t, "ast.cache.maintenance", summary, took);
+    events::maintenance(t, Ok(rep), took);
     Ok(())
 }

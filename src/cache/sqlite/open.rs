@@ -13,8 +13,8 @@
 //! the loop is bounded (a few attempts), so two processes can never ping-pong forever.
 
 use super::probe::{self, Probe};
-use super::recover::{self, Outcome};
-use super::{CacheCtx, Fault, SqliteStore, classify, connect, events};
+use super::recover::{self, Recovery};
+use super::{CacheCtx, SqlFailure, SqliteStore, classify, connect, events};
 use crate::cache::OpenedCache;
 
 use crate::cache::fallback::FallbackStore;
@@ -154,11 +154,11 @@ fn attempt(ctx: &CacheCtx, db_was_missing: &mut bool) -> Step {
     let conn = match connect(&ctx.db, &ctx.settings) {
         Ok(c) => c,
         Err(e) => match classify(e) {
-            Fault::Corrupt(kind) => {
+            SqlFailure::Corrupt(kind) => {
                 drop(shared);
                 return after_recovery(recover::recover(ctx, kind, Some(header.id)));
             }
-            Fault::Other(e) => return unavailable(ctx, &e.to_string()),
+            SqlFailure::Other(e) => return unavailable(ctx, &e.to_string()),
         },
     };
 
@@ -205,9 +205,9 @@ fn probe_settled(ctx: &CacheCtx) -> std::io::Result<Probe> {
     Ok(p)
 }
 
-fn after_recovery(outcome: Outcome) -> Step {
+fn after_recovery(outcome: Recovery) -> Step {
     match outcome {
-        Outcome::AlreadyRecovered | Outcome::NotReproduced => Step::Retry,
+        Recovery::AlreadyRecovered | Recovery::NotReproduced => Step::Retry,
         o => Step::Fallback(o.miss_reason()),
     }
 }

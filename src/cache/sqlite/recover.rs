@@ -11,7 +11,7 @@
 //! emitted.
 
 use super::probe::{self, DamageKind, FileId, Probe};
-use super::{CacheCtx, Fault, classify, connect, entry_checksum, events};
+use super::{CacheCtx, SqlFailure, classify, connect, entry_checksum, events};
 use crate::cache::MissReason;
 use crate::cache::counters::{self, Tally};
 use crate::cache::lock::{LockError, LockMode};
@@ -24,7 +24,7 @@ pub const QUARANTINE_DIR: &str = "quarantine";
 
 /// How a recovery attempt ended.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub enum Outcome {
+pub enum Recovery {
     /// The damage was confirmed; the files were moved to this folder (relative to the cache
     /// directory) and a fresh database was created.
     Quarantined(String),
@@ -38,27 +38,27 @@ pub enum Outcome {
     Failed(String),
 }
 
-impl std::fmt::Display for Outcome {
+impl std::fmt::Display for Recovery {
     /// What happened, for messages.
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         match self {
-            Outcome::Quarantined(rel) => write!(f, "quarantined to {rel} and recreated"),
-            Outcome::AlreadyRecovered => f.write_str("already replaced by another process"),
-            Outcome::NotReproduced => f.write_str("the damage was not found again on re-check"),
-            Outcome::LockTimeout => {
+            Recovery::Quarantined(rel) => write!(f, "quarantined to {rel} and recreated"),
+            Recovery::AlreadyRecovered => f.write_str("already replaced by another process"),
+            Recovery::NotReproduced => f.write_str("the damage was not found again on re-check"),
+            Recovery::LockTimeout => {
                 f.write_str("the exclusive lock was not free in time; nothing was touched")
             }
-            Outcome::Failed(detail) => write!(f, "failed: {detail}"),
+            Recovery::Failed(detail) => write!(f, "failed: {detail}"),
         }
     }
 }
 
-impl Outcome {
+impl Recovery {
     /// The `miss_reason` of a run that detected corruption and ended this way.
     pub fn miss_reason(&self) -> MissReason {
         match self {
-            Outcome::LockTimeout => MissReason::LockTimeout,
-            Outcome::Failed(_) => MissReason::CacheUnavailable,
+            Recovery::LockTimeout => MissReason::LockTimeout,
+            Recovery::Failed(_) => MissReason::CacheUnavailable,
             _ => MissReason::CorruptionRecovered,
         }
     }
@@ -66,26 +66,26 @@ impl Outcome {
 
 /// Recover from `kind`, seen on the file identified by `seen`. The caller must have closed
 /// its connection and released its shared lock.
-pub fn recover(ctx: &CacheCtx, kind: DamageKind, seen: Option<FileId>) -> Outcome {
+pub fn recover(ctx: &CacheCtx, kind: DamageKind, seen: Option<FileId>) -> Recovery {
     let _guard = match ctx.lock(LockMode::Exclusive) {
         Ok(g) => g,
-        Err(LockError::Timeout { .. }) => return Outcome::LockTimeout,
+        Err(LockError::Timeout { .. }) => return Recovery::LockTimeout,
         Err(LockError::Io(e)) => return failed(ctx, &e.to_string()),
     };
     recover_locked(ctx, kind, seen)
 }
 
 /// [`recover`] for a caller that already holds the exclusive lock (maintenance, commands).
-pub fn recover_locked(ctx: &CacheCtx, kind: DamageKind, seen: Option<FileId>) -> Outcome {
+pub fn recover_locked(ctx: &CacheCtx, kind: DamageKind, seen: Option<FileId>) -> Recovery {
     let confirmed = match recheck(ctx, kind, seen) {
-        Ok(Recheck::Replaced) => return Outcome::AlreadyRecovered,
+        Ok(Recheck::Replaced) => return Recovery::AlreadyRecovered,
         Ok(Recheck::Healthy) => {
             if !kind.is_suspicion() {
                 // We saw real damage that is gone now without the file changing identity:
                 // say so instead of pretending nothing happened.
                 events::corruption(&ctx.telemetry, kind.as_str(), None, "not_reproduced");
             }
-            return Outcome::NotReproduced;
+            return Recovery::NotReproduced;
         }
         Ok(Recheck::Damaged(k)) => k,
         Err(e) => return failed(ctx, &e.to_string()),
@@ -100,19 +100,19 @@ pub fn recover_locked(ctx: &CacheCtx, kind: DamageKind, seen: Option<FileId>) ->
                 Some(&rel),
                 "quarantined_and_recreated",
             );
-            Outcome::Quarantined(rel)
+            Recovery::Quarantined(rel)
         }
         Err(e) => failed(ctx, &format!("quarantine: {e}")),
     }
 }
 
-fn failed(ctx: &CacheCtx, detail: &str) -> Outcome {
+fn failed(ctx: &CacheCtx, detail: &str) -> Recovery {
     events::fallback(
         &ctx.telemetry,
         MissReason::CacheUnavailable.as_str(),
         detail,
     );
-    Outcome::Failed(detail.to_string())
+    Recovery::Failed(detail.to_string())
 }
 
 enum Recheck {
@@ -155,26 +155,26 @@ fn recheck(ctx: &CacheCtx, kind: DamageKind, seen: Option<FileId>) -> io::Result
     }
     Ok(match deep_check(&ctx.db, ctx) {
         Ok(()) => Recheck::Healthy,
-        Err(Fault::Corrupt(k)) => Recheck::Damaged(k),
+        Err(SqlFailure::Corrupt(k)) => Recheck::Damaged(k),
         // A database SQLite cannot even read through is as damaged as it gets; keep the
         // original sign as the kind.
-        Err(Fault::Other(_)) => Recheck::Damaged(kind),
+        Err(SqlFailure::Other(_)) => Recheck::Damaged(kind),
     })
 }
 
 /// `quick_check` plus every row's checksum. O(N); only run when something already looked wrong
 /// (and by maintenance).
-pub fn deep_check(db: &Path, ctx: &CacheCtx) -> Result<(), Fault> {
+pub fn deep_check(db: &Path, ctx: &CacheCtx) -> Result<(), SqlFailure> {
     let conn = connect(db, &ctx.settings)?;
     let qc: String = conn.query_row("PRAGMA quick_check(1)", [], |r| r.get(0))?;
     if qc != "ok" {
-        return Err(Fault::Corrupt(DamageKind::IntegrityCheckFailed));
+        return Err(SqlFailure::Corrupt(DamageKind::IntegrityCheckFailed));
     }
     verify_checksums(&conn).map(|_| ())
 }
 
 /// Check every row's checksum. Returns the number of rows checked.
-pub fn verify_checksums(conn: &rusqlite::Connection) -> Result<u64, Fault> {
+pub fn verify_checksums(conn: &rusqlite::Connection) -> Result<u64, SqlFailure> {
     let mut stmt =
         conn.prepare("SELECT file_rel, content_hash, extractor, payload, checksum FROM entries")?;
     let mut rows = stmt.query([])?;
@@ -183,7 +183,7 @@ pub fn verify_checksums(conn: &rusqlite::Connection) -> Result<u64, Fault> {
         let (f, h, t, p, c): (String, Vec<u8>, String, Vec<u8>, Vec<u8>) =
             (r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?, r.get(4)?);
         if c.as_slice() != entry_checksum(&f, &h, &t, &p) {
-            return Err(Fault::Corrupt(DamageKind::ChecksumMismatch));
+            return Err(SqlFailure::Corrupt(DamageKind::ChecksumMismatch));
         }
         n += 1;
     }

@@ -165,16 +165,16 @@ fn classify_maps_only_corruption_to_corrupt() {
     );
     assert!(matches!(
         classify(corrupt),
-        Fault::Corrupt(DamageKind::SqliteCorrupt)
+        SqlFailure::Corrupt(DamageKind::SqliteCorrupt)
     ));
     let notadb = rusqlite::Error::SqliteFailure(
         rusqlite::ffi::Error::new(rusqlite::ffi::SQLITE_NOTADB),
         None,
     );
-    assert!(matches!(classify(notadb), Fault::Corrupt(_)));
+    assert!(matches!(classify(notadb), SqlFailure::Corrupt(_)));
     let busy =
         rusqlite::Error::SqliteFailure(rusqlite::ffi::Error::new(rusqlite::ffi::SQLITE_BUSY), None);
-    assert!(matches!(classify(busy), Fault::Other(_)));
+    assert!(matches!(classify(busy), SqlFailure::Other(_)));
 }
 
 #[test]

@@ -23,6 +23,7 @@ pub mod text;
 
 pub use model::*;
 
+use super::event::Event;
 use super::read::{self, Record, ScanSummary};
 use model::round3;
 use std::collections::{BTreeMap, HashMap};
@@ -58,17 +59,13 @@ fn bump(m: &mut BTreeMap<String, u64>, k: &str) {
     *m.entry(k.to_string()).or_default() += 1;
 }
 
+fn or_unspecified(s: &str) -> &str {
+    if s.is_empty() { "unspecified" } else { s }
+}
+
 fn rate(h: u64, m: u64) -> Option<f64> {
     (h + m > 0).then(|| round3(h as f64 / (h + m) as f64 * 100.0) / 100.0)
 }
-
-const INCIDENTS: [&str; 5] = [
-    "ast.cache.lock_timeout",
-    "ast.cache.corruption_detected",
-    "ast.cache.fallback",
-    "ast.cache.schema_incompatible",
-    "ast.cache.size_warning",
-];
 
 impl Aggregator {
     /// Start aggregating; events before `since_ms` (Unix ms) are counted but not analysed.
@@ -79,7 +76,8 @@ impl Aggregator {
         }
     }
 
-    /// Take one event into account.
+    /// Take one event into account: every line is counted by name, run and segment; lines
+    /// whose `cmd` is a known [`Event`] with a well-formed payload are analysed.
     pub fn add(&mut self, e: Record) {
         self.r.events_total += 1;
         if self.since_ms.is_some_and(|s| e.ts_ms < s) {
@@ -99,8 +97,6 @@ impl Aggregator {
         if !e.segment_id.is_empty() {
             bump(&mut r.segments, &e.segment_id);
         }
-        let t = e.timing_ms.filter(|t| t.is_finite() && *t >= 0.0);
-        let is_incident = INCIDENTS.contains(&e.cmd.as_str());
         let run = self
             .runs
             .entry(e.run_id.clone())
@@ -116,26 +112,34 @@ impl Aggregator {
             run.last_ms = e.ts_ms;
             run.last_ts = e.ts.clone();
         }
-        if is_incident {
+        if let Some(ev) = Event::from_record(&e) {
+            self.take(&e, ev);
+        }
+    }
+
+    /// Analyse one typed event (`e` is its line, for the envelope: time, timing, backend).
+    fn take(&mut self, e: &Record, ev: Event) {
+        let t = e.timing_ms.filter(|t| t.is_finite() && *t >= 0.0);
+        let run = self.runs.get_mut(&e.run_id).expect("run entry made by add");
+        if ev.is_incident() {
             run.incidents += 1;
             self.marks.push((e.ts_ms, 2));
         }
-        let inc = &mut r.incidents;
-        match e.cmd.as_str() {
-            "ast.symbols" => {
-                let s = &mut r.symbols;
-                s.count += 1;
+        match ev {
+            Event::Symbols { result, .. } => {
                 run.commands += 1;
+                let s = &mut self.r.symbols;
+                s.count += 1;
                 if let Some(ct) = &e.cache_type {
                     bump(&mut s.backends, ct);
                 }
-                if e.result_str("status") == Some("error") {
+                if result.status == "error" {
                     bump(
                         &mut s.errors,
-                        e.result_str("error_code").unwrap_or("unspecified"),
+                        result.error_code.as_deref().unwrap_or("unspecified"),
                     );
                 }
-                match e.result_str("cache_status") {
+                match result.cache_status.as_deref() {
                     Some("hit") => {
                         s.hits += 1;
                         run.hits += 1;
@@ -145,91 +149,86 @@ impl Aggregator {
                     Some("miss") => {
                         s.misses += 1;
                         run.misses += 1;
-                        bump(
-                            &mut s.misses_by_reason,
-                            e.result_str("miss_reason").unwrap_or("unspecified"),
-                        );
+                        let reason = result.miss_reason.as_deref().unwrap_or("unspecified");
+                        bump(&mut s.misses_by_reason, reason);
                         self.sym_miss.extend(t);
                         self.marks.push((e.ts_ms, 1));
                     }
                     _ => {}
                 }
             }
-            "ast.cache.hit" => {
-                r.lookups.hits += 1;
+            Event::CacheHit { .. } => {
+                self.r.lookups.hits += 1;
                 self.look_hit.extend(t);
             }
-            "ast.cache.miss" => {
-                r.lookups.misses += 1;
-                bump(
-                    &mut r.lookups.misses_by_reason,
-                    e.result_str("miss_reason").unwrap_or("unspecified"),
-                );
+            Event::CacheMiss { result, .. } => {
+                let l = &mut self.r.lookups;
+                l.misses += 1;
+                let reason = result.miss_reason.as_deref().unwrap_or("unspecified");
+                bump(&mut l.misses_by_reason, reason);
                 self.look_miss.extend(t);
             }
-            "ast.cache.write" => {
-                r.lookups.writes += 1;
+            Event::CacheWrite { .. } => {
+                self.r.lookups.writes += 1;
                 self.write_ms.extend(t);
             }
-            "ast.cache.lock_timeout" => {
-                inc.lock_timeouts += 1;
-                let mode = e.args.get("mode").and_then(|v| v.as_str());
-                bump(
-                    &mut inc.lock_timeouts_by_mode,
-                    mode.unwrap_or("unspecified"),
-                );
-                self.lock_waited.extend(e.result_num("waited_ms"));
-            }
-            "ast.cache.corruption_detected" => {
-                inc.corruptions += 1;
-                bump(
-                    &mut inc.corruption_kinds,
-                    e.result_str("kind").unwrap_or("unspecified"),
-                );
-            }
-            "ast.cache.fallback" => {
-                inc.fallbacks += 1;
-                bump(
-                    &mut inc.fallback_reasons,
-                    e.result_str("reason").unwrap_or("unspecified"),
-                );
-            }
-            "ast.cache.schema_incompatible" => inc.schema_incompatible += 1,
-            "ast.cache.evicted" => {
-                inc.evictions.events += 1;
-                inc.evictions.entries += e.result_num("count").unwrap_or(0.0).max(0.0) as u64;
-                inc.evictions.bytes += e.result_num("bytes").unwrap_or(0.0).max(0.0) as u64;
-            }
-            "ast.cache.pruned" => {
-                inc.pruned.events += 1;
-                inc.pruned.expired += e.result_num("expired").unwrap_or(0.0).max(0.0) as u64;
-                inc.pruned.deleted_files +=
-                    e.result_num("deleted_files").unwrap_or(0.0).max(0.0) as u64;
-            }
-            "ast.cache.maintenance"
-                if e.result.get("ran").and_then(|v| v.as_bool()) == Some(true) =>
-            {
-                inc.maintenance_runs += 1;
-            }
-            _ => {}
-        }
-        if e.cmd == "ast.cache.size_warning" {
-            inc.size_warnings += 1;
-        }
-        if matches!(e.cmd.as_str(), "ast.cache.stats" | "ast.cache.size_warning")
-            && let Some(db) = e.result_num("db_bytes")
-        {
-            self.sizes.push(SizeSample {
-                ts: e.ts.clone(),
-                ts_ms: e.ts_ms,
-                db_bytes: db.max(0.0) as u64,
-                wal_bytes: e.result_num("wal_bytes").unwrap_or(0.0).max(0.0) as u64,
-                entries: e.result_num("entries").map(|v| v.max(0.0) as u64),
-                source: e.cmd.clone(),
-            });
+            other => self.take_incident(e, other),
         }
     }
 
+    /// Incidents, maintenance and DB-size observations.
+    fn take_incident(&mut self, e: &Record, ev: Event) {
+        let inc = &mut self.r.incidents;
+        let size = |db_bytes: u64, wal_bytes: u64, entries: Option<u64>| SizeSample {
+            ts: e.ts.clone(),
+            ts_ms: e.ts_ms,
+            db_bytes,
+            wal_bytes,
+            entries,
+            source: e.cmd.clone(),
+        };
+        match ev {
+            Event::LockTimeout { args, result } => {
+                inc.lock_timeouts += 1;
+                let mode = args.mode.as_deref().unwrap_or("unspecified");
+                bump(&mut inc.lock_timeouts_by_mode, mode);
+                self.lock_waited.push(result.waited_ms as f64);
+            }
+            Event::CorruptionDetected { result } => {
+                inc.corruptions += 1;
+                bump(&mut inc.corruption_kinds, or_unspecified(&result.kind));
+            }
+            Event::Fallback { result } => {
+                inc.fallbacks += 1;
+                bump(&mut inc.fallback_reasons, or_unspecified(&result.reason));
+            }
+            Event::SchemaIncompatible { .. } => inc.schema_incompatible += 1,
+            Event::Evicted { result } => {
+                inc.evictions.events += 1;
+                inc.evictions.entries += result.count;
+                inc.evictions.bytes += result.bytes;
+            }
+            Event::Pruned { result } => {
+                inc.pruned.events += 1;
+                inc.pruned.expired += result.expired;
+                inc.pruned.deleted_files += result.deleted_files;
+            }
+            Event::Maintenance { result } if result.ran => inc.maintenance_runs += 1,
+            Event::SizeWarning { result } => {
+                inc.size_warnings += 1;
+                self.sizes
+                    .push(size(result.db_bytes, result.wal_bytes, None));
+            }
+            Event::Stats { result } => {
+                self.sizes.push(size(
+                    result.db_bytes,
+                    result.wal_bytes,
+                    Some(result.entries),
+                ));
+            }
+            _ => {}
+        }
+    }
     /// Close the aggregation with what the reader saw about the files.
     pub fn finish(mut self, dir: &Path, scan: ScanSummary, since: Option<String>) -> Report {
         let mut r = std::mem::take(&mut self.r);
