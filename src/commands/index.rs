@@ -130,8 +130,13 @@ pub fn run(args: &IndexArgs, cfg: &Config) -> Result<IndexSummary, Failure> {
         Ok((jobs, root, pool))
     };
     let (jobs, root, pool) = setup().inspect_err(|e| {
-        // Still the command's one `ast.index` event, with the error code.
-        crate::commands::early_failure_event("ast.index", cfg, &args.segment, None, e, started)
+        // Still the command's one `ast.index` event, with the error code and no counts.
+        let result = IndexResult {
+            status: "error".into(),
+            error_code: Some(e.code.as_str().into()),
+            ..IndexResult::default()
+        };
+        crate::commands::early_failure_event(cfg, &args.segment, Event::Index { result }, started)
     })?;
 
     let (files, walk_errors) = index::walk(&root.anchor);
@@ -212,6 +217,7 @@ pub fn run(args: &IndexArgs, cfg: &Config) -> Result<IndexSummary, Failure> {
     };
     let result = IndexResult {
         status: "ok".into(),
+        error_code: None,
         files: summary.files,
         hits: summary.hits,
         misses: summary.misses,

@@ -200,18 +200,11 @@ fn man(a: &crate::cli::ManArgs) -> Result<(), Failure> {
 }
 
 /// The command's one event when it failed before it could write its own (bad URI, missing
-/// segment or module, bad `--jobs`): the error code and, when it parsed, the canonical URI;
-/// never a path. Written where the command's events go: the segment's telemetry directory,
-/// or `TRIFECTA_TELEMETRY_DIR`; with neither (no segment) there is nowhere to write and
-/// nothing is created.
-pub fn early_failure_event(
-    cmd: &'static str,
-    cfg: &Config,
-    segment: &Path,
-    uri: Option<String>,
-    e: &CliError,
-    started: Instant,
-) {
+/// segment or module, bad `--jobs`): built by the command with the error code and, when it
+/// parsed, the canonical URI; never a path. Written where the command's events go: the
+/// segment's telemetry directory, or `TRIFECTA_TELEMETRY_DIR`; with neither (no segment) there
+/// is nowhere to write and nothing is created.
+pub fn early_failure_event(cfg: &Config, segment: &Path, ev: Event, started: Instant) {
     if cfg.telemetry.level == Level::Off {
         return;
     }
@@ -224,12 +217,9 @@ pub fn early_failure_event(
         Err(_) => return,
     };
     let telemetry = Telemetry::new(settings);
-    let mut ev = Event::new(cmd);
-    if let Some(uri) = uri {
-        ev.args = json!({ "uri": uri });
-    }
-    ev.result = json!({"status": "error", "error_code": e.code.as_str()});
-    ev.timing_ms = crate::cache::service::elapsed_ms(started);
-    telemetry.event(Level::Lite, ev);
+    let line = ev
+        .into_line()
+        .timed(crate::cache::service::elapsed_ms(started));
+    telemetry.event(Level::Lite, line);
     telemetry.flush();
 }

@@ -62,14 +62,16 @@ pub fn run(args: &SymbolsArgs, cfg: &Config) -> Result<SymbolsOutput, CliError> 
         Ok(i) => i,
         Err((e, uri)) => {
             // Still the command's one `ast.symbols` event: the code, the URI if it parsed.
-            crate::commands::early_failure_event(
-                "ast.symbols",
-                cfg,
-                &args.segment,
-                uri,
-                &e,
-                started,
-            );
+            let ev = Event::Symbols {
+                args: UriArgs { uri },
+                result: CommandResult {
+                    status: "error".into(),
+                    error_code: Some(e.code.as_str().into()),
+                    ..CommandResult::default()
+                },
+                x: SymbolsDetail::default(),
+            };
+            crate::commands::early_failure_event(cfg, &args.segment, ev, started);
             return Err(e);
         }
     };
