@@ -15,7 +15,8 @@ runs=${2:-5}
 for tool in hyperfine ctags python3 /usr/bin/time; do
   command -v "$tool" >/dev/null || { echo "missing $tool (apt-get install -y hyperfine universal-ctags time)" >&2; exit 2; }
 done
-cargo build --release --locked --bin trifecta >/dev/null 2>&1 || cargo build --release --bin trifecta
+# The static release build CI gates (.cargo/config.toml: build-static).
+cargo build-static >/dev/null 2>&1
 bin=$PWD/target/release/trifecta
 work=$(mktemp -d /tmp/trifecta-bench.XXXXXX)
 trap 'rm -rf "$work"' EXIT
@@ -42,7 +43,7 @@ mkdir -p "$work/seg/pkg"
 cp "$src/typing.py" "$work/seg/pkg/big.py"
 
 hf() { hyperfine --style none --export-json "$work/$1.json" "${@:2}" >/dev/null 2>&1; python3 -c "
-import json,sys; r=json.load(open('$work/$1.json'))['results'][0]; print(f\"{r['median']*1000:.1f}\")"; }
+import json,sys; r=json.load(open('$work/$1.json'))['results'][0]; print(f\"{r['median']*1000:.2f}\")"; }
 
 index_cold=$(hf index_cold --runs "$runs" --prepare "rm -rf $corpus/.trifecta" \
   "$bin ast index --persist-cache --segment $corpus")
@@ -52,6 +53,8 @@ ctags_ms=$(hf ctags --runs "$runs" "ctags -R --languages=Python -f $work/tags $c
 ast_ms=$(hf pyast --runs "$runs" "python3 $work/ast_all.py $corpus")
 warm_hit=$(hf warm_hit --warmup 3 --runs 50 -N "$bin ast symbols sym://python/mod/pkg.big --segment $work/seg --persist-cache" 2>/dev/null \
   || hf warm_hit --warmup 3 --runs 50 "$bin ast symbols sym://python/mod/pkg.big --segment $work/seg --persist-cache")
+true_ms=$(hf bare_true --warmup 20 --runs 300 -N true)
+version_ms=$(hf version --warmup 20 --runs 300 -N "$bin --version")
 warm_hit_lite=$(hf warm_hit_lite --warmup 3 --runs 50 "$bin ast symbols sym://python/mod/pkg.big --segment $work/seg --persist-cache --telemetry lite")
 cold_miss=$(hf cold_miss --runs 30 --prepare "rm -rf $work/seg/.trifecta" \
   "$bin ast symbols sym://python/mod/pkg.big --segment $work/seg --persist-cache")
@@ -74,6 +77,8 @@ cat <<MD
 | \`ast symbols\` warm hit, typing.py (3.5k lines) | $warm_hit | |
 | \`ast symbols\` warm hit, \`--telemetry lite\` | $warm_hit_lite | $(ratio "$warm_hit_lite" "$warm_hit") × no telemetry |
 | \`ast symbols\` cold miss, typing.py | $cold_miss | |
+| \`trifecta --version\` (start-up) | $version_ms | $(ratio "$version_ms" "$true_ms") × \`true\` |
+| \`true\` (a bare process) | $true_ms | 1.00 |
 
 Corpus: $files files, $((mb / 1000000)) MB. Peak RSS: index cold $((rss_cold / 1024)) MiB, warm $((rss_warm / 1024)) MiB.
 DB size after indexing: $((db_bytes / 1000000)) MB. Machine: $(nproc) cores; $(uname -sr).

@@ -101,28 +101,8 @@ fn attempt(ctx: &CacheCtx, db_was_missing: &mut bool) -> Step {
         return unavailable(ctx, &format!("cache directory: {e}"));
     }
     // 1. Creation (a stat without a lock as a hint; re-checked under the exclusive lock).
-    match ctx.db_at.stat() {
-        Ok(None) => {
-            *db_was_missing = true;
-            if let Err(e) = recover::ensure_dir(ctx) {
-                return unavailable(ctx, &format!("cannot create cache directory: {e}"));
-            }
-            let _x = match lock_or_report(ctx, LockMode::Exclusive) {
-                Ok(l) => l,
-                Err(r) => return Step::Fallback(r),
-            };
-            match probe::probe(&ctx.db_at) {
-                Ok(Probe::Missing) => {
-                    if let Err(e) = recover::create_in_place(ctx) {
-                        return unavailable(ctx, &format!("cannot create cache database: {e}"));
-                    }
-                }
-                Ok(_) => {} // another process created it meanwhile
-                Err(e) => return unavailable(ctx, &e.to_string()),
-            }
-        }
-        Err(e) => return unavailable(ctx, &e.to_string()),
-        Ok(Some(_)) => {}
+    if let Err(step) = create_if_missing(ctx, db_was_missing) {
+        return step;
     }
 
     // 2. Shared lock, then the header probe that counts.
@@ -163,21 +143,7 @@ fn attempt(ctx: &CacheCtx, db_was_missing: &mut bool) -> Step {
     };
 
     // 3. Size monitoring from two stats we already paid for.
-    let wal_bytes = ctx.sidecar("-wal").size();
-    let total = header.db_bytes + wal_bytes;
-    let threshold = if mutant::active(Mutant::SizeThresholdKib) {
-        ctx.settings.size_warn_bytes.saturating_mul(1024)
-    } else {
-        ctx.settings.size_warn_bytes
-    };
-    if total > threshold {
-        events::size_warning(
-            &ctx.telemetry,
-            header.db_bytes,
-            wal_bytes,
-            ctx.settings.size_warn_bytes,
-        );
-    }
+    let total = watch_size(ctx, header.db_bytes);
     Step::Done(Box::new(SqliteStore::new(
         ctx.clone(),
         conn,
@@ -186,6 +152,45 @@ fn attempt(ctx: &CacheCtx, db_was_missing: &mut bool) -> Step {
         *db_was_missing,
         total > ctx.settings.max_bytes,
     )))
+}
+
+/// Create the database if there is none (first use, or cleared since), under the exclusive
+/// lock; another process may win the race, which is fine.
+fn create_if_missing(ctx: &CacheCtx, db_was_missing: &mut bool) -> Result<(), Step> {
+    match ctx.db_at.stat() {
+        Ok(Some(_)) => return Ok(()),
+        Ok(None) => *db_was_missing = true,
+        Err(e) => return Err(unavailable(ctx, &e.to_string())),
+    }
+    if let Err(e) = recover::ensure_dir(ctx) {
+        return Err(unavailable(
+            ctx,
+            &format!("cannot create cache directory: {e}"),
+        ));
+    }
+    let _x = lock_or_report(ctx, LockMode::Exclusive).map_err(Step::Fallback)?;
+    match probe::probe(&ctx.db_at) {
+        Ok(Probe::Missing) => recover::create_in_place(ctx)
+            .map_err(|e| unavailable(ctx, &format!("cannot create cache database: {e}"))),
+        Ok(_) => Ok(()), // another process created it meanwhile
+        Err(e) => Err(unavailable(ctx, &e.to_string())),
+    }
+}
+
+/// DB + WAL bytes, with an `ast.cache.size_warning` when over the warning threshold.
+fn watch_size(ctx: &CacheCtx, db_bytes: u64) -> u64 {
+    let wal_bytes = ctx.sidecar("-wal").size();
+    let total = db_bytes + wal_bytes;
+    let threshold = if mutant::active(Mutant::SizeThresholdKib) {
+        ctx.settings.size_warn_bytes.saturating_mul(1024)
+    } else {
+        ctx.settings.size_warn_bytes
+    };
+    if total > threshold {
+        let warn_at = ctx.settings.size_warn_bytes;
+        events::size_warning(&ctx.telemetry, db_bytes, wal_bytes, warn_at);
+    }
+    total
 }
 
 /// Probe; a mere suspicion (size vs header, which a concurrent checkpoint shows for a moment)
