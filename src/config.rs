@@ -39,6 +39,147 @@ pub const ENV_TELEMETRY: &str = "TRIFECTA_TELEMETRY";
 pub const ENV_TELEMETRY_DIR: &str = "TRIFECTA_TELEMETRY_DIR";
 /// Fixed run id for every event of this process (default: unique per process).
 pub const ENV_RUN_ID: &str = "TRIFECTA_RUN_ID";
+/// The shared second-level cache: `redis://[user:pass@]host:port/db` or `unix:///path.sock`.
+pub const ENV_REMOTE: &str = "TRIFECTA_AST_REMOTE";
+/// `read-write` (default) or `read-only` (pull-request builds that must not write the L2).
+pub const ENV_REMOTE_MODE: &str = "TRIFECTA_AST_REMOTE_MODE";
+/// Namespace prepended to every Redis key (default `trifecta:`).
+pub const ENV_REMOTE_PREFIX: &str = "TRIFECTA_AST_REMOTE_PREFIX";
+/// Days a Redis entry lives (`SET … EX`; default: the local `TRIFECTA_AST_TTL_DAYS`).
+pub const ENV_REMOTE_TTL_DAYS: &str = "TRIFECTA_AST_REMOTE_TTL_DAYS";
+/// Bound on connecting to the remote, milliseconds (default 250).
+pub const ENV_REMOTE_CONNECT_TIMEOUT_MS: &str = "TRIFECTA_AST_REMOTE_CONNECT_TIMEOUT_MS";
+/// Bound on each remote read or write, milliseconds (default 500).
+pub const ENV_REMOTE_IO_TIMEOUT_MS: &str = "TRIFECTA_AST_REMOTE_IO_TIMEOUT_MS";
+
+/// Whether this process may write the remote tier.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum RemoteMode {
+    /// Look up and write (trusted builds: main branch CI, developers).
+    ReadWrite,
+    /// Look up only: nothing is ever written to Redis (pull-request builds).
+    ReadOnly,
+}
+
+impl RemoteMode {
+    /// The spelling of `TRIFECTA_AST_REMOTE_MODE`.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            RemoteMode::ReadWrite => "read-write",
+            RemoteMode::ReadOnly => "read-only",
+        }
+    }
+}
+
+/// The shared second-level (Redis) cache, resolved and validated. Present only when
+/// `TRIFECTA_AST_REMOTE` is set: without it nothing below runs and no connection is made.
+#[derive(Debug, Clone, PartialEq)]
+pub struct RemoteSettings {
+    /// The server URL as given (it may hold a password: show [`RemoteSettings::display_url`]).
+    pub url: String,
+    /// Read-write or read-only.
+    pub mode: RemoteMode,
+    /// Prepended to every key, so several caches can share one server.
+    pub prefix: String,
+    /// Entry lifetime (`EX`), at least one second.
+    pub ttl: Duration,
+    /// Bound on the connect.
+    pub connect_timeout: Duration,
+    /// Bound on each command's read and write.
+    pub io_timeout: Duration,
+}
+
+impl RemoteSettings {
+    /// The URL with any password replaced by `***` (for `ast cache stats` and messages).
+    pub fn display_url(&self) -> String {
+        redact_url_password(&self.url)
+    }
+
+    /// Every remote setting is resolved (and checked) even when no remote is configured, so
+    /// a typo is reported and `trifecta config` lists them all.
+    fn resolve(r: &mut Resolver, local_ttl: Duration) -> Result<Option<Self>, CliError> {
+        let mode = r.get(&REMOTE_MODE, None)?;
+        let prefix = r.get(&REMOTE_PREFIX, None)?;
+        let ttl = r
+            .get(&REMOTE_TTL_DAYS, None)?
+            .map(days)
+            .unwrap_or(local_ttl)
+            .max(Duration::from_secs(1)); // Redis refuses `EX 0`
+        let connect_timeout = Duration::from_millis(r.get(&REMOTE_CONNECT_TIMEOUT_MS, None)?);
+        let io_timeout = Duration::from_millis(r.get(&REMOTE_IO_TIMEOUT_MS, None)?);
+        let Some(url) = r.get(&REMOTE, None)? else {
+            return Ok(None);
+        };
+        Ok(Some(RemoteSettings {
+            url,
+            mode,
+            prefix,
+            ttl,
+            connect_timeout,
+            io_timeout,
+        }))
+    }
+}
+
+/// Default `TRIFECTA_AST_REMOTE_PREFIX`.
+pub const DEFAULT_REMOTE_PREFIX: &str = "trifecta:";
+/// Longest `TRIFECTA_AST_REMOTE_PREFIX`, in bytes.
+pub const MAX_PREFIX_BYTES: usize = 128;
+/// Default connect bound: a LAN Redis answers in well under a millisecond; a dead one should
+/// cost little, once per process.
+pub const DEFAULT_CONNECT_TIMEOUT_MS: u64 = 250;
+/// Default bound on each command (an `MGET` of a 256-file chunk included).
+pub const DEFAULT_IO_TIMEOUT_MS: u64 = 500;
+/// Largest remote timeout: one minute.
+pub const MAX_REMOTE_TIMEOUT_MS: u64 = 60_000;
+/// Longest `TRIFECTA_AST_REMOTE`, in bytes.
+pub const MAX_REMOTE_URL_BYTES: usize = 4096;
+
+/// `TRIFECTA_AST_REMOTE` must be a URL the client can use: `redis://`, `unix://` or
+/// `redis+unix://`. `rediss://` is refused with the reason: this build carries no TLS stack.
+/// `Err` says what is expected (the value is shown with its password hidden).
+fn check_remote_url(url: &str) -> Result<(), String> {
+    if url.len() > MAX_REMOTE_URL_BYTES || url.chars().any(char::is_control) {
+        return Err(format!("a URL of at most {MAX_REMOTE_URL_BYTES} bytes"));
+    }
+    let scheme = url.split_once("://").map(|(s, _)| s.to_ascii_lowercase());
+    match scheme.as_deref() {
+        Some("redis" | "unix" | "redis+unix") => {}
+        Some("rediss") => {
+            return Err(
+                "redis:// or unix:// (this build has no TLS support: reach a TLS server \
+                 through a local tunnel such as stunnel)"
+                    .into(),
+            );
+        }
+        _ => return Err("redis://[user:pass@]host:port/db or unix:///path/to/redis.sock".into()),
+    }
+    use redis::IntoConnectionInfo;
+    url.into_connection_info()
+        .map(|_| ())
+        .map_err(|e| format!("a valid Redis URL ({})", e.detail().unwrap_or("unparsable")))
+}
+
+/// `redis://user:secret@host` → `redis://user:***@host`; anything else unchanged.
+pub fn redact_url_password(url: &str) -> String {
+    let Some((scheme, rest)) = url.split_once("://") else {
+        return url.to_string();
+    };
+    let authority_end = rest.find('/').unwrap_or(rest.len());
+    let (authority, tail) = rest.split_at(authority_end);
+    match authority.rsplit_once('@') {
+        Some((userinfo, host)) => {
+            // `user:pass@` keeps the user; a lone `secret@` may be a password: hide it all.
+            let hidden = match userinfo.split_once(':') {
+                Some((user, _)) => format!("{user}:***"),
+                None if userinfo.is_empty() => String::new(),
+                None => "***".to_string(),
+            };
+            format!("{scheme}://{hidden}@{host}{tail}")
+        }
+        None => url.to_string(),
+    }
+}
 
 /// Everything the cache needs to know, resolved and validated.
 #[derive(Debug, Clone, PartialEq)]
@@ -57,6 +198,8 @@ pub struct CacheSettings {
     pub maintenance_interval: Duration,
     /// Quarantined databases kept (newest first); older ones are deleted.
     pub quarantine_keep: usize,
+    /// The shared second-level cache, when `TRIFECTA_AST_REMOTE` is set.
+    pub remote: Option<RemoteSettings>,
 }
 
 impl Default for CacheSettings {
@@ -69,6 +212,7 @@ impl Default for CacheSettings {
             ttl: days((TTL_DAYS.default)()),
             maintenance_interval: Duration::from_secs((MAINTENANCE_S.default)()),
             quarantine_keep: 3,
+            remote: None,
         }
     }
 }
@@ -96,14 +240,19 @@ impl CacheSettings {
     }
 
     fn resolve_with(r: &mut Resolver, persist: bool) -> Result<Self, CliError> {
+        let lock_timeout = Duration::from_millis(r.get(&LOCK_TIMEOUT_MS, None)?);
+        let size_warn_bytes = mb_to_bytes(r.get(&SIZE_WARN_MB, None)?);
+        let max_bytes = mb_to_bytes(r.get(&MAX_MB, None)?);
+        let ttl = days(r.get(&TTL_DAYS, None)?);
         Ok(CacheSettings {
             persist,
-            lock_timeout: Duration::from_millis(r.get(&LOCK_TIMEOUT_MS, None)?),
-            size_warn_bytes: mb_to_bytes(r.get(&SIZE_WARN_MB, None)?),
-            max_bytes: mb_to_bytes(r.get(&MAX_MB, None)?),
-            ttl: days(r.get(&TTL_DAYS, None)?),
+            lock_timeout,
+            size_warn_bytes,
+            max_bytes,
+            ttl,
             maintenance_interval: Duration::from_secs(r.get(&MAINTENANCE_S, None)?),
             quarantine_keep: CacheSettings::default().quarantine_keep,
+            remote: RemoteSettings::resolve(r, ttl)?,
         })
     }
 }
@@ -193,6 +342,88 @@ pub static MAINTENANCE_S: Setting<u64> = Setting {
     parse: |v| parse_u64(v, MAX_MAINTENANCE_S),
     show: |n| Value::from(*n),
 };
+/// `remote.url`: the shared second-level cache (Redis); none without it.
+pub static REMOTE: Setting<Option<String>> = Setting {
+    name: "remote.url",
+    env: ENV_REMOTE,
+    flag: None,
+    about: "the shared second-level cache: redis://[user:pass@]host:port/db or unix:///path",
+    default: || None,
+    parse: |v| check_remote_url(v).map(|()| Some(v.to_string())),
+    show: |u| {
+        u.as_deref().map_or(Value::from("<none>"), |u| {
+            Value::from(redact_url_password(u))
+        })
+    },
+};
+/// `remote.mode`.
+pub static REMOTE_MODE: Setting<RemoteMode> = Setting {
+    name: "remote.mode",
+    env: ENV_REMOTE_MODE,
+    flag: None,
+    about: "read-write, or read-only for builds that must not write the shared cache",
+    default: || RemoteMode::ReadWrite,
+    parse: |v| match v.to_ascii_lowercase().as_str() {
+        "read-write" => Ok(RemoteMode::ReadWrite),
+        "read-only" => Ok(RemoteMode::ReadOnly),
+        _ => Err("read-write or read-only".into()),
+    },
+    show: |m| Value::from(m.as_str()),
+};
+/// `remote.prefix`.
+pub static REMOTE_PREFIX: Setting<String> = Setting {
+    name: "remote.prefix",
+    env: ENV_REMOTE_PREFIX,
+    flag: None,
+    about: "namespace prepended to every Redis key",
+    default: || DEFAULT_REMOTE_PREFIX.to_string(),
+    parse: |p| {
+        (p.len() <= MAX_PREFIX_BYTES && p.bytes().all(|b| b.is_ascii_graphic()))
+            .then(|| p.to_string())
+            .ok_or_else(|| {
+                format!("at most {MAX_PREFIX_BYTES} printable ASCII characters, no spaces")
+            })
+    },
+    show: |p| Value::from(p.as_str()),
+};
+/// `remote.ttl_days`: none means the local TTL.
+pub static REMOTE_TTL_DAYS: Setting<Option<f64>> = Setting {
+    name: "remote.ttl_days",
+    env: ENV_REMOTE_TTL_DAYS,
+    flag: None,
+    about: "days a Redis entry lives (default: cache.ttl_days)",
+    default: || None,
+    parse: |v| parse_f64(v, MAX_TTL_DAYS).map(Some),
+    show: |d| d.as_ref().map_or(Value::from("<cache.ttl_days>"), show_f64),
+};
+/// `remote.connect_timeout_ms`.
+pub static REMOTE_CONNECT_TIMEOUT_MS: Setting<u64> = Setting {
+    name: "remote.connect_timeout_ms",
+    env: ENV_REMOTE_CONNECT_TIMEOUT_MS,
+    flag: None,
+    about: "bound on connecting to the remote",
+    default: || DEFAULT_CONNECT_TIMEOUT_MS,
+    parse: parse_remote_ms,
+    show: |n| Value::from(*n),
+};
+/// `remote.io_timeout_ms`.
+pub static REMOTE_IO_TIMEOUT_MS: Setting<u64> = Setting {
+    name: "remote.io_timeout_ms",
+    env: ENV_REMOTE_IO_TIMEOUT_MS,
+    flag: None,
+    about: "bound on each remote read or write",
+    default: || DEFAULT_IO_TIMEOUT_MS,
+    parse: parse_remote_ms,
+    show: |n| Value::from(*n),
+};
+
+/// A remote timeout: 1 to [`MAX_REMOTE_TIMEOUT_MS`] milliseconds (0 would never wait).
+fn parse_remote_ms(v: &str) -> Result<u64, String> {
+    match v.parse::<u64>() {
+        Ok(n) if (1..=MAX_REMOTE_TIMEOUT_MS).contains(&n) => Ok(n),
+        _ => Err(format!("a whole number from 1 to {MAX_REMOTE_TIMEOUT_MS}")),
+    }
+}
 /// `telemetry.level`.
 pub static TELEMETRY_LEVEL: Setting<Level> = Setting {
     name: "telemetry.level",
@@ -627,5 +858,57 @@ mod tests {
         );
         let bad = env(&[("TRIFECTA_AST_PERSIST", "maybe")]);
         assert!(Config::resolve_flags(&bad, Some(true), None).is_err());
+    }
+
+    #[test]
+    fn remote_settings_resolve_with_defaults_and_hide_passwords() {
+        let none = Config::resolve_flags(&Env::default(), None, None).unwrap();
+        assert_eq!(none.cache.remote, None, "no remote unless configured");
+        let e = env(&[
+            (
+                "TRIFECTA_AST_REMOTE",
+                "redis://ci:s3cret@cache.internal:6379/2",
+            ),
+            ("TRIFECTA_AST_TTL_DAYS", "3"),
+        ]);
+        let r = Config::resolve_flags(&e, None, None)
+            .unwrap()
+            .cache
+            .remote
+            .unwrap();
+        assert_eq!(r.mode, RemoteMode::ReadWrite);
+        assert_eq!(r.prefix, DEFAULT_REMOTE_PREFIX);
+        assert_eq!(
+            r.ttl,
+            Duration::from_secs(3 * 86400),
+            "defaults to the local TTL"
+        );
+        assert_eq!(
+            r.connect_timeout,
+            Duration::from_millis(DEFAULT_CONNECT_TIMEOUT_MS)
+        );
+        assert_eq!(r.display_url(), "redis://ci:***@cache.internal:6379/2");
+        assert_eq!(redact_url_password("redis://tok@h/0"), "redis://***@h/0");
+        assert_eq!(
+            redact_url_password("unix:///run/r.sock"),
+            "unix:///run/r.sock"
+        );
+        // A malformed remote variable is an error even without a remote URL.
+        let bad = env(&[("TRIFECTA_AST_REMOTE_IO_TIMEOUT_MS", "fast")]);
+        assert!(Config::resolve_flags(&bad, None, None).is_err());
+        let ro = env(&[
+            ("TRIFECTA_AST_REMOTE", "unix:///run/redis.sock"),
+            ("TRIFECTA_AST_REMOTE_MODE", "read-only"),
+            ("TRIFECTA_AST_REMOTE_TTL_DAYS", "0"),
+        ]);
+        let r = Config::resolve_flags(&ro, None, None)
+            .unwrap()
+            .cache
+            .remote
+            .unwrap();
+        assert_eq!(
+            (r.mode, r.ttl),
+            (RemoteMode::ReadOnly, Duration::from_secs(1))
+        );
     }
 }

@@ -195,6 +195,18 @@ pub fn run(
 /// cache-aside as `ast symbols` (so every lookup is in the telemetry). `None` marks a file that
 /// could not be hashed; a miss carries an empty table until extraction fills it.
 fn look_up(reads: &[Read], cache: &mut SymbolCache) -> Vec<Option<FileOutcome>> {
+    // The chunk's readable files are looked up together: L1 one by one, then their L1 misses
+    // in one remote `MGET` (when a remote is configured).
+    let keyed: Vec<(&str, &CacheKey)> = reads
+        .iter()
+        .filter_map(|r| match (&r.bytes, &r.key) {
+            (Ok(_), Some(k)) if !mutant::active(Mutant::IndexIgnoresCache) => {
+                Some((r.file_rel.as_str(), k))
+            }
+            _ => None,
+        })
+        .collect();
+    let mut found = cache.lookup_many(&keyed).into_iter();
     reads
         .iter()
         .map(|r| match (&r.bytes, &r.key) {
@@ -202,9 +214,10 @@ fn look_up(reads: &[Read], cache: &mut SymbolCache) -> Vec<Option<FileOutcome>> 
             (Ok(_), Some(_)) if mutant::active(Mutant::IndexIgnoresCache) => Some(
                 FileOutcome::Miss(SymbolTable::default(), MissReason::KeyMiss),
             ),
-            (Ok(_), Some(k)) => Some(match cache.lookup(&r.file_rel, k) {
-                Found::Hit(t) => FileOutcome::Hit(t),
-                Found::Miss(reason) => FileOutcome::Miss(SymbolTable::default(), reason),
+            (Ok(_), Some(_)) => Some(match found.next() {
+                Some(Found::Hit(t)) => FileOutcome::Hit(t),
+                Some(Found::Miss(reason)) => FileOutcome::Miss(SymbolTable::default(), reason),
+                None => FileOutcome::Miss(SymbolTable::default(), MissReason::CacheUnavailable),
             }),
             (Ok(_), None) => None,
         })

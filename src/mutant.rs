@@ -78,6 +78,12 @@ pub enum Mutant {
     /// Freshness is keyed on the file's (size, mtime) instead of its content, so a rewrite that
     /// keeps both is served the replaced version's symbols (caught by `p2-stress-edits`).
     SizeMtimeFreshness,
+    /// A record read from the shared Redis cache is served without comparing its checksum, so
+    /// a flipped bit in Redis becomes wrong symbols (caught by `p6-shared-tier`).
+    RemoteNoChecksum,
+    /// Read-only remote mode still writes to Redis, so a pull-request build can poison the
+    /// shared cache (caught by `p6-shared-tier`).
+    ReadOnlyWrites,
 }
 
 impl Mutant {
@@ -101,6 +107,8 @@ impl Mutant {
         Mutant::PlainModuleOpen,
         Mutant::SegmentAsSpelled,
         Mutant::SizeMtimeFreshness,
+        Mutant::RemoteNoChecksum,
+        Mutant::ReadOnlyWrites,
     ];
 
     /// The stable name used in `TRIFECTA_MUTANT`.
@@ -124,6 +132,8 @@ impl Mutant {
             Mutant::PlainModuleOpen => "plain-module-open",
             Mutant::SegmentAsSpelled => "segment-as-spelled",
             Mutant::SizeMtimeFreshness => "size-mtime-freshness",
+            Mutant::RemoteNoChecksum => "remote-no-checksum",
+            Mutant::ReadOnlyWrites => "read-only-writes",
         }
     }
 

@@ -104,6 +104,11 @@ pub struct StatsOutput {
     pub oldest_access_ms: Option<i64>,
     /// Newest `last_access_ms`.
     pub newest_access_ms: Option<i64>,
+    /// Lookups per cache level (sccache's per-level stats): `local` is the SQLite store (its
+    /// hits and misses above), `remote` the shared Redis tier consulted after a local miss.
+    pub levels: Levels,
+    /// The remote tier's configuration, or null when `TRIFECTA_AST_REMOTE` is unset.
+    pub remote: Option<RemoteView>,
     /// The limits in force (this process's settings).
     pub limits: Limits,
     /// When the counters were last reset (`ast cache stats --zero`); null if never.
@@ -180,6 +185,71 @@ fn meta(conn: &rusqlite::Connection, key: &str) -> Result<Option<i64>, CliError>
         .map_err(|e| fault_to_cli(classify(e)))
 }
 
+/// Counts per cache level.
+#[derive(Debug, Default, Serialize)]
+pub struct Levels {
+    /// The local store.
+    pub local: LocalLevel,
+    /// The remote tier.
+    pub remote: RemoteLevel,
+}
+
+/// The local level's counts (the same numbers as the top-level `hits`/`misses`).
+#[derive(Debug, Default, Serialize)]
+pub struct LocalLevel {
+    /// Lookups served locally.
+    pub hits: i64,
+    /// Local misses (each then went to the remote, when one is configured).
+    pub misses: i64,
+}
+
+/// The remote level's counts, recorded by processes that had persistence on.
+#[derive(Debug, Default, Serialize)]
+pub struct RemoteLevel {
+    /// Local misses served from Redis (and backfilled).
+    pub hits: i64,
+    /// Local misses Redis did not have.
+    pub misses: i64,
+    /// Redis values that failed their checks (never served).
+    pub corrupt: i64,
+    /// Entries written to Redis.
+    pub writes: i64,
+    /// Failures other than timeouts (each opened one process's circuit).
+    pub errors: i64,
+    /// Timeouts (each opened one process's circuit).
+    pub timeouts: i64,
+}
+
+/// The remote tier as configured for this command (the password never shown).
+#[derive(Debug, Serialize)]
+pub struct RemoteView {
+    /// `TRIFECTA_AST_REMOTE`, password replaced by `***`.
+    pub url: String,
+    /// `read-write` or `read-only`.
+    pub mode: &'static str,
+    /// Key namespace.
+    pub prefix: String,
+    /// Entry lifetime in days (`EX`).
+    pub ttl_days: f64,
+    /// Connect bound.
+    pub connect_timeout_ms: u128,
+    /// Per-command bound.
+    pub io_timeout_ms: u128,
+}
+
+impl RemoteView {
+    fn of(r: &crate::config::RemoteSettings) -> Self {
+        RemoteView {
+            url: r.display_url(),
+            mode: r.mode.as_str(),
+            prefix: r.prefix.clone(),
+            ttl_days: r.ttl.as_secs_f64() / 86400.0,
+            connect_timeout_ms: r.connect_timeout.as_millis(),
+            io_timeout_ms: r.io_timeout.as_millis(),
+        }
+    }
+}
+
 /// Entries, sizes, access times and the folded counters, read under the shared lock.
 pub fn stats(ctx: &CacheCtx) -> Result<StatsOutput, CliError> {
     let mut totals = BTreeMap::new();
@@ -202,6 +272,8 @@ pub fn stats(ctx: &CacheCtx) -> Result<StatsOutput, CliError> {
         pruned: 0,
         oldest_access_ms: None,
         newest_access_ms: None,
+        levels: Levels::default(),
+        remote: ctx.settings.remote.as_ref().map(RemoteView::of),
         limits: Limits {
             max_bytes: ctx.settings.max_bytes,
             size_warn_bytes: ctx.settings.size_warn_bytes,
@@ -263,6 +335,12 @@ pub fn stats(ctx: &CacheCtx) -> Result<StatsOutput, CliError> {
             "quarantines" => out.quarantines += n,
             "evictions" => out.evictions += n,
             "pruned" => out.pruned += n,
+            "remote:hits" => out.levels.remote.hits += n,
+            "remote:misses" => out.levels.remote.misses += n,
+            "remote:corrupt" => out.levels.remote.corrupt += n,
+            "remote:writes" => out.levels.remote.writes += n,
+            "remote:errors" => out.levels.remote.errors += n,
+            "remote:timeouts" => out.levels.remote.timeouts += n,
             other => {
                 if let Some(reason) = other.strip_prefix("miss:") {
                     out.misses += n;
@@ -271,6 +349,10 @@ pub fn stats(ctx: &CacheCtx) -> Result<StatsOutput, CliError> {
             }
         }
     }
+    out.levels.local = LocalLevel {
+        hits: out.hits,
+        misses: out.misses,
+    };
     let lookups = out.hits + out.misses;
     out.hit_rate = (lookups > 0).then(|| out.hits as f64 / lookups as f64);
     Ok(out)

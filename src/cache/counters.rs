@@ -46,6 +46,39 @@ pub enum Tally {
     Corruption,
     /// A damaged database was moved into quarantine.
     Quarantine,
+    /// Something the shared remote (L2) tier did.
+    Remote(RemoteTally),
+}
+
+/// What the remote (L2) tier did, counted per lookup or write (`ast cache stats` → `levels`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum RemoteTally {
+    /// An L1 miss served from Redis.
+    Hit,
+    /// An L1 miss that Redis did not have either.
+    Miss,
+    /// A Redis value that failed its checks (never served).
+    Corrupt,
+    /// An entry written to Redis.
+    Write,
+    /// The remote failed (refused, error reply); the circuit opened.
+    Error,
+    /// The remote timed out; the circuit opened.
+    Timeout,
+}
+
+impl RemoteTally {
+    /// The record word and the `counters` name suffix (`remote:<name>`).
+    pub fn as_str(self) -> &'static str {
+        match self {
+            RemoteTally::Hit => "hits",
+            RemoteTally::Miss => "misses",
+            RemoteTally::Corrupt => "corrupt",
+            RemoteTally::Write => "writes",
+            RemoteTally::Error => "errors",
+            RemoteTally::Timeout => "timeouts",
+        }
+    }
 }
 
 impl Tally {
@@ -56,6 +89,7 @@ impl Tally {
             Tally::LockTimeout => "lock_timeout\n".into(),
             Tally::Corruption => "corruption\n".into(),
             Tally::Quarantine => "quarantine\n".into(),
+            Tally::Remote(r) => format!("remote {}\n", r.as_str()),
         }
     }
 }
@@ -76,6 +110,14 @@ fn counter_name(line: &str) -> Option<String> {
                 && reason.bytes().all(|b| b.is_ascii_lowercase() || b == b'_') =>
         {
             Some(format!("miss:{reason}"))
+        }
+        Some(("remote", what))
+            if matches!(
+                what,
+                "hits" | "misses" | "corrupt" | "writes" | "errors" | "timeouts"
+            ) =>
+        {
+            Some(format!("remote:{what}"))
         }
         _ => None,
     }
@@ -231,6 +273,8 @@ mod tests {
             Tally::LockTimeout,
             Tally::Corruption,
             Tally::Quarantine,
+            Tally::Remote(RemoteTally::Hit),
+            Tally::Remote(RemoteTally::Timeout),
         ] {
             record(&dir(&d), t);
         }
@@ -238,7 +282,7 @@ mod tests {
             .append(true)
             .open(d.path().join(COUNTERS_FILE_NAME))
             .unwrap()
-            .write_all(b"miss \nbogus\nmiss Key-Miss\nhi")
+            .write_all(b"miss \nbogus\nmiss Key-Miss\nremote hit\nremote \nhi")
             .unwrap();
         let p = pending(&dir(&d));
         let want: BTreeMap<String, i64> = [
@@ -248,6 +292,8 @@ mod tests {
             ("lock_timeouts", 1),
             ("corruptions", 1),
             ("quarantines", 1),
+            ("remote:hits", 1),
+            ("remote:timeouts", 1),
         ]
         .into_iter()
         .map(|(k, v)| (k.to_string(), v))

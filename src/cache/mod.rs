@@ -15,6 +15,7 @@ pub mod faults;
 pub mod key;
 pub mod lock;
 pub mod memory;
+pub mod remote;
 pub mod schema;
 pub mod service;
 pub mod sqlite;

@@ -10,16 +10,26 @@
 //! It also owns the two policies both commands need and used to write twice: a miss on the
 //! in-memory fallback reports the *fallback's* reason (why the persistent cache was not used),
 //! and a store error is absorbed (counted, reported, served uncached), never returned.
+//!
+//! With `TRIFECTA_AST_REMOTE` set it is also the L1 → L2 chain: the local store first (an L1 hit
+//! never touches the network, not even a connect), then one `MGET` to Redis for the L1 misses of
+//! a lookup or an `ast index` chunk. An L2 hit is backfilled into L1 and reported as a hit with
+//! `cache_level: "remote"`; a damaged L2 value is a miss plus `ast.cache.remote_corrupt` (and is
+//! overwritten by the write that follows the extraction, unless read-only); a failing server is
+//! one `ast.cache.remote_unavailable` and L1 only for the rest of the process.
 
 use super::OpenedCache;
+use super::counters::{self, RemoteTally, Tally};
 use super::factory::open_cache;
+use super::remote::{FailKind, RemoteFailure, RemoteGot, RemoteTier};
 use super::{Backend, CacheKey, Lookup, MissReason, Written};
 use crate::config::CacheSettings;
 use crate::mutant::{self, Mutant};
 use crate::symbols::resolve::Segment;
 use crate::symbols::{SymbolTable, extract};
 use crate::telemetry::event::{
-    FallbackResult, HitResult, KeyArgs, MissResult, WriteDetail, WriteResult,
+    FallbackResult, HitResult, KeyArgs, LookupDetail, MissResult, RemoteArgs, RemoteCorruptResult,
+    RemoteUnavailableResult, WriteDetail, WriteResult,
 };
 use crate::telemetry::{Event, Level, LineEvent, Telemetry};
 use std::path::PathBuf;
@@ -63,11 +73,34 @@ pub struct Served {
     pub miss: Option<MissReason>,
 }
 
-/// The cache a command uses: the factory's store plus its telemetry.
+/// The cache a command uses: the factory's store (L1), the remote tier (L2) when configured,
+/// and their telemetry.
 pub struct SymbolCache<'t> {
     opened: OpenedCache,
     telemetry: &'t Telemetry,
     trouble: StoreTrouble,
+    remote: Option<RemoteTier>,
+    /// Remote tallies for `ast cache stats`, kept in the local cache's counters file (only
+    /// when persistence is on: an in-memory run has nowhere to count).
+    remote_tallies: Option<counters::Pending>,
+}
+
+/// Where a hit came from: the `cache_level` of `ast.cache.hit`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum CacheLevel {
+    /// The local store (SQLite, or the in-memory map).
+    Local,
+    /// The shared remote tier, backfilled into the local store.
+    Remote,
+}
+
+impl CacheLevel {
+    fn as_str(self) -> &'static str {
+        match self {
+            CacheLevel::Local => "local",
+            CacheLevel::Remote => "remote",
+        }
+    }
 }
 
 /// Milliseconds since `t`, rounded to microseconds (the telemetry's resolution).
@@ -78,11 +111,21 @@ pub fn elapsed_ms(t: Instant) -> f64 {
 impl<'t> SymbolCache<'t> {
     /// Open the cache for `root` per `settings` (never fails: see [`open_cache`]).
     pub fn open(root: &Segment, settings: &CacheSettings, telemetry: &'t Telemetry) -> Self {
+        let remote = settings.remote.as_ref().map(RemoteTier::new);
+        let remote_tallies = (remote.is_some() && settings.persist)
+            .then(|| counters::Pending::new(&root.anchor.at(super::CACHE_DIR_REL)));
         SymbolCache {
             opened: open_cache(root, settings, telemetry),
             telemetry,
             trouble: StoreTrouble::default(),
+            remote,
+            remote_tallies,
         }
+    }
+
+    /// Whether the remote tier ever connected in this process (an L1 hit must not connect).
+    pub fn remote_connected(&self) -> bool {
+        self.remote.as_ref().is_some_and(RemoteTier::connected)
     }
 
     /// The store that answers (`memory` on fallback).
@@ -102,30 +145,148 @@ impl<'t> SymbolCache<'t> {
 
     /// Look `file_rel` up under `key`, emitting `ast.cache.hit` or `ast.cache.miss`.
     pub fn lookup(&mut self, file_rel: &str, key: &CacheKey) -> Found {
+        let mut found = self.lookup_many(&[(file_rel, key)]);
+        found
+            .pop()
+            .unwrap_or(Found::Miss(MissReason::CacheUnavailable))
+    }
+
+    /// Look several files up: each in L1, then the L1 misses in L2 with one `MGET`. One
+    /// `ast.cache.hit` or `ast.cache.miss` per file, in order.
+    pub fn lookup_many(&mut self, items: &[(&str, &CacheKey)]) -> Vec<Found> {
+        let mut found = Vec::with_capacity(items.len());
+        let mut local_ms = Vec::with_capacity(items.len());
+        for (file_rel, key) in items {
+            let t = Instant::now();
+            let got = self.opened.store.get(file_rel, key);
+            local_ms.push(elapsed_ms(t));
+            found.push(match got {
+                Ok(Lookup::Hit(table)) => Found::Hit(table),
+                Ok(Lookup::Miss(reason)) => Found::Miss(self.opened.fallback.unwrap_or(reason)),
+                Err(e) => {
+                    self.absorb(e.to_string());
+                    Found::Miss(MissReason::CacheUnavailable)
+                }
+            });
+        }
+        let (levels, remote_ms) = self.consult_remote(items, &mut found);
+        if self.telemetry.enabled(Level::Lite) {
+            // `ast index` looks up every module: no event is built when nobody records it.
+            for (i, f) in found.iter().enumerate() {
+                let level = levels.get(i).copied().flatten();
+                self.lookup_event(items[i].1, f, level, local_ms[i], remote_ms);
+            }
+        }
+        found
+    }
+
+    /// L2 for the L1 misses of `items` (in place): returns each file's hit level and the
+    /// remote time per file that went remote (for the hit/miss events).
+    fn consult_remote(
+        &mut self,
+        items: &[(&str, &CacheKey)],
+        found: &mut [Found],
+    ) -> (Vec<Option<CacheLevel>>, Option<f64>) {
+        let mut levels: Vec<Option<CacheLevel>> = found
+            .iter()
+            .map(|f| matches!(f, Found::Hit(_)).then_some(CacheLevel::Local))
+            .collect();
+        let misses: Vec<usize> = (0..found.len()).filter(|&i| levels[i].is_none()).collect();
+        let Some(remote) = self.remote.as_mut().filter(|r| r.usable()) else {
+            return (levels, None);
+        };
+        if misses.is_empty() {
+            return (levels, None);
+        }
+        let keys: Vec<CacheKey> = misses.iter().map(|&i| *items[i].1).collect();
         let t = Instant::now();
-        let got = self.opened.store.get(file_rel, key);
-        let lookup_ms = elapsed_ms(t);
-        let found = match got {
-            Ok(Lookup::Hit(table)) => Found::Hit(table),
-            Ok(Lookup::Miss(reason)) => Found::Miss(self.opened.fallback.unwrap_or(reason)),
-            Err(e) => {
-                self.absorb(e.to_string());
-                Found::Miss(MissReason::CacheUnavailable)
+        let got = remote.get_many(&keys);
+        let remote_ms = elapsed_ms(t);
+        let got = match got {
+            Ok(g) => g,
+            Err(f) => {
+                self.remote_unavailable("lookup", &f, remote_ms);
+                return (levels, None);
             }
         };
-        if !self.telemetry.enabled(Level::Lite) {
-            // `ast index` looks up every module: no event is built when nobody records it.
-            return found;
+        let mut backfill = Vec::new();
+        for (&i, g) in misses.iter().zip(got) {
+            match g {
+                RemoteGot::Hit(table) => {
+                    self.tally(RemoteTally::Hit);
+                    backfill.push((items[i].0.to_string(), *items[i].1, table.clone()));
+                    found[i] = Found::Hit(table);
+                    levels[i] = Some(CacheLevel::Remote);
+                }
+                RemoteGot::Miss => self.tally(RemoteTally::Miss),
+                RemoteGot::Corrupt(damage) => {
+                    self.tally(RemoteTally::Corrupt);
+                    let writable = self.remote.as_ref().is_some_and(RemoteTier::writable);
+                    let ev = Event::RemoteCorrupt {
+                        args: KeyArgs {
+                            cache_key: items[i].1.to_string(),
+                        },
+                        result: RemoteCorruptResult {
+                            status: "miss".into(),
+                            damage: damage.as_str().into(),
+                            action: if writable {
+                                "overwrite"
+                            } else {
+                                "ignored_read_only"
+                            }
+                            .into(),
+                        },
+                    };
+                    self.emit(Level::Lite, ev.into_line());
+                }
+            }
         }
+        self.backfill(backfill);
+        let per_file = ((remote_ms / misses.len() as f64) * 1e3).round() / 1e3;
+        (levels, Some(per_file))
+    }
+
+    /// Copy L2 hits into L1 so the next lookup is local. Part of the hit (no write event).
+    fn backfill(&mut self, entries: Vec<(String, CacheKey, SymbolTable)>) {
+        let r = match entries.as_slice() {
+            [] => return,
+            [(f, k, t)] => self.opened.store.put(f, k, t),
+            _ => self.opened.store.put_batch(&entries),
+        };
+        if let Err(e) = r {
+            self.absorb(e.to_string());
+        }
+    }
+
+    /// One `ast.cache.hit` or `ast.cache.miss`.
+    fn lookup_event(
+        &self,
+        key: &CacheKey,
+        found: &Found,
+        level: Option<CacheLevel>,
+        local_ms: f64,
+        remote_ms: Option<f64>,
+    ) {
+        // A file that went to L2 waited for its share of the MGET too.
+        let remote_ms = remote_ms.filter(|_| level != Some(CacheLevel::Local));
+        let x = match remote_ms {
+            Some(ms) if self.telemetry.enabled(Level::Full) => LookupDetail {
+                local_ms: Some(local_ms),
+                remote_ms: Some(ms),
+            },
+            _ => LookupDetail::default(),
+        };
         let args = KeyArgs {
             cache_key: key.to_string(),
         };
-        let ev = match &found {
+        let ev = match found {
             Found::Hit(_) => Event::CacheHit {
                 args,
                 result: HitResult {
                     status: "hit".into(),
+                    cache_level: Some(level.unwrap_or(CacheLevel::Local).as_str().into()),
                 },
+                x,
             },
             Found::Miss(reason) => Event::CacheMiss {
                 args,
@@ -133,10 +294,64 @@ impl<'t> SymbolCache<'t> {
                     status: "miss".into(),
                     miss_reason: Some(reason.as_str().into()),
                 },
+                x,
             },
         };
-        self.emit(Level::Lite, ev.into_line().timed(lookup_ms));
-        found
+        let ms = local_ms + remote_ms.unwrap_or(0.0);
+        self.emit(Level::Lite, ev.into_line().timed(ms));
+    }
+
+    /// Count a remote outcome for `ast cache stats`.
+    fn tally(&mut self, t: RemoteTally) {
+        if let Some(p) = &mut self.remote_tallies {
+            p.add(Tally::Remote(t));
+        }
+    }
+
+    /// The remote failed: one event (the circuit is now open, so there is no second one in this
+    /// process), counted as an error or a timeout. The run goes on with L1 alone.
+    fn remote_unavailable(&mut self, during: &str, f: &RemoteFailure, ms: f64) {
+        self.tally(match f.kind {
+            FailKind::Timeout => RemoteTally::Timeout,
+            FailKind::Error => RemoteTally::Error,
+        });
+        let ev = Event::RemoteUnavailable {
+            args: RemoteArgs {
+                during: during.into(),
+            },
+            result: RemoteUnavailableResult {
+                status: "local_only".into(),
+                failure: f.kind.as_str().into(),
+            },
+        };
+        self.emit(Level::Lite, ev.into_line().timed(ms).warn(&f.message));
+    }
+
+    /// Write entries to L2 (unless read-only or the circuit is open). Returns what the write
+    /// events say about the remote: `None` when no remote is configured.
+    fn store_remote(&mut self, items: &[ToStore]) -> Option<&'static str> {
+        let remote = self.remote.as_mut()?;
+        if !remote.usable() {
+            return Some("unavailable");
+        }
+        if !remote.writable() {
+            return Some("read_only");
+        }
+        let batch: Vec<(CacheKey, &SymbolTable)> =
+            items.iter().map(|i| (i.key, &i.table)).collect();
+        let t = Instant::now();
+        match remote.put_many(&batch) {
+            Ok(n) => {
+                for _ in 0..n {
+                    self.tally(RemoteTally::Write);
+                }
+                Some("stored")
+            }
+            Err(f) => {
+                self.remote_unavailable("write", &f, elapsed_ms(t));
+                Some("unavailable")
+            }
+        }
     }
 
     /// Write entries (one transaction for all of them), emitting one `ast.cache.write` per
@@ -156,6 +371,7 @@ impl<'t> SymbolCache<'t> {
             self.opened.store.put_batch(&batch)
         };
         let write_ms = elapsed_ms(t);
+        let remote = self.store_remote(&items);
         let written = match written {
             Ok(w) => w,
             Err(e) => return self.absorb(e.to_string()),
@@ -190,6 +406,7 @@ impl<'t> SymbolCache<'t> {
                     extract_ms: i.extract_ms,
                     batch,
                     batch_ms: batch.map(|_| write_ms),
+                    remote: remote.map(str::to_string),
                 },
             };
             let share_ms = ((write_ms / n as f64) * 1e3).round() / 1e3;
@@ -221,6 +438,9 @@ impl<'t> SymbolCache<'t> {
     /// The command is done with the cache: release it and run the housekeeping that is due
     /// (automatic maintenance). Explicit, so it never runs while a command unwinds.
     pub fn finish(mut self) {
+        if let Some(p) = &mut self.remote_tallies {
+            p.flush();
+        }
         self.opened.store.finish();
     }
 

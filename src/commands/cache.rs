@@ -189,6 +189,29 @@ pub fn stats_text(s: &StatsOutput, now_ms: i64) -> String {
     row(0, "Quarantined databases", s.quarantines.to_string());
     row(0, "Evicted entries", s.evictions.to_string());
     row(0, "Pruned entries", s.pruned.to_string());
+    // The shared second-level tier (sccache's per-level view), after a local miss.
+    match &s.remote {
+        Some(v) => row(
+            0,
+            "Remote cache",
+            format!("{} ({}, prefix {})", v.url, v.mode, v.prefix),
+        ),
+        None => row(
+            0,
+            "Remote cache",
+            "none (TRIFECTA_AST_REMOTE is unset)".into(),
+        ),
+    }
+    let r = &s.levels.remote;
+    let asked = r.hits + r.misses;
+    if s.remote.is_some() || asked + r.writes + r.errors + r.timeouts + r.corrupt > 0 {
+        row(2, "Hits", ratio(r.hits, asked));
+        row(2, "Misses", ratio(r.misses, asked));
+        row(2, "Writes", r.writes.to_string());
+        row(2, "Corrupt values", r.corrupt.to_string());
+        row(2, "Errors", r.errors.to_string());
+        row(2, "Timeouts", r.timeouts.to_string());
+    }
     let zeroed = match (s.counters_zeroed_ms, s.created_ms) {
         (None, Some(c)) => format!("never; counting since {}", human_time(Some(c), now_ms)),
         (z, _) => human_time(z, now_ms),

@@ -4,7 +4,7 @@
 //! its [`Origin`]. `trifecta config` prints that record, so a setting resolved through the
 //! resolver is listed without any further code.
 
-use super::{Env, invalid};
+use super::{Env, invalid, redact_url_password};
 use crate::error::CliError;
 use serde::Serialize;
 use serde_json::Value;
@@ -104,7 +104,11 @@ impl<'e> Resolver<'e> {
         default: T,
     ) -> Result<T, CliError> {
         let from_env = match self.env.str(s.env)? {
-            Some(v) => Some((s.parse)(v.trim()).map_err(|expected| invalid(s.env, &v, &expected))?),
+            // The value is echoed with any URL password hidden (`TRIFECTA_AST_REMOTE`).
+            Some(v) => Some(
+                (s.parse)(v.trim())
+                    .map_err(|expected| invalid(s.env, &redact_url_password(&v), &expected))?,
+            ),
             None => None,
         };
         let shown_default = (s.show)(&default);

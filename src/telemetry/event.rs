@@ -47,8 +47,11 @@ pub enum Event {
         /// The key looked up.
         #[serde(default)]
         args: KeyArgs,
-        /// `{"status":"hit"}`.
+        /// `{"status":"hit"}`, and the level that answered when a remote is configured.
         result: HitResult,
+        /// Local and remote latency (`full`, lookups that went to the remote).
+        #[serde(default)]
+        x: LookupDetail,
     },
     /// A store lookup that found no usable entry.
     #[serde(rename = "ast.cache.miss")]
@@ -58,6 +61,27 @@ pub enum Event {
         args: KeyArgs,
         /// Why it missed.
         result: MissResult,
+        /// Local and remote latency (`full`, lookups that went to the remote).
+        #[serde(default)]
+        x: LookupDetail,
+    },
+    /// A value in the remote (Redis) tier failed its checks; it was not served.
+    #[serde(rename = "ast.cache.remote_corrupt")]
+    RemoteCorrupt {
+        /// The key looked up.
+        #[serde(default)]
+        args: KeyArgs,
+        /// What was wrong, and what happens to it.
+        result: RemoteCorruptResult,
+    },
+    /// The remote tier failed; this process uses the local cache only from now on.
+    #[serde(rename = "ast.cache.remote_unavailable")]
+    RemoteUnavailable {
+        /// What was being done.
+        #[serde(default)]
+        args: RemoteArgs,
+        /// Timeout or error.
+        result: RemoteUnavailableResult,
     },
     /// One entry written (or skipped, with the reason).
     #[serde(rename = "ast.cache.write")]
@@ -179,6 +203,8 @@ impl Event {
             Event::Index { .. } => "ast.index",
             Event::CacheHit { .. } => "ast.cache.hit",
             Event::CacheMiss { .. } => "ast.cache.miss",
+            Event::RemoteCorrupt { .. } => "ast.cache.remote_corrupt",
+            Event::RemoteUnavailable { .. } => "ast.cache.remote_unavailable",
             Event::CacheWrite { .. } => "ast.cache.write",
             Event::Fallback { .. } => "ast.cache.fallback",
             Event::LockTimeout { .. } => "ast.cache.lock_timeout",
@@ -323,6 +349,52 @@ pub struct KeyArgs {
 pub struct HitResult {
     /// `hit`.
     pub status: String,
+    /// `local` or `remote`: which cache level answered.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub cache_level: Option<String>,
+}
+
+/// `x` of `ast.cache.hit` / `ast.cache.miss` (`full` level, lookups that went to the remote).
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(default)]
+pub struct LookupDetail {
+    /// The local store's part.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub local_ms: Option<f64>,
+    /// This lookup's share of the remote round trip.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub remote_ms: Option<f64>,
+}
+
+/// `args` of `ast.cache.remote_unavailable`.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(default)]
+pub struct RemoteArgs {
+    /// `lookup` or `write`.
+    #[serde(default)]
+    pub during: String,
+}
+
+/// `result` of `ast.cache.remote_corrupt`.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(default)]
+pub struct RemoteCorruptResult {
+    /// `miss`: the value was not served.
+    pub status: String,
+    /// `truncated`, `checksum_mismatch`, `foreign_format`, `other_extractor`, `key_mismatch`, ….
+    pub damage: String,
+    /// `overwrite` (rewritten after extraction) or `ignored_read_only`.
+    pub action: String,
+}
+
+/// `result` of `ast.cache.remote_unavailable`.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(default)]
+pub struct RemoteUnavailableResult {
+    /// `local_only`: the rest of the process runs on the local cache.
+    pub status: String,
+    /// `timeout` or `error`.
+    pub failure: String,
 }
 
 /// `result` of `ast.cache.miss`.
@@ -363,6 +435,9 @@ pub struct WriteDetail {
     /// The whole transaction's time (batches only).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub batch_ms: Option<f64>,
+    /// With a remote configured: `stored`, `read_only` or `unavailable`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub remote: Option<String>,
 }
 
 /// `result` of `ast.cache.fallback`.
@@ -602,6 +677,11 @@ mod tests {
                 args: key(),
                 result: HitResult {
                     status: "hit".into(),
+                    cache_level: Some("remote".into()),
+                },
+                x: LookupDetail {
+                    local_ms: Some(0.1),
+                    remote_ms: Some(0.4),
                 },
             },
             Event::CacheMiss {
@@ -610,6 +690,7 @@ mod tests {
                     status: "miss".into(),
                     miss_reason: Some("key_miss".into()),
                 },
+                x: LookupDetail::default(),
             },
             Event::CacheWrite {
                 args: key(),
@@ -622,6 +703,7 @@ mod tests {
                     extract_ms: 1.5,
                     batch: Some(2),
                     batch_ms: Some(3.25),
+                    remote: Some("stored".into()),
                 },
             },
             Event::Fallback {
@@ -699,6 +781,23 @@ mod tests {
                     pass: None,
                 },
             },
+            Event::RemoteCorrupt {
+                args: key(),
+                result: RemoteCorruptResult {
+                    status: "miss".into(),
+                    damage: "truncated".into(),
+                    action: "overwrite".into(),
+                },
+            },
+            Event::RemoteUnavailable {
+                args: RemoteArgs {
+                    during: "lookup".into(),
+                },
+                result: RemoteUnavailableResult {
+                    status: "local_only".into(),
+                    failure: "timeout".into(),
+                },
+            },
             Event::FsIncident {
                 args: PathArgs {
                     path: "_ctx/telemetry/events.jsonl".into(),
@@ -731,6 +830,8 @@ mod tests {
             Event::Pruned { .. } => 12,
             Event::Maintenance { .. } => 13,
             Event::FsIncident { .. } => 14,
+            Event::RemoteCorrupt { .. } => 15,
+            Event::RemoteUnavailable { .. } => 16,
         }
     }
 
@@ -738,8 +839,9 @@ mod tests {
     fn every_event_round_trips_through_the_jsonl_line() {
         let events = one_of_each();
         let mut seen: Vec<usize> = events.iter().map(variant_no).collect();
+        seen.sort();
         seen.dedup();
-        assert_eq!(seen, (0..=14).collect::<Vec<_>>(), "one sample per variant");
+        assert_eq!(seen, (0..=16).collect::<Vec<_>>(), "one sample per variant");
         let redactor = Redactor::new(None, None, None);
         for ev in events {
             let line = ev.clone().into_line().timed(1.5);

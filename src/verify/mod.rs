@@ -19,6 +19,7 @@ pub mod evidence;
 pub mod jq;
 pub mod merge;
 pub mod process;
+pub mod redis_server;
 pub mod report;
 pub mod runner;
 pub mod shard;

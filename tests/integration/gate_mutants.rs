@@ -102,6 +102,16 @@ const CASES: &[Case] = &[
         caught_by: "warm index: every module a hit, same symbols",
     },
     Case {
+        gate: "p6-shared-tier",
+        mutant: "remote-no-checksum",
+        caught_by: "bit-flipped value: not served (miss), then replaced (hit)",
+    },
+    Case {
+        gate: "p6-shared-tier",
+        mutant: "read-only-writes",
+        caught_by: "redis holds exactly 0 keys",
+    },
+    Case {
         gate: "p7-hostile-segment",
         mutant: "plain-module-open",
         caught_by: "r1-leak",

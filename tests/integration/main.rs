@@ -19,6 +19,7 @@ mod golden;
 mod hostile;
 mod index;
 mod layers;
+mod remote_cache;
 mod support;
 mod telemetry;
 mod telemetry_report;

@@ -157,9 +157,28 @@ impl Aggregator {
                     _ => {}
                 }
             }
-            Event::CacheHit { .. } => {
-                self.r.lookups.hits += 1;
+            Event::CacheHit { result, .. } => {
+                let l = &mut self.r.lookups;
+                l.hits += 1;
+                // Events from before the remote tier have no level: they were local.
+                bump(
+                    &mut l.hits_by_level,
+                    result.cache_level.as_deref().unwrap_or("local"),
+                );
                 self.look_hit.extend(t);
+            }
+            Event::RemoteCorrupt { result, .. } => {
+                let r = &mut self.r.lookups.remote;
+                r.corrupt += 1;
+                bump(&mut r.corrupt_by_damage, or_unspecified(&result.damage));
+            }
+            Event::RemoteUnavailable { result, .. } => {
+                let r = &mut self.r.lookups.remote;
+                r.unavailable += 1;
+                bump(
+                    &mut r.unavailable_by_failure,
+                    or_unspecified(&result.failure),
+                );
             }
             Event::CacheMiss { result, .. } => {
                 let l = &mut self.r.lookups;

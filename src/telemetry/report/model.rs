@@ -95,6 +95,24 @@ pub struct LookupStats {
     pub latency_ms: HitMiss,
     /// Write latency.
     pub write_latency_ms: Percentiles,
+    /// Hits by `result.cache_level` (`local`, `remote`; `local` for events written before the
+    /// remote tier existed).
+    pub hits_by_level: BTreeMap<String, u64>,
+    /// The remote tier's incidents.
+    pub remote: RemoteIncidents,
+}
+
+/// What went wrong with the shared remote tier.
+#[derive(Debug, Clone, Default, PartialEq, Serialize)]
+pub struct RemoteIncidents {
+    /// `ast.cache.remote_corrupt` events.
+    pub corrupt: u64,
+    /// Corrupt values by `result.damage`.
+    pub corrupt_by_damage: BTreeMap<String, u64>,
+    /// `ast.cache.remote_unavailable` events (at most one per process).
+    pub unavailable: u64,
+    /// Unavailability by `result.failure` (`timeout`, `error`).
+    pub unavailable_by_failure: BTreeMap<String, u64>,
 }
 
 /// Count, entries and bytes of eviction events.

@@ -305,3 +305,37 @@ fn axis_maxima_are_round() {
         assert!((got - want).abs() <= want * 1e-9, "{x}: {got} != {want}");
     }
 }
+
+#[test]
+fn remote_tier_hits_and_incidents_are_counted_per_level() {
+    let t = "2026-11-21T03:00:00.000Z";
+    let mut a = Aggregator::new(None);
+    a.add(ev(t, "a", "ast.cache.hit", json!({"status": "hit"}), 0.1));
+    let local_only = a.finish(Path::new("/t"), ScanSummary::default(), None);
+    assert!(!text::render(&local_only).contains("hits by level"));
+    let mut a = Aggregator::new(None);
+    a.add(ev(t, "a", "ast.cache.hit", json!({"status": "hit"}), 0.1));
+    let remote = json!({"status": "hit", "cache_level": "remote"});
+    a.add(ev(t, "b", "ast.cache.hit", remote, 0.4));
+    let corrupt = json!({"status": "miss", "damage": "truncated"});
+    a.add(ev(t, "b", "ast.cache.remote_corrupt", corrupt, 0.0));
+    let gone = json!({"status": "local_only", "failure": "timeout"});
+    a.add(ev(t, "c", "ast.cache.remote_unavailable", gone, 250.0));
+    let r = a.finish(Path::new("/t"), ScanSummary::default(), None);
+    let by_level: Vec<(&str, u64)> = r
+        .lookups
+        .hits_by_level
+        .iter()
+        .map(|(k, v)| (k.as_str(), *v))
+        .collect();
+    assert_eq!(by_level, [("local", 1), ("remote", 1)]);
+    assert_eq!(
+        r.lookups.remote.corrupt_by_damage.get("truncated"),
+        Some(&1)
+    );
+    assert_eq!(
+        r.lookups.remote.unavailable_by_failure.get("timeout"),
+        Some(&1)
+    );
+    assert!(text::render(&r).contains("remote: 1 corrupt values, 1 unavailable"));
+}

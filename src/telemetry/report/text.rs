@@ -210,6 +210,21 @@ fn lookups(o: &mut String, r: &Report) {
         pct(l.hit_rate)
     );
     breakdown(o, "misses by reason", &l.misses_by_reason);
+    if l.hits_by_level.contains_key("remote") || l.remote != Default::default() {
+        // Only when a remote tier was in use: reports of local-only fleets stay as they were.
+        breakdown(o, "hits by level", &l.hits_by_level);
+        let _ = writeln!(
+            o,
+            "  remote: {} corrupt values, {} unavailable",
+            l.remote.corrupt, l.remote.unavailable
+        );
+        breakdown(o, "corrupt by damage", &l.remote.corrupt_by_damage);
+        breakdown(
+            o,
+            "unavailable by failure",
+            &l.remote.unavailable_by_failure,
+        );
+    }
     latency(o, "Lookup latency", &l.latency_ms);
 }
 

@@ -282,7 +282,7 @@ pub fn load_gate(
         let here = |key: &str| key_line(&text, span.start, key);
         let needs_segment = !matches!(
             step,
-            Step::Worktree(_) | Step::Cargo(_) | Step::Signal(_) | Step::Age(_)
+            Step::Worktree(_) | Step::Cargo(_) | Step::Signal(_) | Step::Age(_) | Step::Redis(_)
         ) && !matches!(&step, Step::Files(f) if f.root != FilesRoot::Segment);
         if needs_segment && scenario.is_none() {
             errors.push(at(
@@ -515,11 +515,37 @@ fn validate_step(
                 );
             }
         }
+        Step::Redis(r) => validate_redis(r, err),
         Step::HoldLock(_)
         | Step::Release(_)
         | Step::Sqlite(_)
         | Step::Snapshot(_)
         | Step::Integrity(_) => {}
+    }
+}
+
+/// `redis` step rules: each action takes exactly the fields it uses.
+fn validate_redis(r: &RedisStep, err: &mut dyn FnMut(&str, String)) {
+    let is = |a: RedisAction| r.action == a;
+    if r.damage.is_some() != is(RedisAction::Damage) {
+        err(
+            "damage",
+            "`damage` goes with (and only with) action `damage`".into(),
+        );
+    }
+    let counts = r.expect_keys.is_some() || r.min_keys.is_some();
+    if counts != is(RedisAction::Keys) {
+        err(
+            "expect_keys",
+            "action `keys` needs expect_keys or min_keys; other actions take neither".into(),
+        );
+    }
+    let timed = r.down_after_ms > 0 || r.down_for_ms > 0;
+    if timed != is(RedisAction::Outage) || (is(RedisAction::Outage) && r.down_for_ms == 0) {
+        err(
+            "down_for_ms",
+            "action `outage` needs down_for_ms > 0 (and optionally down_after_ms)".into(),
+        );
     }
 }
 
@@ -632,6 +658,38 @@ mod tests {
         let e = load_gate(&p, d.path(), &mut BTreeMap::new()).unwrap_err();
         assert!(e[0].message.contains("g.toml:7:"), "{}", e[0].message);
         assert!(e[0].message.contains("bogus"), "{}", e[0].message);
+    }
+
+    #[test]
+    fn redis_steps_take_exactly_the_fields_of_their_action() {
+        let d = tempfile::tempdir().unwrap();
+        let gate = |step: &str| {
+            let text = format!("id = \"g\"\ntitle = \"t\"\n[[steps]]\nkind = \"redis\"\n{step}\n");
+            load_gate(
+                &write(d.path(), "g.toml", &text),
+                d.path(),
+                &mut BTreeMap::new(),
+            )
+        };
+        for ok in [
+            "action = \"start\"",
+            "action = \"damage\"\ndamage = \"flip\"",
+            "action = \"keys\"\nexpect_keys = 0",
+            "action = \"outage\"\ndown_after_ms = 10\ndown_for_ms = 100",
+        ] {
+            assert!(gate(ok).is_ok(), "{ok}: {:?}", gate(ok).err());
+        }
+        for bad in [
+            "action = \"damage\"",
+            "action = \"start\"\ndamage = \"flip\"",
+            "action = \"keys\"",
+            "action = \"flush\"\nmin_keys = 1",
+            "action = \"outage\"",
+            "action = \"kill\"\ndown_for_ms = 5",
+            "action = \"damage\"\ndamage = \"melt\"",
+        ] {
+            assert!(gate(bad).is_err(), "{bad} was accepted");
+        }
     }
 
     #[test]

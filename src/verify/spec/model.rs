@@ -130,6 +130,8 @@ pub enum Step {
     TreeSnapshot(TreeSnapshotStep),
     /// A tree recorded by `tree-snapshot` is unchanged: nothing read, written, added or removed.
     TreeUnchanged(TreeUnchangedStep),
+    /// Start, kill, restart or damage the gate's own `redis-server`, or count its keys.
+    Redis(RedisStep),
 }
 
 impl Step {
@@ -156,6 +158,7 @@ impl Step {
             Step::Plant(_) => "plant",
             Step::TreeSnapshot(_) => "tree-snapshot",
             Step::TreeUnchanged(_) => "tree-unchanged",
+            Step::Redis(_) => "redis",
         }
     }
 
@@ -181,8 +184,82 @@ impl Step {
                 | Step::Baseline(_)
                 | Step::Signal(_)
                 | Step::TreeUnchanged(_)
+                | Step::Redis(RedisStep {
+                    action: RedisAction::Keys,
+                    ..
+                })
         )
     }
+}
+
+/// What a `redis` step does (`src/verify/steps/redis.rs`).
+#[derive(Debug, Clone, Copy, Deserialize, PartialEq, Eq)]
+#[serde(rename_all = "kebab-case")]
+pub enum RedisAction {
+    /// Start a server on a free port of 127.0.0.1 (`{redis}` is its URL from then on).
+    Start,
+    /// `kill -9` it.
+    Kill,
+    /// Start it again on the same port (empty: no persistence).
+    Restart,
+    /// In the background: kill it `down_after_ms` from now, restart it `down_for_ms` later,
+    /// while the next steps (a storm) run.
+    Outage,
+    /// Wait for the background outage to end (the server is up again).
+    AwaitOutage,
+    /// Damage every stored value (`damage` says how).
+    Damage,
+    /// Delete every key.
+    Flush,
+    /// A check: the number of keys is `expect_keys` (or at least `min_keys`).
+    Keys,
+}
+
+/// How a `redis` `damage` step damages the stored records.
+#[derive(Debug, Clone, Copy, Deserialize, PartialEq, Eq)]
+#[serde(rename_all = "kebab-case")]
+pub enum RedisDamage {
+    /// Cut each value in half.
+    Truncate,
+    /// Flip the low bit of the first digit in each payload (still valid JSON: only the
+    /// checksum can tell).
+    Flip,
+    /// Rewrite each record as format version 99, with a valid checksum.
+    ForeignFormat,
+    /// Rewrite each record as written by another extractor, with a valid checksum.
+    OtherExtractor,
+}
+
+impl RedisDamage {
+    /// The spec spelling.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            RedisDamage::Truncate => "truncate",
+            RedisDamage::Flip => "flip",
+            RedisDamage::ForeignFormat => "foreign-format",
+            RedisDamage::OtherExtractor => "other-extractor",
+        }
+    }
+}
+
+/// `kind = "redis"`.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RedisStep {
+    /// What to do.
+    pub action: RedisAction,
+    /// `outage`: delay before the kill.
+    #[serde(default)]
+    pub down_after_ms: u64,
+    /// `outage`: how long the server stays down.
+    #[serde(default)]
+    pub down_for_ms: u64,
+    /// `damage`: how.
+    pub damage: Option<RedisDamage>,
+    /// `keys`: exact count.
+    pub expect_keys: Option<usize>,
+    /// `keys`: minimum count.
+    pub min_keys: Option<usize>,
 }
 
 /// `kind = "worktree"`.

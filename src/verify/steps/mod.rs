@@ -11,6 +11,7 @@ pub mod crash;
 pub mod freshness;
 pub mod hostile;
 pub mod leaks;
+pub mod redis;
 pub mod stress;
 
 use super::process::{ProcSpec, kill_group};
@@ -151,6 +152,8 @@ pub struct GateCtx {
     pub faults: Vec<Fault>,
     /// `gates/<id>/` inside the run dir.
     pub log_dir: PathBuf,
+    /// The gate's own `redis-server`, once a `redis` step started it (killed with the gate).
+    pub redis: redis::RedisState,
 }
 
 impl GateCtx {
@@ -208,6 +211,7 @@ impl GateCtx {
             holders: Vec::new(),
             faults: Vec::new(),
             log_dir,
+            redis: redis::RedisState::default(),
         })
     }
 
@@ -247,6 +251,9 @@ impl GateCtx {
         if let Some(t) = &self.target_dir {
             v.push(("{target}", s(t)));
         }
+        if let Some(url) = self.redis.url() {
+            v.push(("{redis}", url));
+        }
         v
     }
 
@@ -266,7 +273,10 @@ impl GateCtx {
         extra: &BTreeMap<String, String>,
         timeout_s: u64,
     ) -> ProcSpec {
-        let mut env: BTreeMap<String, String> = self.scenario_env.clone();
+        // Placeholders expand in the gate's `[env]` too (`TRIFECTA_AST_REMOTE = "{redis}"`).
+        let mut env: BTreeMap<String, String> = (self.scenario_env.iter())
+            .map(|(k, v)| (k.clone(), self.expand(v)))
+            .collect();
         for (k, v) in extra {
             env.insert(k.clone(), self.expand(v));
         }
@@ -414,6 +424,7 @@ pub fn label(step: &Step) -> String {
         ),
         Step::TreeSnapshot(t) => format!("{} = {}", t.name, t.dir),
         Step::TreeUnchanged(t) => format!("`{}` unchanged", t.snapshot),
+        Step::Redis(r) => redis::label(r),
     }
 }
 
@@ -440,6 +451,7 @@ pub async fn exec(ctx: &mut GateCtx, step: &Step, index: usize) -> Outcome {
         Step::Plant(s) => hostile::plant(ctx, s),
         Step::TreeSnapshot(s) => hostile::tree_snapshot(ctx, s),
         Step::TreeUnchanged(s) => hostile::tree_unchanged(ctx, s),
+        Step::Redis(s) => redis::exec(ctx, s, index).await,
     }
 }
 
