@@ -66,6 +66,26 @@ fn bench(c: &mut Criterion) {
             t.flush();
         })
     });
+    // The same with the `ast.cache.size` every persistent open adds: its cost per command.
+    let size = || {
+        let mut e = LineEvent::new("ast.cache.size");
+        e.result = json!({"db_bytes": 1_277_952, "wal_bytes": 4152});
+        e.cache_type = Some("sqlite");
+        e
+    };
+    c.bench_function(
+        "command flush (4 events incl. ast.cache.size, one locked append)",
+        |b| {
+            b.iter(|| {
+                let t = Telemetry::new(settings.clone());
+                t.event(Level::Lite, size());
+                for cmd in ["ast.cache.miss", "ast.cache.write", "ast.symbols"] {
+                    t.event(Level::Lite, typical(cmd));
+                }
+                t.flush();
+            })
+        },
+    );
 
     let logdir = d.path().join("log");
     std::fs::create_dir_all(&logdir).expect("mkdir");

@@ -11,7 +11,8 @@
 //! - `off`: nothing is buffered or written, and no directory is created.
 //! - `lite`: events emitted at [`Level::Lite`]: one `ast.symbols` per command (outcome, miss
 //!   reason, symbol count, whole-command timing), one event per cache lookup (`ast.cache.hit` /
-//!   `ast.cache.miss`) and per store (`ast.cache.write`), and every incident (`lock_timeout`,
+//!   `ast.cache.miss`) and per store (`ast.cache.write`), the DB + WAL size each persistent
+//!   open found (`ast.cache.size`), and every incident (`lock_timeout`,
 //!   `corruption_detected`, `size_warning`, `schema_incompatible`, `fallback`, `evicted`,
 //!   `pruned`, `maintenance`).
 //! - `full`: everything in `lite`, plus, on `ast.symbols`, `x.phases` (per-phase

@@ -11,6 +11,7 @@ mod cache_support;
 mod cli_contract;
 mod cli_ux;
 mod corpus;
+mod dashboard_browser;
 mod encodings;
 mod extract_cli;
 mod gate_mutants;

@@ -418,3 +418,35 @@ fn report_over_real_ast_symbols_runs() {
     );
     assert_eq!(r["commands"]["ast.symbols"], 4);
 }
+
+#[test]
+fn ordinary_persistent_runs_give_the_size_chart_data() {
+    let t = tempfile::tempdir().unwrap();
+    let seg = segment(t.path());
+    let lite = ["--telemetry", "lite", "--persist-cache"];
+    assert_eq!(symbols(&seg, "pkg.a", &lite).0, 0, "cold: creates the DB");
+    assert_eq!(
+        symbols(&seg, "pkg.a", &lite).0,
+        0,
+        "warm: a hit, writes nothing"
+    );
+    // The size the warm run observed on opening is the DB's size now (a hit changes nothing
+    // in the main file).
+    let db = std::fs::metadata(seg.join(".trifecta/cache/ast_cache.db"))
+        .unwrap()
+        .len();
+    let r = report_json(&seg, &[]);
+    assert_eq!(r["db_size"]["samples_total"], 2, "one per persistent open");
+    let latest = &r["db_size"]["latest"];
+    assert_eq!(latest["source"], "ast.cache.size");
+    assert_eq!(latest["db_bytes"], db);
+    assert_eq!(
+        r["runs"]["recent"][0]["did"][0],
+        "ast symbols sym://python/mod/pkg.a → hit"
+    );
+    // Without the persistent cache there is no DB to measure and no size event.
+    let t2 = tempfile::tempdir().unwrap();
+    let seg2 = segment(t2.path());
+    assert_eq!(symbols(&seg2, "pkg.a", &["--telemetry", "lite"]).0, 0);
+    assert_eq!(report_json(&seg2, &[])["db_size"]["samples_total"], 0);
+}

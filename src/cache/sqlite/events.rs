@@ -4,7 +4,7 @@
 use crate::cache::lock::LockMode;
 use crate::telemetry::event::{
     CorruptionResult, EvictedResult, FallbackResult, LockArgs, LockTimeoutResult, MaintenancePass,
-    MaintenanceResult, PrunedResult, SchemaResult, SizeResult, StatsResult,
+    MaintenanceResult, PrunedResult, SchemaResult, SizeObserved, SizeResult, StatsResult,
 };
 use crate::telemetry::{Event, Level, Telemetry};
 use std::time::Duration;
@@ -70,6 +70,16 @@ pub fn size_warning(t: &Telemetry, db_bytes: u64, wal_bytes: u64, threshold: u64
         threshold_bytes: threshold,
     };
     emit(t, Event::SizeWarning { result }, Duration::ZERO);
+}
+
+/// `ast.cache.size`: DB + WAL as this command's open found them (sizes already measured for
+/// the warning check, so recording them costs no further system call).
+pub fn size(t: &Telemetry, db_bytes: u64, wal_bytes: u64) {
+    let result = SizeObserved {
+        db_bytes,
+        wal_bytes,
+    };
+    emit(t, Event::Size { result }, Duration::ZERO);
 }
 
 /// `ast.cache.stats`, recorded by each maintenance pass.

@@ -6,8 +6,9 @@
 //! 2. Take the shared lock (bounded) and probe the header (see [`super::probe`]):
 //!    newer schema → untouched, uncached run; damage → [`super::recover`]; older schema →
 //!    migrate under the exclusive lock; usable → connect.
-//! 3. Size monitoring: DB + WAL above the warning threshold → `ast.cache.size_warning`; above
-//!    the maximum → maintenance is due when the store is dropped.
+//! 3. Size monitoring: DB + WAL recorded (`ast.cache.size`, for the dashboard); above the
+//!    warning threshold → `ast.cache.size_warning`; above the maximum → maintenance is due
+//!    when the store is dropped.
 //!
 //! Steps that another process may be doing at the same time re-check after every lock, and
 //! the loop is bounded (a few attempts), so two processes can never ping-pong forever.
@@ -177,7 +178,8 @@ fn create_if_missing(ctx: &CacheCtx, db_was_missing: &mut bool) -> Result<(), St
     }
 }
 
-/// DB + WAL bytes, with an `ast.cache.size_warning` when over the warning threshold.
+/// DB + WAL bytes, recorded as `ast.cache.size`, with an `ast.cache.size_warning` when over
+/// the warning threshold.
 fn watch_size(ctx: &CacheCtx, db_bytes: u64) -> u64 {
     let wal_bytes = ctx.sidecar("-wal").size();
     let total = db_bytes + wal_bytes;
@@ -186,6 +188,7 @@ fn watch_size(ctx: &CacheCtx, db_bytes: u64) -> u64 {
     } else {
         ctx.settings.size_warn_bytes
     };
+    events::size(&ctx.telemetry, db_bytes, wal_bytes);
     if total > threshold {
         let warn_at = ctx.settings.size_warn_bytes;
         events::size_warning(&ctx.telemetry, db_bytes, wal_bytes, warn_at);

@@ -6,9 +6,9 @@
 //! data written by other processes and must not be able to inject markup.
 
 use super::Report;
-use super::style::{ACCENT, HIT, INCIDENT, MISS, MUTED, esc};
+use super::style::{ACCENT, ERROR, HIT, INCIDENT, MISS, MUTED, NO_LOOKUP, esc};
 pub use super::svg::nice_ceil;
-use super::svg::{columns, grouped, hbars, line};
+use super::svg::{Series, StackRow, columns, hbars, latency_log, line, stacked_hbars};
 use super::text::{bytes, ms, pct};
 use std::collections::BTreeMap;
 use std::fmt::Write;
@@ -24,8 +24,11 @@ h1{font-size:22px;margin:0 0 4px}h2{font-size:16px;margin:0 0 12px}
 .kpis{display:grid;grid-template-columns:repeat(auto-fill,minmax(160px,1fr));gap:12px;margin-bottom:20px}
 .kpi{background:#fff;border:1px solid #dee2e6;border-radius:8px;padding:12px 14px}
 .kpi .v{font-size:24px;font-weight:600}.kpi .l{color:#6c757d;font-size:12px;text-transform:uppercase;letter-spacing:.04em}
-.kpi.bad .v{color:#c92a2a}
-.grid{display:grid;grid-template-columns:repeat(auto-fit,minmax(460px,1fr));gap:16px}
+.kpi.bad .v{color:#c92a2a}.kpi .d{color:#868e96;font-size:11px;margin-top:4px}
+.note{color:#495057;font-size:12px;margin:-6px 0 10px}h3{font-size:14px;margin:14px 0 6px}
+table.wrap td{overflow-wrap:anywhere}td.nw{white-space:nowrap}
+.grid{display:grid;grid-template-columns:repeat(auto-fit,minmax(min(460px,100%),1fr));gap:16px}
+.grid>.card{min-width:0}
 .card{background:#fff;border:1px solid #dee2e6;border-radius:8px;padding:16px;margin-bottom:16px;overflow-x:auto}
 table{border-collapse:collapse;width:100%;font-size:13px}
 th,td{text-align:left;padding:4px 8px;border-bottom:1px solid #f1f3f5}
@@ -81,35 +84,9 @@ pub fn render(r: &Report) -> String {
     }
     kpis(&mut o, r);
     o.push_str("<div class=\"grid\">");
-    card(
-        &mut o,
-        "Commands over time (hits / misses / incidents)",
-        |o| {
-            legend(
-                o,
-                &[("hits", HIT), ("misses", MISS), ("incidents", INCIDENT)],
-            );
-            columns(o, &r.timeline);
-        },
-    );
-    card(&mut o, "Misses by reason (ast.symbols)", |o| {
-        let reasons = if r.symbols.misses_by_reason.is_empty() {
-            &r.lookups.misses_by_reason
-        } else {
-            &r.symbols.misses_by_reason
-        };
-        hbars(o, reasons, MISS);
-    });
-    card(&mut o, "Command latency by outcome (ms)", |o| {
-        legend(o, &[("hit", HIT), ("miss", MISS)]);
-        grouped(o, &r.symbols.latency_ms.hit, &r.symbols.latency_ms.miss);
-        latency_table(o, "ast.symbols", &r.symbols.latency_ms);
-        latency_table(o, "cache lookup", &r.lookups.latency_ms);
-    });
-    card(&mut o, "Cache DB size over time (db + wal)", |o| {
-        legend(o, &[("db + wal", ACCENT), ("db", MUTED)]);
-        line(o, &r.db_size.samples);
-    });
+    charts(&mut o, r);
+    errors(&mut o, r);
+    index(&mut o, r);
     o.push_str("</div>");
     incidents(&mut o, r);
     runs(&mut o, r);
@@ -118,6 +95,139 @@ pub fn render(r: &Report) -> String {
     });
     o.push_str("</body></html>\n");
     o
+}
+
+/// The timeline, miss-reason, latency and size charts.
+fn charts(o: &mut String, r: &Report) {
+    card(o, "Commands over time", |o| {
+        note(
+            o,
+            "Each <code>ast symbols</code> command once, by cache outcome. Incidents are \
+             events of their own and are charted below, not added to these bars.",
+        );
+        legend(
+            o,
+            &[("hit", HIT), ("miss", MISS), ("no cache lookup", NO_LOOKUP)],
+        );
+        let series: [Series; 3] = [
+            ("hits", HIT, |b| b.hits),
+            ("misses", MISS, |b| b.misses),
+            ("without a cache lookup", NO_LOOKUP, |b| b.no_lookup),
+        ];
+        columns(o, "commands-timeline", &r.timeline, &series, 200.0);
+        o.push_str("<h3>Incidents over time</h3>");
+        let series: [Series; 1] = [("incidents", INCIDENT, |b| b.incidents)];
+        columns(o, "incidents-timeline", &r.timeline, &series, 110.0);
+    });
+    card(o, "Misses by reason (ast symbols)", |o| {
+        let reasons = if r.symbols.misses_by_reason.is_empty() {
+            &r.lookups.misses_by_reason
+        } else {
+            &r.symbols.misses_by_reason
+        };
+        hbars(o, "miss-reasons", &pairs(reasons), MISS);
+    });
+    card(o, "Command latency by outcome (ms, log scale)", |o| {
+        note(
+            o,
+            "Whole <code>ast symbols</code> command, from start to output. The scale is \
+             logarithmic (each grid line is ten times the one below) so fast hits and slow \
+             misses are both readable; the numbers on the bars are the values.",
+        );
+        legend(o, &[("hit", HIT), ("miss", MISS)]);
+        let l = &r.symbols.latency_ms;
+        latency_log(o, "latency", &l.hit, &l.miss);
+        latency_table(o, "ast symbols (command)", l);
+        latency_table(o, "cache lookup (store only)", &r.lookups.latency_ms);
+    });
+    card(o, "Cache DB size over time (db + wal)", |o| {
+        note(
+            o,
+            "Observed by every command that opens the persistent cache \
+             (<code>ast.cache.size</code>), and by maintenance passes.",
+        );
+        legend(o, &[("db + wal", ACCENT), ("db", MUTED)]);
+        line(o, "db-size", &r.db_size.samples);
+    });
+}
+
+/// Failed commands: by code, and the most recent with what was asked.
+fn errors(o: &mut String, r: &Report) {
+    let e = &r.errors;
+    card(o, &format!("Errors ({} failed commands)", e.count), |o| {
+        if e.count == 0 {
+            o.push_str("<p class=\"empty\">no command failed in the window</p>");
+            return;
+        }
+        hbars(o, "errors-by-code", &pairs(&e.by_code), ERROR);
+        o.push_str("<table class=\"wrap\"><tr><th>when</th><th>code</th><th>asked</th></tr>");
+        for x in &e.recent {
+            let _ = write!(
+                o,
+                "<tr><td>{}</td><td class=\"nw\"><code>{}</code></td><td><code>{}</code></td></tr>",
+                esc(&short_ts(&x.ts)),
+                esc(&x.code),
+                esc(x.uri.as_deref().unwrap_or("(before the URI was read)"))
+            );
+        }
+        o.push_str("</table>");
+    });
+}
+
+/// `ast index` runs: totals, modules by outcome per run, and a table.
+fn index(o: &mut String, r: &Report) {
+    let x = &r.index;
+    card(o, &format!("ast index runs ({})", x.runs), |o| {
+        if x.runs == 0 {
+            o.push_str("<p class=\"empty\">no <code>ast index</code> run in the window</p>");
+            return;
+        }
+        let _ = write!(
+            o,
+            "<p>{} modules visited in all; {} from the cache ({} module hit rate), {} \
+             extracted, {} unreadable. Median run {} ms.</p>",
+            x.files,
+            x.hits,
+            esc(&pct(x.hit_rate)),
+            x.misses,
+            x.errors,
+            esc(&ms(x.wall_ms.p50))
+        );
+        legend(o, &[("hit", HIT), ("miss", MISS), ("unreadable", ERROR)]);
+        let rows: Vec<StackRow> = x
+            .recent
+            .iter()
+            .map(|run| {
+                (
+                    short_ts(&run.ts),
+                    vec![
+                        ("modules from the cache", HIT, run.hits),
+                        ("modules extracted", MISS, run.misses),
+                        ("modules unreadable", ERROR, run.errors),
+                    ],
+                )
+            })
+            .collect();
+        stacked_hbars(o, "index-runs", &rows);
+    });
+}
+
+/// `(key, count)` pairs of a breakdown.
+fn pairs(m: &BTreeMap<String, u64>) -> Vec<(String, u64)> {
+    m.iter().map(|(k, n)| (k.clone(), *n)).collect()
+}
+
+/// A short explanation under a card title (trusted markup only: callers pass literals).
+fn note(o: &mut String, html: &str) {
+    let _ = write!(o, "<p class=\"note\">{html}</p>");
+}
+
+/// `2026-11-21T03:34:43.123Z` → `2026-11-21 03:34:43`.
+fn short_ts(ts: &str) -> String {
+    match (ts.get(..10), ts.get(11..19)) {
+        (Some(d), Some(t)) => format!("{d} {t}"),
+        _ => ts.to_string(),
+    }
 }
 
 fn card(o: &mut String, title: &str, body: impl FnOnce(&mut String)) {
@@ -138,34 +248,86 @@ fn legend(o: &mut String, items: &[(&str, &str)]) {
     o.push_str("</div>");
 }
 
+/// The headline figures, each with the definition it is computed by, right under it.
 fn kpis(o: &mut String, r: &Report) {
     let i = &r.incidents;
     let incidents = i.lock_timeouts + i.corruptions + i.fallbacks + i.schema_incompatible;
-    let items: [(String, &str, bool); 7] = [
-        (pct(r.symbols.hit_rate), "command hit rate", false),
-        (pct(r.lookups.hit_rate), "lookup hit rate", false),
-        (r.symbols.count.to_string(), "commands", false),
-        (r.runs.count.to_string(), "runs", false),
+    let (sy, lk) = (&r.symbols, &r.lookups);
+    let items: [(String, &str, String, bool); 9] = [
         (
-            ms(r.symbols.latency_ms.hit.p95),
-            "p95 hit latency (ms)",
+            pct(sy.hit_rate),
+            "command hit rate",
+            format!(
+                "ast symbols commands answered from the cache: {} of the {} that consulted it",
+                sy.hits,
+                sy.hits + sy.misses
+            ),
             false,
         ),
-        (incidents.to_string(), "incidents", incidents > 0),
+        (
+            pct(lk.hit_rate),
+            "lookup hit rate",
+            format!(
+                "store lookups that found a valid entry: {} of {} (one per ast symbols, one per \
+                 module of each ast index run)",
+                lk.hits,
+                lk.hits + lk.misses
+            ),
+            false,
+        ),
+        (
+            sy.count.to_string(),
+            "commands",
+            "ast symbols commands".into(),
+            false,
+        ),
+        (
+            r.errors.count.to_string(),
+            "errors",
+            "commands that failed".into(),
+            r.errors.count > 0,
+        ),
+        (
+            r.index.runs.to_string(),
+            "index runs",
+            format!("ast index runs, {} modules", r.index.files),
+            false,
+        ),
+        (
+            r.runs.count.to_string(),
+            "runs",
+            "processes that wrote events".into(),
+            false,
+        ),
+        (
+            ms(sy.latency_ms.hit.p95),
+            "p95 hit latency (ms)",
+            "whole ast symbols command, cache hits".into(),
+            false,
+        ),
+        (
+            incidents.to_string(),
+            "incidents",
+            "lock timeouts, corruptions, fallbacks, schema".into(),
+            incidents > 0,
+        ),
         (
             r.malformed.count.to_string(),
             "malformed lines",
+            "log lines that could not be read".into(),
             r.malformed.count > 0,
         ),
     ];
     o.push_str("<div class=\"kpis\">");
-    for (v, l, bad) in items {
+    for (v, l, d, bad) in items {
         let _ = write!(
             o,
-            "<div class=\"kpi{}\"><div class=\"v\">{}</div><div class=\"l\">{}</div></div>",
+            "<div class=\"kpi{}\"><div class=\"v\">{}</div><div class=\"l\">{}</div>\
+             <div class=\"d\">{}</div></div>",
             if bad { " bad" } else { "" },
             esc(&v),
-            esc(l)
+            esc(l),
+            esc(&d)
         );
     }
     o.push_str("</div>\n");
@@ -286,34 +448,38 @@ fn incidents(o: &mut String, r: &Report) {
 }
 
 fn runs(o: &mut String, r: &Report) {
-    card(
-        o,
-        &format!(
-            "Recent runs ({} of {})",
-            r.runs.recent.len().min(HTML_RUNS),
-            r.runs.count
-        ),
-        |o| {
-            o.push_str(
-                "<table><tr><th>run id</th><th>last event</th><th class=\"n\">events</th>\
-             <th class=\"n\">commands</th><th class=\"n\">hits</th><th class=\"n\">misses</th>\
-             <th class=\"n\">incidents</th></tr>",
-            );
-            for run in r.runs.recent.iter().take(HTML_RUNS) {
-                let _ = write!(
-                    o,
-                    "<tr><td><code>{}</code></td><td>{}</td><td class=\"n\">{}</td><td class=\"n\">{}</td>\
-                 <td class=\"n\">{}</td><td class=\"n\">{}</td><td class=\"n\">{}</td></tr>",
-                    esc(&run.run_id),
-                    esc(&run.last_ts),
-                    run.events,
-                    run.commands,
-                    run.hits,
-                    run.misses,
-                    run.incidents
-                );
-            }
-            o.push_str("</table>");
-        },
+    let title = format!(
+        "Recent runs ({} of {})",
+        r.runs.recent.len().min(HTML_RUNS),
+        r.runs.count
     );
+    card(o, &title, |o| {
+        o.push_str(
+            "<table class=\"wrap\"><tr><th>last event</th><th>what ran</th>\
+             <th class=\"n\">events</th><th class=\"n\">errors</th>\
+             <th class=\"n\">incidents</th><th>run id</th></tr>",
+        );
+        for run in r.runs.recent.iter().take(HTML_RUNS) {
+            let mut did = run
+                .did
+                .iter()
+                .map(|d| esc(d))
+                .collect::<Vec<_>>()
+                .join("<br>");
+            if run.commands as usize > run.did.len() {
+                let _ = write!(did, "<br>… {} commands in all", run.commands);
+            }
+            let _ = write!(
+                o,
+                "<tr><td>{}</td><td>{did}</td><td class=\"n\">{}</td><td class=\"n\">{}</td>\
+                 <td class=\"n\">{}</td><td><code>{}</code></td></tr>",
+                esc(&short_ts(&run.last_ts)),
+                run.events,
+                run.errors,
+                run.incidents,
+                esc(&run.run_id),
+            );
+        }
+        o.push_str("</table>");
+    });
 }

@@ -12,8 +12,15 @@
 //! - Percentiles use the nearest-rank method: the smallest sample with at least p% of the
 //!   samples at or below it (so p50 of `[1,2,3,4]` is 2, and every percentile is a real sample).
 //! - `hit_rate` is `hits / (hits + misses)`, `null` when there were no lookups.
-//! - DB size over time comes from `ast.cache.stats` and `ast.cache.size_warning` results
+//! - *Command hit rate* (`symbols.hit_rate`): of the `ast symbols` commands that consulted the
+//!   cache, the share answered from it. *Lookup hit rate* (`lookups.hit_rate`): of all store
+//!   lookups (one per `ast symbols`, one per module of every `ast index` run), the share that
+//!   found a valid entry. They differ whenever `ast index` ran in the window.
+//! - DB size over time comes from `ast.cache.size` (recorded by every persistent open, so
+//!   ordinary runs give data), `ast.cache.stats` and `ast.cache.size_warning` results
 //!   (`db_bytes`, `wal_bytes`).
+//! - Errors are `ast.symbols` events with `status == "error"`, whether or not the command got
+//!   as far as the cache; `ast index` runs come from `ast.index`.
 
 pub mod html;
 mod model;
@@ -23,7 +30,7 @@ pub mod text;
 
 pub use model::*;
 
-use super::event::Event;
+use super::event::{CommandResult, Event, IndexResult, UriArgs};
 use super::read::{self, Record, ScanSummary};
 use model::round3;
 use std::collections::{BTreeMap, HashMap};
@@ -35,6 +42,24 @@ pub const MAX_SIZE_SAMPLES: usize = 500;
 pub const MAX_RUNS_LISTED: usize = 50;
 /// Number of buckets in the activity timeline.
 pub const TIMELINE_BUCKETS: usize = 24;
+/// At most this many failed commands are listed (most recent first); `errors.count` is the
+/// true total.
+pub const MAX_ERRORS_LISTED: usize = 20;
+/// At most this many `ast index` runs are listed (most recent first).
+pub const MAX_INDEX_RUNS_LISTED: usize = 20;
+/// At most this many actions are kept per run in `runs.recent[].did`.
+pub const MAX_RUN_ACTIONS: usize = 3;
+
+/// What a timeline mark counts.
+#[derive(Debug, Clone, Copy)]
+enum Mark {
+    Hit,
+    Miss,
+    NoLookup,
+    Error,
+    Incident,
+    IndexRun,
+}
 
 /// Streaming aggregation state.
 #[derive(Debug, Default)]
@@ -51,8 +76,13 @@ pub struct Aggregator {
     runs: HashMap<String, RunSummary>,
     first_ms: Option<i64>,
     last_ms: Option<i64>,
-    /// (ts_ms, kind) for the timeline: 0 = hit, 1 = miss, 2 = incident.
-    marks: Vec<(i64, u8)>,
+    /// (ts_ms, what) for the timeline.
+    marks: Vec<(i64, Mark)>,
+    /// Failed commands with their time, for the newest-first list.
+    errors: Vec<(i64, ErrorSample)>,
+    /// `ast index` runs with their time, for the newest-first list.
+    index_runs: Vec<(i64, IndexRun)>,
+    index_wall: Vec<f64>,
 }
 
 fn bump(m: &mut BTreeMap<String, u64>, k: &str) {
@@ -108,6 +138,9 @@ impl Aggregator {
                 ..RunSummary::default()
             });
         run.events += 1;
+        if !run.cmds.contains(&e.cmd) {
+            run.cmds.insert(e.cmd.clone());
+        }
         if e.ts_ms >= run.last_ms {
             run.last_ms = e.ts_ms;
             run.last_ts = e.ts.clone();
@@ -123,40 +156,11 @@ impl Aggregator {
         let run = self.runs.get_mut(&e.run_id).expect("run entry made by add");
         if ev.is_incident() {
             run.incidents += 1;
-            self.marks.push((e.ts_ms, 2));
+            self.marks.push((e.ts_ms, Mark::Incident));
         }
         match ev {
-            Event::Symbols { result, .. } => {
-                run.commands += 1;
-                let s = &mut self.r.symbols;
-                s.count += 1;
-                if let Some(ct) = &e.cache_type {
-                    bump(&mut s.backends, ct);
-                }
-                if result.status == "error" {
-                    bump(
-                        &mut s.errors,
-                        result.error_code.as_deref().unwrap_or("unspecified"),
-                    );
-                }
-                match result.cache_status.as_deref() {
-                    Some("hit") => {
-                        s.hits += 1;
-                        run.hits += 1;
-                        self.sym_hit.extend(t);
-                        self.marks.push((e.ts_ms, 0));
-                    }
-                    Some("miss") => {
-                        s.misses += 1;
-                        run.misses += 1;
-                        let reason = result.miss_reason.as_deref().unwrap_or("unspecified");
-                        bump(&mut s.misses_by_reason, reason);
-                        self.sym_miss.extend(t);
-                        self.marks.push((e.ts_ms, 1));
-                    }
-                    _ => {}
-                }
-            }
+            Event::Symbols { args, result, .. } => self.take_command(e, t, args, result),
+            Event::Index { result } => self.take_index(e, t, result),
             Event::CacheHit { result, .. } => {
                 let l = &mut self.r.lookups;
                 l.hits += 1;
@@ -193,6 +197,92 @@ impl Aggregator {
             }
             other => self.take_incident(e, other),
         }
+    }
+
+    /// One `ast symbols` command: outcome, latency, error, and what its run did.
+    fn take_command(&mut self, e: &Record, t: Option<f64>, args: UriArgs, result: CommandResult) {
+        let run = self.runs.get_mut(&e.run_id).expect("run entry made by add");
+        run.commands += 1;
+        let s = &mut self.r.symbols;
+        s.count += 1;
+        if let Some(ct) = &e.cache_type {
+            bump(&mut s.backends, ct);
+        }
+        let outcome = match result.cache_status.as_deref() {
+            Some("hit") => {
+                s.hits += 1;
+                run.hits += 1;
+                self.sym_hit.extend(t);
+                self.marks.push((e.ts_ms, Mark::Hit));
+                "hit".to_string()
+            }
+            Some("miss") => {
+                s.misses += 1;
+                run.misses += 1;
+                let reason = result.miss_reason.as_deref().unwrap_or("unspecified");
+                bump(&mut s.misses_by_reason, reason);
+                self.sym_miss.extend(t);
+                self.marks.push((e.ts_ms, Mark::Miss));
+                format!("miss ({reason})")
+            }
+            _ => {
+                self.marks.push((e.ts_ms, Mark::NoLookup));
+                "no cache lookup".to_string()
+            }
+        };
+        let uri = args.uri.as_deref().unwrap_or("(no URI)");
+        let action = if result.status == "error" {
+            let code = result.error_code.as_deref().unwrap_or("unspecified");
+            bump(&mut s.errors, code);
+            bump(&mut self.r.errors.by_code, code);
+            self.r.errors.count += 1;
+            run.errors += 1;
+            self.marks.push((e.ts_ms, Mark::Error));
+            let sample = ErrorSample {
+                ts: e.ts.clone(),
+                run_id: e.run_id.clone(),
+                code: code.to_string(),
+                uri: args.uri.clone(),
+            };
+            keep_newest(&mut self.errors, (e.ts_ms, sample), MAX_ERRORS_LISTED);
+            format!("ast symbols {uri} → error {code} ({outcome})")
+        } else {
+            format!("ast symbols {uri} → {outcome}")
+        };
+        if run.did.len() < MAX_RUN_ACTIONS {
+            run.did.push(action);
+        }
+    }
+
+    /// One `ast index` run.
+    fn take_index(&mut self, e: &Record, t: Option<f64>, r: IndexResult) {
+        let run = self.runs.get_mut(&e.run_id).expect("run entry made by add");
+        if run.did.len() < MAX_RUN_ACTIONS {
+            run.did.push(format!(
+                "ast index: {} modules, {} hits, {} misses, {} errors",
+                r.files, r.hits, r.misses, r.errors
+            ));
+        }
+        let x = &mut self.r.index;
+        x.runs += 1;
+        x.files += r.files;
+        x.hits += r.hits;
+        x.misses += r.misses;
+        x.errors += r.errors;
+        self.index_wall.extend(t);
+        self.marks.push((e.ts_ms, Mark::IndexRun));
+        let one = IndexRun {
+            ts: e.ts.clone(),
+            run_id: e.run_id.clone(),
+            files: r.files,
+            hits: r.hits,
+            misses: r.misses,
+            errors: r.errors,
+            bytes: r.bytes,
+            jobs: r.jobs,
+            wall_ms: t,
+        };
+        keep_newest(&mut self.index_runs, (e.ts_ms, one), MAX_INDEX_RUNS_LISTED);
     }
 
     /// Incidents, maintenance and DB-size observations.
@@ -238,6 +328,10 @@ impl Aggregator {
                 self.sizes
                     .push(size(result.db_bytes, result.wal_bytes, None));
             }
+            Event::Size { result } => {
+                self.sizes
+                    .push(size(result.db_bytes, result.wal_bytes, None));
+            }
             Event::Stats { result } => {
                 self.sizes.push(size(
                     result.db_bytes,
@@ -277,7 +371,17 @@ impl Aggregator {
         r.incidents.lock_waited_ms = Percentiles::of(&self.lock_waited);
         r.db_size = db_size(std::mem::take(&mut self.sizes));
         r.timeline = timeline(&self.marks, self.first_ms, self.last_ms);
+        r.errors.recent = newest_first(std::mem::take(&mut self.errors), MAX_ERRORS_LISTED);
+        r.index.recent = newest_first(std::mem::take(&mut self.index_runs), MAX_INDEX_RUNS_LISTED);
+        r.index.hit_rate = rate(r.index.hits, r.index.misses);
+        r.index.wall_ms = Percentiles::of(&self.index_wall);
         let mut runs: Vec<RunSummary> = self.runs.into_values().collect();
+        for run in &mut runs {
+            if run.did.is_empty() {
+                let names: Vec<&str> = run.cmds.iter().map(String::as_str).collect();
+                run.did.push(names.join(", "));
+            }
+        }
         runs.sort_by(|a, b| b.last_ms.cmp(&a.last_ms).then(a.run_id.cmp(&b.run_id)));
         r.runs = Runs {
             count: runs.len() as u64,
@@ -285,6 +389,23 @@ impl Aggregator {
         };
         r
     }
+}
+
+/// Push `x` keeping at most about `2 * n` items, dropping the oldest (the list is cut to `n`
+/// by [`newest_first`]); bounds memory on long logs.
+fn keep_newest<T>(v: &mut Vec<(i64, T)>, x: (i64, T), n: usize) {
+    v.push(x);
+    if v.len() >= 2 * n {
+        v.sort_by_key(|x| std::cmp::Reverse(x.0));
+        v.truncate(n);
+    }
+}
+
+/// The newest `n`, newest first (equal times: the later line first).
+fn newest_first<T>(mut v: Vec<(i64, T)>, n: usize) -> Vec<T> {
+    v.reverse();
+    v.sort_by_key(|x| std::cmp::Reverse(x.0));
+    v.into_iter().map(|(_, x)| x).take(n).collect()
 }
 
 fn db_size(mut s: Vec<SizeSample>) -> DbSize {
@@ -310,7 +431,7 @@ fn db_size(mut s: Vec<SizeSample>) -> DbSize {
     }
 }
 
-fn timeline(marks: &[(i64, u8)], first: Option<i64>, last: Option<i64>) -> Vec<Bucket> {
+fn timeline(marks: &[(i64, Mark)], first: Option<i64>, last: Option<i64>) -> Vec<Bucket> {
     let (Some(first), Some(last)) = (first, last) else {
         return Vec::new();
     };
@@ -328,10 +449,14 @@ fn timeline(marks: &[(i64, u8)], first: Option<i64>, last: Option<i64>) -> Vec<B
         .collect();
     for &(ts, kind) in marks {
         let i = (((ts - start) / width).max(0) as usize).min(n - 1);
+        let b = &mut out[i];
         match kind {
-            0 => out[i].hits += 1,
-            1 => out[i].misses += 1,
-            _ => out[i].incidents += 1,
+            Mark::Hit => b.hits += 1,
+            Mark::Miss => b.misses += 1,
+            Mark::NoLookup => b.no_lookup += 1,
+            Mark::Error => b.errors += 1,
+            Mark::Incident => b.incidents += 1,
+            Mark::IndexRun => b.index_runs += 1,
         }
     }
     out

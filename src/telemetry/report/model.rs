@@ -179,7 +179,7 @@ pub struct SizeSample {
     pub wal_bytes: u64,
     /// Entries, when the event says.
     pub entries: Option<u64>,
-    /// `ast.cache.stats` or `ast.cache.size_warning`.
+    /// `ast.cache.size`, `ast.cache.stats` or `ast.cache.size_warning`.
     pub source: String,
 }
 
@@ -215,8 +215,17 @@ pub struct RunSummary {
     pub misses: u64,
     /// Lock timeouts, corruptions, fallbacks, schema and size incidents.
     pub incidents: u64,
+    /// Commands of this run that failed (`ast.symbols` with `status == "error"`).
+    pub errors: u64,
+    /// What the run did, one line per command (`ast symbols <uri> → hit`, `ast index: …`),
+    /// the first [`super::MAX_RUN_ACTIONS`]; for a run with no command event, the event
+    /// names it wrote (`ast.cache.maintenance, ast.cache.stats`).
+    pub did: Vec<String>,
     #[serde(skip)]
     pub(super) last_ms: i64,
+    /// Event names of the run, for `did` when it ran no command.
+    #[serde(skip)]
+    pub(super) cmds: std::collections::BTreeSet<String>,
 }
 
 /// Runs seen.
@@ -228,7 +237,9 @@ pub struct Runs {
     pub recent: Vec<RunSummary>,
 }
 
-/// One slice of the activity timeline.
+/// One slice of the activity timeline. `hits + misses + no_lookup` is the number of
+/// `ast.symbols` commands in the slice (each command counted once); incidents are events of
+/// their own, counted apart and never added to the commands.
 #[derive(Debug, Clone, Default, PartialEq, Serialize)]
 pub struct Bucket {
     /// Start of the slice.
@@ -239,6 +250,80 @@ pub struct Bucket {
     pub misses: u64,
     /// Incident events.
     pub incidents: u64,
+    /// `ast.symbols` commands that ended before consulting the cache (no `cache_status`).
+    pub no_lookup: u64,
+    /// `ast.symbols` commands that failed (any outcome above), for the errors marks.
+    pub errors: u64,
+    /// `ast.index` runs.
+    pub index_runs: u64,
+}
+
+/// One failed command.
+#[derive(Debug, Clone, Default, PartialEq, Serialize)]
+pub struct ErrorSample {
+    /// When.
+    pub ts: String,
+    /// Which run.
+    pub run_id: String,
+    /// The stable error code.
+    pub code: String,
+    /// The URI asked, when the command got that far.
+    pub uri: Option<String>,
+}
+
+/// Failed commands (`ast.symbols` with `status == "error"`).
+#[derive(Debug, Clone, Default, PartialEq, Serialize)]
+pub struct ErrorStats {
+    /// Failed commands.
+    pub count: u64,
+    /// By error code.
+    pub by_code: BTreeMap<String, u64>,
+    /// The most recent (up to [`super::MAX_ERRORS_LISTED`]), newest first.
+    pub recent: Vec<ErrorSample>,
+}
+
+/// One `ast index` run.
+#[derive(Debug, Clone, Default, PartialEq, Serialize)]
+pub struct IndexRun {
+    /// When it ended.
+    pub ts: String,
+    /// Which run.
+    pub run_id: String,
+    /// Modules visited.
+    pub files: u64,
+    /// Served from the cache.
+    pub hits: u64,
+    /// Extracted (and stored).
+    pub misses: u64,
+    /// Modules that could not be read.
+    pub errors: u64,
+    /// Source bytes read.
+    pub bytes: u64,
+    /// Worker threads.
+    pub jobs: u64,
+    /// Wall time of the run.
+    pub wall_ms: Option<f64>,
+}
+
+/// `ast index` runs (`ast.index` events).
+#[derive(Debug, Clone, Default, PartialEq, Serialize)]
+pub struct IndexStats {
+    /// Runs.
+    pub runs: u64,
+    /// Modules visited, all runs.
+    pub files: u64,
+    /// Modules served from the cache, all runs.
+    pub hits: u64,
+    /// Modules extracted, all runs.
+    pub misses: u64,
+    /// Modules that could not be read, all runs.
+    pub errors: u64,
+    /// `hits / (hits + misses)` over all runs' modules.
+    pub hit_rate: Option<f64>,
+    /// Wall time per run.
+    pub wall_ms: Percentiles,
+    /// The most recent runs (up to [`super::MAX_INDEX_RUNS_LISTED`]), newest first.
+    pub recent: Vec<IndexRun>,
 }
 
 /// Where the events came from.
@@ -298,4 +383,8 @@ pub struct Report {
     pub timeline: Vec<Bucket>,
     /// Per-run counts.
     pub runs: Runs,
+    /// Failed commands.
+    pub errors: ErrorStats,
+    /// `ast index` runs.
+    pub index: IndexStats,
 }

@@ -27,3 +27,7 @@ pub(super) const INCIDENT: &str = "#c92a2a";
 pub(super) const ACCENT: &str = "#1971c2";
 /// Secondary series and axes.
 pub(super) const MUTED: &str = "#868e96";
+/// Commands that ended before the cache lookup.
+pub(super) const NO_LOOKUP: &str = "#adb5bd";
+/// Failed commands.
+pub(super) const ERROR: &str = "#862e9c";

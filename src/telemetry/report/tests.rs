@@ -339,3 +339,196 @@ fn remote_tier_hits_and_incidents_are_counted_per_level() {
     );
     assert!(text::render(&r).contains("remote: 1 corrupt values, 1 unavailable"));
 }
+
+fn with_args(
+    ts: &str,
+    run: &str,
+    cmd: &str,
+    args: serde_json::Value,
+    result: serde_json::Value,
+    ms: f64,
+) -> Record {
+    let line = json!({"ts": ts, "run_id": run, "segment_id": "abcd1234", "cmd": cmd,
+                      "args": args, "result": result, "timing_ms": ms,
+                      "warnings": [], "x": {}, "cache_type": "sqlite"});
+    parse_line(line.to_string().as_bytes()).unwrap()
+}
+
+/// Commands that fail before and after the lookup, an `ast index` run, sizes from ordinary
+/// opens, and incidents in the same minutes as the commands.
+fn mixed() -> Report {
+    let mut a = Aggregator::new(None);
+    let t = |m: u32| format!("2026-11-21T03:{m:02}:00.000Z");
+    let ok = json!({"status":"ok","cache_status":"hit","miss_reason":"cache_hit"});
+    a.add(with_args(
+        &t(0),
+        "a",
+        "ast.cache.size",
+        json!({}),
+        json!({"db_bytes": 4096, "wal_bytes": 8}),
+        0.0,
+    ));
+    a.add(with_args(
+        &t(0),
+        "a",
+        "ast.symbols",
+        json!({"uri":"sym://python/mod/pkg.a"}),
+        ok,
+        0.6,
+    ));
+    a.add(with_args(
+        &t(1),
+        "b",
+        "ast.cache.size",
+        json!({}),
+        json!({"db_bytes": 8192, "wal_bytes": 0}),
+        0.0,
+    ));
+    a.add(with_args(&t(1), "b", "ast.symbols", json!({"uri":"sym://python/type/pkg.a.X"}),
+        json!({"status":"error","error_code":"SYMBOL_NOT_FOUND","cache_status":"miss","miss_reason":"key_miss"}), 200.0));
+    a.add(with_args(
+        &t(2),
+        "c",
+        "ast.symbols",
+        json!({}),
+        json!({"status":"error","error_code":"INVALID_URI"}),
+        0.3,
+    ));
+    a.add(with_args(
+        &t(2),
+        "c2",
+        "ast.cache.lock_timeout",
+        json!({"mode":"shared"}),
+        json!({"waited_ms":5,"timeout_ms":5}),
+        5.0,
+    ));
+    a.add(with_args(
+        &t(2),
+        "c2",
+        "ast.cache.fallback",
+        json!({}),
+        json!({"reason":"lock_timeout"}),
+        0.0,
+    ));
+    a.add(with_args(
+        &t(3),
+        "d",
+        "ast.index",
+        json!({}),
+        json!({"status":"ok","files":10,"hits":7,"misses":2,"errors":1,"bytes":100,"jobs":2}),
+        90.0,
+    ));
+    a.finish(Path::new("/t"), ScanSummary::default(), None)
+}
+
+#[test]
+fn timeline_counts_each_command_once_and_incidents_apart() {
+    let r = mixed();
+    let b = |f: fn(&Bucket) -> u64| r.timeline.iter().map(f).sum::<u64>();
+    assert_eq!(b(|x| x.hits + x.misses + x.no_lookup), r.symbols.count);
+    assert_eq!(r.symbols.count, 3);
+    assert_eq!(b(|x| x.incidents), 2, "lock timeout and fallback");
+    assert_eq!(b(|x| x.errors), 2);
+    assert_eq!(b(|x| x.index_runs), 1);
+}
+
+#[test]
+fn errors_before_and_after_the_lookup_and_index_runs_are_reported() {
+    let r = mixed();
+    assert_eq!(r.errors.count, 2);
+    assert_eq!(r.errors.by_code.get("INVALID_URI"), Some(&1));
+    assert_eq!(r.errors.recent[0].code, "INVALID_URI", "newest first");
+    assert_eq!(r.errors.recent[0].uri, None);
+    assert_eq!(
+        r.errors.recent[1].uri.as_deref(),
+        Some("sym://python/type/pkg.a.X")
+    );
+    assert_eq!(r.symbols.errors.get("SYMBOL_NOT_FOUND"), Some(&1));
+    let x = &r.index;
+    assert_eq!(
+        (x.runs, x.files, x.hits, x.misses, x.errors),
+        (1, 10, 7, 2, 1)
+    );
+    assert_eq!(x.hit_rate, Some(0.77778));
+    assert_eq!(x.wall_ms.p50, Some(90.0));
+    assert_eq!(x.recent[0].run_id, "d");
+    // Sizes come from the ordinary opens.
+    assert_eq!(r.db_size.samples_total, 2);
+    assert_eq!(r.db_size.samples[0].source, "ast.cache.size");
+    assert_eq!(r.db_size.max_total_bytes, Some(8192));
+}
+
+#[test]
+fn each_run_says_what_it_did() {
+    let r = mixed();
+    let did = |id: &str| {
+        r.runs
+            .recent
+            .iter()
+            .find(|x| x.run_id == id)
+            .unwrap()
+            .did
+            .clone()
+    };
+    assert_eq!(did("a"), ["ast symbols sym://python/mod/pkg.a → hit"]);
+    assert_eq!(
+        did("b"),
+        ["ast symbols sym://python/type/pkg.a.X → error SYMBOL_NOT_FOUND (miss (key_miss))"]
+    );
+    assert_eq!(
+        did("c"),
+        ["ast symbols (no URI) → error INVALID_URI (no cache lookup)"]
+    );
+    assert_eq!(did("c2"), ["ast.cache.fallback, ast.cache.lock_timeout"]);
+    assert_eq!(
+        did("d"),
+        ["ast index: 10 modules, 7 hits, 2 misses, 1 errors"]
+    );
+    let b = r.runs.recent.iter().find(|x| x.run_id == "b").unwrap();
+    assert_eq!(b.errors, 1);
+}
+
+#[test]
+fn html_gives_every_mark_a_hover_title_and_every_rate_its_definition() {
+    let h = html::render(&mixed());
+    for mark in ["<rect", "<circle", "<polyline"] {
+        let n = h.matches(mark).count();
+        assert!(n > 0, "{mark} drawn");
+        let titled = h
+            .split(mark)
+            .skip(1)
+            .filter(|rest| {
+                let end = rest.find('>').unwrap();
+                rest[end + 1..].starts_with("<title>")
+            })
+            .count();
+        assert_eq!(titled, n, "every {mark} has a <title>");
+    }
+    assert!(
+        h.contains("of the 2 that consulted it"),
+        "command hit rate defined"
+    );
+    assert!(
+        h.contains("one per module of each ast index run"),
+        "lookup hit rate defined"
+    );
+    for chart in [
+        "commands-timeline",
+        "incidents-timeline",
+        "latency",
+        "db-size",
+        "errors-by-code",
+        "index-runs",
+    ] {
+        assert!(h.contains(&format!("data-chart=\"{chart}\"")), "{chart}");
+    }
+    assert!(h.contains("log scale"));
+    assert!(h.contains("error INVALID_URI"), "what the run did");
+}
+
+#[test]
+fn latency_axis_spans_whole_decades() {
+    assert_eq!(super::svg::log_range(0.6, 200.0), (0.1, 1000.0));
+    assert_eq!(super::svg::log_range(1.0, 1.0), (1.0, 10.0));
+    assert_eq!(super::svg::log_range(0.0, 0.0), (0.001, 0.01));
+}

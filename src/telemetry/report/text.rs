@@ -107,6 +107,8 @@ pub fn render(r: &Report) -> String {
     window_line(&mut o, r);
     commands(&mut o, r);
     lookups(&mut o, r);
+    errors(&mut o, r);
+    index(&mut o, r);
     incidents(&mut o, r);
     db_size(&mut o, r);
     recent_runs(&mut o, r);
@@ -191,9 +193,13 @@ fn commands(o: &mut String, r: &Report) {
         s.misses,
         pct(s.hit_rate)
     );
+    let _ = writeln!(
+        o,
+        "  (hit rate: commands answered from the cache / commands that consulted it)"
+    );
     breakdown(o, "misses by reason", &s.misses_by_reason);
     breakdown(o, "backend", &s.backends);
-    breakdown(o, "failed after lookup", &s.errors);
+    breakdown(o, "failed", &s.errors);
     latency(o, "Command latency", &s.latency_ms);
 }
 
@@ -208,6 +214,11 @@ fn lookups(o: &mut String, r: &Report) {
         l.misses,
         l.writes,
         pct(l.hit_rate)
+    );
+    let _ = writeln!(
+        o,
+        "  (hit rate: lookups that found a valid entry / all lookups;\n   \
+         one lookup per ast symbols and one per module of each ast index run)"
     );
     breakdown(o, "misses by reason", &l.misses_by_reason);
     if l.hits_by_level.contains_key("remote") || l.remote != Default::default() {
@@ -226,6 +237,41 @@ fn lookups(o: &mut String, r: &Report) {
         );
     }
     latency(o, "Lookup latency", &l.latency_ms);
+}
+
+/// Failed commands, by code, and the latest few.
+fn errors(o: &mut String, r: &Report) {
+    let e = &r.errors;
+    let _ = writeln!(o, "\nErrors");
+    let _ = writeln!(o, "  {} failed commands", e.count);
+    breakdown(o, "by code", &e.by_code);
+    for x in e.recent.iter().take(5) {
+        let _ = writeln!(
+            o,
+            "    {}  {}  {}",
+            visible(&x.ts),
+            visible(&x.code),
+            visible(x.uri.as_deref().unwrap_or("(before the URI was read)"))
+        );
+    }
+}
+
+/// `ast index` runs.
+fn index(o: &mut String, r: &Report) {
+    let x = &r.index;
+    let _ = writeln!(o, "\nIndex runs (ast.index)");
+    let _ = writeln!(
+        o,
+        "  {} runs: {} modules, {} hits, {} misses, {} unreadable, module hit rate {}, \
+         median run {} ms",
+        x.runs,
+        x.files,
+        x.hits,
+        x.misses,
+        x.errors,
+        pct(x.hit_rate),
+        ms(x.wall_ms.p50)
+    );
 }
 
 /// Lock timeouts, corruption, fallbacks, sizes, eviction, pruning, maintenance.
@@ -260,7 +306,10 @@ fn db_size(o: &mut String, r: &Report) {
     let _ = writeln!(o, "\nDB size");
     match &r.db_size.latest {
         None => {
-            let _ = writeln!(o, "  no size observations (ast.cache.stats / size_warning)");
+            let _ = writeln!(
+                o,
+                "  no size observations (ast.cache.size / stats / size_warning)"
+            );
         }
         Some(l) => {
             let _ = writeln!(
@@ -297,6 +346,9 @@ fn recent_runs(o: &mut String, r: &Report) {
             run.incidents,
             visible(&run.last_ts)
         );
+        for d in &run.did {
+            let _ = writeln!(o, "    {}", visible(d));
+        }
     }
     if r.runs.count > 10 {
         let _ = writeln!(o, "  ... {} more", r.runs.count - 10);
