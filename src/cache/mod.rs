@@ -11,7 +11,6 @@ pub mod admin;
 pub mod counters;
 pub mod factory;
 pub mod fallback;
-pub mod faults;
 pub mod key;
 pub mod lock;
 pub mod memory;

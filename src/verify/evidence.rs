@@ -3,7 +3,7 @@
 //! and which build was gated: the binary's digest and the commit it names in its own
 //! `--version`, compared with the checkout so a report never silently vouches for another build.
 
-use super::report::Evidence;
+use super::event::Evidence;
 use std::path::Path;
 use std::process::Command;
 

@@ -8,12 +8,12 @@
 //! selection, no shard twice, none missing, and partitions that cover the selection exactly once.
 //! An incomplete set is never merged: its verdict would read as a full release verdict.
 
-use super::report::{self, GateReport, RunReport};
-use super::runner::{self, EXIT_HARNESS};
+use super::event::{self, EXIT_HARNESS, GateReport, RunReport};
+use super::report;
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
-pub use super::report::MergedShard;
+pub use super::event::MergedShard;
 
 /// A shard report and the run directory it came from.
 #[derive(Debug, Clone)]
@@ -190,7 +190,7 @@ pub fn combine(shards: &[Loaded], run_id: String, command_line: &str) -> RunRepo
                 .clone()
         })
         .collect();
-    let mut faults: Vec<report::Fault> = sorted
+    let mut faults: Vec<event::ScheduledFault> = sorted
         .iter()
         .flat_map(|s| s.report.fault_schedule.iter().cloned())
         .collect();
@@ -234,7 +234,7 @@ pub fn combine(shards: &[Loaded], run_id: String, command_line: &str) -> RunRepo
             .map(|s| s.report.duration_s)
             .fold(0.0, f64::max),
         totals: RunReport::count(&gates),
-        exit_code: runner::exit_code(&gates),
+        exit_code: event::exit_code(&gates),
         gates,
         fault_schedule: faults,
         partial: !required_not_run.is_empty(),
@@ -332,7 +332,7 @@ pub fn run(dirs: &[PathBuf], report_dir: &Path, command_line: &str) -> i32 {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::verify::report::{Evidence, Status};
+    use crate::verify::event::{Evidence, Status};
     use crate::verify::shard::{Durations, ShardSpec, plan};
 
     const IDS: [&str; 4] = ["a", "b", "c", "d"];
@@ -403,7 +403,7 @@ mod tests {
                 evidence: evidence(),
                 duration_s: k as f64,
                 totals: RunReport::count(&gates),
-                exit_code: runner::exit_code(&gates),
+                exit_code: event::exit_code(&gates),
                 gates,
                 fault_schedule: vec![],
                 partial: true,
@@ -436,7 +436,7 @@ mod tests {
             st,
             [Status::Pass, Status::Pass, Status::Fail, Status::Skipped]
         );
-        assert_eq!(m.exit_code, runner::EXIT_FAILED);
+        assert_eq!(m.exit_code, event::EXIT_FAILED);
         assert_eq!(
             (m.totals.passed, m.totals.failed, m.totals.skipped),
             (2, 1, 1)

@@ -15,7 +15,9 @@
 //! filters that select no gate). A run with required gates filtered out is marked partial.
 //! `merge` returns the merged run's code, or 2 when it refuses shards that are not one run.
 
+pub mod event;
 pub mod evidence;
+pub mod excerpt;
 pub mod jq;
 pub mod merge;
 pub mod process;
@@ -28,7 +30,8 @@ pub mod steps;
 pub mod workspace;
 
 use clap::{Args, Parser, Subcommand};
-use runner::{EXIT_FAILED, EXIT_HARNESS, EXIT_NOTHING_RAN, EXIT_OK, Filter, RunOptions};
+use event::{EXIT_FAILED, EXIT_HARNESS, EXIT_NOTHING_RAN, EXIT_OK};
+use runner::{Filter, RunOptions};
 use std::ffi::OsString;
 use std::io::Write;
 use std::path::{Path, PathBuf};
@@ -479,10 +482,11 @@ fn gates(a: GatesArgs, command_line: &str) -> i32 {
         evidence,
         shard,
     };
-    let mut console = report::console::Console::new();
-    let rep = runner::run(&specs, &opts, &mut |ev| console.on(ev));
-    match rep.exit_code {
-        EXIT_OK | EXIT_FAILED | EXIT_HARNESS | EXIT_NOTHING_RAN => rep.exit_code,
+    let mut reporters =
+        report::Reporters::new(opts.report_dir.clone(), opts.shared.run_dir.clone());
+    let rep = runner::run(&specs, &opts, &mut |ev| reporters.on(ev));
+    match reporters.exit_code().unwrap_or(rep.exit_code) {
+        c @ (EXIT_OK | EXIT_FAILED | EXIT_HARNESS | EXIT_NOTHING_RAN) => c,
         _ => EXIT_HARNESS,
     }
 }

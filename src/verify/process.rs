@@ -59,7 +59,7 @@ pub fn quote(s: &str) -> String {
 
 /// How a child ended.
 #[derive(Debug, Clone)]
-pub struct Outcome {
+pub struct ProcessResult {
     /// Exit code, when it exited normally.
     pub code: Option<i32>,
     /// Terminating signal, when killed.
@@ -74,7 +74,7 @@ pub struct Outcome {
     pub duration: Duration,
 }
 
-impl Outcome {
+impl ProcessResult {
     /// One-line description: `exit 0`, `killed by signal 9`, `timed out after 5s`.
     pub fn status_text(&self) -> String {
         if self.timed_out {
@@ -153,7 +153,7 @@ impl Drop for GroupGuard {
 }
 
 /// Spawn `spec`, capture its output and wait, killing the group on timeout.
-pub async fn run(spec: &ProcSpec) -> std::io::Result<Outcome> {
+pub async fn run(spec: &ProcSpec) -> std::io::Result<ProcessResult> {
     let started = Instant::now();
     let child = command(spec).spawn()?;
     finish(child, spec.timeout, started, None).await
@@ -166,7 +166,7 @@ pub async fn finish(
     timeout: Duration,
     started: Instant,
     kill_after: Option<Duration>,
-) -> std::io::Result<Outcome> {
+) -> std::io::Result<ProcessResult> {
     let mut guard = GroupGuard(child.id());
     let mut out = child.stdout.take();
     let mut err = child.stderr.take();
@@ -209,7 +209,7 @@ pub async fn finish(
         .and_then(|r| r.ok())
         .unwrap_or_default();
     use std::os::unix::process::ExitStatusExt;
-    Ok(Outcome {
+    Ok(ProcessResult {
         code: status.code(),
         signal: status.signal(),
         timed_out,

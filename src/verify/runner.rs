@@ -1,72 +1,18 @@
 //! The runner: selects gates, runs them (up to `--jobs` at once, on tokio), and emits
-//! [`RunEvent`]s. It never prints — reporters render the events (nextest style) — and a gate's
-//! failure is data in the [`RunReport`], not an error.
+//! [`RunEvent`]s. It never prints nor writes reports — reporters consume the events (nextest
+//! style) — and a gate's failure is data in the [`RunReport`], not an error.
 
-use super::report::{Evidence, Fault, GateReport, RunReport, Status, StepReport, Written};
+use super::event::{
+    Evidence, GateReport, RunEvent, RunReport, ScheduledFault, Status, StepReport, exit_code,
+};
+use super::excerpt::excerpt;
 use super::spec::{Gate, Specs};
-use super::steps::{self, GateCtx, Shared};
+use super::steps::{self, GateCtx, GateSetup, Shared};
 use std::collections::HashMap;
 use std::path::PathBuf;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
-
-/// Exit code: every required gate that ran passed.
-pub const EXIT_OK: i32 = 0;
-/// Exit code: a required gate failed.
-pub const EXIT_FAILED: i32 = 1;
-/// Exit code: harness or configuration error (invalid specs, unusable environment, a gate whose
-/// verdict is unknown because the harness broke).
-pub const EXIT_HARNESS: i32 = 2;
-/// Exit code: nothing ran (the filters matched no gate).
-pub const EXIT_NOTHING_RAN: i32 = 4;
-
-/// What happened, as it happens.
-#[derive(Debug, Clone)]
-pub enum RunEvent {
-    /// The run began.
-    Started {
-        /// Run id.
-        run_id: String,
-        /// Seed.
-        seed: u64,
-        /// `flag` or `default`.
-        seed_source: String,
-        /// Gates that will run.
-        selected: usize,
-        /// Report folder.
-        run_dir: PathBuf,
-    },
-    /// A gate began.
-    GateStarted {
-        /// Gate id.
-        id: String,
-    },
-    /// A gate has been running for another [`slow_interval`] (nextest's `SLOW` lines).
-    Slow {
-        /// Gate id.
-        id: String,
-        /// Whole intervals elapsed (the `[> 30s]` threshold just crossed).
-        elapsed: Duration,
-        /// 1-based step now running.
-        step: usize,
-        /// Steps in the gate.
-        steps: usize,
-        /// Kind of the running step.
-        kind: String,
-        /// Its label.
-        label: String,
-    },
-    /// A gate ended.
-    GateFinished(Box<GateReport>),
-    /// The run ended and reports were written (or not).
-    Finished {
-        /// Final report.
-        report: Box<RunReport>,
-        /// Walkthrough path, or why the reports could not be written.
-        written: Result<PathBuf, String>,
-    },
-}
 
 /// Gate selection.
 #[derive(Debug, Clone, Default)]
@@ -126,7 +72,7 @@ fn slow_events(
         let (kind, label) = g
             .steps
             .get(step - 1)
-            .map(|s| (s.step.kind().to_string(), steps::label(&s.step)))
+            .map(|s| (s.step.kind().to_string(), s.step.label()))
             .unwrap_or_default();
         out.push(RunEvent::Slow {
             id: g.id.clone(),
@@ -227,18 +173,31 @@ fn name_temp_dir(steps: &mut [StepReport], tmp: &std::path::Path) {
     }
 }
 
+/// What [`GateCtx::new`] needs of a gate and its scenario: the scenario's folders and the
+/// environment (the scenario's, then the gate's).
+fn gate_setup(gate: &Gate, scenario: Option<&super::spec::Scenario>) -> GateSetup {
+    let mut env = scenario.map(|sc| sc.env.clone()).unwrap_or_default();
+    env.extend(gate.env.clone());
+    GateSetup {
+        id: gate.id.clone(),
+        segment: scenario.map(|sc| sc.dir.join(&sc.segment)),
+        outside: scenario.and_then(|sc| sc.outside.as_ref().map(|o| sc.dir.join(o))),
+        env,
+    }
+}
+
 /// Run one gate to completion (bounded by its timeout).
 async fn run_gate(
     gate: Gate,
     scenario: Option<super::spec::Scenario>,
     shared: Shared,
     progress: Arc<AtomicUsize>,
-) -> (GateReport, Vec<Fault>) {
+) -> (GateReport, Vec<ScheduledFault>) {
     let started = Instant::now();
     let mut report = skipped(&gate, "");
     report.reason = None;
     report.setup = replay_setup(scenario.as_ref());
-    let mut ctx = match GateCtx::new(shared, &gate, scenario.as_ref()) {
+    let mut ctx = match GateCtx::new(shared, &gate_setup(&gate, scenario.as_ref())) {
         Ok(c) => c,
         Err(e) => {
             report.status = Status::Error;
@@ -256,7 +215,7 @@ async fn run_gate(
     };
     let timed = tokio::time::timeout(
         Duration::from_secs(gate.timeout_s),
-        steps::run_steps(&mut ctx, &gate, &mut on_step),
+        steps::run_steps(&mut ctx, &gate.steps, &mut on_step),
     )
     .await;
     let mut steps_done = collected.lock().map(|v| v.clone()).unwrap_or_default();
@@ -268,7 +227,7 @@ async fn run_gate(
                 index: i + 1,
                 line: s.line,
                 kind: s.step.kind().into(),
-                label: steps::label(&s.step),
+                label: s.step.label(),
                 status: if i == steps_done.len() {
                     Status::Fail
                 } else {
@@ -318,7 +277,7 @@ async fn run_gate(
                     s.index,
                     s.kind,
                     s.label,
-                    super::report::excerpt(&s.detail, 3, 400, false)
+                    excerpt(&s.detail, 3, 400, false)
                 )
             })
     });
@@ -335,132 +294,25 @@ async fn run_gate(
     (report, faults)
 }
 
-/// Exit code for a finished set of gate reports.
-pub fn exit_code(gates: &[GateReport]) -> i32 {
-    let ran = gates.iter().any(|g| g.status != Status::Skipped);
-    if !ran {
-        EXIT_NOTHING_RAN
-    } else if gates.iter().any(|g| g.status == Status::Error) {
-        EXIT_HARNESS
-    } else if gates.iter().any(|g| g.required && g.status == Status::Fail) {
-        EXIT_FAILED
-    } else {
-        EXIT_OK
-    }
-}
-
-/// Run the selected gates and write the reports; returns the report and the exit code.
+/// Run the selected gates, emitting events as they happen (the reporters write the files at
+/// [`RunEvent::Finished`]); returns the report.
 pub fn run(specs: &Specs, opts: &RunOptions, emit: &mut dyn FnMut(&RunEvent)) -> RunReport {
     let started = Instant::now();
-    let run_dir = opts.shared.run_dir.clone();
-    let selected: Vec<&Gate> = specs.gates.iter().filter(|g| opts.runs(g)).collect();
+    let selected = specs.gates.iter().filter(|g| opts.runs(g)).count();
     emit(&RunEvent::Started {
         run_id: opts.shared.run_id.clone(),
         seed: opts.shared.seed,
         seed_source: opts.evidence.seed_source.clone(),
-        selected: selected.len(),
-        run_dir: run_dir.clone(),
+        selected,
+        run_dir: opts.shared.run_dir.clone(),
     });
-    let mut results: Vec<Option<(GateReport, Vec<Fault>)>> = vec![None; specs.gates.len()];
+    let mut results: Vec<Option<GateResult>> = vec![None; specs.gates.len()];
     let rt = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)
         .enable_all()
         .build();
     match rt {
-        Ok(rt) => rt.block_on(async {
-            let sem = Arc::new(tokio::sync::Semaphore::new(opts.jobs.max(1)));
-            let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel::<(
-                usize,
-                RunEvent,
-                Option<(GateReport, Vec<Fault>)>,
-            )>();
-            // Gates start in file order: a dispatcher takes a permit, then spawns the next gate
-            // (a permit per task would let the runtime start them in any order).
-            let work: Vec<(usize, Gate, Option<super::spec::Scenario>)> = specs
-                .gates
-                .iter()
-                .enumerate()
-                .filter(|(_, g)| opts.runs(g))
-                .map(|(i, g)| {
-                    let sc = g
-                        .scenario
-                        .as_ref()
-                        .and_then(|s| specs.scenarios.get(s))
-                        .cloned();
-                    (i, g.clone(), sc)
-                })
-                .collect();
-            let shared = opts.shared.clone();
-            let progress: Vec<Arc<AtomicUsize>> = specs
-                .gates
-                .iter()
-                .map(|_| Arc::new(AtomicUsize::new(0)))
-                .collect();
-            let task_progress = progress.clone();
-            let dispatcher = tokio::spawn(async move {
-                let mut handles = Vec::new();
-                for (i, gate, scenario) in work {
-                    let Ok(permit) = sem.clone().acquire_owned().await else {
-                        break;
-                    };
-                    let tx = tx.clone();
-                    let shared = shared.clone();
-                    let progress = task_progress[i].clone();
-                    handles.push(tokio::spawn(async move {
-                        let _permit = permit;
-                        let _ = tx.send((
-                            i,
-                            RunEvent::GateStarted {
-                                id: gate.id.clone(),
-                            },
-                            None,
-                        ));
-                        let (rep, faults) = run_gate(gate, scenario, shared, progress).await;
-                        let _ = tx.send((
-                            i,
-                            RunEvent::GateFinished(Box::new(rep.clone())),
-                            Some((rep, faults)),
-                        ));
-                    }));
-                }
-                handles
-            });
-            let every = slow_interval();
-            // Ticks finer than the interval, so a threshold is reported close to when it passes.
-            let mut tick = tokio::time::interval(every.min(Duration::from_secs(1)));
-            tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-            let mut running: HashMap<usize, Running> = HashMap::new();
-            loop {
-                tokio::select! {
-                    msg = rx.recv() => {
-                        let Some((i, ev, res)) = msg else { break };
-                        match &ev {
-                            RunEvent::GateStarted { .. } => {
-                                running.insert(i, Running { started: Instant::now(), next: every });
-                            }
-                            RunEvent::GateFinished(_) => {
-                                running.remove(&i);
-                            }
-                            _ => {}
-                        }
-                        emit(&ev);
-                        if let Some(r) = res {
-                            results[i] = Some(r);
-                        }
-                    }
-                    _ = tick.tick() => {
-                        for ev in slow_events(&mut running, &specs.gates, &progress, every) {
-                            emit(&ev);
-                        }
-                    }
-                }
-            }
-            if let Ok(handles) = dispatcher.await {
-                for h in handles {
-                    let _ = h.await;
-                }
-            }
-        }),
+        Ok(rt) => rt.block_on(drive(specs, opts, emit, &mut results)),
         Err(e) => {
             for (i, g) in specs.gates.iter().enumerate() {
                 if opts.runs(g) {
@@ -472,6 +324,134 @@ pub fn run(specs: &Specs, opts: &RunOptions, emit: &mut dyn FnMut(&RunEvent)) ->
             }
         }
     }
+    let report = assemble(specs, opts, results, started);
+    emit(&RunEvent::Finished(Box::new(report.clone())));
+    report
+}
+
+/// A finished gate: its report and the faults it injected.
+type GateResult = (GateReport, Vec<ScheduledFault>);
+
+/// What a gate task reports to the loop of [`drive`]: its index, an event, and at the end its
+/// result.
+type GateMessage = (usize, RunEvent, Option<GateResult>);
+
+/// Spawn the selected gates in file order, at most `--jobs` at once: a dispatcher takes a
+/// permit, then spawns the next gate (a permit per task would let the runtime start them in
+/// any order). Returns the dispatcher, whose output is every gate task.
+fn dispatch(
+    specs: &Specs,
+    opts: &RunOptions,
+    tx: tokio::sync::mpsc::UnboundedSender<GateMessage>,
+    progress: &[Arc<AtomicUsize>],
+) -> tokio::task::JoinHandle<Vec<tokio::task::JoinHandle<()>>> {
+    let sem = Arc::new(tokio::sync::Semaphore::new(opts.jobs.max(1)));
+    let work: Vec<(usize, Gate, Option<super::spec::Scenario>)> = specs
+        .gates
+        .iter()
+        .enumerate()
+        .filter(|(_, g)| opts.runs(g))
+        .map(|(i, g)| {
+            let sc = g
+                .scenario
+                .as_ref()
+                .and_then(|s| specs.scenarios.get(s))
+                .cloned();
+            (i, g.clone(), sc)
+        })
+        .collect();
+    let shared = opts.shared.clone();
+    let task_progress = progress.to_vec();
+    tokio::spawn(async move {
+        let mut handles = Vec::new();
+        for (i, gate, scenario) in work {
+            let Ok(permit) = sem.clone().acquire_owned().await else {
+                break;
+            };
+            let tx = tx.clone();
+            let shared = shared.clone();
+            let progress = task_progress[i].clone();
+            handles.push(tokio::spawn(async move {
+                let _permit = permit;
+                let _ = tx.send((
+                    i,
+                    RunEvent::GateStarted {
+                        id: gate.id.clone(),
+                    },
+                    None,
+                ));
+                let (rep, faults) = run_gate(gate, scenario, shared, progress).await;
+                let _ = tx.send((
+                    i,
+                    RunEvent::GateFinished(Box::new(rep.clone())),
+                    Some((rep, faults)),
+                ));
+            }));
+        }
+        handles
+    })
+}
+
+/// Run the selected gates ([`dispatch`]) and forward their events (plus `Slow` ones) as they
+/// come; each gate's result lands in `results[i]`.
+async fn drive(
+    specs: &Specs,
+    opts: &RunOptions,
+    emit: &mut dyn FnMut(&RunEvent),
+    results: &mut [Option<GateResult>],
+) {
+    let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel::<GateMessage>();
+    let progress: Vec<Arc<AtomicUsize>> = specs
+        .gates
+        .iter()
+        .map(|_| Arc::new(AtomicUsize::new(0)))
+        .collect();
+    let dispatcher = dispatch(specs, opts, tx, &progress);
+    let every = slow_interval();
+    // Ticks finer than the interval, so a threshold is reported close to when it passes.
+    let mut tick = tokio::time::interval(every.min(Duration::from_secs(1)));
+    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    let mut running: HashMap<usize, Running> = HashMap::new();
+    loop {
+        tokio::select! {
+            msg = rx.recv() => {
+                let Some((i, ev, res)) = msg else { break };
+                match &ev {
+                    RunEvent::GateStarted { .. } => {
+                        running.insert(i, Running { started: Instant::now(), next: every });
+                    }
+                    RunEvent::GateFinished(_) => {
+                        running.remove(&i);
+                    }
+                    _ => {}
+                }
+                emit(&ev);
+                if let Some(r) = res {
+                    results[i] = Some(r);
+                }
+            }
+            _ = tick.tick() => {
+                for ev in slow_events(&mut running, &specs.gates, &progress, every) {
+                    emit(&ev);
+                }
+            }
+        }
+    }
+    if let Ok(handles) = dispatcher.await {
+        for h in handles {
+            let _ = h.await;
+        }
+    }
+}
+
+/// The run report from the gates' results: skipped gates with the reason, faults in gate/step
+/// order, totals, exit code and what a partial run did not cover.
+fn assemble(
+    specs: &Specs,
+    opts: &RunOptions,
+    mut results: Vec<Option<GateResult>>,
+    started: Instant,
+) -> RunReport {
     let mut gates = Vec::new();
     let mut faults = Vec::new();
     for (i, g) in specs.gates.iter().enumerate() {
@@ -509,7 +489,7 @@ pub fn run(specs: &Specs, opts: &RunOptions, emit: &mut dyn FnMut(&RunEvent)) ->
         .collect();
     let totals = RunReport::count(&gates);
     let code = exit_code(&gates);
-    let mut report = RunReport {
+    RunReport {
         run_id: opts.shared.run_id.clone(),
         evidence: opts.evidence.clone(),
         duration_s: started.elapsed().as_secs_f64(),
@@ -521,68 +501,5 @@ pub fn run(specs: &Specs, opts: &RunOptions, emit: &mut dyn FnMut(&RunEvent)) ->
         required_not_run,
         shard: opts.shard.clone(),
         merged_from: None,
-    };
-    let written: Result<Written, std::io::Error> =
-        super::report::write_all(&report, &opts.report_dir, &run_dir);
-    let path = match written {
-        Ok(w) => Ok(w.walkthrough),
-        Err(e) => {
-            report.exit_code = EXIT_HARNESS;
-            Err(format!(
-                "cannot write reports in {}: {e}",
-                run_dir.display()
-            ))
-        }
-    };
-    emit(&RunEvent::Finished {
-        report: Box::new(report.clone()),
-        written: path,
-    });
-    report
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    fn g(id: &str, required: bool, status: Status) -> GateReport {
-        GateReport {
-            id: id.into(),
-            title: String::new(),
-            description: String::new(),
-            file: String::new(),
-            required,
-            tags: vec![],
-            scenario: None,
-            status,
-            reason: None,
-            duration_s: 0.0,
-            steps: vec![],
-            dod: vec![],
-            setup: vec![],
-        }
-    }
-
-    #[test]
-    fn exit_codes() {
-        assert_eq!(
-            exit_code(&[g("a", true, Status::Skipped)]),
-            EXIT_NOTHING_RAN
-        );
-        assert_eq!(exit_code(&[g("a", true, Status::Pass)]), EXIT_OK);
-        // Optional failures are reported, not fatal.
-        assert_eq!(
-            exit_code(&[g("a", true, Status::Pass), g("b", false, Status::Fail)]),
-            EXIT_OK
-        );
-        assert_eq!(
-            exit_code(&[g("a", true, Status::Fail), g("b", true, Status::Pass)]),
-            EXIT_FAILED
-        );
-        // Unknown verdicts beat failures.
-        assert_eq!(
-            exit_code(&[g("a", true, Status::Fail), g("b", false, Status::Error)]),
-            EXIT_HARNESS
-        );
     }
 }

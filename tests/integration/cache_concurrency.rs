@@ -151,7 +151,7 @@ fn ten_processes_fifty_runs_with_edits() {
 /// different file and use it instead of quarantining another process's fresh database).
 #[test]
 fn concurrent_detection_quarantines_exactly_once() {
-    use trifecta::cache::faults::{CorruptionMode, inject};
+    use trifecta::verify::steps::faults::{CorruptionMode, inject};
     for (round, mode) in [
         CorruptionMode::ZeroHeader,
         CorruptionMode::AppendGarbage,

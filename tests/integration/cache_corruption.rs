@@ -11,7 +11,7 @@
 
 use super::cache_support::*;
 use serde_json::Value;
-use trifecta::cache::faults::{CorruptionMode, inject};
+use trifecta::verify::steps::faults::{CorruptionMode, inject};
 
 const URI: &str = "sym://python/mod/pkg.mod";
 

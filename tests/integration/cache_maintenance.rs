@@ -426,7 +426,7 @@ fn stats_hit_rate_equals_the_real_workload() {
 
 #[test]
 fn cache_events_carry_no_absolute_paths() {
-    use trifecta::cache::faults::{CorruptionMode, inject};
+    use trifecta::verify::steps::faults::{CorruptionMode, inject};
     let seg = segment();
     let lite = ["--persist-cache", "--telemetry", "lite"];
     let t0 = at(T0);

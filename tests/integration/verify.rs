@@ -492,6 +492,36 @@ fn verify_unknown_only_id_is_a_configuration_error() {
 }
 
 #[test]
+fn verify_unwritable_reports_are_a_harness_error() {
+    // The reports are written by a reporter at the run's end; when that fails (here `latest`
+    // is a non-empty directory the pointer cannot replace) the run exits 2 and says why, even
+    // though every gate passed.
+    let reports = tempfile::tempdir().unwrap();
+    std::fs::create_dir_all(reports.path().join("latest").join("blocker")).unwrap();
+    let out = Command::cargo_bin("trifecta-verify")
+        .unwrap()
+        .arg("gates")
+        .arg("--gates-dir")
+        .arg(gates_dir("pass"))
+        .arg("--scenarios-dir")
+        .arg(fixtures().join("scenarios"))
+        .arg("--report-dir")
+        .arg(reports.path())
+        .args(["--seed", "1"])
+        .current_dir(env!("CARGO_MANIFEST_DIR"))
+        .output()
+        .unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert_eq!(out.status.code(), Some(2), "{stdout}");
+    assert!(stdout.contains("PASS: ok ("), "{stdout}");
+    assert!(stdout.contains("; exit 2\n"), "{stdout}");
+    assert!(
+        stdout.contains("ERROR: cannot write reports in "),
+        "{stdout}"
+    );
+}
+
+#[test]
 fn verify_help_documents_exit_codes() {
     let out = Command::cargo_bin("trifecta-verify")
         .unwrap()

@@ -4,10 +4,10 @@
 //! `SLOW [> 30s] p2-stress step 3/7 stress "storm"` line, so a CI log never goes silent.
 //! The result lines always go to stdout, the bar to stderr.
 
-use super::Status;
-use crate::verify::runner::RunEvent;
+use crate::verify::event::{RunEvent, RunReport, Status};
 use indicatif::{ProgressBar, ProgressStyle};
 use std::io::{IsTerminal, Write};
+use std::path::PathBuf;
 
 /// Renders [`RunEvent`]s for a human or a CI log.
 pub struct Console {
@@ -90,30 +90,35 @@ impl Console {
                     b.inc(1);
                 }
             }
-            RunEvent::Finished { report, written } => {
-                if let Some(b) = self.bar.take() {
-                    b.finish_and_clear();
-                }
-                let t = &report.totals;
-                self.line(&format!(
-                    "Summary: {} passed, {} failed, {} errors, {} skipped of {} gate(s) in {:.1}s; exit {}",
-                    t.passed, t.failed, t.errors, t.skipped, t.total, report.duration_s, report.exit_code
-                ));
-                if report.partial {
-                    self.line(&format!(
-                        "PARTIAL: {}: required gate(s) not run: {}",
-                        super::junit::PARTIAL,
-                        report.required_not_run.join(", ")
-                    ));
-                }
-                for w in &report.evidence.warnings {
-                    self.line(&format!("WARNING: {w}"));
-                }
-                match written {
-                    Ok(p) => self.line(&format!("Walkthrough: {}", p.display())),
-                    Err(e) => self.line(&format!("ERROR: {e}")),
-                }
-            }
+            // The closing lines need to know where the report files went: [`Console::finish`].
+            RunEvent::Finished(_) => {}
+        }
+    }
+
+    /// The closing lines: summary, partial-run and evidence warnings, where the walkthrough is
+    /// (or why the reports could not be written).
+    pub fn finish(&mut self, report: &RunReport, written: &Result<PathBuf, String>) {
+        if let Some(b) = self.bar.take() {
+            b.finish_and_clear();
+        }
+        let t = &report.totals;
+        self.line(&format!(
+            "Summary: {} passed, {} failed, {} errors, {} skipped of {} gate(s) in {:.1}s; exit {}",
+            t.passed, t.failed, t.errors, t.skipped, t.total, report.duration_s, report.exit_code
+        ));
+        if report.partial {
+            self.line(&format!(
+                "PARTIAL: {}: required gate(s) not run: {}",
+                super::junit::PARTIAL,
+                report.required_not_run.join(", ")
+            ));
+        }
+        for w in &report.evidence.warnings {
+            self.line(&format!("WARNING: {w}"));
+        }
+        match written {
+            Ok(p) => self.line(&format!("Walkthrough: {}", p.display())),
+            Err(e) => self.line(&format!("ERROR: {e}")),
         }
     }
 }

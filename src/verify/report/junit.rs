@@ -3,7 +3,7 @@
 //! run's identity as `<properties>` (seed, checkout commit, the commit and BLAKE3 of the binary
 //! tested, mutant, partial-run flag) and a timestamp, so a CI page alone names what was gated.
 
-use super::{GateReport, RunReport, Status};
+use crate::verify::event::{GateReport, RunReport, Status};
 use quick_junit::{NonSuccessKind, Property, Report, TestCase, TestCaseStatus, TestSuite};
 use std::time::Duration;
 

@@ -3,7 +3,7 @@
 //! partial run), replayable commands, per-gate real output excerpts + verdicts, a DoD table,
 //! known gaps and a conclusion. Kept under GitHub's 1 MiB step-summary limit.
 
-use super::{RunReport, Status};
+use crate::verify::event::{RunReport, Status};
 use std::fmt::Write;
 
 /// GitHub rejects step summaries over 1024 KiB; stay clearly below.
@@ -13,7 +13,7 @@ const EXCERPT_BYTES: usize = 3000;
 
 fn fence(s: &str) -> String {
     // Never let captured output close our code fence.
-    let body = super::excerpt(&s.replace("```", "ʼʼʼ"), 40, EXCERPT_BYTES, true);
+    let body = crate::verify::excerpt::excerpt(&s.replace("```", "ʼʼʼ"), 40, EXCERPT_BYTES, true);
     format!("```text\n{body}\n```\n")
 }
 
@@ -177,7 +177,7 @@ fn commands_executed(md: &mut String, run: &RunReport) {
     );
 }
 
-fn gate_section(md: &mut String, g: &super::GateReport) {
+fn gate_section(md: &mut String, g: &crate::verify::event::GateReport) {
     let _ = writeln!(md, "### {} — {}\n", g.id, g.title);
     if !g.description.is_empty() {
         let _ = writeln!(md, "{}\n", g.description.trim());
@@ -217,7 +217,7 @@ fn gate_section(md: &mut String, g: &super::GateReport) {
     );
 }
 
-fn step_section(md: &mut String, s: &super::StepReport) {
+fn step_section(md: &mut String, s: &crate::verify::event::StepReport) {
     let _ = writeln!(
         md,
         "**Step {} · {}** `{}` — {} ({:.2}s)\n",

@@ -5,15 +5,14 @@
 //! are in the catalog and step references point at earlier named steps. Every problem is
 //! reported as `file:line: message`, using the `toml` crate's spans.
 //!
-//! Steps are an internally tagged enum (`kind = "run"`). serde's internally tagged enums buffer
-//! their content, which loses `toml` spans inside a step, so each step is first read as a
-//! spanned table (that gives its line) and then converted to [`Step`].
+//! Each step is first read as a spanned table (that gives its line) and then converted to a
+//! [`Step`] through the kind registry (`verify::steps::kinds`), whose kinds validate themselves.
 
-use crate::cache::faults::CorruptionMode;
 mod model;
 
 pub use model::*;
 
+use crate::verify::steps::kinds::{ValidateCx, plain_relative};
 use model::{default_gate_timeout, yes};
 use serde::Deserialize;
 use std::collections::{BTreeMap, HashSet};
@@ -121,14 +120,6 @@ pub fn load_scenario(dir: &Path) -> Result<Scenario, SpecError> {
     Ok(sc)
 }
 
-/// A non-empty relative path of plain components (no `..`, `.`, root or prefix).
-fn plain_relative(p: &str) -> bool {
-    !p.is_empty()
-        && Path::new(p)
-            .components()
-            .all(|c| matches!(c, std::path::Component::Normal(_)))
-}
-
 /// Everything a run needs, validated.
 #[derive(Debug, Clone)]
 pub struct Specs {
@@ -199,10 +190,8 @@ pub fn load_gate(
         }]
     })?;
     let raw: RawGate = toml::from_str(&text).map_err(|e| vec![toml_error(path, &text, &e)])?;
+    let src = Source { path, text: &text };
     let mut errors = Vec::new();
-    let at = |line: usize, msg: String| SpecError {
-        message: format!("{}:{line}: {msg}", path.display()),
-    };
     let id_line = line_of(&text, raw.id.span().start);
     let id = raw.id.into_inner();
     if id.is_empty()
@@ -210,40 +199,19 @@ pub fn load_gate(
             .chars()
             .all(|c| c.is_ascii_alphanumeric() || "-_.".contains(c))
     {
-        errors.push(at(
+        errors.push(src.at(
             id_line,
             format!("gate id `{id}` must be non-empty [A-Za-z0-9._-]"),
         ));
     }
-    let scenario = match raw.scenario {
-        Some(s) => {
-            let line = line_of(&text, s.span().start);
-            let name = s.into_inner();
-            if !scenarios.contains_key(&name) {
-                let dir = scenarios_dir.join(&name);
-                if !dir.join("scenario.toml").is_file() {
-                    errors.push(at(
-                        line,
-                        format!(
-                            "scenario `{name}` not found ({} missing)",
-                            dir.join("scenario.toml").display()
-                        ),
-                    ));
-                } else {
-                    match load_scenario(&dir) {
-                        Ok(sc) => {
-                            scenarios.insert(name.clone(), sc);
-                        }
-                        Err(e) => errors.push(e),
-                    }
-                }
-            }
-            Some(name)
-        }
-        None => None,
-    };
+    let scenario = raw.scenario.map(|s| {
+        let line = line_of(&text, s.span().start);
+        let name = s.into_inner();
+        load_named_scenario(&src, line, &name, scenarios_dir, scenarios, &mut errors);
+        name
+    });
     if raw.steps.is_empty() {
-        errors.push(at(1, "a gate needs at least one step".into()));
+        errors.push(src.at(1, "a gate needs at least one step".into()));
     }
     // `{outside}` only exists when the scenario provides an outside folder; an unexpanded
     // placeholder would otherwise become a literal path at run time.
@@ -252,67 +220,12 @@ pub fn load_gate(
         .and_then(|n| scenarios.get(n))
         .is_some_and(|sc| sc.outside.is_some());
     if !has_outside && let Some(pos) = text.find("{outside}") {
-        errors.push(at(
+        errors.push(src.at(
             line_of(&text, pos),
             "`{outside}` needs a scenario with an `outside` folder".into(),
         ));
     }
-    let mut steps = Vec::new();
-    let mut names: HashSet<String> = HashSet::new();
-    let mut has_worktree = false;
-    for (i, st) in raw.steps.into_iter().enumerate() {
-        let span = st.span();
-        let line = line_of(&text, span.start);
-        let table = st.into_inner();
-        let step: Step = match toml::Value::Table(table).try_into() {
-            Ok(s) => s,
-            Err(e) => {
-                let e: toml::de::Error = e;
-                let msg = e.message().trim().replace('\n', " ");
-                // Point at the offending key when serde names it (`unknown field `x``).
-                let key_at = msg
-                    .strip_prefix("unknown field `")
-                    .and_then(|r| r.split('`').next())
-                    .map(|k| key_line(&text, span.start, k))
-                    .unwrap_or(line);
-                errors.push(at(key_at, format!("step {}: {msg}", i + 1)));
-                continue;
-            }
-        };
-        let here = |key: &str| key_line(&text, span.start, key);
-        let needs_segment = !matches!(
-            step,
-            Step::Worktree(_) | Step::Cargo(_) | Step::Signal(_) | Step::Age(_) | Step::Redis(_)
-        ) && !matches!(&step, Step::Files(f) if f.root != FilesRoot::Segment);
-        if needs_segment && scenario.is_none() {
-            errors.push(at(
-                line,
-                format!(
-                    "step {} ({}) needs a segment: set `scenario`",
-                    i + 1,
-                    step.kind()
-                ),
-            ));
-        }
-        validate_step(&step, &names, has_worktree, &mut |key, msg| {
-            errors.push(at(
-                here(key),
-                format!("step {} ({}): {msg}", i + 1, step.kind()),
-            ))
-        });
-        if let Step::Worktree(_) = step {
-            has_worktree = true;
-        }
-        if let Some(n) = step.name()
-            && !names.insert(n.to_string())
-        {
-            errors.push(at(
-                here("name"),
-                format!("step {}: duplicate step name `{n}`", i + 1),
-            ));
-        }
-        steps.push(StepSpec { step, line });
-    }
+    let steps = load_steps(&src, raw.steps, scenario.is_some(), &mut errors);
     if errors.is_empty() {
         Ok(Gate {
             id,
@@ -332,302 +245,114 @@ pub fn load_gate(
     }
 }
 
-/// Semantic checks of one step. `err(key, message)` records a problem at `key`'s line.
-fn validate_step(
-    step: &Step,
-    names: &HashSet<String>,
-    has_worktree: bool,
-    err: &mut dyn FnMut(&str, String),
+/// A gate file being loaded: where problems are reported.
+struct Source<'a> {
+    path: &'a Path,
+    text: &'a str,
+}
+
+impl Source<'_> {
+    /// A problem at `line` of this file.
+    fn at(&self, line: usize, msg: String) -> SpecError {
+        SpecError {
+            message: format!("{}:{line}: {msg}", self.path.display()),
+        }
+    }
+}
+
+/// Load scenario `name` (named at `line`) into `scenarios` unless it is already there.
+fn load_named_scenario(
+    src: &Source,
+    line: usize,
+    name: &str,
+    scenarios_dir: &Path,
+    scenarios: &mut BTreeMap<String, Scenario>,
+    errors: &mut Vec<SpecError>,
 ) {
-    let known = |n: &String| names.contains(n);
-    match step {
-        Step::Corrupt(c) => {
-            if CorruptionMode::parse(&c.mode).is_none() {
-                let all: Vec<&str> = CorruptionMode::ALL.iter().map(|m| m.as_str()).collect();
-                err(
-                    "mode",
-                    format!(
-                        "unknown corruption mode `{}` (catalog: {})",
-                        c.mode,
-                        all.join(", ")
-                    ),
-                );
-            }
-        }
-        Step::Jq(j) => {
-            if let Err(e) = super::jq::compile_check(&j.filter) {
-                err("filter", format!("jq filter does not compile: {e}"));
-            }
-            match &j.on {
-                StepInput::One(s) if s == "telemetry" => {}
-                StepInput::One(s) if !known(s) => err(
-                    "on",
-                    format!("`on = \"{s}\"`: no earlier step has that name"),
-                ),
-                StepInput::Many(v) => {
-                    for s in v.iter().filter(|s| !known(s)) {
-                        err("on", format!("`on`: no earlier step named `{s}`"));
-                    }
-                }
-                _ => {}
-            }
-        }
-        Step::Baseline(b) => {
-            if b.steps.is_empty() {
-                err("steps", "baseline needs at least one step name".into());
-            }
-            for s in b.steps.iter().filter(|s| !known(s)) {
-                err("steps", format!("no earlier step named `{s}`"));
-            }
-        }
-        Step::Files(f) => {
-            for g in f.exist.iter().chain(&f.absent).chain(f.count.iter()) {
-                if let Err(e) = globset::Glob::new(g) {
-                    err("exist", format!("bad glob `{g}`: {e}"));
-                }
-            }
-            if f.count.is_none() && (f.min.is_some() || f.max.is_some()) {
-                err("min", "`min`/`max` need `count`".into());
-            }
-            if f.exist.is_empty()
-                && f.absent.is_empty()
-                && f.count.is_none()
-                && f.unchanged.is_empty()
-            {
-                err("kind", "files check with nothing to check".into());
-            }
-            for s in f.unchanged.iter().filter(|s| !known(s)) {
-                err("unchanged", format!("no earlier snapshot named `{s}`"));
-            }
-            if f.root == FilesRoot::Worktree && !has_worktree {
-                err(
-                    "root",
-                    "root = \"worktree\" needs an earlier worktree step".into(),
-                );
-            }
-        }
-        Step::Cargo(c) => {
-            if c.dir == CargoDir::Worktree && !has_worktree {
-                err(
-                    "dir",
-                    "dir = \"worktree\" needs an earlier worktree step".into(),
-                );
-            }
-            if c.args.is_empty() {
-                err("args", "cargo needs arguments".into());
-            }
-        }
-        Step::Worktree(w) => {
-            if w.build.is_empty() {
-                err("build", "build command is empty".into());
-            }
-        }
-        Step::Run(r) => {
-            if r.args.is_empty() {
-                err("args", "run needs arguments".into());
-            }
-        }
-        Step::Stress(s) => {
-            if s.procs == 0 || s.iterations == 0 {
-                err("procs", "procs and iterations must be ≥ 1".into());
-            }
-            let uses_uri = s.args.iter().any(|a| a.contains("{uri}"));
-            if uses_uri && s.uris.is_empty() {
-                err("uris", "args use {uri} but `uris` is empty".into());
-            }
-            if let Some(e) = &s.edit {
-                if !s.uris.contains(&e.uri) {
-                    err("uri", format!("edit uri `{}` is not one of `uris`", e.uri));
-                }
-                let rel = std::path::Path::new(&e.file);
-                let inside = rel
-                    .components()
-                    .all(|c| matches!(c, std::path::Component::Normal(_)));
-                if e.file.is_empty() || !inside {
-                    err(
-                        "file",
-                        "edit file must be a relative path inside the segment".into(),
-                    );
-                }
-            }
-        }
-        Step::Kill(k) => {
-            if k.times == 0 {
-                err("times", "need times ≥ 1".into());
-            }
-            if k.min_landed > k.times {
-                err(
-                    "min_landed",
-                    format!("min_landed {} exceeds times {}", k.min_landed, k.times),
-                );
-            }
-            if let Some(g) = &k.generate
-                && (g.modules == 0 || !plain_relative(&g.dir))
-            {
-                err(
-                    "generate",
-                    "generate needs modules ≥ 1 and a plain relative dir".into(),
-                );
-            }
-            validate_after_each(k, names, has_worktree, err);
-        }
-        Step::Age(a) => {
-            if !a.days.is_finite() || a.days < 0.0 {
-                err("days", "days must be a finite number ≥ 0".into());
-            }
-        }
-        Step::Edit(e) => {
-            if e.file.contains("..") || Path::new(&e.file).is_absolute() {
-                err("file", "file must be segment-relative without `..`".into());
-            }
-        }
-        Step::Signal(s) => {
-            for g in &s.only_in {
-                if let Err(e) = globset::Glob::new(g) {
-                    err("only_in", format!("bad glob `{g}`: {e}"));
-                }
-            }
-            if s.pattern.is_empty() {
-                err("pattern", "empty pattern".into());
-            }
-            if s.max.is_some_and(|m| m < s.min) {
-                err("max", "max < min".into());
-            }
-        }
-        Step::Plant(p) => {
-            if p.entries.is_empty() {
-                err("entries", "plant needs at least one entry".into());
-            }
-            for (i, e) in p.entries.iter().enumerate() {
-                validate_plant_entry(i + 1, e, &mut *err);
-            }
-        }
-        Step::TreeSnapshot(t) => {
-            if t.dir.trim().is_empty() {
-                err("dir", "tree-snapshot needs a directory".into());
-            }
-        }
-        Step::TreeUnchanged(t) => {
-            if !known(&t.snapshot) {
-                err(
-                    "snapshot",
-                    format!("no earlier tree-snapshot named `{}`", t.snapshot),
-                );
-            }
-        }
-        Step::Redis(r) => validate_redis(r, err),
-        Step::HoldLock(_)
-        | Step::Release(_)
-        | Step::Sqlite(_)
-        | Step::Snapshot(_)
-        | Step::Integrity(_) => {}
+    if scenarios.contains_key(name) {
+        return;
     }
-}
-
-/// `redis` step rules: each action takes exactly the fields it uses.
-fn validate_redis(r: &RedisStep, err: &mut dyn FnMut(&str, String)) {
-    let is = |a: RedisAction| r.action == a;
-    if r.damage.is_some() != is(RedisAction::Damage) {
-        err(
-            "damage",
-            "`damage` goes with (and only with) action `damage`".into(),
-        );
-    }
-    let counts = r.expect_keys.is_some() || r.min_keys.is_some();
-    if counts != is(RedisAction::Keys) {
-        err(
-            "expect_keys",
-            "action `keys` needs expect_keys or min_keys; other actions take neither".into(),
-        );
-    }
-    let timed = r.down_after_ms > 0 || r.down_for_ms > 0;
-    if timed != is(RedisAction::Outage) || (is(RedisAction::Outage) && r.down_for_ms == 0) {
-        err(
-            "down_for_ms",
-            "action `outage` needs down_for_ms > 0 (and optionally down_after_ms)".into(),
-        );
-    }
-}
-
-/// The checks run after each landed kill: only kinds that look at the database or run the CLI
-/// once (no nested kills, storms or builds), with names visible to later ones.
-fn validate_after_each(
-    k: &KillStep,
-    names: &HashSet<String>,
-    has_worktree: bool,
-    err: &mut dyn FnMut(&str, String),
-) {
-    let mut names = names.clone();
-    for (i, sub) in k.after_each.iter().enumerate() {
-        let allowed = matches!(
-            sub,
-            Step::Run(_) | Step::Jq(_) | Step::Integrity(_) | Step::Baseline(_) | Step::Files(_)
-        );
-        if !allowed {
-            err(
-                "after_each",
-                format!(
-                    "after_each {}: `{}` is not allowed (run, jq, integrity, baseline, files)",
-                    i + 1,
-                    sub.kind()
-                ),
-            );
-        }
-        validate_step(sub, &names, has_worktree, &mut |_, msg| {
-            err("after_each", format!("after_each {}: {msg}", i + 1))
-        });
-        if let Some(n) = sub.name() {
-            names.insert(n.to_string());
-        }
-    }
-}
-
-/// Field rules of one `plant` entry: each type takes exactly the fields it uses, so a typo
-/// (a target on a FIFO, a device on a link) is a spec error, not a silently different plant.
-fn validate_plant_entry(n: usize, e: &PlantEntry, err: &mut dyn FnMut(&str, String)) {
-    let t = e.kind;
-    if !plain_relative(&e.path) {
-        err(
-            "entries",
+    let dir = scenarios_dir.join(name);
+    if !dir.join("scenario.toml").is_file() {
+        errors.push(src.at(
+            line,
             format!(
-                "entry {n}: path `{}` must be segment-relative without `..`",
-                e.path
+                "scenario `{name}` not found ({} missing)",
+                dir.join("scenario.toml").display()
             ),
-        );
+        ));
+        return;
     }
-    match (t, &e.target) {
-        (PlantType::Symlink, None) => {
-            err("entries", format!("entry {n}: a symlink needs `target`"))
+    match load_scenario(&dir) {
+        Ok(sc) => {
+            scenarios.insert(name.to_string(), sc);
         }
-        (PlantType::Symlink, Some(x)) if x.is_empty() => {
-            err("entries", format!("entry {n}: empty `target`"))
-        }
-        (PlantType::Symlink, Some(_)) | (_, None) => {}
-        (_, Some(_)) => err(
-            "entries",
-            format!("entry {n}: `target` is only for symlinks"),
-        ),
-    }
-    if e.text.is_some() && t != PlantType::File {
-        err("entries", format!("entry {n}: `text` is only for files"));
-    }
-    if t != PlantType::CharDevice && (e.device.is_some() || e.if_permitted) {
-        err(
-            "entries",
-            format!("entry {n}: `device`/`if_permitted` are only for char-device"),
-        );
-    }
-    if let Some(d) = &e.device
-        && parse_device(d).is_none()
-    {
-        err("entries", format!("entry {n}: device `{d}` is not MAJ:MIN"));
+        Err(e) => errors.push(e),
     }
 }
 
-/// `MAJ:MIN` of a device number.
-pub fn parse_device(s: &str) -> Option<(u32, u32)> {
-    let (a, b) = s.split_once(':')?;
-    Some((a.trim().parse().ok()?, b.trim().parse().ok()?))
+/// Parse every step through the kind registry and validate it against the steps before it
+/// (names, worktree) and the gate (`has_scenario`).
+fn load_steps(
+    src: &Source,
+    raw: Vec<Spanned<toml::Table>>,
+    has_scenario: bool,
+    errors: &mut Vec<SpecError>,
+) -> Vec<StepSpec> {
+    let text = src.text;
+    let mut steps = Vec::new();
+    let mut names: HashSet<String> = HashSet::new();
+    let mut has_worktree = false;
+    for (i, st) in raw.into_iter().enumerate() {
+        let span = st.span();
+        let line = line_of(text, span.start);
+        let step = match Step::from_table(st.into_inner()) {
+            Ok(s) => s,
+            Err(e) => {
+                let msg = e.message().trim().replace('\n', " ");
+                // Point at the offending key when serde names it (`unknown field `x``).
+                let key_at = msg
+                    .strip_prefix("unknown field `")
+                    .and_then(|r| r.split('`').next())
+                    .map(|k| key_line(text, span.start, k))
+                    .unwrap_or(line);
+                errors.push(src.at(key_at, format!("step {}: {msg}", i + 1)));
+                continue;
+            }
+        };
+        let here = |key: &str| key_line(text, span.start, key);
+        if step.needs_segment() && !has_scenario {
+            errors.push(src.at(
+                line,
+                format!(
+                    "step {} ({}) needs a segment: set `scenario`",
+                    i + 1,
+                    step.kind()
+                ),
+            ));
+        }
+        let cx = ValidateCx {
+            names: &names,
+            has_worktree,
+        };
+        step.validate(&cx, &mut |key, msg| {
+            errors.push(src.at(
+                here(key),
+                format!("step {} ({}): {msg}", i + 1, step.kind()),
+            ))
+        });
+        has_worktree |= step.makes_worktree();
+        if let Some(n) = step.name()
+            && !names.insert(n.to_string())
+        {
+            errors.push(src.at(
+                here("name"),
+                format!("step {}: duplicate step name `{n}`", i + 1),
+            ));
+        }
+        steps.push(StepSpec { step, line });
+    }
+    steps
 }
 
 #[cfg(test)]
@@ -770,38 +495,6 @@ mod tests {
             e.iter().any(|e| e.message.contains("exceeds times")),
             "{e:?}"
         );
-    }
-
-    #[test]
-    fn plant_entries_take_only_their_fields() {
-        let mut errs = Vec::new();
-        let e = |kind, target: Option<&str>, path: &str| PlantEntry {
-            path: path.into(),
-            kind,
-            target: target.map(String::from),
-            device: None,
-            text: None,
-            if_permitted: false,
-        };
-        for (entry, want) in [
-            (e(PlantType::Symlink, None, "a"), "needs `target`"),
-            (e(PlantType::Fifo, Some("/x"), "a"), "only for symlinks"),
-            (e(PlantType::Fifo, None, "../a"), "without `..`"),
-            (e(PlantType::Dir, None, "/abs"), "without `..`"),
-        ] {
-            errs.clear();
-            validate_plant_entry(1, &entry, &mut |_, m| errs.push(m));
-            assert!(errs.iter().any(|m| m.contains(want)), "{want}: {errs:?}");
-        }
-        errs.clear();
-        validate_plant_entry(
-            1,
-            &e(PlantType::Symlink, Some("/dev/zero"), "pkg/z.py"),
-            &mut |_, m| errs.push(m),
-        );
-        assert!(errs.is_empty(), "{errs:?}");
-        assert_eq!(parse_device("1:5"), Some((1, 5)));
-        assert_eq!(parse_device("1"), None);
     }
 
     #[test]

@@ -13,8 +13,8 @@
 //! before `/` or a non-path character, so `/tmp` never matches inside `pkg/tmp/x.py` or
 //! `/tmpfoo`.
 
-use super::{GateCtx, Outcome};
-use crate::verify::report::excerpt;
+use super::{GateCtx, StepResult};
+use crate::verify::excerpt::excerpt;
 use serde_json::Value;
 
 /// Output fields whose value is an absolute path by contract (README and the output structs of
@@ -172,7 +172,7 @@ fn scannable_output(stdout: &str) -> String {
 
 /// Scan the segment's telemetry and every trifecta stdout of the gate. `None` when the gate ran
 /// no trifecta process and has no segment: there is nothing the check could look at.
-pub fn check(ctx: &GateCtx) -> Option<Outcome> {
+pub fn check(ctx: &GateCtx) -> Option<StepResult> {
     if ctx.segment.is_none() && ctx.stdouts.is_empty() {
         return None;
     }
@@ -181,7 +181,7 @@ pub fn check(ctx: &GateCtx) -> Option<Outcome> {
     let mut scanned = Vec::new();
     let mut notes = Vec::new();
     if let Some(seg) = &ctx.segment {
-        match super::checks::telemetry_text(seg) {
+        match super::inputs::telemetry_text(seg) {
             Ok(t) => {
                 let n = t.lines().filter(|l| !l.trim().is_empty()).count();
                 scanned.push(format!("telemetry ({n} events)"));
@@ -209,14 +209,14 @@ pub fn check(ctx: &GateCtx) -> Option<Outcome> {
         .collect::<Vec<_>>()
         .join("\n");
     let mut out = if leaks.is_empty() {
-        Outcome::pass(format!(
+        StepResult::pass(format!(
             "no absolute path in {} (in outputs: fields {} and echoes of the process's own arguments excepted){}",
             scanned.join(" and "),
             DOCUMENTED_ABSOLUTE.join(", "),
             notes.iter().map(|n| format!("; {n}")).collect::<String>()
         ))
     } else {
-        Outcome::fail(excerpt(&leaks.join("\n"), 10, 2000, false))
+        StepResult::fail(excerpt(&leaks.join("\n"), 10, 2000, false))
     };
     out.commands = vec![super::in_process(format!(
         "grep -F (at path boundaries) for {} absolute prefixes in telemetry and outputs",

@@ -1,30 +1,30 @@
-//! Executing one gate: its private context ([`GateCtx`]) and the step dispatcher. Actions live
-//! in [`actions`], checks in [`checks`]. A step returns an [`Outcome`]; it never prints.
+//! Executing one gate: its private context ([`GateCtx`]) and the loop over its steps. Each step
+//! kind (fields, validation, execution) is one file in [`kinds`]; the modules beside it are what
+//! several kinds share. A step returns a [`StepResult`]; it never prints.
 //!
 //! Semantics: a failing *action* (a run with the wrong exit code, a build that fails) stops the
 //! gate — later steps are reported as skipped, since they would test a state that was never
 //! reached. A failing *check* does not stop the gate, so one run shows every broken property.
 
-pub mod actions;
-pub mod checks;
-pub mod crash;
-pub mod freshness;
+pub mod faults;
 pub mod hostile;
+pub mod inputs;
+pub mod kinds;
 pub mod leaks;
-pub mod redis;
-pub mod stress;
+pub mod logged_run;
 
+use super::event::{ScheduledFault, Status, StepReport};
 use super::process::{ProcSpec, kill_group};
-use super::report::{Fault, Status, StepReport};
-use super::spec::{Gate, Scenario, Step};
 use super::workspace::Worktree;
+use kinds::StepSpec;
+use std::any::{Any, TypeId};
 use std::collections::{BTreeMap, HashMap};
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
 /// What a step produced.
 #[derive(Debug, Clone)]
-pub struct Outcome {
+pub struct StepResult {
     /// Verdict.
     pub status: Status,
     /// Commands run, shell-quoted.
@@ -37,10 +37,10 @@ pub struct Outcome {
     pub logs: Vec<String>,
 }
 
-impl Outcome {
+impl StepResult {
     /// A pass with a detail line.
     pub fn pass(detail: impl Into<String>) -> Self {
-        Outcome {
+        StepResult {
             status: Status::Pass,
             commands: vec![],
             excerpt: String::new(),
@@ -50,24 +50,24 @@ impl Outcome {
     }
     /// A failure with a reason.
     pub fn fail(detail: impl Into<String>) -> Self {
-        Outcome {
+        StepResult {
             status: Status::Fail,
-            ..Outcome::pass(detail)
+            ..StepResult::pass(detail)
         }
     }
     /// A harness error.
     pub fn error(detail: impl Into<String>) -> Self {
-        Outcome {
+        StepResult {
             status: Status::Error,
-            ..Outcome::pass(detail)
+            ..StepResult::pass(detail)
         }
     }
     /// Pass when `ok`, else fail; same detail either way.
     pub fn check(ok: bool, detail: impl Into<String>) -> Self {
         if ok {
-            Outcome::pass(detail)
+            StepResult::pass(detail)
         } else {
-            Outcome::fail(detail)
+            StepResult::fail(detail)
         }
     }
 }
@@ -114,6 +114,20 @@ pub struct Shared {
     pub mutant: Option<String>,
 }
 
+/// What a gate's context is made from (its id and its scenario's folders), so this layer
+/// needs nothing of the gate-file model.
+#[derive(Debug, Clone)]
+pub struct GateSetup {
+    /// Gate id.
+    pub id: String,
+    /// The scenario's segment folder, copied for the gate.
+    pub segment: Option<PathBuf>,
+    /// The scenario's `outside` folder, copied beside the segment.
+    pub outside: Option<PathBuf>,
+    /// Scenario environment, then the gate's.
+    pub env: BTreeMap<String, String>,
+}
+
 /// One gate's private state.
 pub struct GateCtx {
     /// Run-wide settings.
@@ -149,39 +163,52 @@ pub struct GateCtx {
     /// Lock holders still running.
     pub holders: Vec<tokio::process::Child>,
     /// Faults injected.
-    pub faults: Vec<Fault>,
+    pub faults: Vec<ScheduledFault>,
     /// `gates/<id>/` inside the run dir.
     pub log_dir: PathBuf,
-    /// The gate's own `redis-server`, once a `redis` step started it (killed with the gate).
-    pub redis: redis::RedisState,
+    /// Placeholders a step kind defined for the rest of the gate (e.g. `{redis}`), beside the
+    /// built-in ones of [`GateCtx::vars`].
+    pub extra_vars: BTreeMap<&'static str, String>,
+    /// Per-gate state a step kind keeps between its steps (a server it started, say), one
+    /// value per type; dropped with the gate, so a kind's `Drop` cleans up after it.
+    kind_state: HashMap<TypeId, Box<dyn Any + Send + Sync>>,
 }
 
 impl GateCtx {
+    /// The gate's state of type `T` (a step kind's own), created empty on first use.
+    pub fn state<T: Default + Send + Sync + 'static>(&mut self) -> &mut T {
+        self.kind_state
+            .entry(TypeId::of::<T>())
+            .or_insert_with(|| Box::new(T::default()))
+            .downcast_mut::<T>()
+            .expect("kind_state is keyed by the value's own type")
+    }
+
     /// Prepare the context: temp dir, segment copy, log dir.
-    pub fn new(shared: Shared, gate: &Gate, scenario: Option<&Scenario>) -> Result<Self, String> {
+    pub fn new(shared: Shared, gate: &GateSetup) -> Result<Self, String> {
         let tmp = tempfile::Builder::new()
             .prefix(&format!("tv-{}-", gate.id))
             .tempdir()
             .map_err(|e| format!("temp dir: {e}"))?;
         let log_dir = shared.run_dir.join("gates").join(&gate.id);
         std::fs::create_dir_all(&log_dir).map_err(|e| format!("log dir: {e}"))?;
-        let (segment, scenario_env) = match scenario {
-            Some(sc) => {
+        let segment = match &gate.segment {
+            Some(src) => {
                 let seg = tmp.path().join("segment");
-                super::workspace::copy_tree(&sc.dir.join(&sc.segment), &seg)
+                super::workspace::copy_tree(src, &seg)
                     .map_err(|e| format!("copy scenario segment: {e}"))?;
-                let seg = seg
-                    .canonicalize()
-                    .map_err(|e| format!("canonicalize segment: {e}"))?;
-                (Some(seg), sc.env.clone())
+                Some(
+                    seg.canonicalize()
+                        .map_err(|e| format!("canonicalize segment: {e}"))?,
+                )
             }
-            None => (None, BTreeMap::new()),
+            None => None,
         };
         // Beside the segment, never inside it: links planted in the segment point here.
-        let outside = match scenario.and_then(|sc| sc.outside.as_ref().map(|o| sc.dir.join(o))) {
+        let outside = match &gate.outside {
             Some(src) => {
                 let dest = tmp.path().join("outside");
-                super::workspace::copy_tree(&src, &dest)
+                super::workspace::copy_tree(src, &dest)
                     .map_err(|e| format!("copy scenario outside folder: {e}"))?;
                 Some(
                     dest.canonicalize()
@@ -190,15 +217,13 @@ impl GateCtx {
             }
             None => None,
         };
-        let mut scenario_env = scenario_env;
-        scenario_env.extend(gate.env.clone());
         Ok(GateCtx {
             trifecta: shared.trifecta.clone(),
             shared,
             gate_id: gate.id.clone(),
             tmp,
             segment,
-            scenario_env,
+            scenario_env: gate.env.clone(),
             worktree: None,
             target_dir: None,
             now_ms: None,
@@ -207,23 +232,24 @@ impl GateCtx {
             snapshots: HashMap::new(),
             trees: HashMap::new(),
             outside,
-            scenario_segment: scenario.map(|sc| sc.dir.join(&sc.segment)),
+            scenario_segment: gate.segment.clone(),
             holders: Vec::new(),
             faults: Vec::new(),
             log_dir,
-            redis: redis::RedisState::default(),
+            extra_vars: BTreeMap::new(),
+            kind_state: HashMap::new(),
         })
     }
 
     /// The segment, or an error outcome (validation guarantees it for steps that need it).
-    pub fn segment(&self) -> Result<&Path, Outcome> {
+    pub fn segment(&self) -> Result<&Path, StepResult> {
         self.segment
             .as_deref()
-            .ok_or_else(|| Outcome::error("this step needs a scenario segment"))
+            .ok_or_else(|| StepResult::error("this step needs a scenario segment"))
     }
 
     /// `<segment>/.trifecta/cache/ast_cache.db`.
-    pub fn db(&self) -> Result<PathBuf, Outcome> {
+    pub fn db(&self) -> Result<PathBuf, StepResult> {
         Ok(crate::cache::cache_db_path(self.segment()?))
     }
 
@@ -251,9 +277,7 @@ impl GateCtx {
         if let Some(t) = &self.target_dir {
             v.push(("{target}", s(t)));
         }
-        if let Some(url) = self.redis.url() {
-            v.push(("{redis}", url));
-        }
+        v.extend(self.extra_vars.iter().map(|(k, val)| (*k, val.clone())));
         v
     }
 
@@ -370,108 +394,23 @@ impl Drop for GateCtx {
     }
 }
 
-/// Short label of a step for reports.
-pub fn label(step: &Step) -> String {
-    let clip = |s: &str| {
-        let s = s.replace('\n', " ");
-        if s.chars().count() > 90 {
-            format!("{}…", s.chars().take(90).collect::<String>())
-        } else {
-            s
-        }
-    };
-    match step {
-        Step::Worktree(w) => format!("rev {}", w.rev.as_deref().unwrap_or("(--rev)")),
-        Step::Cargo(c) => format!("cargo {}", c.args.join(" ")),
-        Step::Run(r) => r.name.clone().unwrap_or_else(|| clip(&r.args.join(" "))),
-        Step::Stress(s) => format!(
-            "{} ({} procs × {})",
-            s.name.as_deref().unwrap_or("stress"),
-            s.procs,
-            s.iterations
-        ),
-        Step::Corrupt(c) => c.mode.clone(),
-        Step::HoldLock(h) => format!("{} {} ms", h.mode.as_str(), h.ms),
-        Step::Release(_) => "stop lock holders".into(),
-        Step::Kill(k) => format!(
-            "{} × kill -9 inside a write transaction (min_landed {})",
-            k.times, k.min_landed
-        ),
-        Step::Edit(e) => format!("{} {}", e.action.as_str(), e.file),
-        Step::Age(a) => format!("+{} days", a.days),
-        Step::Signal(s) => format!("`{}`", s.pattern),
-        Step::Sqlite(s) => clip(&s.sql),
-        Step::Snapshot(s) => format!("{} = {}", s.name, s.file),
-        Step::Jq(j) => j.label.clone().unwrap_or_else(|| clip(&j.filter)),
-        Step::Integrity(_) => "PRAGMA integrity_check".into(),
-        Step::Files(f) => clip(
-            &f.exist
-                .iter()
-                .map(|g| format!("+{g}"))
-                .chain(f.absent.iter().map(|g| format!("-{g}")))
-                .chain(f.count.iter().map(|g| format!("#{g}")))
-                .chain(f.unchanged.iter().map(|g| format!("={g}")))
-                .collect::<Vec<_>>()
-                .join(" "),
-        ),
-        Step::Baseline(b) => b.steps.join(", "),
-        Step::Plant(p) => clip(
-            &p.entries
-                .iter()
-                .map(|e| e.path.as_str())
-                .collect::<Vec<_>>()
-                .join(" "),
-        ),
-        Step::TreeSnapshot(t) => format!("{} = {}", t.name, t.dir),
-        Step::TreeUnchanged(t) => format!("`{}` unchanged", t.snapshot),
-        Step::Redis(r) => redis::label(r),
-    }
-}
-
-/// Execute one step.
-pub async fn exec(ctx: &mut GateCtx, step: &Step, index: usize) -> Outcome {
-    match step {
-        Step::Worktree(s) => actions::worktree(ctx, s, index).await,
-        Step::Cargo(s) => actions::cargo(ctx, s, index).await,
-        Step::Run(s) => actions::run(ctx, s, index).await,
-        Step::Stress(s) => stress::stress(ctx, s, index).await,
-        Step::Corrupt(s) => actions::corrupt(ctx, s, index),
-        Step::HoldLock(s) => actions::hold_lock(ctx, s).await,
-        Step::Release(_) => actions::release(ctx).await,
-        Step::Kill(s) => crash::kill(ctx, s, index).await,
-        Step::Edit(s) => actions::edit(ctx, s),
-        Step::Age(s) => actions::age(ctx, s),
-        Step::Sqlite(s) => actions::sqlite(ctx, s),
-        Step::Snapshot(s) => actions::snapshot(ctx, s),
-        Step::Signal(s) => checks::signal(ctx, s),
-        Step::Jq(s) => checks::jq(ctx, s),
-        Step::Integrity(s) => checks::integrity(ctx, s),
-        Step::Files(s) => checks::files(ctx, s),
-        Step::Baseline(s) => checks::baseline(ctx, s).await,
-        Step::Plant(s) => hostile::plant(ctx, s),
-        Step::TreeSnapshot(s) => hostile::tree_snapshot(ctx, s),
-        Step::TreeUnchanged(s) => hostile::tree_unchanged(ctx, s),
-        Step::Redis(s) => redis::exec(ctx, s, index).await,
-    }
-}
-
-/// Run every step of `gate` in `ctx`, calling `on_step` after each.
+/// Run `steps` (a gate's) in `ctx`, calling `on_step` after each.
 pub async fn run_steps(
     ctx: &mut GateCtx,
-    gate: &Gate,
+    steps: &[StepSpec],
     on_step: &mut (dyn FnMut(&StepReport) + Send),
 ) -> Vec<StepReport> {
     let mut reports = Vec::new();
     let mut stopped: Option<String> = None;
-    for (i, spec) in gate.steps.iter().enumerate() {
+    for (i, spec) in steps.iter().enumerate() {
         let index = i + 1;
         let started = Instant::now();
         let out = match &stopped {
-            Some(why) => Outcome {
+            Some(why) => StepResult {
                 status: Status::Skipped,
-                ..Outcome::pass(format!("not run: {why}"))
+                ..StepResult::pass(format!("not run: {why}"))
             },
-            None => exec(ctx, &spec.step, index).await,
+            None => spec.step.exec(ctx, index).await,
         };
         if stopped.is_none()
             && matches!(out.status, Status::Fail | Status::Error)
@@ -486,7 +425,7 @@ pub async fn run_steps(
             index,
             line: spec.line,
             kind: spec.step.kind().to_string(),
-            label: label(&spec.step),
+            label: spec.step.label(),
             status: out.status,
             duration_s: started.elapsed().as_secs_f64(),
             commands: out.commands,

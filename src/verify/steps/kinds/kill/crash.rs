@@ -26,10 +26,11 @@
 //! snapshot of variant 0's entries, restored before it) and finds every generated module
 //! changed (variant 1 is on disk), so it rewrites existing rows for its whole write phase.
 
-use super::{GateCtx, Outcome, actions, checks};
+use crate::verify::steps::kinds::Step;
+use super::{GenerateSpec, KillStep};
+use crate::verify::steps::{GateCtx, StepResult};
 use crate::verify::process::{self, ProcSpec};
-use crate::verify::report::{Fault, Status};
-use crate::verify::spec::{GenerateSpec, KillStep, Step};
+use crate::verify::event::{ScheduledFault, Status};
 use crate::verify::workspace;
 use std::io;
 use std::path::{Path, PathBuf};
@@ -489,15 +490,12 @@ async fn run_writer(
         .map_err(|e| format!("supervising the writer: {e}"))
 }
 
-/// Run one `after_each` check (the kinds `spec` allows there).
-async fn exec_check(ctx: &mut GateCtx, step: &Step, index: usize) -> Outcome {
-    match step {
-        Step::Run(s) => actions::run(ctx, s, index).await,
-        Step::Jq(s) => checks::jq(ctx, s),
-        Step::Integrity(s) => checks::integrity(ctx, s),
-        Step::Baseline(s) => checks::baseline(ctx, s).await,
-        Step::Files(s) => checks::files(ctx, s),
-        other => Outcome::error(format!("`{}` cannot run after a kill", other.kind())),
+/// Run one `after_each` check (validation allows only kinds that run after a kill).
+async fn exec_check(ctx: &mut GateCtx, step: &Step, index: usize) -> StepResult {
+    if step.runs_after_kill() {
+        step.exec(ctx, index).await
+    } else {
+        StepResult::error(format!("`{}` cannot run after a kill", step.kind()))
     }
 }
 
@@ -532,11 +530,11 @@ async fn checks_after(ctx: &mut GateCtx, s: &KillStep, index: usize, i: usize) -
         let out = exec_check(ctx, sub, sub_index).await;
         if matches!(out.status, Status::Fail | Status::Error) {
             // The output's first lines say why (e.g. the CLI's error message).
-            let why = crate::verify::report::excerpt(out.excerpt.trim(), 3, 300, false);
+            let why = crate::verify::excerpt::excerpt(out.excerpt.trim(), 3, 300, false);
             failed.push(format!(
                 "kill {i}: after_each {} `{}` ({}) failed: {} [{}]",
                 j + 1,
-                super::label(sub),
+                sub.label(),
                 sub.kind(),
                 out.detail,
                 why.replace('\n', " ")
@@ -560,49 +558,49 @@ async fn prepare(
     index: usize,
     spec: &ProcSpec,
     lines: &mut Vec<String>,
-) -> Result<Prepared, Outcome> {
+) -> Result<Prepared, StepResult> {
     let seg = ctx.segment()?.to_path_buf();
     let db = ctx.db()?;
     let cache_dir = db.parent().map(Path::to_path_buf).unwrap_or_default();
     let shm = db.with_extension("db-shm");
     if let Some(g) = &s.generate {
-        generate(&seg, g, 0).map_err(|e| Outcome::error(format!("generate modules: {e}")))?;
+        generate(&seg, g, 0).map_err(|e| StepResult::error(format!("generate modules: {e}")))?;
     }
     let mut snapshot = None;
     if !s.populate.is_empty() {
         let p = ctx.trifecta_spec(&s.populate, &s.env, 300);
         let o = process::run(&p)
             .await
-            .map_err(|e| Outcome::error(format!("cannot spawn populate command: {e}")))?;
+            .map_err(|e| StepResult::error(format!("cannot spawn populate command: {e}")))?;
         if o.code != Some(0) {
-            return Err(Outcome::fail(format!(
+            return Err(StepResult::fail(format!(
                 "populate command: {} ({})",
                 o.status_text(),
                 p.display()
             )));
         }
-        let rows = count_rows(&db).map_err(|e| Outcome::fail(format!("populated DB: {e}")))?;
+        let rows = count_rows(&db).map_err(|e| StepResult::fail(format!("populated DB: {e}")))?;
         if rows == 0 {
-            return Err(Outcome::fail("the populate command left no rows"));
+            return Err(StepResult::fail("the populate command left no rows"));
         }
         let snap = ctx.tmp.path().join(format!("kill-{index}-snapshot"));
         workspace::copy_tree(&cache_dir, &snap)
-            .map_err(|e| Outcome::error(format!("snapshot the cache: {e}")))?;
+            .map_err(|e| StepResult::error(format!("snapshot the cache: {e}")))?;
         lines.push(format!("populated: {rows} rows ({})", p.display()));
         snapshot = Some(snap);
     }
     // Variant 1 stays on disk for every writer; the snapshot holds variant 0's entries, so each
     // writer restored onto it rewrites every generated entry.
     if let Some(g) = &s.generate {
-        generate(&seg, g, 1).map_err(|e| Outcome::error(format!("generate modules: {e}")))?;
+        generate(&seg, g, 1).map_err(|e| StepResult::error(format!("generate modules: {e}")))?;
     }
     let log = ctx.log_dir.join(format!("step-{index}-calibration.log"));
     if let Some(snap) = &snapshot {
-        restore(snap, &cache_dir).map_err(|e| Outcome::error(format!("restore: {e}")))?;
+        restore(snap, &cache_dir).map_err(|e| StepResult::error(format!("restore: {e}")))?;
     }
     let (_, cal) = run_writer(spec, log, shm, db, None)
         .await
-        .map_err(Outcome::error)?;
+        .map_err(StepResult::error)?;
     let span = match (cal.windows.first(), cal.windows.last()) {
         (Some(f), Some(l)) => format!("{:.1}–{:.1} ms", f.0, l.1),
         _ => "never".into(),
@@ -622,7 +620,7 @@ async fn prepare(
 }
 
 /// `kill`: crash `times` writers inside a write transaction, checking after each landed kill.
-pub async fn kill(ctx: &mut GateCtx, s: &KillStep, index: usize) -> Outcome {
+pub async fn kill(ctx: &mut GateCtx, s: &KillStep, index: usize) -> StepResult {
     let spec = ctx.trifecta_spec(&s.args, &s.env, 120);
     let db = match ctx.db() {
         Ok(db) => db,
@@ -649,14 +647,14 @@ pub async fn kill(ctx: &mut GateCtx, s: &KillStep, index: usize) -> Outcome {
             if let Some(snap) = &prep.snapshot
                 && let Err(e) = restore(snap, &cache_dir)
             {
-                return Outcome::error(format!("restore before writer {i}: {e}"));
+                return StepResult::error(format!("restore before writer {i}: {e}"));
             }
             let log = ctx
                 .log_dir
                 .join(format!("step-{index}-writer-{i}-{attempt}.log"));
             let e = match run_writer(&spec, log, shm.clone(), db.clone(), Some(aim)).await {
                 Ok((e, _)) => e,
-                Err(e) => return Outcome::error(e),
+                Err(e) => return StepResult::error(e),
             };
             what = describe_ending(&e, i, &mut failed);
             lines.push(format!(
@@ -677,7 +675,7 @@ pub async fn kill(ctx: &mut GateCtx, s: &KillStep, index: usize) -> Outcome {
         } else {
             format!("kill -9 {a:.3} through the write transactions, {b:.3} into one")
         };
-        ctx.faults.push(Fault {
+        ctx.faults.push(ScheduledFault {
             gate: ctx.gate_id.clone(),
             step: index,
             kind: "kill".into(),
@@ -707,7 +705,7 @@ fn finish(
     landed: usize,
     mut lines: Vec<String>,
     mut failed: Vec<String>,
-) -> Outcome {
+) -> StepResult {
     lines.push(format!(
         "{landed} of {} writer(s) were killed inside a write transaction on a populated database (min_landed = {})",
         s.times, s.min_landed
@@ -719,7 +717,7 @@ fn finish(
         ));
     }
     let log = ctx.log(&format!("step-{index}-kill.log"), &lines.join("\n"));
-    Outcome {
+    StepResult {
         status: if failed.is_empty() {
             Status::Pass
         } else {
@@ -732,7 +730,7 @@ fn finish(
             s.times,
             spec.display()
         )],
-        excerpt: crate::verify::report::excerpt(&lines.join("\n"), 40, 4000, false),
+        excerpt: crate::verify::excerpt::excerpt(&lines.join("\n"), 40, 4000, false),
         detail: if failed.is_empty() {
             format!(
                 "{landed} of {} writers killed inside a write transaction; every after_each check passed after each",

@@ -15,7 +15,7 @@
 //! just before and after each rename — and never by the file's mtime, which those rewrites make
 //! lie about when the content changed.
 
-use crate::verify::spec::StressEdit;
+use super::StressEdit;
 use serde_json::Value;
 use std::fs::FileTimes;
 use std::io::Write;

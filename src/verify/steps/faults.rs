@@ -1,4 +1,5 @@
-//! Seeded corruption injection: the catalog of ways a cache database can be damaged, shared by
+//! Seeded corruption injection (test fault injection, so it lives with the gate steps, not in
+//! the production `cache` module): the catalog of ways a cache database can be damaged, shared by
 //! the integration tests and the gate runner's `corrupt` step. The same mode and seed always
 //! damage the same bytes of the same file, so a failing gate can be replayed exactly.
 //!
