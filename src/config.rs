@@ -8,10 +8,15 @@
 //! "default" for every variable. Process-wide parts (the test clock, mutants) are installed
 //! from it once by [`Config::install`].
 
+pub mod settings;
+
 use crate::cli::{AstCommand, Cli, Command};
 use crate::error::{CliError, ErrorCode};
 use crate::telemetry::writer::{self, Rotation};
 use crate::telemetry::{self, Level, Location, TelemetrySettings};
+use serde_json::Value;
+pub use settings::{Effective, Origin, Resolver, Setting};
+use settings::{parse_bool, parse_f64, parse_u64, show_f64};
 use std::collections::BTreeMap;
 use std::ffi::OsString;
 use std::time::Duration;
@@ -98,51 +103,23 @@ impl RemoteSettings {
         redact_url_password(&self.url)
     }
 
-    fn resolve(env: &Env, local_ttl: Duration) -> Result<Option<Self>, CliError> {
-        // Every variable is checked even when no remote is configured (a typo is reported).
-        let mode = match env.str(ENV_REMOTE_MODE)? {
-            None => RemoteMode::ReadWrite,
-            Some(v) => match v.trim().to_ascii_lowercase().as_str() {
-                "read-write" => RemoteMode::ReadWrite,
-                "read-only" => RemoteMode::ReadOnly,
-                _ => return Err(invalid(ENV_REMOTE_MODE, &v, "read-write or read-only")),
-            },
-        };
-        let prefix = match env.str(ENV_REMOTE_PREFIX)? {
-            None => DEFAULT_REMOTE_PREFIX.to_string(),
-            Some(p) if p.len() <= MAX_PREFIX_BYTES && p.bytes().all(|b| b.is_ascii_graphic()) => p,
-            Some(p) => {
-                return Err(invalid(
-                    ENV_REMOTE_PREFIX,
-                    &p,
-                    &format!("at most {MAX_PREFIX_BYTES} printable ASCII characters, no spaces"),
-                ));
-            }
-        };
-        let ttl = env
-            .f64(ENV_REMOTE_TTL_DAYS, MAX_TTL_DAYS)?
-            .map(|days| Duration::from_secs_f64(days * 86400.0))
+    /// Every remote setting is resolved (and checked) even when no remote is configured, so
+    /// a typo is reported and `trifecta config` lists them all.
+    fn resolve(r: &mut Resolver, local_ttl: Duration) -> Result<Option<Self>, CliError> {
+        let mode = r.get(&REMOTE_MODE, None)?;
+        let prefix = r.get(&REMOTE_PREFIX, None)?;
+        let ttl = r
+            .get(&REMOTE_TTL_DAYS, None)?
+            .map(days)
             .unwrap_or(local_ttl)
             .max(Duration::from_secs(1)); // Redis refuses `EX 0`
-        let ms = |name: &str, default: u64| -> Result<Duration, CliError> {
-            match env.u64(name, MAX_REMOTE_TIMEOUT_MS)? {
-                Some(0) => Err(invalid(
-                    name,
-                    "0",
-                    &format!("a whole number from 1 to {MAX_REMOTE_TIMEOUT_MS}"),
-                )),
-                Some(n) => Ok(Duration::from_millis(n)),
-                None => Ok(Duration::from_millis(default)),
-            }
-        };
-        let connect_timeout = ms(ENV_REMOTE_CONNECT_TIMEOUT_MS, DEFAULT_CONNECT_TIMEOUT_MS)?;
-        let io_timeout = ms(ENV_REMOTE_IO_TIMEOUT_MS, DEFAULT_IO_TIMEOUT_MS)?;
-        let Some(url) = env.str(ENV_REMOTE)? else {
+        let connect_timeout = Duration::from_millis(r.get(&REMOTE_CONNECT_TIMEOUT_MS, None)?);
+        let io_timeout = Duration::from_millis(r.get(&REMOTE_IO_TIMEOUT_MS, None)?);
+        let Some(url) = r.get(&REMOTE, None)? else {
             return Ok(None);
         };
-        check_remote_url(&url)?;
         Ok(Some(RemoteSettings {
-            url: url.trim().to_string(),
+            url,
             mode,
             prefix,
             ttl,
@@ -168,43 +145,27 @@ pub const MAX_REMOTE_URL_BYTES: usize = 4096;
 
 /// `TRIFECTA_AST_REMOTE` must be a URL the client can use: `redis://`, `unix://` or
 /// `redis+unix://`. `rediss://` is refused with the reason: this build carries no TLS stack.
-fn check_remote_url(url: &str) -> Result<(), CliError> {
-    let shown = redact_url_password(url);
-    let url = url.trim();
+/// `Err` says what is expected (the value is shown with its password hidden).
+fn check_remote_url(url: &str) -> Result<(), String> {
     if url.len() > MAX_REMOTE_URL_BYTES || url.chars().any(char::is_control) {
-        return Err(invalid(
-            ENV_REMOTE,
-            &shown,
-            &format!("a URL of at most {MAX_REMOTE_URL_BYTES} bytes"),
-        ));
+        return Err(format!("a URL of at most {MAX_REMOTE_URL_BYTES} bytes"));
     }
     let scheme = url.split_once("://").map(|(s, _)| s.to_ascii_lowercase());
     match scheme.as_deref() {
         Some("redis" | "unix" | "redis+unix") => {}
         Some("rediss") => {
-            return Err(invalid(
-                ENV_REMOTE,
-                &shown,
+            return Err(
                 "redis:// or unix:// (this build has no TLS support: reach a TLS server \
-                 through a local tunnel such as stunnel)",
-            ));
+                 through a local tunnel such as stunnel)"
+                    .into(),
+            );
         }
-        _ => {
-            return Err(invalid(
-                ENV_REMOTE,
-                &shown,
-                "redis://[user:pass@]host:port/db or unix:///path/to/redis.sock",
-            ));
-        }
+        _ => return Err("redis://[user:pass@]host:port/db or unix:///path/to/redis.sock".into()),
     }
     use redis::IntoConnectionInfo;
-    url.into_connection_info().map(|_| ()).map_err(|e| {
-        invalid(
-            ENV_REMOTE,
-            &shown,
-            &format!("a valid Redis URL ({})", e.detail().unwrap_or("unparsable")),
-        )
-    })
+    url.into_connection_info()
+        .map(|_| ())
+        .map_err(|e| format!("a valid Redis URL ({})", e.detail().unwrap_or("unparsable")))
 }
 
 /// `redis://user:secret@host` → `redis://user:***@host`; anything else unchanged.
@@ -252,16 +213,24 @@ pub struct CacheSettings {
 impl Default for CacheSettings {
     fn default() -> Self {
         CacheSettings {
-            persist: false,
-            lock_timeout: Duration::from_millis(5000),
-            size_warn_bytes: 500 * 1024 * 1024,
-            max_bytes: 1024 * 1024 * 1024,
-            ttl: Duration::from_secs(7 * 24 * 3600),
-            maintenance_interval: Duration::from_secs(3600),
+            persist: (PERSIST.default)(),
+            lock_timeout: Duration::from_millis((LOCK_TIMEOUT_MS.default)()),
+            size_warn_bytes: mb_to_bytes((SIZE_WARN_MB.default)()),
+            max_bytes: mb_to_bytes((MAX_MB.default)()),
+            ttl: days((TTL_DAYS.default)()),
+            maintenance_interval: Duration::from_secs((MAINTENANCE_S.default)()),
             quarantine_keep: 3,
             remote: None,
         }
     }
+}
+
+fn mb_to_bytes(mb: f64) -> u64 {
+    (mb * 1024.0 * 1024.0) as u64
+}
+
+fn days(d: f64) -> Duration {
+    Duration::from_secs_f64(d * 86400.0)
 }
 
 impl CacheSettings {
@@ -273,30 +242,25 @@ impl CacheSettings {
     /// Resolve from `env`; `persist_flag` is the command line's say (`Some(true)` for
     /// `--persist-cache`, `Some(false)` for `--no-persist-cache`).
     pub fn resolve(env: &Env, persist_flag: Option<bool>) -> Result<Self, CliError> {
-        let d = CacheSettings::default();
-        let persist = match persist_flag {
-            Some(p) => p,
-            None => env.bool(ENV_PERSIST)?.unwrap_or(d.persist),
-        };
-        let ttl = env
-            .f64(ENV_TTL_DAYS, MAX_TTL_DAYS)?
-            .map(|days| Duration::from_secs_f64(days * 86400.0))
-            .unwrap_or(d.ttl);
+        let mut r = Resolver::new(env);
+        let persist = r.get(&PERSIST, persist_flag.map(|p| (p, Origin::Flag)))?;
+        CacheSettings::resolve_with(&mut r, persist)
+    }
+
+    fn resolve_with(r: &mut Resolver, persist: bool) -> Result<Self, CliError> {
+        let lock_timeout = Duration::from_millis(r.get(&LOCK_TIMEOUT_MS, None)?);
+        let size_warn_bytes = mb_to_bytes(r.get(&SIZE_WARN_MB, None)?);
+        let max_bytes = mb_to_bytes(r.get(&MAX_MB, None)?);
+        let ttl = days(r.get(&TTL_DAYS, None)?);
         Ok(CacheSettings {
             persist,
-            lock_timeout: env
-                .u64(ENV_LOCK_TIMEOUT_MS, MAX_LOCK_TIMEOUT_MS)?
-                .map(Duration::from_millis)
-                .unwrap_or(d.lock_timeout),
-            size_warn_bytes: env.mb(ENV_SIZE_WARN_MB)?.unwrap_or(d.size_warn_bytes),
-            max_bytes: env.mb(ENV_MAX_MB)?.unwrap_or(d.max_bytes),
+            lock_timeout,
+            size_warn_bytes,
+            max_bytes,
             ttl,
-            maintenance_interval: env
-                .u64(ENV_MAINTENANCE_S, MAX_MAINTENANCE_S)?
-                .map(Duration::from_secs)
-                .unwrap_or(d.maintenance_interval),
-            quarantine_keep: d.quarantine_keep,
-            remote: RemoteSettings::resolve(env, ttl)?,
+            maintenance_interval: Duration::from_secs(r.get(&MAINTENANCE_S, None)?),
+            quarantine_keep: CacheSettings::default().quarantine_keep,
+            remote: RemoteSettings::resolve(r, ttl)?,
         })
     }
 }
@@ -321,8 +285,282 @@ pub const MAX_TEST_NOW_MS: u64 = 253_402_300_799_999;
 /// `TRIFECTA_TEST_PANIC=1` makes a command panic (see `commands`); `0` or unset does nothing.
 pub const ENV_TEST_PANIC: &str = "TRIFECTA_TEST_PANIC";
 
-/// The variables trifecta reads, snapshotted once: `TRIFECTA_*`, `HOME`, `USER` and
-/// `LOGNAME` for redaction, and `XDG_RUNTIME_DIR` for the daemon's socket directory. Everything else in the environment is none of our business.
+// ---------------------------------------------------------------------------------------------
+// The settings, each declared once. `trifecta config` lists every setting resolved through
+// [`Resolver`], in this order; a new setting is one more declaration here plus the line in
+// [`Config::resolve_flags`] that resolves it into its typed home.
+
+/// `cache.persist`: SQLite instead of the in-memory cache.
+pub static PERSIST: Setting<bool> = Setting {
+    name: "cache.persist",
+    env: ENV_PERSIST,
+    flag: Some("--persist-cache / --no-persist-cache"),
+    about: "use the persistent SQLite cache (ast index: on unless --no-persist-cache)",
+    default: || false,
+    parse: parse_bool,
+    show: |b| Value::from(*b),
+};
+/// `cache.lock_timeout_ms`.
+pub static LOCK_TIMEOUT_MS: Setting<u64> = Setting {
+    name: "cache.lock_timeout_ms",
+    env: ENV_LOCK_TIMEOUT_MS,
+    flag: None,
+    about: "bound on every cache-lock wait; past it the run goes uncached",
+    default: || 5000,
+    parse: |v| parse_u64(v, MAX_LOCK_TIMEOUT_MS),
+    show: |n| Value::from(*n),
+};
+/// `cache.size_warn_mb`.
+pub static SIZE_WARN_MB: Setting<f64> = Setting {
+    name: "cache.size_warn_mb",
+    env: ENV_SIZE_WARN_MB,
+    flag: None,
+    about: "DB + WAL size (MiB) that triggers ast.cache.size_warning",
+    default: || 500.0,
+    parse: |v| parse_f64(v, MAX_SIZE_MB),
+    show: show_f64,
+};
+/// `cache.max_mb`.
+pub static MAX_MB: Setting<f64> = Setting {
+    name: "cache.max_mb",
+    env: ENV_MAX_MB,
+    flag: None,
+    about: "size cap (MiB); maintenance evicts least recently used entries down to 80 %",
+    default: || 1024.0,
+    parse: |v| parse_f64(v, MAX_SIZE_MB),
+    show: show_f64,
+};
+/// `cache.ttl_days`.
+pub static TTL_DAYS: Setting<f64> = Setting {
+    name: "cache.ttl_days",
+    env: ENV_TTL_DAYS,
+    flag: None,
+    about: "entries unused this many days are pruned",
+    default: || 7.0,
+    parse: |v| parse_f64(v, MAX_TTL_DAYS),
+    show: show_f64,
+};
+/// `cache.maintenance_interval_s`.
+pub static MAINTENANCE_S: Setting<u64> = Setting {
+    name: "cache.maintenance_interval_s",
+    env: ENV_MAINTENANCE_S,
+    flag: None,
+    about: "at most one automatic maintenance pass per this many seconds",
+    default: || 3600,
+    parse: |v| parse_u64(v, MAX_MAINTENANCE_S),
+    show: |n| Value::from(*n),
+};
+/// `remote.url`: the shared second-level cache (Redis); none without it.
+pub static REMOTE: Setting<Option<String>> = Setting {
+    name: "remote.url",
+    env: ENV_REMOTE,
+    flag: None,
+    about: "the shared second-level cache: redis://[user:pass@]host:port/db or unix:///path",
+    default: || None,
+    parse: |v| check_remote_url(v).map(|()| Some(v.to_string())),
+    show: |u| {
+        u.as_deref().map_or(Value::from("<none>"), |u| {
+            Value::from(redact_url_password(u))
+        })
+    },
+};
+/// `remote.mode`.
+pub static REMOTE_MODE: Setting<RemoteMode> = Setting {
+    name: "remote.mode",
+    env: ENV_REMOTE_MODE,
+    flag: None,
+    about: "read-write, or read-only for builds that must not write the shared cache",
+    default: || RemoteMode::ReadWrite,
+    parse: |v| match v.to_ascii_lowercase().as_str() {
+        "read-write" => Ok(RemoteMode::ReadWrite),
+        "read-only" => Ok(RemoteMode::ReadOnly),
+        _ => Err("read-write or read-only".into()),
+    },
+    show: |m| Value::from(m.as_str()),
+};
+/// `remote.prefix`.
+pub static REMOTE_PREFIX: Setting<String> = Setting {
+    name: "remote.prefix",
+    env: ENV_REMOTE_PREFIX,
+    flag: None,
+    about: "namespace prepended to every Redis key",
+    default: || DEFAULT_REMOTE_PREFIX.to_string(),
+    parse: |p| {
+        (p.len() <= MAX_PREFIX_BYTES && p.bytes().all(|b| b.is_ascii_graphic()))
+            .then(|| p.to_string())
+            .ok_or_else(|| {
+                format!("at most {MAX_PREFIX_BYTES} printable ASCII characters, no spaces")
+            })
+    },
+    show: |p| Value::from(p.as_str()),
+};
+/// `remote.ttl_days`: none means the local TTL.
+pub static REMOTE_TTL_DAYS: Setting<Option<f64>> = Setting {
+    name: "remote.ttl_days",
+    env: ENV_REMOTE_TTL_DAYS,
+    flag: None,
+    about: "days a Redis entry lives (default: cache.ttl_days)",
+    default: || None,
+    parse: |v| parse_f64(v, MAX_TTL_DAYS).map(Some),
+    show: |d| d.as_ref().map_or(Value::from("<cache.ttl_days>"), show_f64),
+};
+/// `remote.connect_timeout_ms`.
+pub static REMOTE_CONNECT_TIMEOUT_MS: Setting<u64> = Setting {
+    name: "remote.connect_timeout_ms",
+    env: ENV_REMOTE_CONNECT_TIMEOUT_MS,
+    flag: None,
+    about: "bound on connecting to the remote",
+    default: || DEFAULT_CONNECT_TIMEOUT_MS,
+    parse: parse_remote_ms,
+    show: |n| Value::from(*n),
+};
+/// `remote.io_timeout_ms`.
+pub static REMOTE_IO_TIMEOUT_MS: Setting<u64> = Setting {
+    name: "remote.io_timeout_ms",
+    env: ENV_REMOTE_IO_TIMEOUT_MS,
+    flag: None,
+    about: "bound on each remote read or write",
+    default: || DEFAULT_IO_TIMEOUT_MS,
+    parse: parse_remote_ms,
+    show: |n| Value::from(*n),
+};
+
+/// A remote timeout: 1 to [`MAX_REMOTE_TIMEOUT_MS`] milliseconds (0 would never wait).
+fn parse_remote_ms(v: &str) -> Result<u64, String> {
+    match v.parse::<u64>() {
+        Ok(n) if (1..=MAX_REMOTE_TIMEOUT_MS).contains(&n) => Ok(n),
+        _ => Err(format!("a whole number from 1 to {MAX_REMOTE_TIMEOUT_MS}")),
+    }
+}
+/// `telemetry.level`.
+pub static TELEMETRY_LEVEL: Setting<Level> = Setting {
+    name: "telemetry.level",
+    env: ENV_TELEMETRY,
+    flag: Some("--telemetry"),
+    about: "what is recorded in events.jsonl: off, lite or full",
+    default: || Level::Off,
+    parse: parse_level,
+    show: |l| Value::from(l.as_str()),
+};
+/// `telemetry.dir`.
+pub static TELEMETRY_DIR: Setting<Option<String>> = Setting {
+    name: "telemetry.dir",
+    env: ENV_TELEMETRY_DIR,
+    flag: None,
+    about: "where events.jsonl is written",
+    default: || None,
+    parse: |v| {
+        (v.len() <= MAX_DIR_BYTES)
+            .then(|| Some(v.to_string()))
+            .ok_or_else(|| format!("a path of at most {MAX_DIR_BYTES} bytes"))
+    },
+    show: |d| Value::from(d.as_deref().unwrap_or("<segment>/_ctx/telemetry")),
+};
+/// `telemetry.max_mb`.
+pub static TELEMETRY_MAX_MB: Setting<f64> = Setting {
+    name: "telemetry.max_mb",
+    env: writer::ENV_MAX_MB,
+    flag: None,
+    about: "events.jsonl is rotated past this size (MiB)",
+    default: || writer::DEFAULT_MAX_BYTES as f64 / (1024.0 * 1024.0),
+    parse: |v| match v.parse::<f64>() {
+        Ok(mb) if mb.is_finite() && mb > 0.0 && mb <= writer::MAX_ROTATE_MB => Ok(mb),
+        _ => Err(format!(
+            "a number above 0 and at most {}",
+            writer::MAX_ROTATE_MB
+        )),
+    },
+    show: show_f64,
+};
+/// `telemetry.keep`.
+pub static TELEMETRY_KEEP: Setting<u64> = Setting {
+    name: "telemetry.keep",
+    env: writer::ENV_KEEP,
+    flag: None,
+    about: "rotated event files kept",
+    default: || writer::DEFAULT_KEEP as u64,
+    parse: |v| parse_u64(v, writer::MAX_KEEP as u64),
+    show: |n| Value::from(*n),
+};
+/// `telemetry.run_id`.
+pub static RUN_ID: Setting<Option<String>> = Setting {
+    name: "telemetry.run_id",
+    env: ENV_RUN_ID,
+    flag: None,
+    about: "the run id stamped on every event",
+    default: || None,
+    parse: |v| {
+        (v.len() <= MAX_RUN_ID_BYTES && !v.chars().any(char::is_control))
+            .then(|| Some(v.to_string()))
+            .ok_or_else(|| format!("at most {MAX_RUN_ID_BYTES} bytes without control characters"))
+    },
+    show: |id| Value::from(id.as_deref().unwrap_or("<unique per process>")),
+};
+/// `test.now_ms`.
+pub static TEST_NOW_MS: Setting<Option<u64>> = Setting {
+    name: "test.now_ms",
+    env: crate::clock::TEST_NOW_ENV,
+    flag: None,
+    about: "test clock (Unix ms) for TTL and maintenance decisions; tests and gates only",
+    default: || None,
+    parse: |v| parse_u64(v, MAX_TEST_NOW_MS).map(Some),
+    show: |ms| ms.map_or(Value::from("<real clock>"), Value::from),
+};
+/// `test.panic`.
+pub static TEST_PANIC: Setting<bool> = Setting {
+    name: "test.panic",
+    env: ENV_TEST_PANIC,
+    flag: None,
+    about: "1 makes the command panic, to test the INTERNAL_ERROR envelope; tests only",
+    default: || false,
+    parse: |v| parse_u64(v, 1).map(|n| n == 1),
+    show: |b| Value::from(*b),
+};
+/// `test.mutants`.
+pub static MUTANTS: Setting<Vec<crate::mutant::Mutant>> = Setting {
+    name: "test.mutants",
+    env: crate::mutant::ENV_MUTANT,
+    flag: None,
+    about: "deliberate bugs switched on (debug builds only)",
+    default: Vec::new,
+    parse: crate::mutant::parse_list,
+    show: |m| Value::from(m.iter().map(|x| x.name()).collect::<Vec<_>>()),
+};
+
+/// `daemon.mode`: whether `ast symbols` asks the segment's daemon.
+pub static DAEMON_MODE: Setting<DaemonMode> = Setting {
+    name: "daemon.mode",
+    env: ENV_DAEMON,
+    flag: Some("--daemon"),
+    about: "ast symbols through the segment's daemon: auto (if one runs), never, require",
+    default: || DaemonMode::Auto,
+    parse: parse_daemon_mode,
+    show: |m| Value::from(m.as_str()),
+};
+/// `daemon.idle_s`.
+pub static DAEMON_IDLE_S: Setting<u64> = Setting {
+    name: "daemon.idle_s",
+    env: ENV_DAEMON_IDLE_S,
+    flag: None,
+    about: "the daemon exits after this many seconds without a request",
+    default: || 600,
+    parse: |v| parse_u64(v, MAX_DAEMON_IDLE_S),
+    show: |n| Value::from(*n),
+};
+/// `daemon.reply_timeout_ms`: 0 means the default.
+pub static DAEMON_TIMEOUT_MS: Setting<u64> = Setting {
+    name: "daemon.reply_timeout_ms",
+    env: ENV_DAEMON_TIMEOUT_MS,
+    flag: None,
+    about: "how long a client waits for the daemon's reply before answering itself",
+    default: || 2000,
+    parse: |v| parse_u64(v, MAX_DAEMON_TIMEOUT_MS).map(|ms| if ms == 0 { 2000 } else { ms }),
+    show: |n| Value::from(*n),
+};
+
+/// The variables trifecta reads, snapshotted once: `TRIFECTA_*`, `HOME`, `USER` and `LOGNAME`
+/// for redaction, and `XDG_RUNTIME_DIR` for the daemon's socket directory. Everything else in
+/// the environment is none of our business.
 #[derive(Debug, Clone, Default)]
 pub struct Env {
     vars: BTreeMap<String, OsString>,
@@ -364,51 +602,6 @@ impl Env {
                 None => Err(invalid(name, &raw.to_string_lossy(), "a value in UTF-8")),
             },
         }
-    }
-
-    fn bool(&self, name: &str) -> Result<Option<bool>, CliError> {
-        let Some(v) = self.str(name)? else {
-            return Ok(None);
-        };
-        match v.trim().to_ascii_lowercase().as_str() {
-            "1" | "true" | "yes" | "on" => Ok(Some(true)),
-            "0" | "false" | "no" | "off" => Ok(Some(false)),
-            _ => Err(invalid(name, &v, "1/true/yes/on or 0/false/no/off")),
-        }
-    }
-
-    /// A whole number in `0..=max`.
-    fn u64(&self, name: &str, max: u64) -> Result<Option<u64>, CliError> {
-        match self.str(name)? {
-            None => Ok(None),
-            Some(v) => match v.trim().parse::<u64>() {
-                Ok(n) if n <= max => Ok(Some(n)),
-                _ => Err(invalid(
-                    name,
-                    &v,
-                    &format!("a whole number from 0 to {max}"),
-                )),
-            },
-        }
-    }
-
-    /// A finite number in `0..=max` (decimals allowed).
-    fn f64(&self, name: &str, max: f64) -> Result<Option<f64>, CliError> {
-        match self.str(name)? {
-            None => Ok(None),
-            Some(v) => match v.trim().parse::<f64>() {
-                // `!(x < 0.0)` would let NaN through; spell out the finite range instead.
-                Ok(x) if x.is_finite() && (0.0..=max).contains(&x) => Ok(Some(x)),
-                _ => Err(invalid(name, &v, &format!("a number from 0 to {max}"))),
-            },
-        }
-    }
-
-    /// Megabytes (MiB, decimals allowed) in `0..=MAX_SIZE_MB`, as bytes.
-    fn mb(&self, name: &str) -> Result<Option<u64>, CliError> {
-        Ok(self
-            .f64(name, MAX_SIZE_MB)?
-            .map(|mb| (mb * 1024.0 * 1024.0) as u64))
     }
 }
 
@@ -470,6 +663,8 @@ pub struct Config {
     pub mutants: Vec<crate::mutant::Mutant>,
     /// The daemon: whether `ast symbols` asks it, its idle timeout, where its socket lives.
     pub daemon: DaemonSettings,
+    /// Every setting with its effective value and origin (what `trifecta config` prints).
+    pub effective: Vec<Effective>,
 }
 
 /// `--daemon` / `TRIFECTA_DAEMON`: whether `ast symbols` asks the segment's daemon.
@@ -526,18 +721,18 @@ pub const MAX_DAEMON_IDLE_S: u64 = 604_800;
 pub const MAX_DAEMON_TIMEOUT_MS: u64 = 60_000;
 
 impl DaemonSettings {
-    /// Resolve from `env`; `mode_flag` is `--daemon`, if given.
-    pub fn resolve(env: &Env, mode_flag: Option<&str>) -> Result<Self, CliError> {
-        let d = DaemonSettings::default();
-        let env_mode = match env.str(ENV_DAEMON)? {
-            Some(v) => parse_daemon_mode(&v, ENV_DAEMON)?,
-            None => d.mode,
-        };
-        let mode = match mode_flag {
-            Some(v) => parse_daemon_mode(v, "--daemon")?,
-            None => env_mode,
-        };
-        // Only an absolute XDG_RUNTIME_DIR counts (the XDG spec says to ignore a relative one).
+    /// Resolve through `r` (so `trifecta config` lists them); `mode_flag` is `--daemon`.
+    fn resolve_with(
+        r: &mut Resolver,
+        env: &Env,
+        mode_flag: Option<&str>,
+    ) -> Result<Self, CliError> {
+        let mode_flag = Resolver::flag(&DAEMON_MODE, mode_flag)?;
+        let mode = r.get(&DAEMON_MODE, mode_flag)?;
+        let idle = Duration::from_secs(r.get(&DAEMON_IDLE_S, None)?);
+        let reply_timeout = Duration::from_millis(r.get(&DAEMON_TIMEOUT_MS, None)?);
+        // Only an absolute XDG_RUNTIME_DIR counts (the XDG spec says to ignore a relative one);
+        // read leniently like HOME: it is the desktop's variable, not one of our settings.
         let xdg_runtime_dir = env
             .str(ENV_XDG_RUNTIME_DIR)
             .ok()
@@ -546,26 +741,19 @@ impl DaemonSettings {
             .filter(|p| p.is_absolute());
         Ok(DaemonSettings {
             mode,
-            idle: env
-                .u64(ENV_DAEMON_IDLE_S, MAX_DAEMON_IDLE_S)?
-                .map(Duration::from_secs)
-                .unwrap_or(d.idle),
-            reply_timeout: env
-                .u64(ENV_DAEMON_TIMEOUT_MS, MAX_DAEMON_TIMEOUT_MS)?
-                .filter(|ms| *ms > 0)
-                .map(Duration::from_millis)
-                .unwrap_or(d.reply_timeout),
+            idle,
+            reply_timeout,
             xdg_runtime_dir,
         })
     }
 }
 
-fn parse_daemon_mode(v: &str, what: &str) -> Result<DaemonMode, CliError> {
+fn parse_daemon_mode(v: &str) -> Result<DaemonMode, String> {
     match v.trim().to_ascii_lowercase().as_str() {
         "auto" => Ok(DaemonMode::Auto),
         "never" => Ok(DaemonMode::Never),
         "require" => Ok(DaemonMode::Require),
-        _ => Err(invalid(what, v, "one of auto, never, require")),
+        _ => Err("one of auto, never, require".into()),
     }
 }
 
@@ -573,25 +761,38 @@ impl Config {
     /// Resolve `cli` against `env`. Every `TRIFECTA_*` variable is checked, whichever command
     /// reads it, so a typo is never silently ignored.
     pub fn resolve(cli: &Cli, env: &Env) -> Result<Config, CliError> {
-        let mut daemon_flag = None;
-        let (persist_flag, level_flag) = match &cli.command {
-            Command::Ast(AstCommand::Symbols(a)) => {
-                daemon_flag = a.daemon.as_deref();
-                (a.cache.persist_flag(), a.cache.telemetry.as_deref())
-            }
-            Command::Ast(AstCommand::Index(a)) => {
-                (a.cache.persist_flag(), a.cache.telemetry.as_deref())
-            }
-            // The cache commands work on the persistent cache by definition.
-            Command::Ast(AstCommand::Cache(_)) => (Some(true), None),
-            Command::Telemetry(_) => (None, None),
-            // The daemon serves the persistent cache by definition.
-            Command::Daemon(_) => (Some(true), None),
-            Command::Serve(a) => (Some(true), a.telemetry.as_deref()),
+        let flag = |p: Option<bool>| p.map(|p| (p, Origin::Flag));
+        let daemon_flag = match &cli.command {
+            Command::Ast(AstCommand::Symbols(a)) => a.daemon.as_deref(),
+            _ => None,
         };
-        let mut cfg = Config::resolve_flags(env, persist_flag, level_flag)?;
-        cfg.daemon = DaemonSettings::resolve(env, daemon_flag)?;
-        Ok(cfg)
+        let (persist, level_flag, persist_default) = match &cli.command {
+            Command::Ast(AstCommand::Symbols(a)) => (
+                flag(a.cache.persist_flag()),
+                a.cache.telemetry.as_deref(),
+                false,
+            ),
+            // `ast index` exists to warm the cache: it persists unless told not to.
+            Command::Ast(AstCommand::Index(a)) => (
+                flag(a.cache.persist_flag()),
+                a.cache.telemetry.as_deref(),
+                true,
+            ),
+            // The cache commands work on the persistent cache by definition.
+            Command::Ast(AstCommand::Cache(_)) => (Some((true, Origin::Command)), None, false),
+            Command::Config(a) => (
+                flag(a.cache.persist_flag()),
+                a.cache.telemetry.as_deref(),
+                false,
+            ),
+            Command::Telemetry(_) | Command::Completions(_) | Command::Man(_) => {
+                (None, None, false)
+            }
+            // The daemon serves the persistent cache by definition.
+            Command::Daemon(_) => (Some((true, Origin::Command)), None, false),
+            Command::Serve(a) => (Some((true, Origin::Command)), a.telemetry.as_deref(), false),
+        };
+        Config::resolve_with(env, persist, persist_default, level_flag, daemon_flag)
     }
 
     /// [`Config::resolve`] from the two flags that vary by command.
@@ -600,48 +801,44 @@ impl Config {
         persist_flag: Option<bool>,
         level_flag: Option<&str>,
     ) -> Result<Config, CliError> {
-        // Every variable is checked even where a flag overrides it: a typo in the environment
-        // is reported whichever command meets it first.
-        env.bool(ENV_PERSIST)?;
-        let cache = CacheSettings::resolve(env, persist_flag)?;
-        let env_level = match env.str(ENV_TELEMETRY)? {
-            Some(v) => parse_level(&v, ENV_TELEMETRY)?,
-            None => Level::Off,
+        Config::resolve_with(
+            env,
+            persist_flag.map(|p| (p, Origin::Flag)),
+            false,
+            level_flag,
+            None,
+        )
+    }
+
+    /// Every setting, in declaration order; `persist` is the flag's or the command's say.
+    fn resolve_with(
+        env: &Env,
+        persist: Option<(bool, Origin)>,
+        persist_default: bool,
+        level_flag: Option<&str>,
+        daemon_flag: Option<&str>,
+    ) -> Result<Config, CliError> {
+        let mut r = Resolver::new(env);
+        let persist = r.get_or(&PERSIST, persist, persist_default)?;
+        let cache = CacheSettings::resolve_with(&mut r, persist)?;
+        // The flag is checked after the variable: a typo in the environment is reported
+        // whichever command meets it first, even where the flag overrides it.
+        env.str(ENV_TELEMETRY)?
+            .map(|v| parse_level(v.trim()).map_err(|e| invalid(ENV_TELEMETRY, &v, &e)))
+            .transpose()?;
+        let level_flag = Resolver::flag(&TELEMETRY_LEVEL, level_flag)?;
+        let level = r.get(&TELEMETRY_LEVEL, level_flag)?;
+        let dir = r.get(&TELEMETRY_DIR, None)?;
+        let max_mb = r.get(&TELEMETRY_MAX_MB, None)?;
+        let rotation = Rotation {
+            max_bytes: mb_to_bytes(max_mb).max(1),
+            keep: r.get(&TELEMETRY_KEEP, None)? as usize,
         };
-        let level = match level_flag {
-            Some(v) => parse_level(v, "--telemetry")?,
-            None => env_level,
-        };
-        let (rotation, warning) =
-            Rotation::parse(env.str(writer::ENV_MAX_MB)?, env.str(writer::ENV_KEEP)?);
-        if let Some(w) = warning {
-            return Err(CliError::new(ErrorCode::InvalidArgument, w));
-        }
-        let run_id = env.str(ENV_RUN_ID)?;
-        if let Some(id) = &run_id
-            && (id.len() > MAX_RUN_ID_BYTES || id.chars().any(char::is_control))
-        {
-            return Err(invalid(
-                ENV_RUN_ID,
-                id,
-                &format!("at most {MAX_RUN_ID_BYTES} bytes without control characters"),
-            ));
-        }
-        let dir = env.str(ENV_TELEMETRY_DIR)?;
-        if let Some(d) = &dir
-            && d.len() > MAX_DIR_BYTES
-        {
-            return Err(invalid(
-                ENV_TELEMETRY_DIR,
-                d,
-                &format!("a path of at most {MAX_DIR_BYTES} bytes"),
-            ));
-        }
-        let mutants = match env.str(crate::mutant::ENV_MUTANT)? {
-            Some(v) => crate::mutant::parse_list(&v)
-                .map_err(|why| invalid(crate::mutant::ENV_MUTANT, &v, &why))?,
-            None => Vec::new(),
-        };
+        let run_id = r.get(&RUN_ID, None)?;
+        let test_now_ms = r.get(&TEST_NOW_MS, None)?.map(|ms| ms as i64);
+        let test_panic = r.get(&TEST_PANIC, None)?;
+        let mutants = r.get(&MUTANTS, None)?;
+        let daemon = DaemonSettings::resolve_with(&mut r, env, daemon_flag)?;
         // Redaction context: lenient, like a shell (a non-UTF-8 $HOME is simply not redacted).
         let soft = |k: &str| env.str(k).ok().flatten();
         Ok(Config {
@@ -654,12 +851,11 @@ impl Config {
                 home: soft("HOME"),
                 user: soft("USER").or_else(|| soft("LOGNAME")),
             },
-            test_now_ms: env
-                .u64(crate::clock::TEST_NOW_ENV, MAX_TEST_NOW_MS)?
-                .map(|ms| ms as i64),
-            test_panic: env.u64(ENV_TEST_PANIC, 1)? == Some(1),
+            test_now_ms,
+            test_panic,
             mutants,
-            daemon: DaemonSettings::resolve(env, None)?,
+            daemon,
+            effective: r.effective,
         })
     }
 
@@ -671,12 +867,12 @@ impl Config {
     }
 }
 
-fn parse_level(v: &str, what: &str) -> Result<Level, CliError> {
-    match v.trim().to_ascii_lowercase().as_str() {
+fn parse_level(v: &str) -> Result<Level, String> {
+    match v.to_ascii_lowercase().as_str() {
         "off" | "" => Ok(Level::Off),
         "lite" => Ok(Level::Lite),
         "full" => Ok(Level::Full),
-        _ => Err(invalid(what, v, "one of off, lite, full")),
+        _ => Err("one of off, lite, full".into()),
     }
 }
 

@@ -100,6 +100,9 @@ pub struct CliError {
     pub code: ErrorCode,
     /// A human-readable explanation; never contains a backtrace.
     pub message: String,
+    /// More for a human, on stderr only (not in the envelope, so the contract's messages stay
+    /// as they are): e.g. the segment-relative paths that were tried.
+    pub detail: Option<String>,
 }
 
 impl CliError {
@@ -108,7 +111,36 @@ impl CliError {
         CliError {
             code,
             message: message.into(),
+            detail: None,
         }
+    }
+
+    /// The same error with `detail` for the stderr line.
+    pub fn with_detail(mut self, detail: impl Into<String>) -> Self {
+        self.detail = Some(detail.into());
+        self
+    }
+
+    /// The one human line on stderr: `error[FILE_NOT_FOUND]: … (tried a.py, a/__init__.py)`,
+    /// newline-terminated. Control characters are escaped so the line stays one line.
+    pub fn stderr_line(&self) -> String {
+        let mut line = format!("error[{}]: {}", self.code, self.message);
+        if let Some(d) = &self.detail {
+            line.push_str(&format!(" ({d})"));
+        }
+        let mut out: String = line
+            .chars()
+            .flat_map(|c| {
+                let esc: Vec<char> = if c.is_control() {
+                    c.escape_default().collect()
+                } else {
+                    vec![c]
+                };
+                esc
+            })
+            .collect();
+        out.push('\n');
+        out
     }
 }
 

@@ -11,6 +11,7 @@
 pub mod build_info;
 pub mod cache;
 pub mod cli;
+pub mod cli_docs;
 pub mod clock;
 pub mod commands;
 pub mod config;

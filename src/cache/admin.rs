@@ -109,8 +109,80 @@ pub struct StatsOutput {
     pub levels: Levels,
     /// The remote tier's configuration, or null when `TRIFECTA_AST_REMOTE` is unset.
     pub remote: Option<RemoteView>,
+    /// The limits in force (this process's settings).
+    pub limits: Limits,
+    /// When the counters were last reset (`ast cache stats --zero`); null if never.
+    pub counters_zeroed_ms: Option<i64>,
+    /// When the database was created (the counters count from then unless zeroed).
+    pub created_ms: Option<i64>,
+    /// When maintenance last ran; null if never.
+    pub last_maintenance_ms: Option<i64>,
     /// `user_version` of the DB (0 when there is none).
     pub schema_version: i64,
+}
+
+/// The configured limits, as `ast cache stats` shows them.
+#[derive(Debug, Clone, Copy, Serialize)]
+pub struct Limits {
+    /// Size cap (DB + WAL) above which maintenance evicts down to 80 %.
+    pub max_bytes: u64,
+    /// DB + WAL size that triggers `ast.cache.size_warning`.
+    pub size_warn_bytes: u64,
+    /// Entries unused this long are pruned, in seconds.
+    pub ttl_s: f64,
+    /// At most one automatic maintenance pass per this many seconds.
+    pub maintenance_interval_s: u64,
+}
+
+/// `meta` key: Unix ms of the last `ast cache stats --zero`.
+pub const META_COUNTERS_ZEROED_MS: &str = "counters_zeroed_ms";
+
+/// Reset every counter (hits, misses by reason, incidents) to zero and record when, under the
+/// exclusive lock with the usual bounded wait; entries are untouched. Without a database
+/// there is nothing to reset. On timeout: `CACHE_UNAVAILABLE`, nothing changed.
+pub fn zero(ctx: &CacheCtx) -> Result<(), CliError> {
+    if !cache_dir_exists(ctx)? {
+        return Ok(());
+    }
+    let _x = lock_for(ctx, LockMode::Exclusive)?;
+    match probe_locked(ctx)? {
+        Probe::Usable(_) => {}
+        Probe::Missing => return discard_pending(ctx),
+        Probe::Damaged(k, _) => {
+            return Err(corrupt(format!(
+                "cache database is damaged ({}); nothing was reset",
+                k.as_str()
+            )));
+        }
+        Probe::Newer { .. } => return Err(unavailable("newer schema")), // see probe_locked
+    }
+    let mut conn = connect(&ctx.db, &ctx.settings).map_err(|e| fault_to_cli(classify(e)))?;
+    let tx = conn.transaction().map_err(|e| fault_to_cli(classify(e)))?;
+    tx.execute("DELETE FROM counters", [])
+        .and_then(|_| {
+            tx.execute(
+                "INSERT INTO meta (k, v) VALUES (?1, ?2) ON CONFLICT (k) DO UPDATE SET v = excluded.v",
+                rusqlite::params![META_COUNTERS_ZEROED_MS, crate::clock::now_ms()],
+            )
+        })
+        .and_then(|_| tx.commit())
+        .map_err(|e| fault_to_cli(classify(e)))?;
+    discard_pending(ctx)
+}
+
+/// Empty the not-yet-folded counter records (under the counters file's own exclusive lock).
+fn discard_pending(ctx: &CacheCtx) -> Result<(), CliError> {
+    counters::fold(ctx.dir(), |_| Ok::<(), std::io::Error>(()))
+        .map(|_| ())
+        .map_err(|e| unavailable(format!("cannot reset the pending counters: {e}")))
+}
+
+/// A `meta` value, if present.
+fn meta(conn: &rusqlite::Connection, key: &str) -> Result<Option<i64>, CliError> {
+    use rusqlite::OptionalExtension;
+    conn.query_row("SELECT v FROM meta WHERE k = ?1", [key], |r| r.get(0))
+        .optional()
+        .map_err(|e| fault_to_cli(classify(e)))
 }
 
 /// Counts per cache level.
@@ -202,6 +274,15 @@ pub fn stats(ctx: &CacheCtx) -> Result<StatsOutput, CliError> {
         newest_access_ms: None,
         levels: Levels::default(),
         remote: ctx.settings.remote.as_ref().map(RemoteView::of),
+        limits: Limits {
+            max_bytes: ctx.settings.max_bytes,
+            size_warn_bytes: ctx.settings.size_warn_bytes,
+            ttl_s: ctx.settings.ttl.as_secs_f64(),
+            maintenance_interval_s: ctx.settings.maintenance_interval.as_secs(),
+        },
+        counters_zeroed_ms: None,
+        created_ms: None,
+        last_maintenance_ms: None,
         schema_version: 0,
     };
     if cache_dir_exists(ctx)? {
@@ -225,6 +306,10 @@ pub fn stats(ctx: &CacheCtx) -> Result<StatsOutput, CliError> {
                 (out.entries, out.payload_bytes) = (s.entries, s.payload_bytes);
                 (out.oldest_access_ms, out.newest_access_ms) =
                     (s.oldest_access_ms, s.newest_access_ms);
+                out.counters_zeroed_ms = meta(&conn, META_COUNTERS_ZEROED_MS)?;
+                out.created_ms = meta(&conn, crate::cache::schema::META_CREATED_MS)?;
+                out.last_maintenance_ms =
+                    meta(&conn, crate::cache::schema::META_LAST_MAINTENANCE_MS)?;
                 let mut q = conn
                     .prepare("SELECT name, n FROM counters")
                     .map_err(|e| fault_to_cli(classify(e)))?;

@@ -1,15 +1,20 @@
 //! `trifecta ast cache stats|verify|prune|clear|path`: resolve, call the cache's
 //! administration ([`crate::cache::admin`]), render.
+//!
+//! `stats --format text` reads like `ccache -s`: sizes in binary units (`bytesize`), times as
+//! UTC dates with their age (`jiff`), the hit rate, misses by reason, the limits in force and
+//! when the counters were last zeroed. The JSON form is the contract and keeps raw numbers.
 
 use crate::cache::admin::{self, StatsOutput};
 use crate::cache::sqlite::CacheCtx;
-use crate::cli::{CacheCommand, CacheReportArgs, ReportFormat};
+use crate::cli::{CacheCommand, CacheReportArgs, OutputFormat};
 use crate::commands::Failure;
 use crate::config::Config;
 use crate::error::CliError;
 use crate::output::{print_json, write_stdout};
 use crate::symbols::resolve;
 use crate::telemetry::Telemetry;
+use std::fmt::Write as _;
 use std::path::Path;
 
 /// Run one cache subcommand and print its result.
@@ -17,11 +22,17 @@ pub fn run(cmd: &CacheCommand, cfg: &Config) -> Result<(), Failure> {
     match cmd {
         CacheCommand::Stats(a) => {
             let (ctx, telemetry) = context(&a.segment, cfg)?;
+            if a.zero {
+                admin::zero(&ctx)?;
+            }
             let out = admin::stats(&ctx)?;
             telemetry.flush();
             match a.format {
-                ReportFormat::Json => print_json(&out)?,
-                ReportFormat::Text => write_stdout(stats_text(&out).as_bytes())?,
+                OutputFormat::Text => {
+                    let now = crate::clock::now_ms();
+                    write_stdout(stats_text(&out, now).as_bytes())?
+                }
+                _ => print_json(&out)?,
             }
         }
         CacheCommand::Verify(a) => verify_cmd(a, cfg)?,
@@ -32,7 +43,15 @@ pub fn run(cmd: &CacheCommand, cfg: &Config) -> Result<(), Failure> {
             print_json(&out?)?;
         }
         CacheCommand::Clear(a) => print_json(&admin::clear(&context(&a.segment, cfg)?.0)?)?,
-        CacheCommand::Path(a) => print_json(&admin::path(&a.segment)?)?,
+        CacheCommand::Path(a) => {
+            let out = admin::path(&a.segment)?;
+            match a.format {
+                OutputFormat::Json => print_json(&out)?,
+                // The bare path, like `ccache -k cache_dir` or `cargo locate-project
+                // --message-format plain`: ready for `$(…)`.
+                _ => write_stdout(format!("{}\n", out.db_path).as_bytes())?,
+            }
+        }
     }
     Ok(())
 }
@@ -43,67 +62,170 @@ fn context(segment: &Path, cfg: &Config) -> Result<(CacheCtx, Telemetry), CliErr
     Ok((CacheCtx::new(&root, &cfg.cache, &telemetry), telemetry))
 }
 
-fn stats_text(s: &StatsOutput) -> String {
-    let opt = |v: Option<i64>| v.map(|x| x.to_string()).unwrap_or_else(|| "-".into());
-    let mut rows: Vec<(String, String)> = vec![
-        ("db_path".into(), s.db_path.clone()),
-        ("exists".into(), s.exists.to_string()),
-        ("schema_version".into(), s.schema_version.to_string()),
-        ("entries".into(), s.entries.to_string()),
-        ("payload_bytes".into(), s.payload_bytes.to_string()),
-        ("db_bytes".into(), s.db_bytes.to_string()),
-        ("wal_bytes".into(), s.wal_bytes.to_string()),
-        ("hits".into(), s.hits.to_string()),
-        ("misses".into(), s.misses.to_string()),
-        (
-            "hit_rate".into(),
-            s.hit_rate
-                .map(|r| format!("{:.1}%", r * 100.0))
-                .unwrap_or_else(|| "-".into()),
+/// Bytes in binary units: `1.5 KiB`, `500.0 MiB`.
+pub fn human_bytes(n: u64) -> String {
+    bytesize::ByteSize::b(n).display().iec().to_string()
+}
+
+/// `part / whole (p %)`, or just `part` when `whole` is zero.
+fn ratio(part: i64, whole: i64) -> String {
+    if whole <= 0 {
+        return part.to_string();
+    }
+    format!(
+        "{part} / {whole} ({:.2} %)",
+        part as f64 * 100.0 / whole as f64
+    )
+}
+
+/// A Unix-ms instant as `2026-11-29 17:40:12 UTC (3m 5s ago)`, or `never`.
+pub fn human_time(ms: Option<i64>, now_ms: i64) -> String {
+    let Some(ms) = ms else {
+        return "never".into();
+    };
+    let Ok(ts) = jiff::Timestamp::from_millisecond(ms) else {
+        return ms.to_string();
+    };
+    let when = ts.strftime("%Y-%m-%d %H:%M:%S UTC");
+    format!("{when} ({})", human_age(now_ms.saturating_sub(ms)))
+}
+
+/// A duration in milliseconds as `3m 5s ago` (`in 2h` for the future), to the second.
+fn human_age(ms: i64) -> String {
+    let d = human_duration_s((ms.unsigned_abs() / 1000) as f64);
+    if ms >= 0 {
+        format!("{d} ago")
+    } else {
+        format!("in {d}")
+    }
+}
+
+/// Seconds as `7d`, `1h 30m`, `0s` (jiff's friendly format, largest unit days).
+pub fn human_duration_s(secs: f64) -> String {
+    use jiff::fmt::friendly::SpanPrinter;
+    use jiff::{SpanRound, Unit};
+    let whole = secs.round().clamp(0.0, 1e12) as i64;
+    jiff::Span::new()
+        .try_seconds(whole)
+        .and_then(|s| s.round(SpanRound::new().largest(Unit::Day).days_are_24_hours()))
+        .map(|s| SpanPrinter::new().span_to_string(&s))
+        .unwrap_or_else(|_| format!("{whole}s"))
+}
+
+/// The `ccache -s`-style report.
+pub fn stats_text(s: &StatsOutput, now_ms: i64) -> String {
+    let mut o = String::new();
+    let mut row = |indent: usize, k: &str, v: String| {
+        let _ = writeln!(o, "{:indent$}{k:<w$} {v}", "", w = 30 - indent);
+    };
+    row(0, "Cache database", s.db_path.clone());
+    if !s.exists {
+        row(
+            0,
+            "",
+            "(does not exist yet: `trifecta ast index` creates it)".into(),
+        );
+    }
+    let lookups = s.hits + s.misses;
+    row(0, "Lookups", lookups.to_string());
+    row(2, "Hits", ratio(s.hits, lookups));
+    row(2, "Misses", ratio(s.misses, lookups));
+    for (reason, n) in &s.misses_by_reason {
+        row(4, reason, n.to_string());
+    }
+    let hit_rate = s
+        .hit_rate
+        .map_or("-".into(), |r| format!("{:.2} %", r * 100.0));
+    row(0, "Hit rate", hit_rate);
+    row(0, "Entries", s.entries.to_string());
+    let size = s.db_bytes + s.wal_bytes;
+    let max = s.limits.max_bytes;
+    let of_max = if max > 0 {
+        format!(" ({:.2} %)", size as f64 * 100.0 / max as f64)
+    } else {
+        String::new()
+    };
+    row(
+        0,
+        "Cache size (DB + WAL)",
+        format!("{} / {}{of_max}", human_bytes(size), human_bytes(max)),
+    );
+    row(2, "Database", human_bytes(s.db_bytes));
+    row(2, "Write-ahead log", human_bytes(s.wal_bytes));
+    row(2, "Symbol payloads", human_bytes(s.payload_bytes));
+    row(0, "Size warning at", human_bytes(s.limits.size_warn_bytes));
+    row(
+        0,
+        "Evict down to",
+        format!("{} (80 % of max)", human_bytes(max / 10 * 8)),
+    );
+    row(
+        0,
+        "Entries expire after",
+        format!("{} unused", human_duration_s(s.limits.ttl_s)),
+    );
+    row(
+        0,
+        "Maintenance at most every",
+        human_duration_s(s.limits.maintenance_interval_s as f64),
+    );
+    row(
+        0,
+        "Last maintenance",
+        human_time(s.last_maintenance_ms, now_ms),
+    );
+    row(
+        0,
+        "Least recently used",
+        human_time(s.oldest_access_ms, now_ms),
+    );
+    row(
+        0,
+        "Most recently used",
+        human_time(s.newest_access_ms, now_ms),
+    );
+    row(0, "Lock timeouts", s.lock_timeouts.to_string());
+    row(0, "Corruptions", s.corruptions.to_string());
+    row(0, "Quarantined databases", s.quarantines.to_string());
+    row(0, "Evicted entries", s.evictions.to_string());
+    row(0, "Pruned entries", s.pruned.to_string());
+    // The shared second-level tier (sccache's per-level view), after a local miss.
+    match &s.remote {
+        Some(v) => row(
+            0,
+            "Remote cache",
+            format!("{} ({}, prefix {})", v.url, v.mode, v.prefix),
         ),
-    ];
-    for (k, n) in &s.misses_by_reason {
-        rows.push((format!("  miss: {k}"), n.to_string()));
+        None => row(
+            0,
+            "Remote cache",
+            "none (TRIFECTA_AST_REMOTE is unset)".into(),
+        ),
     }
-    rows.extend([
-        ("lock_timeouts".into(), s.lock_timeouts.to_string()),
-        ("corruptions".into(), s.corruptions.to_string()),
-        ("quarantines".into(), s.quarantines.to_string()),
-        ("evictions".into(), s.evictions.to_string()),
-        ("pruned".into(), s.pruned.to_string()),
-        ("oldest_access_ms".into(), opt(s.oldest_access_ms)),
-        ("newest_access_ms".into(), opt(s.newest_access_ms)),
-    ]);
     let r = &s.levels.remote;
-    rows.push((
-        "remote".into(),
-        match &s.remote {
-            Some(v) => format!("{} ({}, prefix {})", v.url, v.mode, v.prefix),
-            None => "-".into(),
-        },
-    ));
-    for (k, n) in [
-        ("hits", r.hits),
-        ("misses", r.misses),
-        ("corrupt", r.corrupt),
-        ("writes", r.writes),
-        ("errors", r.errors),
-        ("timeouts", r.timeouts),
-    ] {
-        rows.push((format!("  remote {k}"), n.to_string()));
+    let asked = r.hits + r.misses;
+    if s.remote.is_some() || asked + r.writes + r.errors + r.timeouts + r.corrupt > 0 {
+        row(2, "Hits", ratio(r.hits, asked));
+        row(2, "Misses", ratio(r.misses, asked));
+        row(2, "Writes", r.writes.to_string());
+        row(2, "Corrupt values", r.corrupt.to_string());
+        row(2, "Errors", r.errors.to_string());
+        row(2, "Timeouts", r.timeouts.to_string());
     }
-    let w = rows.iter().map(|(k, _)| k.len()).max().unwrap_or(0);
-    rows.iter()
-        .map(|(k, v)| format!("{k:<w$}  {v}\n"))
-        .collect()
+    let zeroed = match (s.counters_zeroed_ms, s.created_ms) {
+        (None, Some(c)) => format!("never; counting since {}", human_time(Some(c), now_ms)),
+        (z, _) => human_time(z, now_ms),
+    };
+    row(0, "Counters zeroed", zeroed);
+    row(0, "Schema version", s.schema_version.to_string());
+    o
 }
 
 fn verify_cmd(a: &CacheReportArgs, cfg: &Config) -> Result<(), Failure> {
     let (ctx, _t) = context(&a.segment, cfg)?;
     let out = admin::verify(&ctx)?;
     match a.format {
-        ReportFormat::Json => print_json(&out)?,
-        ReportFormat::Text => write_stdout(format!(
+        OutputFormat::Text => write_stdout(format!(
             "db_path          {}\nexists           {}\nintegrity_check  {}\nentries_checked  {}\nschema_version   {}\nverdict          ok\n",
             out.db_path,
             out.exists,
@@ -111,6 +233,28 @@ fn verify_cmd(a: &CacheReportArgs, cfg: &Config) -> Result<(), Failure> {
             out.entries_checked,
             out.schema_version
         ).as_bytes())?,
+        _ => print_json(&out)?,
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn sizes_and_durations_read_like_ccache() {
+        assert_eq!(human_bytes(0), "0 B");
+        assert_eq!(human_bytes(1536), "1.5 KiB");
+        assert_eq!(human_bytes(1024 * 1024 * 1024), "1.0 GiB");
+        assert_eq!(human_duration_s(7.0 * 86400.0), "7d");
+        assert_eq!(human_duration_s(5400.0), "1h 30m");
+        assert_eq!(human_duration_s(0.0), "0s");
+        let now = 1_764_000_000_000;
+        assert_eq!(human_time(None, now), "never");
+        assert_eq!(
+            human_time(Some(now - 185_000), now),
+            "2025-11-24 15:56:55 UTC (3m 5s ago)"
+        );
+    }
 }

@@ -7,7 +7,7 @@
 //! of [`crate::file_rel`] (`\xNN` for bytes that are not UTF-8, `\\` for a backslash).
 
 use crate::cache::service::SymbolCache;
-use crate::cli::{IndexArgs, IndexFormat};
+use crate::cli::{IndexArgs, OutputFormat};
 use crate::commands::Failure;
 use crate::config::Config;
 use crate::error::{CliError, ErrorCode};
@@ -119,13 +119,25 @@ fn jobs(flag: Option<usize>) -> Result<usize, CliError> {
 /// the module lines are written to stdout as they come, and a failed write fails the command.
 pub fn run(args: &IndexArgs, cfg: &Config) -> Result<IndexSummary, Failure> {
     let started = Instant::now();
-    let jobs = jobs(args.jobs)?;
-    let root = resolve::segment_root(&args.segment)?;
-    let pool = rayon::ThreadPoolBuilder::new()
-        .num_threads(jobs)
-        .stack_size(index::WORKER_STACK)
-        .build()
-        .map_err(|e| CliError::new(ErrorCode::InternalError, format!("thread pool: {e}")))?;
+    let setup = || -> Result<_, CliError> {
+        let jobs = jobs(args.jobs)?;
+        let root = resolve::segment_root(&args.segment)?;
+        let pool = rayon::ThreadPoolBuilder::new()
+            .num_threads(jobs)
+            .stack_size(index::WORKER_STACK)
+            .build()
+            .map_err(|e| CliError::new(ErrorCode::InternalError, format!("thread pool: {e}")))?;
+        Ok((jobs, root, pool))
+    };
+    let (jobs, root, pool) = setup().inspect_err(|e| {
+        // Still the command's one `ast.index` event, with the error code and no counts.
+        let result = IndexResult {
+            status: "error".into(),
+            error_code: Some(e.code.as_str().into()),
+            ..IndexResult::default()
+        };
+        crate::commands::early_failure_event(cfg, &args.segment, Event::Index { result }, started)
+    })?;
 
     let (files, walk_errors) = index::walk(&root.anchor);
     let telemetry = Telemetry::new(cfg.telemetry.for_segment(&root));
@@ -147,13 +159,19 @@ pub fn run(args: &IndexArgs, cfg: &Config) -> Result<IndexSummary, Failure> {
         let bar = indicatif::ProgressBar::new(files.len() as u64);
         bar.set_style(
             indicatif::ProgressStyle::with_template(
-                "{bar:40} {pos}/{len} files  {per_sec}  eta {eta}",
+                "{bar:40} {pos}/{len} files  {rate}  eta {eta}",
             )
-            .unwrap_or_else(|_| indicatif::ProgressStyle::default_bar()),
+            .unwrap_or_else(|_| indicatif::ProgressStyle::default_bar())
+            .with_key(
+                "rate",
+                |s: &indicatif::ProgressState, w: &mut dyn std::fmt::Write| {
+                    let _ = w.write_str(&files_per_second(s.per_sec()));
+                },
+            ),
         );
         bar
     });
-    let jsonl = args.format == IndexFormat::Jsonl;
+    let jsonl = args.format == OutputFormat::Jsonl;
     let mut out = std::io::BufWriter::new(std::io::stdout().lock());
     // The first failed stdout write: later lines are not attempted, the cache is still warmed,
     // and the command then fails (a reader must never take a truncated index for a whole one).
@@ -199,6 +217,7 @@ pub fn run(args: &IndexArgs, cfg: &Config) -> Result<IndexSummary, Failure> {
     };
     let result = IndexResult {
         status: "ok".into(),
+        error_code: None,
         files: summary.files,
         hits: summary.hits,
         misses: summary.misses,
@@ -210,6 +229,18 @@ pub fn run(args: &IndexArgs, cfg: &Config) -> Result<IndexSummary, Failure> {
     telemetry.event(Level::Lite, line.cache(summary.cache_backend));
     telemetry.flush();
     Ok(summary)
+}
+
+/// The progress line's rate: `6,646.3805/s` (indicatif's `{per_sec}`, with a thousands
+/// separator and four decimals) became `6646 files/s`; below 10 one decimal is kept.
+pub fn files_per_second(rate: f64) -> String {
+    if !rate.is_finite() || rate < 0.0 {
+        "- files/s".into()
+    } else if rate < 10.0 {
+        format!("{rate:.1} files/s")
+    } else {
+        format!("{rate:.0} files/s")
+    }
 }
 
 fn record(summary: &mut IndexSummary, r: &FileResult) {
@@ -256,4 +287,18 @@ fn write_line(out: &mut impl Write, r: &FileResult) -> std::io::Result<()> {
     };
     serde_json::to_writer(&mut *out, &line).map_err(std::io::Error::from)?;
     out.write_all(b"\n")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::files_per_second;
+
+    #[test]
+    fn the_rate_is_a_plain_number_of_files_per_second() {
+        // indicatif's `{per_sec}` printed this rate as `6,646.3805/s`.
+        assert_eq!(files_per_second(6646.3805), "6646 files/s");
+        assert_eq!(files_per_second(3.25), "3.2 files/s");
+        assert_eq!(files_per_second(0.0), "0.0 files/s");
+        assert_eq!(files_per_second(f64::NAN), "- files/s");
+    }
 }

@@ -1,7 +1,13 @@
 //! One module per subcommand. Each returns a serializable value or a [`crate::error::CliError`];
 //! printing and exit codes are decided in `run`.
+//!
+//! A failure prints the JSON envelope on stdout (the contract) and one human line on stderr,
+//! `error[CODE]: message (detail)`. `trifecta` alone, or a command group alone (`trifecta ast`),
+//! prints its help on stdout and exits 0, as cargo does: it asks what there is, it is not a
+//! mistake.
 
 pub mod cache;
+pub mod config;
 pub mod daemon;
 pub mod index;
 pub mod symbols;
@@ -10,7 +16,11 @@ pub mod telemetry;
 use crate::cli::{AstCommand, Cli, Command, TelemetryCommand};
 use crate::config::{Config, Env};
 use crate::error::{CliError, ErrorCode, ErrorEnvelope};
-use crate::output::{StdoutError, print_json, write_stderr};
+use crate::output::{StdoutError, print_json, write_stderr, write_stdout};
+use crate::telemetry::{Event, Level, Telemetry};
+use serde_json::json;
+use std::path::Path;
+use std::time::Instant;
 
 /// Why a command did not succeed.
 #[derive(Debug)]
@@ -62,6 +72,7 @@ where
     match outcome {
         Ok(()) => 0,
         Err(Failure::Cli(e)) => {
+            write_stderr(&e.stderr_line());
             if let Err(out) = print_json(&ErrorEnvelope::from(&e)) {
                 // Neither the result nor the envelope can be delivered: say both on stderr.
                 if !out.is_broken_pipe() {
@@ -95,15 +106,26 @@ fn test_panic_hook(cfg: &Config) {
     }
 }
 
-/// Help and version go to stdout with exit 0; every other parse failure becomes a
-/// `USAGE_ERROR` envelope on stdout (exit 1) with clap's explanation on stderr.
+/// Help and version go to stdout with exit 0, and so does the help a bare command group
+/// (`trifecta`, `trifecta ast`) shows; every other parse failure becomes a `USAGE_ERROR`
+/// envelope on stdout (exit 1) with clap's explanation on stderr, its first line
+/// `error[USAGE_ERROR]: …` like every other failure's.
 fn usage_error(e: clap::Error) -> i32 {
     use clap::error::ErrorKind;
-    if matches!(e.kind(), ErrorKind::DisplayHelp | ErrorKind::DisplayVersion) {
-        return match e.print() {
-            Ok(()) => 0,
-            Err(io) => stdout_failed(&StdoutError(io)),
-        };
+    match e.kind() {
+        ErrorKind::DisplayHelp | ErrorKind::DisplayVersion => {
+            return match e.print() {
+                Ok(()) => 0,
+                Err(io) => stdout_failed(&StdoutError(io)),
+            };
+        }
+        ErrorKind::DisplayHelpOnMissingArgumentOrSubcommand => {
+            return match write_stdout(e.render().to_string().as_bytes()) {
+                Ok(()) => 0,
+                Err(out) => stdout_failed(&out),
+            };
+        }
+        _ => {}
     }
     let rendered = e.render().to_string();
     let first = rendered
@@ -111,7 +133,11 @@ fn usage_error(e: clap::Error) -> i32 {
         .next()
         .unwrap_or("invalid command line")
         .trim_start_matches("error: ");
-    write_stderr(&rendered);
+    let human = match rendered.strip_prefix("error: ") {
+        Some(rest) => format!("error[{}]: {rest}", ErrorCode::UsageError),
+        None => rendered.clone(),
+    };
+    write_stderr(&human);
     let _ = print_json(&ErrorEnvelope::from(&CliError::new(
         ErrorCode::UsageError,
         first.to_string(),
@@ -120,6 +146,15 @@ fn usage_error(e: clap::Error) -> i32 {
 }
 
 fn run(cli: &Cli) -> Result<(), Failure> {
+    // Completions and man pages are documentation of the command line, like `--help`: they
+    // read no setting, so a bad variable in the environment does not stop them.
+    match &cli.command {
+        Command::Completions(a) => {
+            return Ok(crate::cli_docs::print_completions(cli_command(), a.shell)?);
+        }
+        Command::Man(a) => return man(a),
+        _ => {}
+    }
     let cfg = Config::resolve(cli, &Env::from_process())?;
     cfg.install();
     test_panic_hook(&cfg);
@@ -129,7 +164,7 @@ fn run(cli: &Cli) -> Result<(), Failure> {
         }
         Command::Ast(AstCommand::Index(args)) => {
             let summary = index::run(args, &cfg)?;
-            if args.format == crate::cli::IndexFormat::Jsonl {
+            if args.format == crate::cli::OutputFormat::Jsonl {
                 write_stderr(&crate::output::to_cli_json(&summary));
             } else {
                 print_json(&summary)?;
@@ -139,6 +174,57 @@ fn run(cli: &Cli) -> Result<(), Failure> {
         Command::Telemetry(TelemetryCommand::Report(args)) => telemetry::report(args, &cfg)?,
         Command::Daemon(c) => print_json(&daemon::run(c, &cfg)?)?,
         Command::Serve(args) => print_json(&daemon::serve(args, &cfg)?)?,
+        Command::Config(args) => config::run(args, &cfg)?,
+        Command::Completions(_) | Command::Man(_) => {} // answered above
     }
     Ok(())
+}
+
+/// The clap definition of `trifecta`, for completions and man pages.
+pub fn cli_command() -> clap::Command {
+    <Cli as clap::CommandFactory>::command()
+}
+
+/// `trifecta man [--dir DIR]`.
+fn man(a: &crate::cli::ManArgs) -> Result<(), Failure> {
+    let io_err = |what: &str, e: std::io::Error| {
+        CliError::new(ErrorCode::InvalidArgument, format!("{what}: {e}"))
+    };
+    match &a.dir {
+        None => {
+            let page = crate::cli_docs::man_page(cli_command()).map_err(|e| io_err("man", e))?;
+            write_stdout(&page)?;
+        }
+        Some(dir) => {
+            let files = crate::cli_docs::write_man_pages(cli_command(), dir)
+                .map_err(|e| io_err(&format!("--dir {}", dir.display()), e))?;
+            print_json(&json!({"status": "ok", "dir": dir.to_string_lossy(), "pages": files}))?;
+        }
+    }
+    Ok(())
+}
+
+/// The command's one event when it failed before it could write its own (bad URI, missing
+/// segment or module, bad `--jobs`): built by the command with the error code and, when it
+/// parsed, the canonical URI; never a path. Written where the command's events go: the
+/// segment's telemetry directory, or `TRIFECTA_TELEMETRY_DIR`; with neither (no segment) there
+/// is nowhere to write and nothing is created.
+pub fn early_failure_event(cfg: &Config, segment: &Path, ev: Event, started: Instant) {
+    if cfg.telemetry.level == Level::Off {
+        return;
+    }
+    let settings = match crate::symbols::resolve::segment_root(segment) {
+        Ok(root) => cfg.telemetry.for_segment(&root),
+        Err(_) if cfg.telemetry.dir.is_some() => {
+            let abs = std::path::absolute(segment).unwrap_or_else(|_| segment.to_path_buf());
+            cfg.telemetry.for_segment(&abs)
+        }
+        Err(_) => return,
+    };
+    let telemetry = Telemetry::new(settings);
+    let line = ev
+        .into_line()
+        .timed(crate::cache::service::elapsed_ms(started));
+    telemetry.event(Level::Lite, line);
+    telemetry.flush();
 }

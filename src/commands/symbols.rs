@@ -63,17 +63,32 @@ pub fn run_with(
     hot: Option<&HotTier>,
 ) -> Result<SymbolsOutput, CliError> {
     let started = Instant::now();
-    let uri = SymUri::parse(&args.uri)?;
-    let root = resolve::segment_root(&args.segment)?;
-    let (file, class_path) = match uri.kind() {
-        UriKind::Mod => (resolve::resolve_module(&root, uri.path())?, Vec::new()),
-        UriKind::Type => resolve::resolve_type(&root, uri.path())?,
+    let Input {
+        uri,
+        root,
+        file,
+        class_path,
+        bytes,
+        resolve_ms,
+        read_ms,
+    } = match input(args, started) {
+        Ok(i) => i,
+        Err((e, uri)) => {
+            // Still the command's one `ast.symbols` event: the code, the URI if it parsed.
+            let ev = Event::Symbols {
+                args: UriArgs { uri },
+                result: CommandResult {
+                    status: "error".into(),
+                    error_code: Some(e.code.as_str().into()),
+                    ..CommandResult::default()
+                },
+                x: SymbolsDetail::default(),
+            };
+            crate::commands::early_failure_event(cfg, &args.segment, ev, started);
+            return Err(e);
+        }
     };
-    let resolve_ms = elapsed_ms(started);
-    let t = Instant::now();
-    let bytes = read_source(&file)?;
     let key = CacheKey::for_file(&file.file, &bytes);
-    let read_ms = elapsed_ms(t);
 
     let telemetry = Telemetry::new(cfg.telemetry.for_segment(&root));
     let t = Instant::now();
@@ -176,6 +191,43 @@ pub fn run_with(
     telemetry.event(Level::Lite, line.cache(backend.as_str()));
     telemetry.flush();
     Ok(out)
+}
+
+/// What the command reads before it touches the cache.
+struct Input {
+    uri: SymUri,
+    root: resolve::Segment,
+    file: ModuleFile,
+    class_path: Vec<String>,
+    bytes: Vec<u8>,
+    resolve_ms: f64,
+    read_ms: f64,
+}
+
+/// Parse the URI, resolve the segment and the module, read it. On failure, the error and the
+/// canonical URI if it parsed (for the failure event).
+fn input(args: &SymbolsArgs, started: Instant) -> Result<Input, (CliError, Option<String>)> {
+    let uri = SymUri::parse(&args.uri).map_err(|e| (e, None))?;
+    let shown = || Some(uri.to_string());
+    let root = resolve::segment_root(&args.segment).map_err(|e| (e, shown()))?;
+    let (file, class_path) = match uri.kind() {
+        UriKind::Mod => resolve::resolve_module(&root, uri.path()).map(|f| (f, Vec::new())),
+        UriKind::Type => resolve::resolve_type(&root, uri.path()),
+    }
+    .map_err(|e| (e, shown()))?;
+    let resolve_ms = elapsed_ms(started);
+    let t = Instant::now();
+    let bytes = read_source(&file).map_err(|e| (e, shown()))?;
+    let read_ms = elapsed_ms(t);
+    Ok(Input {
+        uri,
+        root,
+        file,
+        class_path,
+        bytes,
+        resolve_ms,
+        read_ms,
+    })
 }
 
 /// Largest module read, in bytes. The largest file in CPython's stdlib is under 1 MiB; a

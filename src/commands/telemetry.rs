@@ -4,7 +4,7 @@
 //! Reading is strictly read-only. A missing or empty log is a normal "no telemetry" result
 //! (exit 0); only an unreadable log (e.g. the telemetry path is a file) is an error.
 
-use crate::cli::{TelemetryFormat, TelemetryReportArgs};
+use crate::cli::{OutputFormat, TelemetryReportArgs};
 use crate::commands::Failure;
 use crate::config::Config;
 use crate::error::{CliError, ErrorCode};
@@ -36,9 +36,10 @@ pub fn report(args: &TelemetryReportArgs, cfg: &Config) -> Result<(), Failure> {
         )
     })?;
     let rendered = match args.format {
-        TelemetryFormat::Json => to_cli_json(&rep),
-        TelemetryFormat::Text => text::render(&rep),
-        TelemetryFormat::Html => html::render(&rep),
+        OutputFormat::Text => text::render(&rep),
+        OutputFormat::Html => html::render(&rep),
+        // `json`; the flag admits no other format.
+        _ => to_cli_json(&rep),
     };
     match args.output.as_deref().filter(|p| p.as_os_str() != "-") {
         // A failed write is the caller's to report (a closed pipe quietly, see commands::run).

@@ -26,7 +26,7 @@ use super::runtime_dir::{self, DaemonPaths};
 use super::signals;
 use crate::cache::hot_tier::HotTier;
 use crate::cache::service::{SymbolCache, elapsed_ms};
-use crate::cli::{CacheFlags, IndexArgs, IndexFormat, SymbolsArgs};
+use crate::cli::{CacheFlags, IndexArgs, OutputFormat, SymbolsArgs};
 use crate::commands::Failure;
 use crate::config::Config;
 use crate::error::{CliError, ErrorCode};
@@ -610,7 +610,7 @@ fn index_request(params: &Value, shared: &Shared) -> Result<Render, CliError> {
             no_persist_cache: false,
             telemetry: None,
         },
-        format: IndexFormat::Summary,
+        format: OutputFormat::Summary,
     };
     let turn = shared.hot.db_turn();
     let indexed = crate::commands::index::run(&args, &cfg);

@@ -92,11 +92,11 @@ fn check_candidate(root: &Segment, rel: &str) -> Result<Option<ModuleFile>, CliE
 
 /// Resolve module `components` (already validated identifiers) under canonical `root`.
 pub fn module_file(root: &Segment, components: &[String]) -> Result<Option<ModuleFile>, CliError> {
-    let base = components.join("/");
-    if let Some(f) = check_candidate(root, &format!("{base}.py"))? {
+    let [file, package] = candidates(components);
+    if let Some(f) = check_candidate(root, &file)? {
         return Ok(Some(f));
     }
-    check_candidate(root, &format!("{base}/__init__.py"))
+    check_candidate(root, &package)
 }
 
 /// Resolve a `mod` URI: `FILE_NOT_FOUND` when neither candidate exists.
@@ -106,6 +106,7 @@ pub fn resolve_module(root: &Segment, components: &[String]) -> Result<ModuleFil
             ErrorCode::FileNotFound,
             format!("Could not find module for {}", components.join(".")),
         )
+        .with_detail(format!("tried {}", candidates(components).join(", ")))
     })
 }
 
@@ -120,13 +121,24 @@ pub fn resolve_type(
             return Ok((f, components[split..].to_vec()));
         }
     }
+    let tried: Vec<String> = (1..components.len())
+        .rev()
+        .flat_map(|split| candidates(&components[..split]))
+        .collect();
     Err(CliError::new(
         ErrorCode::FileNotFound,
         format!(
             "Could not find a module for any prefix of {}",
             components.join(".")
         ),
-    ))
+    )
+    .with_detail(format!("tried {}", tried.join(", "))))
+}
+
+/// The segment-relative files a module name can live in, in the order they are tried.
+fn candidates(components: &[String]) -> [String; 2] {
+    let base = components.join("/");
+    [format!("{base}.py"), format!("{base}/__init__.py")]
 }
 
 #[cfg(test)]

@@ -384,8 +384,11 @@ pub struct SymbolsByKind {
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 #[serde(default)]
 pub struct IndexResult {
-    /// `ok`.
+    /// `ok`, or `error` for a run that failed before indexing (then the counts are 0).
     pub status: String,
+    /// The stable error code when `status` is `error`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub error_code: Option<String>,
     /// Modules visited.
     pub files: u64,
     /// Cache hits.
@@ -821,6 +824,7 @@ mod tests {
             Event::Index {
                 result: IndexResult {
                     status: "ok".into(),
+                    error_code: None,
                     files: 9,
                     hits: 4,
                     misses: 5,

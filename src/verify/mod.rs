@@ -82,12 +82,57 @@ enum Cmd {
     List(SpecArgs),
     /// Validate every gate and scenario without running anything (exit 0 or 2).
     Check(SpecArgs),
-    /// Join the reports of `gates --shard 1/N … N/N` into one run (same verdicts and exit code).
+    /// Join the reports of `gates --shard 1/N ... N/N` into one run (same verdicts and exit code).
     #[command(after_help = MERGE_EXIT_HELP)]
     Merge(MergeArgs),
     /// Hold the cache lock file (helper process spawned by the `hold-lock` step).
     #[command(hide = true)]
     HoldLock(HoldLockArgs),
+    /// Print a shell completion script (bash, zsh, fish, elvish, powershell) to stdout.
+    Completions(CompletionsArgs),
+    /// Print the man page (roff) to stdout, or write one page per command into `--dir`.
+    Man(ManArgs),
+}
+
+#[derive(Debug, Args)]
+struct CompletionsArgs {
+    /// The shell to write completions for.
+    shell: clap_complete::Shell,
+}
+
+#[derive(Debug, Args)]
+struct ManArgs {
+    /// Write `<name>.1` for the command and each subcommand into this directory instead.
+    #[arg(long)]
+    dir: Option<PathBuf>,
+}
+
+/// The clap definition of `trifecta-verify`, for completions and man pages.
+pub fn cli_command() -> clap::Command {
+    <Cli as clap::CommandFactory>::command()
+}
+
+/// `completions` and `man`: documentation of the command line, written to stdout (or `--dir`).
+fn docs(cmd: &Cmd) -> i32 {
+    let done = match cmd {
+        Cmd::Completions(a) => {
+            crate::cli_docs::print_completions(cli_command(), a.shell).map_err(|e| e.to_string())
+        }
+        Cmd::Man(ManArgs { dir: None }) => crate::cli_docs::man_page(cli_command())
+            .map_err(|e| e.to_string())
+            .and_then(|p| crate::output::write_stdout(&p).map_err(|e| e.to_string())),
+        Cmd::Man(ManArgs { dir: Some(d) }) => crate::cli_docs::write_man_pages(cli_command(), d)
+            .map(|files| println!("wrote {} page(s) to {}", files.len(), d.display()))
+            .map_err(|e| format!("--dir {}: {e}", d.display())),
+        _ => Ok(()),
+    };
+    match done {
+        Ok(()) => EXIT_OK,
+        Err(e) => {
+            eprintln!("trifecta-verify: {e}");
+            EXIT_HARNESS
+        }
+    }
 }
 
 #[derive(Debug, Args)]
@@ -232,6 +277,7 @@ pub fn main_with_args(args: Vec<OsString>) -> i32 {
             Err(c) => c,
         },
         Cmd::HoldLock(a) => hold_lock(&a),
+        c @ (Cmd::Completions(_) | Cmd::Man(_)) => docs(&c),
         Cmd::Merge(a) => merge::run(&a.dirs, &absolute(&a.report_dir), &command_line),
         Cmd::Gates(a) => gates(a, &command_line),
     }

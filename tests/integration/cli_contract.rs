@@ -108,11 +108,22 @@ fn usage_errors_are_envelopes_but_help_and_version_are_not() {
         &["ast", "symbols"][..],
         &["ast", "symbols", "sym://python/mod/x", "--bogus"],
         &["nope"],
-        &[],
+        &["ast", "nope"],
     ] {
         let mut cmd = trifecta();
         cmd.args(args);
-        assert_error(&run(&mut cmd), "USAGE_ERROR");
+        let o = run(&mut cmd);
+        assert_error(&o, "USAGE_ERROR");
+        assert!(o.stderr.starts_with("error[USAGE_ERROR]: "), "{o:?}");
+    }
+    // A bare command group asks what there is: its help on stdout, exit 0, as cargo does.
+    for args in [&[][..], &["ast"], &["ast", "cache"], &["telemetry"]] {
+        let mut cmd = trifecta();
+        cmd.args(args);
+        let o = run(&mut cmd);
+        assert_eq!(o.code, Some(0), "{args:?}: {o:?}");
+        assert!(o.stdout.contains("Usage: trifecta"), "{args:?}: {o:?}");
+        assert!(o.stderr.is_empty(), "{args:?}: {o:?}");
     }
     for flag in ["--help", "--version"] {
         let mut cmd = trifecta();
@@ -263,7 +274,9 @@ proptest! {
         let o = run(&mut cmd);
         assert_no_panic(&o);
         prop_assert!(o.code == Some(0) || o.code == Some(1), "{:?}", o);
-        if !(args.iter().any(|a| a == "--help" || a == "-h" || a == "--version" || a == "-V" || a == "help")) {
+        // A bare command group (`trifecta`, `trifecta ast`) prints its help, like `--help`.
+        let bare_group = args.is_empty() || args == ["ast"];
+        if !(bare_group || args.iter().any(|a| a == "--help" || a == "-h" || a == "--version" || a == "-V" || a == "help")) {
             prop_assert!(o.json.get("status").is_some(), "stdout is a JSON document: {:?}", o);
         }
     }

@@ -28,6 +28,9 @@ const VOLATILE: &[&str] = &[
     "oldest_access_ms",
     "newest_access_ms",
     "evicted_bytes",
+    "created_ms",
+    "last_maintenance_ms",
+    "counters_zeroed_ms",
 ];
 
 /// The transcript's commands: `ENV=value` prefixes set variables, `{seg}` is the segment.
@@ -49,10 +52,14 @@ const SCRIPT: &[&str] = &[
     "ast index --segment {seg} --jobs 0",
     "ast cache stats --segment {seg} --format json",
     "ast cache verify --segment {seg} --format json",
+    "ast cache path --segment {seg} --format json",
     "ast cache path --segment {seg}",
     "ast cache prune --segment {seg}",
     "ast cache clear --segment {seg}",
     "ast cache stats --segment {seg} --format json",
+    "ast cache stats --segment {seg} --zero --format json",
+    "ast symbols sym://python/type/pkg.models.Square#area --segment {seg} --persist-cache",
+    "ast cache stats --segment {seg} --zero --format json",
 ];
 
 /// Mask `"key": <number>` for every volatile key, wherever it appears.

@@ -56,8 +56,9 @@ fn index(seg: &Path, extra: &[&str]) -> (i32, Vec<Value>, Value) {
 #[test]
 fn jobs_one_and_jobs_n_are_identical_and_ordered() {
     let d = corpus();
-    let (c1, one, s1) = index(d.path(), &["--jobs", "1"]);
-    let (c2, two, s2) = index(d.path(), &["--jobs", "4"]);
+    // In memory: both runs extract everything, so their lines compare whole.
+    let (c1, one, s1) = index(d.path(), &["--jobs", "1", "--no-persist-cache"]);
+    let (c2, two, s2) = index(d.path(), &["--jobs", "4", "--no-persist-cache"]);
     assert_eq!((c1, c2), (0, 0));
     assert_eq!(one, two, "--jobs must not change results");
     let paths: Vec<&str> = one
@@ -74,6 +75,33 @@ fn jobs_one_and_jobs_n_are_identical_and_ordered() {
         (s1["jobs"].as_u64(), s2["jobs"].as_u64()),
         (Some(1), Some(4))
     );
+}
+
+#[test]
+fn index_persists_by_default_and_the_opt_outs_keep_nothing() {
+    // `ast index` exists to warm the cache: without a flag it writes the SQLite cache, and a
+    // second run is all hits.
+    let d = corpus();
+    let (code, _, first) = index(d.path(), &[]);
+    assert_eq!(code, 0);
+    assert_eq!(first["cache_backend"], "sqlite", "{first}");
+    assert!(d.path().join(".trifecta/cache/ast_cache.db").is_file());
+    let (_, _, second) = index(d.path(), &[]);
+    assert_eq!(second["misses"], 0, "{second}");
+    assert_eq!(second["hits"], first["files"], "{second}");
+    // The flag and the variable both opt out, and then nothing is created.
+    for (flag, env) in [(Some("--no-persist-cache"), None), (None, Some("0"))] {
+        let d = corpus();
+        let mut cmd = trifecta();
+        cmd.args(["ast", "index", "--segment"]).arg(d.path());
+        cmd.args(flag);
+        if let Some(v) = env {
+            cmd.env("TRIFECTA_AST_PERSIST", v);
+        }
+        let o = run(&mut cmd);
+        assert_eq!(o.json["cache_backend"], "memory", "{o:?}");
+        assert!(!d.path().join(".trifecta").exists(), "{flag:?} {env:?}");
+    }
 }
 
 #[test]

@@ -174,7 +174,7 @@ const LAYERS: &[&[&str]] = &[
     &["index"],
     &["cache"],
     &["config"],
-    &["cli", "telemetry"],
+    &["cli", "cli_docs", "telemetry"],
     &["symbols"],
     &[
         "segment_fs",

@@ -9,6 +9,7 @@ mod cache_maintenance;
 mod cache_p1;
 mod cache_support;
 mod cli_contract;
+mod cli_ux;
 mod corpus;
 mod daemon;
 mod dashboard_browser;
