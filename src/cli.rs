@@ -28,6 +28,41 @@ pub enum Command {
     /// Telemetry: reports over the segment's event log.
     #[command(subcommand)]
     Telemetry(TelemetryCommand),
+    /// The per-segment daemon that answers `ast symbols` from a warm, shared cache.
+    #[command(subcommand)]
+    Daemon(DaemonCommand),
+    /// Run the segment's daemon in the foreground (what `daemon start` launches).
+    Serve(ServeArgs),
+}
+
+/// `trifecta daemon …`.
+#[derive(Debug, Subcommand)]
+pub enum DaemonCommand {
+    /// Start the segment's daemon in the background (a no-op if it already runs).
+    Start(DaemonArgs),
+    /// Ask the segment's daemon to finish its requests and exit.
+    Stop(DaemonArgs),
+    /// Whether the segment's daemon runs, its pid and socket.
+    Status(DaemonArgs),
+}
+
+/// `--segment` for daemon commands.
+#[derive(Debug, Args)]
+pub struct DaemonArgs {
+    /// Segment root the daemon serves.
+    #[arg(long, default_value = ".")]
+    pub segment: PathBuf,
+}
+
+/// `trifecta serve`.
+#[derive(Debug, Args)]
+pub struct ServeArgs {
+    /// Segment root to serve.
+    #[arg(long, default_value = ".")]
+    pub segment: PathBuf,
+    /// Telemetry level: off, lite or full (also `TRIFECTA_TELEMETRY`; default off).
+    #[arg(long)]
+    pub telemetry: Option<String>,
 }
 
 /// `trifecta telemetry …`.
@@ -169,6 +204,10 @@ pub struct SymbolsArgs {
     /// Persistence and telemetry.
     #[command(flatten)]
     pub cache: CacheFlags,
+    /// Ask the segment's daemon: auto (default: if one runs), never, or require
+    /// (also `TRIFECTA_DAEMON`).
+    #[arg(long)]
+    pub daemon: Option<String>,
 }
 
 /// The persistence and telemetry flags `ast symbols` and `ast index` share.

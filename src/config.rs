@@ -34,6 +34,14 @@ pub const ENV_TELEMETRY: &str = "TRIFECTA_TELEMETRY";
 pub const ENV_TELEMETRY_DIR: &str = "TRIFECTA_TELEMETRY_DIR";
 /// Fixed run id for every event of this process (default: unique per process).
 pub const ENV_RUN_ID: &str = "TRIFECTA_RUN_ID";
+/// Whether `ast symbols` asks the segment's daemon: `auto` (default), `never` or `require`.
+pub const ENV_DAEMON: &str = "TRIFECTA_DAEMON";
+/// Seconds a daemon waits without a request before it exits (default 600).
+pub const ENV_DAEMON_IDLE_S: &str = "TRIFECTA_DAEMON_IDLE_S";
+/// Milliseconds a client waits for the daemon's reply before answering itself (default 2000).
+pub const ENV_DAEMON_TIMEOUT_MS: &str = "TRIFECTA_DAEMON_TIMEOUT_MS";
+/// Where per-user runtime files live (the daemon's socket directory is `trifecta/` in it).
+pub const ENV_XDG_RUNTIME_DIR: &str = "XDG_RUNTIME_DIR";
 /// The shared second-level cache: `redis://[user:pass@]host:port/db` or `unix:///path.sock`.
 pub const ENV_REMOTE: &str = "TRIFECTA_AST_REMOTE";
 /// `read-write` (default) or `read-only` (pull-request builds that must not write the L2).
@@ -313,8 +321,8 @@ pub const MAX_TEST_NOW_MS: u64 = 253_402_300_799_999;
 /// `TRIFECTA_TEST_PANIC=1` makes a command panic (see `commands`); `0` or unset does nothing.
 pub const ENV_TEST_PANIC: &str = "TRIFECTA_TEST_PANIC";
 
-/// The variables trifecta reads, snapshotted once: `TRIFECTA_*`, and `HOME`, `USER` and
-/// `LOGNAME` for redaction. Everything else in the environment is none of our business.
+/// The variables trifecta reads, snapshotted once: `TRIFECTA_*`, `HOME`, `USER` and
+/// `LOGNAME` for redaction, and `XDG_RUNTIME_DIR` for the daemon's socket directory. Everything else in the environment is none of our business.
 #[derive(Debug, Clone, Default)]
 pub struct Env {
     vars: BTreeMap<String, OsString>,
@@ -335,8 +343,11 @@ impl Env {
             .into_iter()
             .filter_map(|(k, v)| {
                 let k = k.into().into_string().ok()?;
-                let ours =
-                    k.starts_with("TRIFECTA_") || matches!(k.as_str(), "HOME" | "USER" | "LOGNAME");
+                let ours = k.starts_with("TRIFECTA_")
+                    || matches!(
+                        k.as_str(),
+                        "HOME" | "USER" | "LOGNAME" | ENV_XDG_RUNTIME_DIR
+                    );
                 ours.then(|| (k, v.into()))
             })
             .collect();
@@ -457,14 +468,115 @@ pub struct Config {
     pub test_panic: bool,
     /// `TRIFECTA_MUTANT`: deliberate bugs switched on (debug builds only).
     pub mutants: Vec<crate::mutant::Mutant>,
+    /// The daemon: whether `ast symbols` asks it, its idle timeout, where its socket lives.
+    pub daemon: DaemonSettings,
+}
+
+/// `--daemon` / `TRIFECTA_DAEMON`: whether `ast symbols` asks the segment's daemon.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum DaemonMode {
+    /// Ask a running daemon; answer locally when there is none or it fails (the default: with
+    /// no daemon running it costs one failed `connect`).
+    #[default]
+    Auto,
+    /// Never ask a daemon.
+    Never,
+    /// Only the daemon may answer; no daemon is a `DAEMON_UNAVAILABLE` error.
+    Require,
+}
+
+impl DaemonMode {
+    /// `auto`, `never` or `require`.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            DaemonMode::Auto => "auto",
+            DaemonMode::Never => "never",
+            DaemonMode::Require => "require",
+        }
+    }
+}
+
+/// Everything about the daemon, resolved and validated.
+#[derive(Debug, Clone, PartialEq)]
+pub struct DaemonSettings {
+    /// Whether `ast symbols` asks the daemon.
+    pub mode: DaemonMode,
+    /// The daemon exits after this long without a request.
+    pub idle: Duration,
+    /// How long a client waits for a reply before answering itself.
+    pub reply_timeout: Duration,
+    /// `$XDG_RUNTIME_DIR`, if set (else `/tmp/trifecta-<uid>`).
+    pub xdg_runtime_dir: Option<std::path::PathBuf>,
+}
+
+impl Default for DaemonSettings {
+    fn default() -> Self {
+        DaemonSettings {
+            mode: DaemonMode::Auto,
+            idle: Duration::from_secs(600),
+            reply_timeout: Duration::from_millis(2000),
+            xdg_runtime_dir: None,
+        }
+    }
+}
+
+/// Largest `TRIFECTA_DAEMON_IDLE_S`: one week.
+pub const MAX_DAEMON_IDLE_S: u64 = 604_800;
+/// Largest `TRIFECTA_DAEMON_TIMEOUT_MS`: one minute.
+pub const MAX_DAEMON_TIMEOUT_MS: u64 = 60_000;
+
+impl DaemonSettings {
+    /// Resolve from `env`; `mode_flag` is `--daemon`, if given.
+    pub fn resolve(env: &Env, mode_flag: Option<&str>) -> Result<Self, CliError> {
+        let d = DaemonSettings::default();
+        let env_mode = match env.str(ENV_DAEMON)? {
+            Some(v) => parse_daemon_mode(&v, ENV_DAEMON)?,
+            None => d.mode,
+        };
+        let mode = match mode_flag {
+            Some(v) => parse_daemon_mode(v, "--daemon")?,
+            None => env_mode,
+        };
+        // Only an absolute XDG_RUNTIME_DIR counts (the XDG spec says to ignore a relative one).
+        let xdg_runtime_dir = env
+            .str(ENV_XDG_RUNTIME_DIR)
+            .ok()
+            .flatten()
+            .map(std::path::PathBuf::from)
+            .filter(|p| p.is_absolute());
+        Ok(DaemonSettings {
+            mode,
+            idle: env
+                .u64(ENV_DAEMON_IDLE_S, MAX_DAEMON_IDLE_S)?
+                .map(Duration::from_secs)
+                .unwrap_or(d.idle),
+            reply_timeout: env
+                .u64(ENV_DAEMON_TIMEOUT_MS, MAX_DAEMON_TIMEOUT_MS)?
+                .filter(|ms| *ms > 0)
+                .map(Duration::from_millis)
+                .unwrap_or(d.reply_timeout),
+            xdg_runtime_dir,
+        })
+    }
+}
+
+fn parse_daemon_mode(v: &str, what: &str) -> Result<DaemonMode, CliError> {
+    match v.trim().to_ascii_lowercase().as_str() {
+        "auto" => Ok(DaemonMode::Auto),
+        "never" => Ok(DaemonMode::Never),
+        "require" => Ok(DaemonMode::Require),
+        _ => Err(invalid(what, v, "one of auto, never, require")),
+    }
 }
 
 impl Config {
     /// Resolve `cli` against `env`. Every `TRIFECTA_*` variable is checked, whichever command
     /// reads it, so a typo is never silently ignored.
     pub fn resolve(cli: &Cli, env: &Env) -> Result<Config, CliError> {
+        let mut daemon_flag = None;
         let (persist_flag, level_flag) = match &cli.command {
             Command::Ast(AstCommand::Symbols(a)) => {
+                daemon_flag = a.daemon.as_deref();
                 (a.cache.persist_flag(), a.cache.telemetry.as_deref())
             }
             Command::Ast(AstCommand::Index(a)) => {
@@ -473,8 +585,13 @@ impl Config {
             // The cache commands work on the persistent cache by definition.
             Command::Ast(AstCommand::Cache(_)) => (Some(true), None),
             Command::Telemetry(_) => (None, None),
+            // The daemon serves the persistent cache by definition.
+            Command::Daemon(_) => (Some(true), None),
+            Command::Serve(a) => (Some(true), a.telemetry.as_deref()),
         };
-        Config::resolve_flags(env, persist_flag, level_flag)
+        let mut cfg = Config::resolve_flags(env, persist_flag, level_flag)?;
+        cfg.daemon = DaemonSettings::resolve(env, daemon_flag)?;
+        Ok(cfg)
     }
 
     /// [`Config::resolve`] from the two flags that vary by command.
@@ -542,6 +659,7 @@ impl Config {
                 .map(|ms| ms as i64),
             test_panic: env.u64(ENV_TEST_PANIC, 1)? == Some(1),
             mutants,
+            daemon: DaemonSettings::resolve(env, None)?,
         })
     }
 

@@ -33,6 +33,11 @@ pub enum ErrorCode {
     TelemetryUnavailable,
     /// Anything else: a bug or an environment failure we did not anticipate.
     InternalError,
+    /// `--daemon require` found no daemon that answered, or a daemon command could not reach
+    /// or start one (also an unsafe socket directory).
+    DaemonUnavailable,
+    /// `trifecta serve` found another daemon already serving the segment.
+    DaemonAlreadyRunning,
 }
 
 impl ErrorCode {
@@ -51,11 +56,13 @@ impl ErrorCode {
             ErrorCode::CacheCorrupt => "CACHE_CORRUPT",
             ErrorCode::TelemetryUnavailable => "TELEMETRY_UNAVAILABLE",
             ErrorCode::InternalError => "INTERNAL_ERROR",
+            ErrorCode::DaemonUnavailable => "DAEMON_UNAVAILABLE",
+            ErrorCode::DaemonAlreadyRunning => "DAEMON_ALREADY_RUNNING",
         }
     }
 
     /// Every code, for documentation and exhaustive tests.
-    pub const ALL: [ErrorCode; 12] = [
+    pub const ALL: [ErrorCode; 14] = [
         ErrorCode::InvalidUri,
         ErrorCode::InvalidArgument,
         ErrorCode::UsageError,
@@ -68,6 +75,8 @@ impl ErrorCode {
         ErrorCode::CacheCorrupt,
         ErrorCode::TelemetryUnavailable,
         ErrorCode::InternalError,
+        ErrorCode::DaemonUnavailable,
+        ErrorCode::DaemonAlreadyRunning,
     ];
 }
 

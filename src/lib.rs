@@ -5,7 +5,8 @@
 //! Map: [`cli`] → [`config`] → [`commands`]; [`symbols`] (URI, resolution, source encodings,
 //! extraction); [`cache`] (store trait, backends, the one factory; rows keyed by [`file_rel`]);
 //! [`telemetry`] (JSONL events, reports); [`verify`] (the gate runner); [`build_info`] (what
-//! `--version` names: commit, dirty flag, compiled-in parser versions).
+//! `--version` names: commit, dirty flag, compiled-in parser versions); [`daemon`] (the
+//! per-segment daemon: socket directory, JSON-RPC protocol, server, client).
 
 pub mod build_info;
 pub mod cache;
@@ -13,6 +14,7 @@ pub mod cli;
 pub mod clock;
 pub mod commands;
 pub mod config;
+pub mod daemon;
 pub mod error;
 pub mod file_rel;
 pub mod index;

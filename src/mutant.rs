@@ -84,6 +84,10 @@ pub enum Mutant {
     /// Read-only remote mode still writes to Redis, so a pull-request build can poison the
     /// shared cache (caught by `p6-shared-tier`).
     ReadOnlyWrites,
+    /// The daemon's in-memory tier serves the entry it holds for a module without comparing its
+    /// content key with the file's current content, so a rewritten module is answered with the
+    /// replaced version's symbols (caught by `p2-daemon-cli`).
+    HotTierNoKeyCheck,
 }
 
 impl Mutant {
@@ -109,6 +113,7 @@ impl Mutant {
         Mutant::SizeMtimeFreshness,
         Mutant::RemoteNoChecksum,
         Mutant::ReadOnlyWrites,
+        Mutant::HotTierNoKeyCheck,
     ];
 
     /// The stable name used in `TRIFECTA_MUTANT`.
@@ -134,6 +139,7 @@ impl Mutant {
             Mutant::SizeMtimeFreshness => "size-mtime-freshness",
             Mutant::RemoteNoChecksum => "remote-no-checksum",
             Mutant::ReadOnlyWrites => "read-only-writes",
+            Mutant::HotTierNoKeyCheck => "hot-tier-no-key-check",
         }
     }
 

@@ -11,6 +11,7 @@ pub mod admin;
 pub mod counters;
 pub mod factory;
 pub mod fallback;
+pub mod hot_tier;
 pub mod key;
 pub mod lock;
 pub mod memory;

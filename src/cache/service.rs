@@ -21,6 +21,7 @@
 use super::OpenedCache;
 use super::counters::{self, RemoteTally, Tally};
 use super::factory::open_cache;
+use super::hot_tier::{DbIdentity, HotTier};
 use super::remote::{FailKind, RemoteFailure, RemoteGot, RemoteTier};
 use super::{Backend, CacheKey, Lookup, MissReason, Written};
 use crate::config::CacheSettings;
@@ -100,6 +101,15 @@ impl CacheLevel {
             CacheLevel::Local => "local",
             CacheLevel::Remote => "remote",
         }
+    }
+}
+
+/// `(device, inode)` of the segment's cache database, `None` when there is none.
+fn db_identity(root: &Segment) -> DbIdentity {
+    let rel = std::path::Path::new(super::CACHE_DIR_REL).join(super::DB_FILE_NAME);
+    match root.anchor.at(rel).stat() {
+        Ok(Some(st)) => Some((st.st_dev, st.st_ino)),
+        _ => None,
     }
 }
 
@@ -433,6 +443,65 @@ impl<'t> SymbolCache<'t> {
             table,
             miss: Some(reason),
         }
+    }
+
+    /// The cache-aside for one module with the daemon's in-memory tier in front: a tier hit
+    /// (same content key, same database file, see [`HotTier`]) answers without opening the
+    /// database and is reported as an `ast.cache.hit` with `cache_level = "memory"`; anything else
+    /// waits for its turn at the database ([`HotTier::db_turn`]), opens the cache, runs [`SymbolCache::lookup_or_extract`], releases the cache again (so
+    /// the shared lock is never held between requests) and remembers what SQLite served or
+    /// stored. Returns what was served and the backend that answered.
+    pub fn serve_with_tier(
+        root: &Segment,
+        settings: &CacheSettings,
+        telemetry: &Telemetry,
+        hot: &HotTier,
+        file_rel: &str,
+        key: &CacheKey,
+        bytes: &[u8],
+    ) -> (Served, Backend) {
+        let t = Instant::now();
+        let db = if settings.persist {
+            db_identity(root)
+        } else {
+            None
+        };
+        if let Some(table) = hot.get(file_rel, key, db) {
+            if telemetry.enabled(Level::Lite) {
+                let ev = Event::CacheHit {
+                    args: KeyArgs {
+                        cache_key: key.to_string(),
+                    },
+                    result: HitResult {
+                        status: "hit".into(),
+                        cache_level: Some("memory".into()),
+                    },
+                    x: LookupDetail::default(),
+                };
+                let line = ev.into_line().timed(elapsed_ms(t));
+                telemetry.event(Level::Lite, line.cache(Backend::Sqlite.as_str()));
+            }
+            return (Served { table, miss: None }, Backend::Sqlite);
+        }
+        let turn = hot.db_turn();
+        let mut cache = SymbolCache::open(root, settings, telemetry);
+        let backend = cache.backend();
+        let served = cache.lookup_or_extract(file_rel, key, bytes);
+        let stored = cache.trouble.failures == 0;
+        cache.finish();
+        drop(turn);
+        // Only what the database really holds is remembered, and only when the file the lookup
+        // began with is still the one in place (a clear or a quarantine meanwhile: not kept).
+        if backend == Backend::Sqlite && stored && db.is_some() && db_identity(root) == db {
+            hot.put(file_rel, key, &served.table, db);
+        }
+        (served, backend)
+    }
+
+    /// Open the cache and release it at once: runs the automatic maintenance when it is due
+    /// (the daemon's start-up and interval passes; same rule as every command's `finish`).
+    pub fn open_for_maintenance(root: &Segment, settings: &CacheSettings, telemetry: &Telemetry) {
+        SymbolCache::open(root, settings, telemetry).finish();
     }
 
     /// The command is done with the cache: release it and run the housekeeping that is due

@@ -2,6 +2,7 @@
 //! printing and exit codes are decided in `run`.
 
 pub mod cache;
+pub mod daemon;
 pub mod index;
 pub mod symbols;
 pub mod telemetry;
@@ -123,7 +124,9 @@ fn run(cli: &Cli) -> Result<(), Failure> {
     cfg.install();
     test_panic_hook(&cfg);
     match &cli.command {
-        Command::Ast(AstCommand::Symbols(args)) => print_json(&symbols::run(args, &cfg)?)?,
+        Command::Ast(AstCommand::Symbols(args)) => {
+            print_json(&daemon::symbols_routed(args, &cfg)?)?
+        }
         Command::Ast(AstCommand::Index(args)) => {
             let summary = index::run(args, &cfg)?;
             if args.format == crate::cli::IndexFormat::Jsonl {
@@ -134,6 +137,8 @@ fn run(cli: &Cli) -> Result<(), Failure> {
         }
         Command::Ast(AstCommand::Cache(c)) => cache::run(c, &cfg)?,
         Command::Telemetry(TelemetryCommand::Report(args)) => telemetry::report(args, &cfg)?,
+        Command::Daemon(c) => print_json(&daemon::run(c, &cfg)?)?,
+        Command::Serve(args) => print_json(&daemon::serve(args, &cfg)?)?,
     }
     Ok(())
 }

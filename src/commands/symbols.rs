@@ -7,6 +7,7 @@
 //! with a truthful `miss_reason`.
 
 use crate::cache::CacheKey;
+use crate::cache::hot_tier::HotTier;
 use crate::cache::service::{SymbolCache, elapsed_ms};
 use crate::cli::SymbolsArgs;
 use crate::config::Config;
@@ -16,15 +17,17 @@ use crate::symbols::uri::{SymUri, UriKind};
 use crate::symbols::{Symbol, SymbolTable, SyntaxErrorLoc};
 use crate::telemetry::event::{CommandResult, Phases, SymbolsByKind, SymbolsDetail, UriArgs};
 use crate::telemetry::{Event, Level, Telemetry};
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
+use std::borrow::Cow;
 use std::time::Instant;
 
 /// The success document. The first eight keys are the original contract, in its order; the
-/// rest are additions (never renamed, only added).
-#[derive(Debug, Serialize)]
+/// rest are additions (never renamed, only added). It also deserializes: a daemon's reply is
+/// read back into it and printed by the client exactly as a local run prints it.
+#[derive(Debug, Serialize, Deserialize, PartialEq)]
 pub struct SymbolsOutput {
     /// Always `"ok"`.
-    pub status: &'static str,
+    pub status: Cow<'static, str>,
     /// Canonical absolute segment root.
     pub segment_root: String,
     /// Segment-relative module file, `/`-separated.
@@ -32,23 +35,33 @@ pub struct SymbolsOutput {
     /// The module's top-level symbols, or the selected class/member for `type` URIs.
     pub symbols: Vec<Symbol>,
     /// `hit` or `miss`.
-    pub cache_status: &'static str,
+    pub cache_status: Cow<'static, str>,
     /// `<extractor tag>:<content hash>`; path-free and stable across runs and checkouts.
     pub cache_key: String,
     /// Why it missed, or `cache_hit`.
-    pub miss_reason: &'static str,
+    pub miss_reason: Cow<'static, str>,
     /// The SQLite DB path when persistence is on (flag or env), else null.
     pub cache_db_path: Option<String>,
     /// The canonical form of the URI that was asked.
     pub uri: String,
     /// `memory` or `sqlite`: the store that actually answered (memory on fallback).
-    pub cache_backend: &'static str,
+    pub cache_backend: Cow<'static, str>,
     /// Syntax-error regions; empty exactly when Python's grammar accepts the file. Survives hits.
     pub syntax_errors: Vec<SyntaxErrorLoc>,
 }
 
 /// Run the command.
 pub fn run(args: &SymbolsArgs, cfg: &Config) -> Result<SymbolsOutput, CliError> {
+    run_with(args, cfg, None)
+}
+
+/// Run the command, with the daemon's in-memory tier in front of the cache when `hot` is given
+/// (the daemon answers `ast.symbols` through here: one code path for both).
+pub fn run_with(
+    args: &SymbolsArgs,
+    cfg: &Config,
+    hot: Option<&HotTier>,
+) -> Result<SymbolsOutput, CliError> {
     let started = Instant::now();
     let uri = SymUri::parse(&args.uri)?;
     let root = resolve::segment_root(&args.segment)?;
@@ -64,10 +77,24 @@ pub fn run(args: &SymbolsArgs, cfg: &Config) -> Result<SymbolsOutput, CliError> 
 
     let telemetry = Telemetry::new(cfg.telemetry.for_segment(&root));
     let t = Instant::now();
-    let mut cache = SymbolCache::open(&root, &cfg.cache, &telemetry);
-    let backend = cache.backend();
-    let served = cache.lookup_or_extract(&file.file_rel, &key, &bytes);
-    cache.finish();
+    let (served, backend) = match hot {
+        Some(hot) => SymbolCache::serve_with_tier(
+            &root,
+            &cfg.cache,
+            &telemetry,
+            hot,
+            &file.file_rel,
+            &key,
+            &bytes,
+        ),
+        None => {
+            let mut cache = SymbolCache::open(&root, &cfg.cache, &telemetry);
+            let backend = cache.backend();
+            let served = cache.lookup_or_extract(&file.file_rel, &key, &bytes);
+            cache.finish();
+            (served, backend)
+        }
+    };
     let cache_ms = elapsed_ms(t);
     let (cache_status, miss_reason) = match served.miss {
         None => ("hit", "cache_hit"),
@@ -107,16 +134,16 @@ pub fn run(args: &SymbolsArgs, cfg: &Config) -> Result<SymbolsOutput, CliError> 
     };
     let select_ms = elapsed_ms(t);
     let out = SymbolsOutput {
-        status: "ok",
+        status: "ok".into(),
         segment_root: root.to_string_lossy().into_owned(),
         file_rel: file.file_rel.clone(),
         symbols,
-        cache_status,
+        cache_status: cache_status.into(),
         cache_key: key.to_string(),
-        miss_reason,
+        miss_reason: miss_reason.into(),
         cache_db_path: db_path,
         uri: uri.to_string(),
-        cache_backend: backend.as_str(),
+        cache_backend: backend.as_str().into(),
         syntax_errors: served.table.syntax_errors.clone(),
     };
     // Full level only: where the time went, and what the module contains.
@@ -128,8 +155,8 @@ pub fn run(args: &SymbolsArgs, cfg: &Config) -> Result<SymbolsOutput, CliError> 
         result: CommandResult {
             status: "ok".into(),
             error_code: None,
-            cache_status: Some(out.cache_status.into()),
-            miss_reason: Some(out.miss_reason.into()),
+            cache_status: Some(out.cache_status.to_string()),
+            miss_reason: Some(out.miss_reason.to_string()),
         },
         x: SymbolsDetail {
             file: Some(out.file_rel.clone()),
@@ -146,7 +173,7 @@ pub fn run(args: &SymbolsArgs, cfg: &Config) -> Result<SymbolsOutput, CliError> 
         },
     };
     let line = ev.into_line().timed(elapsed_ms(started));
-    telemetry.event(Level::Lite, line.cache(out.cache_backend));
+    telemetry.event(Level::Lite, line.cache(backend.as_str()));
     telemetry.flush();
     Ok(out)
 }

@@ -168,6 +168,57 @@ pub enum Event {
         /// What was found and done.
         result: IncidentResult,
     },
+    /// A daemon started serving the segment (its events carry its own `daemon_…` run id).
+    #[serde(rename = "daemon.start")]
+    DaemonStart {
+        /// `ok`.
+        result: DaemonStatus,
+        /// Pid and idle timeout.
+        #[serde(default)]
+        x: DaemonStartDetail,
+    },
+    /// A daemon stopped, and why.
+    #[serde(rename = "daemon.stop")]
+    DaemonStop {
+        /// `signal`, `shutdown` or `idle`.
+        result: DaemonStopResult,
+        /// Requests answered, connections still open when the drain ended.
+        #[serde(default)]
+        x: DaemonStopDetail,
+    },
+    /// One request answered by a daemon.
+    #[serde(rename = "daemon.request")]
+    DaemonRequest {
+        /// The method (absent for a request that did not parse).
+        #[serde(default)]
+        args: DaemonRequestArgs,
+        /// `ok`, `error` or `invalid` (with the JSON-RPC code).
+        result: DaemonRequestResult,
+    },
+    /// A daemon refused a connection (another uid, too many connections).
+    #[serde(rename = "daemon.refused")]
+    DaemonRefused {
+        /// `refused` and why.
+        result: DaemonReason,
+    },
+    /// A client answered locally because the daemon failed (refused, timeout, bad reply).
+    #[serde(rename = "daemon.fallback")]
+    DaemonFallback {
+        /// `local` and why.
+        result: DaemonReason,
+    },
+    /// A daemon re-extracted modules that changed on disk.
+    #[serde(rename = "daemon.reextract")]
+    DaemonReextract {
+        /// How many, and how many were already cached.
+        result: ReextractResult,
+    },
+    /// A daemon could not watch its segment (it still answers requests).
+    #[serde(rename = "daemon.watch_failed")]
+    DaemonWatchFailed {
+        /// `unwatched`.
+        result: DaemonStatus,
+    },
 }
 
 impl Event {
@@ -224,6 +275,13 @@ impl Event {
             Event::Pruned { .. } => "ast.cache.pruned",
             Event::Maintenance { .. } => "ast.cache.maintenance",
             Event::FsIncident { .. } => "ast.fs.incident",
+            Event::DaemonStart { .. } => "daemon.start",
+            Event::DaemonStop { .. } => "daemon.stop",
+            Event::DaemonRequest { .. } => "daemon.request",
+            Event::DaemonRefused { .. } => "daemon.refused",
+            Event::DaemonFallback { .. } => "daemon.fallback",
+            Event::DaemonReextract { .. } => "daemon.reextract",
+            Event::DaemonWatchFailed { .. } => "daemon.watch_failed",
         }
     }
 
@@ -237,6 +295,9 @@ impl Event {
                 | Event::Fallback { .. }
                 | Event::SchemaIncompatible { .. }
                 | Event::SizeWarning { .. }
+                | Event::DaemonRefused { .. }
+                | Event::DaemonFallback { .. }
+                | Event::DaemonWatchFailed { .. }
         )
     }
 }
@@ -348,13 +409,94 @@ pub struct KeyArgs {
     pub cache_key: String,
 }
 
+/// `result` of `daemon.start` and `daemon.watch_failed`.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(default)]
+pub struct DaemonStatus {
+    /// `ok` or `unwatched`.
+    pub status: String,
+}
+
+/// `x` of `daemon.start`.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(default)]
+pub struct DaemonStartDetail {
+    /// The daemon's pid.
+    pub pid: u32,
+    /// Its idle timeout, seconds.
+    pub idle_s: u64,
+}
+
+/// `result` of `daemon.stop`.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(default)]
+pub struct DaemonStopResult {
+    /// `ok`.
+    pub status: String,
+    /// `signal`, `shutdown` or `idle`.
+    pub stopped_by: String,
+}
+
+/// `x` of `daemon.stop`.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(default)]
+pub struct DaemonStopDetail {
+    /// Requests answered over the daemon's life.
+    pub requests: u64,
+    /// Connections still open when the drain ended (0 after a clean drain).
+    pub unfinished: u64,
+}
+
+/// `args` of `daemon.request`.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(default)]
+pub struct DaemonRequestArgs {
+    /// The JSON-RPC method.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub method: Option<String>,
+}
+
+/// `result` of `daemon.request`.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(default)]
+pub struct DaemonRequestResult {
+    /// `ok`, `error` (the command failed) or `invalid` (not a valid request).
+    pub status: String,
+    /// The JSON-RPC error code of an invalid request.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub code: Option<i64>,
+}
+
+/// `result` of `daemon.refused` and `daemon.fallback`.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(default)]
+pub struct DaemonReason {
+    /// `refused` or `local`.
+    pub status: String,
+    /// Why (`peer_uid`, `busy`; `refused`, `timeout`, `bad_reply`, `io`).
+    pub reason: String,
+}
+
+/// `result` of `daemon.reextract`.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(default)]
+pub struct ReextractResult {
+    /// `ok`.
+    pub status: String,
+    /// Modules re-extracted (or found current) in this batch.
+    pub modules: u64,
+    /// Of those, already cached under their current content.
+    pub already_cached: u64,
+}
+
 /// `result` of `ast.cache.hit`.
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 #[serde(default)]
 pub struct HitResult {
     /// `hit`.
     pub status: String,
-    /// `local` or `remote`: which cache level answered.
+    /// `local` or `remote`: which cache level answered (`memory`: the daemon's in-memory tier
+    /// in front of the local store).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub cache_level: Option<String>,
 }
@@ -828,6 +970,58 @@ mod tests {
                     moved_to: Some("_ctx/telemetry/events.jsonl.planted".into()),
                 },
             },
+            Event::DaemonStart {
+                result: DaemonStatus {
+                    status: "ok".into(),
+                },
+                x: DaemonStartDetail {
+                    pid: 42,
+                    idle_s: 600,
+                },
+            },
+            Event::DaemonStop {
+                result: DaemonStopResult {
+                    status: "ok".into(),
+                    stopped_by: "idle".into(),
+                },
+                x: DaemonStopDetail {
+                    requests: 3,
+                    unfinished: 0,
+                },
+            },
+            Event::DaemonRequest {
+                args: DaemonRequestArgs {
+                    method: Some("ast.symbols".into()),
+                },
+                result: DaemonRequestResult {
+                    status: "invalid".into(),
+                    code: Some(-32700),
+                },
+            },
+            Event::DaemonRefused {
+                result: DaemonReason {
+                    status: "refused".into(),
+                    reason: "peer_uid".into(),
+                },
+            },
+            Event::DaemonFallback {
+                result: DaemonReason {
+                    status: "local".into(),
+                    reason: "timeout".into(),
+                },
+            },
+            Event::DaemonReextract {
+                result: ReextractResult {
+                    status: "ok".into(),
+                    modules: 2,
+                    already_cached: 1,
+                },
+            },
+            Event::DaemonWatchFailed {
+                result: DaemonStatus {
+                    status: "unwatched".into(),
+                },
+            },
         ]
     }
 
@@ -853,6 +1047,13 @@ mod tests {
             Event::FsIncident { .. } => 15,
             Event::RemoteCorrupt { .. } => 16,
             Event::RemoteUnavailable { .. } => 17,
+            Event::DaemonStart { .. } => 18,
+            Event::DaemonStop { .. } => 19,
+            Event::DaemonRequest { .. } => 20,
+            Event::DaemonRefused { .. } => 21,
+            Event::DaemonFallback { .. } => 22,
+            Event::DaemonReextract { .. } => 23,
+            Event::DaemonWatchFailed { .. } => 24,
         }
     }
 
@@ -862,7 +1063,7 @@ mod tests {
         let mut seen: Vec<usize> = events.iter().map(variant_no).collect();
         seen.sort();
         seen.dedup();
-        assert_eq!(seen, (0..=17).collect::<Vec<_>>(), "one sample per variant");
+        assert_eq!(seen, (0..=24).collect::<Vec<_>>(), "one sample per variant");
         let redactor = Redactor::new(None, None, None);
         for ev in events {
             let line = ev.clone().into_line().timed(1.5);

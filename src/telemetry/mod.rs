@@ -405,6 +405,9 @@ pub fn incident_event(i: &crate::segment_fs::Incident) -> Event {
     }
 }
 
+/// Prefix of a daemon's run id (`daemon_run_…`): how the report tells daemon traffic from CLI.
+pub const DAEMON_RUN_PREFIX: &str = "daemon_";
+
 /// Default directory below the segment root.
 pub const DEFAULT_DIR: &str = "_ctx/telemetry";
 

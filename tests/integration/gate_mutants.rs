@@ -42,6 +42,11 @@ const CASES: &[Case] = &[
         caught_by: "verify-flip_payload_bit",
     },
     Case {
+        gate: "p2-daemon-cli",
+        mutant: "hot-tier-no-key-check",
+        caught_by: "storm (10 procs × 8)",
+    },
+    Case {
         gate: "p2-locks",
         mutant: "blocking-lock",
         caught_by: "blocked",

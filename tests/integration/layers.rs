@@ -147,7 +147,7 @@ type Edges = BTreeMap<String, BTreeMap<String, BTreeSet<String>>>;
 /// The crate's layers, top to bottom: a module may use its own layer and those below it.
 /// (`verify` is the second application beside `commands`.)
 const LAYERS: &[&[&str]] = &[
-    &["commands", "verify"],
+    &["commands", "verify", "daemon"],
     // The gate runner's own layers (`verify` above is its entry, `verify/mod.rs`): the runner
     // only emits events, reporters consume them, step kinds build on the run model, and the
     // run model imports none of them.
@@ -164,6 +164,12 @@ const LAYERS: &[&[&str]] = &[
         "verify::workspace",
         "verify::jq",
         "verify::redis_server",
+        // The daemon's socket directory, wire protocol and client: what the gate runner's
+        // `daemon` step and `commands` use; they import only `error` (the server, which runs
+        // commands, stays in the top layer).
+        "daemon::runtime_dir",
+        "daemon::protocol",
+        "daemon::client",
     ],
     &["index"],
     &["cache"],

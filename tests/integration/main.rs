@@ -10,6 +10,7 @@ mod cache_p1;
 mod cache_support;
 mod cli_contract;
 mod corpus;
+mod daemon;
 mod dashboard_browser;
 mod encodings;
 mod extract_cli;

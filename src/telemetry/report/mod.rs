@@ -203,6 +203,12 @@ impl Aggregator {
     fn take_command(&mut self, e: &Record, t: Option<f64>, args: UriArgs, result: CommandResult) {
         let run = self.runs.get_mut(&e.run_id).expect("run entry made by add");
         run.commands += 1;
+        let d = &mut self.r.daemon;
+        if e.run_id.starts_with(crate::telemetry::DAEMON_RUN_PREFIX) {
+            d.symbols_via_daemon += 1;
+        } else {
+            d.symbols_direct += 1;
+        }
         let s = &mut self.r.symbols;
         s.count += 1;
         if let Some(ct) = &e.cache_type {
@@ -327,6 +333,17 @@ impl Aggregator {
                 inc.size_warnings += 1;
                 self.sizes
                     .push(size(result.db_bytes, result.wal_bytes, None));
+            }
+            Event::DaemonStart { .. } => self.r.daemon.starts += 1,
+            Event::DaemonRequest { .. } => self.r.daemon.requests += 1,
+            Event::DaemonRefused { result } => {
+                bump(&mut self.r.daemon.refused, or_unspecified(&result.reason));
+            }
+            Event::DaemonFallback { result } => {
+                bump(&mut self.r.daemon.fallbacks, or_unspecified(&result.reason));
+            }
+            Event::DaemonReextract { result } => {
+                self.r.daemon.reextracted_modules += result.modules;
             }
             Event::Size { result } => {
                 self.sizes

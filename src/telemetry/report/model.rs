@@ -387,4 +387,26 @@ pub struct Report {
     pub errors: ErrorStats,
     /// `ast index` runs.
     pub index: IndexStats,
+    /// Daemon vs CLI traffic and the daemons' incidents.
+    pub daemon: DaemonTraffic,
+}
+
+/// Daemon vs CLI traffic (daemon events carry run ids starting with
+/// [`crate::telemetry::DAEMON_RUN_PREFIX`]).
+#[derive(Debug, Clone, Default, PartialEq, Serialize)]
+pub struct DaemonTraffic {
+    /// `ast.symbols` answered by a daemon.
+    pub symbols_via_daemon: u64,
+    /// `ast.symbols` answered by CLI processes themselves.
+    pub symbols_direct: u64,
+    /// Requests daemons answered (every method).
+    pub requests: u64,
+    /// Daemons started.
+    pub starts: u64,
+    /// Connections daemons refused, by reason (`peer_uid`, `busy`).
+    pub refused: BTreeMap<String, u64>,
+    /// Clients that answered locally after a daemon failure, by reason.
+    pub fallbacks: BTreeMap<String, u64>,
+    /// Modules re-extracted in the background after an edit.
+    pub reextracted_modules: u64,
 }

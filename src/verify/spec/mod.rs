@@ -98,6 +98,21 @@ pub fn load_scenario(dir: &Path) -> Result<Scenario, SpecError> {
     })?;
     let mut sc: Scenario = toml::from_str(&text).map_err(|e| toml_error(&path, &text, &e))?;
     sc.dir = dir.to_path_buf();
+    if let Some(from) = &sc.from {
+        let sibling = dir.parent().map(|p| p.join(from));
+        match sibling {
+            Some(d) if plain_relative(from) && !from.contains('/') && d.is_dir() => sc.dir = d,
+            _ => {
+                return Err(SpecError {
+                    message: format!(
+                        "{}:1: `from = \"{from}\"` must name a sibling scenario folder",
+                        path.display()
+                    ),
+                });
+            }
+        }
+    }
+    let dir = sc.dir.clone();
     if !dir.join(&sc.segment).is_dir() {
         return Err(SpecError {
             message: format!(
@@ -108,11 +123,11 @@ pub fn load_scenario(dir: &Path) -> Result<Scenario, SpecError> {
         });
     }
     if let Some(o) = &sc.outside
-        && (!plain_relative(o) || !dir.join(o).is_dir() || *o == sc.segment)
+        && (!plain_relative(o) || !dir.join(o).is_dir())
     {
         return Err(SpecError {
             message: format!(
-                "{}:1: outside folder `{o}` must be an existing sub-folder other than the segment",
+                "{}:1: outside folder `{o}` must be an existing sub-folder",
                 path.display()
             ),
         });
@@ -363,6 +378,31 @@ mod tests {
         let p = dir.join(name);
         std::fs::write(&p, text).unwrap();
         p
+    }
+
+    #[test]
+    fn a_scenario_may_take_its_folders_from_a_sibling_but_only_a_sibling() {
+        let d = tempfile::tempdir().unwrap();
+        std::fs::create_dir_all(d.path().join("base/segment")).unwrap();
+        let sc = |name: &str, toml: &str| {
+            let dir = d.path().join(name);
+            std::fs::create_dir_all(&dir).unwrap();
+            write(&dir, "scenario.toml", toml);
+            load_scenario(&dir)
+        };
+        let two = "description = \"d\"\nfrom = \"base\"\noutside = \"segment\"\n";
+        let ok = sc("twice", two).unwrap();
+        assert_eq!(ok.dir, d.path().join("base"));
+        assert!(ok.dir.join(&ok.segment).is_dir());
+        for bad in ["missing", "../base", "base/segment", ""] {
+            let toml = format!("description = \"d\"\nfrom = \"{bad}\"\n");
+            let e = sc("bad", &toml).expect_err(bad);
+            assert!(
+                e.message.contains("sibling scenario"),
+                "{bad}: {}",
+                e.message
+            );
+        }
     }
 
     #[test]

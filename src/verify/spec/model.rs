@@ -55,8 +55,13 @@ pub struct Scenario {
     pub env: BTreeMap<String, String>,
     /// Sub-folder copied *beside* the segment (never inside it) for each gate run; `{outside}`
     /// names the copy. Hostile links point there, and `tree-snapshot` proves it is untouched.
+    /// It may name the segment folder itself: the gate then gets a second, separate copy of
+    /// the same sources at another path (a second "machine", gate `p6-shared-tier`).
     pub outside: Option<String>,
-    /// Set when loading: the scenario folder.
+    /// Take `segment` and `outside` from this sibling scenario's folder instead of this one's
+    /// (the same sources under another environment, without a second copy in the repository).
+    pub from: Option<String>,
+    /// Set when loading: the folder `segment` and `outside` are read from.
     #[serde(skip)]
     pub dir: PathBuf,
 }

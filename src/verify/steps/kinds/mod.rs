@@ -191,6 +191,7 @@ registry! {
     tree_snapshot::TreeSnapshotStep,
     tree_unchanged::TreeUnchangedStep,
     redis::RedisStep,
+    daemon::DaemonStep,
 }
 
 /// serde default: `true`.

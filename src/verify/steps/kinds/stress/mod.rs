@@ -41,6 +41,10 @@ pub struct StressStep {
     /// Rewrite a module while the storm runs, then check every answer for it against the edit
     /// history (freshness under concurrency).
     pub edit: Option<StressEdit>,
+    /// Arguments of the odd-numbered processes (default: `args`), for a storm of two kinds of
+    /// client (e.g. half through the daemon, half direct).
+    #[serde(default)]
+    pub odd_args: Option<Vec<String>>,
 }
 
 /// `[steps.edit]` of a stress step: one module rewritten atomically, over and over, during the
@@ -99,7 +103,11 @@ impl StepKind for StressStep {
         if self.procs == 0 || self.iterations == 0 {
             err("procs", "procs and iterations must be ≥ 1".into());
         }
-        let uses_uri = self.args.iter().any(|a| a.contains("{uri}"));
+        let uses_uri = self
+            .args
+            .iter()
+            .chain(self.odd_args.iter().flatten())
+            .any(|a| a.contains("{uri}"));
         if uses_uri && self.uris.is_empty() {
             err("uris", "args use {uri} but `uris` is empty".into());
         }

@@ -125,7 +125,12 @@ fn plan(ctx: &GateCtx, s: &StressStep) -> Vec<Vec<process::ProcSpec>> {
         let mut mine = Vec::new();
         for it in 0..s.iterations {
             let uri = uri_of(s, p, it).unwrap_or_default();
-            let args: Vec<String> = s.args.iter().map(|a| a.replace("{uri}", &uri)).collect();
+            // Odd-numbered processes may be a second kind of client (`odd_args`).
+            let template = match &s.odd_args {
+                Some(odd) if p % 2 == 1 => odd,
+                _ => &s.args,
+            };
+            let args: Vec<String> = template.iter().map(|a| a.replace("{uri}", &uri)).collect();
             mine.push(ctx.trifecta_spec(&args, &s.env, s.timeout_s));
         }
         specs.push(mine);
