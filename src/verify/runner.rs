@@ -222,65 +222,93 @@ async fn run_gate(
     let mut timeout_reason = None;
     if timed.is_err() {
         timeout_reason = Some(format!("gate timed out after {} s", gate.timeout_s));
-        for (i, s) in gate.steps.iter().enumerate().skip(steps_done.len()) {
-            steps_done.push(StepReport {
-                index: i + 1,
-                line: s.line,
-                kind: s.step.kind().into(),
-                label: s.step.label(),
-                status: if i == steps_done.len() {
-                    Status::Fail
-                } else {
-                    Status::Skipped
-                },
-                duration_s: 0.0,
-                commands: vec![],
-                excerpt: String::new(),
-                detail: "gate timeout".into(),
-                logs: vec![],
-            });
-        }
+        report_unfinished_steps(&gate, &mut steps_done);
     }
     // Every gate ends with the leak scan, whatever its steps: one mechanism, no opt-in.
-    if let Some(out) = steps::leaks::check(&ctx) {
-        steps_done.push(StepReport {
-            index: steps_done.len() + 1,
-            line: 0,
-            kind: steps::leaks::KIND.into(),
-            label: "no absolute path in telemetry or outputs".into(),
-            status: out.status,
-            duration_s: 0.0,
-            commands: out.commands,
-            excerpt: out.excerpt,
-            detail: out.detail,
-            logs: vec![],
-        });
+    if let Some(leaks) = leak_scan(&ctx, steps_done.len() + 1) {
+        steps_done.push(leaks);
     }
     name_temp_dir(&mut steps_done, ctx.tmp.path());
     let notes = ctx.finish().await;
     let faults = std::mem::take(&mut ctx.faults);
     drop(ctx);
-    report.status = if steps_done.iter().any(|s| s.status == Status::Error) {
+    report.status = gate_status(&steps_done, timeout_reason.is_some());
+    report.reason = timeout_reason.or_else(|| first_failure(&steps_done));
+    add_notes(&mut report, &notes);
+    report.steps = steps_done;
+    report.duration_s = started.elapsed().as_secs_f64();
+    (report, faults)
+}
+
+/// After a gate timeout, add a report for each step that did not report itself.
+fn report_unfinished_steps(gate: &Gate, steps_done: &mut Vec<StepReport>) {
+    for (i, s) in gate.steps.iter().enumerate().skip(steps_done.len()) {
+        steps_done.push(StepReport {
+            index: i + 1,
+            line: s.line,
+            kind: s.step.kind().into(),
+            label: s.step.label(),
+            status: if i == steps_done.len() {
+                Status::Fail
+            } else {
+                Status::Skipped
+            },
+            duration_s: 0.0,
+            commands: vec![],
+            excerpt: String::new(),
+            detail: "gate timeout".into(),
+            logs: vec![],
+        });
+    }
+}
+
+/// The leak scan's step report (numbered `index`), if the gate had anything to scan.
+fn leak_scan(ctx: &GateCtx, index: usize) -> Option<StepReport> {
+    let out = steps::leaks::check(ctx)?;
+    Some(StepReport {
+        index,
+        line: 0,
+        kind: steps::leaks::KIND.into(),
+        label: "no absolute path in telemetry or outputs".into(),
+        status: out.status,
+        duration_s: 0.0,
+        commands: out.commands,
+        excerpt: out.excerpt,
+        detail: out.detail,
+        logs: vec![],
+    })
+}
+
+/// A gate's status from its steps: any error makes it an error, else a timeout or any failure
+/// a failure.
+fn gate_status(steps_done: &[StepReport], timed_out: bool) -> Status {
+    if steps_done.iter().any(|s| s.status == Status::Error) {
         Status::Error
-    } else if timeout_reason.is_some() || steps_done.iter().any(|s| s.status == Status::Fail) {
+    } else if timed_out || steps_done.iter().any(|s| s.status == Status::Fail) {
         Status::Fail
     } else {
         Status::Pass
-    };
-    report.reason = timeout_reason.or_else(|| {
-        steps_done
-            .iter()
-            .find(|s| matches!(s.status, Status::Fail | Status::Error))
-            .map(|s| {
-                format!(
-                    "step {} ({}) {}: {}",
-                    s.index,
-                    s.kind,
-                    s.label,
-                    excerpt(&s.detail, 3, 400, false)
-                )
-            })
-    });
+    }
+}
+
+/// The gate's reason: the first failed or errored step, briefly.
+fn first_failure(steps_done: &[StepReport]) -> Option<String> {
+    steps_done
+        .iter()
+        .find(|s| matches!(s.status, Status::Fail | Status::Error))
+        .map(|s| {
+            format!(
+                "step {} ({}) {}: {}",
+                s.index,
+                s.kind,
+                s.label,
+                excerpt(&s.detail, 3, 400, false)
+            )
+        })
+}
+
+/// Append the gate context's closing notes (if any) to the report's description.
+fn add_notes(report: &mut GateReport, notes: &[String]) {
     if !notes.is_empty() {
         let extra = notes.join("; ");
         report.description = if report.description.is_empty() {
@@ -289,9 +317,6 @@ async fn run_gate(
             format!("{}\n\n({extra})", report.description)
         };
     }
-    report.steps = steps_done;
-    report.duration_s = started.elapsed().as_secs_f64();
-    (report, faults)
 }
 
 /// Run the selected gates, emitting events as they happen (the reporters write the files at

@@ -139,11 +139,12 @@ pub fn inject(mode: CorruptionMode, db: &Path, seed: u64) -> io::Result<Injectio
         checkpoint(db);
     }
     let len = fs::metadata(db)?.len();
+    let rng = &mut rng;
     let detail = match mode {
         CorruptionMode::AppendGarbage => {
             let n = rng.usize(1..4096);
             let mut f = OpenOptions::new().append(true).open(db)?;
-            f.write_all(&random_bytes(&mut rng, n))?;
+            f.write_all(&random_bytes(rng, n))?;
             format!("appended {n} random bytes after byte {len}")
         }
         CorruptionMode::Truncate => {
@@ -156,102 +157,124 @@ pub fn inject(mode: CorruptionMode, db: &Path, seed: u64) -> io::Result<Injectio
             "zeroed bytes 0..100 (the SQLite header)".to_string()
         }
         CorruptionMode::RandomHeader => {
-            write_at(db, 0, &random_bytes(&mut rng, 100))?;
+            write_at(db, 0, &random_bytes(rng, 100))?;
             "overwrote bytes 0..100 (the SQLite header) with random bytes".to_string()
         }
-        CorruptionMode::RandomPageBytes => {
-            let mut head = [0u8; 100];
-            fs::File::open(db)?.read_exact(&mut head)?;
-            let ps = page_size(&head);
-            let pages = (len / ps).max(2);
-            let page = rng.u64(2..=pages); // 1-based; page 1 holds the header and schema
-            let n = rng.usize(16..64);
-            let within = rng.u64(0..ps.saturating_sub(n as u64).max(1));
-            let offset = ((page - 1) * ps + within).min(len.saturating_sub(n as u64));
-            write_at(db, offset, &random_bytes(&mut rng, n))?;
-            format!(
-                "wrote {n} random bytes at offset {offset} (page {page} of {pages}, page size {ps})"
-            )
-        }
-        CorruptionMode::FlipPayloadBit => {
-            let data = fs::read(db)?;
-            // Prefer a symbol name; a table with no symbols (`{"symbols":[],…}`) has none, so
-            // fall back to the first letter of its `symbols` key (still valid JSON, wrong key).
-            let find = |needle: &[u8]| -> Vec<usize> {
-                data.windows(needle.len())
-                    .enumerate()
-                    .filter(|(_, w)| *w == needle)
-                    .map(|(i, _)| i + needle.len())
-                    .collect()
-            };
-            let mut hits = find(br#""name":""#);
-            if hits.is_empty() {
-                hits = find(br#"{""#)
-                    .into_iter()
-                    .filter(|&i| data[i..].starts_with(b"symbols\":"))
-                    .collect();
-            }
-            if hits.is_empty() {
-                return Err(io::Error::new(
-                    io::ErrorKind::NotFound,
-                    "no stored payload found to flip a bit in",
-                ));
-            }
-            let at = hits[rng.usize(..hits.len())];
-            let bit = 1u8; // the low bit keeps an ASCII letter a letter-like byte: valid JSON, wrong name
-            write_at(db, at as u64, &[data[at] ^ bit])?;
-            format!(
-                "flipped bit 0 of byte {at} (inside a stored symbol name; {} payload sites)",
-                hits.len()
-            )
-        }
+        CorruptionMode::RandomPageBytes => random_page_bytes(db, len, rng)?,
+        CorruptionMode::FlipPayloadBit => flip_payload_bit(db, rng)?,
         CorruptionMode::GarbageWal => {
             let n = rng.usize(4096..16384);
-            fs::write(sidecar(db, "-wal"), random_bytes(&mut rng, n))?;
+            fs::write(sidecar(db, "-wal"), random_bytes(rng, n))?;
             format!("wrote {n} random bytes as the -wal file")
         }
-        CorruptionMode::DeleteShm => {
-            let shm = sidecar(db, "-shm");
-            match fs::remove_file(&shm) {
-                Ok(()) => "removed the -shm file".to_string(),
-                Err(e) if e.kind() == io::ErrorKind::NotFound => {
-                    "no -shm file was present (nothing removed)".into()
-                }
-                Err(e) => return Err(e),
-            }
-        }
+        CorruptionMode::DeleteShm => delete_shm(db)?,
         CorruptionMode::GarbageShm => {
-            fs::write(sidecar(db, "-shm"), random_bytes(&mut rng, 32768))?;
+            fs::write(sidecar(db, "-shm"), random_bytes(rng, 32768))?;
             "wrote 32768 random bytes as the -shm file".to_string()
         }
         CorruptionMode::ZeroLength => {
             OpenOptions::new().write(true).open(db)?.set_len(0)?;
             format!("truncated from {len} to 0 bytes")
         }
-        CorruptionMode::Directory => {
-            fs::remove_file(db)?;
-            for s in ["-wal", "-shm"] {
-                let _ = fs::remove_file(sidecar(db, s));
-            }
-            fs::create_dir(db)?;
-            "replaced the database file with a directory".to_string()
-        }
-        CorruptionMode::NewerUserVersion => {
-            let conn = rusqlite::Connection::open(db).map_err(io::Error::other)?;
-            let v: i64 = conn
-                .query_row("PRAGMA user_version", [], |r| r.get(0))
-                .map_err(io::Error::other)?;
-            let newer = v + 1 + rng.i64(0..5);
-            conn.execute_batch(&format!("PRAGMA user_version = {newer}"))
-                .map_err(io::Error::other)?;
-            format!("set user_version from {v} to {newer}")
-        }
+        CorruptionMode::Directory => replace_with_directory(db)?,
+        CorruptionMode::NewerUserVersion => bump_user_version(db, rng)?,
     };
     Ok(Injection {
         mode: mode.as_str(),
         seed,
         detail,
     })
+}
+
+/// Overwrite a few random bytes inside one random page past page 1 (which holds the header
+/// and schema), so the damage lands in table or index data rather than in the header.
+fn random_page_bytes(db: &Path, len: u64, rng: &mut fastrand::Rng) -> io::Result<String> {
+    let mut head = [0u8; 100];
+    fs::File::open(db)?.read_exact(&mut head)?;
+    let ps = page_size(&head);
+    let pages = (len / ps).max(2);
+    let page = rng.u64(2..=pages); // 1-based; page 1 holds the header and schema
+    let n = rng.usize(16..64);
+    let within = rng.u64(0..ps.saturating_sub(n as u64).max(1));
+    let offset = ((page - 1) * ps + within).min(len.saturating_sub(n as u64));
+    write_at(db, offset, &random_bytes(rng, n))?;
+    Ok(format!(
+        "wrote {n} random bytes at offset {offset} (page {page} of {pages}, page size {ps})"
+    ))
+}
+
+/// Flip one bit inside a stored payload, leaving the page structurally valid: only a check of
+/// the payload itself (not SQLite's integrity check) can notice.
+fn flip_payload_bit(db: &Path, rng: &mut fastrand::Rng) -> io::Result<String> {
+    let data = fs::read(db)?;
+    let hits = payload_sites(&data);
+    if hits.is_empty() {
+        return Err(io::Error::new(
+            io::ErrorKind::NotFound,
+            "no stored payload found to flip a bit in",
+        ));
+    }
+    let at = hits[rng.usize(..hits.len())];
+    let bit = 1u8; // the low bit keeps an ASCII letter a letter-like byte: valid JSON, wrong name
+    write_at(db, at as u64, &[data[at] ^ bit])?;
+    Ok(format!(
+        "flipped bit 0 of byte {at} (inside a stored symbol name; {} payload sites)",
+        hits.len()
+    ))
+}
+
+/// Offsets in `data` where a bit flip changes a stored payload but keeps it valid JSON.
+fn payload_sites(data: &[u8]) -> Vec<usize> {
+    // Prefer a symbol name; a table with no symbols (`{"symbols":[],…}`) has none, so
+    // fall back to the first letter of its `symbols` key (still valid JSON, wrong key).
+    let find = |needle: &[u8]| -> Vec<usize> {
+        data.windows(needle.len())
+            .enumerate()
+            .filter(|(_, w)| *w == needle)
+            .map(|(i, _)| i + needle.len())
+            .collect()
+    };
+    let hits = find(br#""name":""#);
+    if !hits.is_empty() {
+        return hits;
+    }
+    find(br#"{""#)
+        .into_iter()
+        .filter(|&i| data[i..].starts_with(b"symbols\":"))
+        .collect()
+}
+
+/// Remove the `-shm` sidecar; its absence is reported, not treated as an error.
+fn delete_shm(db: &Path) -> io::Result<String> {
+    match fs::remove_file(sidecar(db, "-shm")) {
+        Ok(()) => Ok("removed the -shm file".to_string()),
+        Err(e) if e.kind() == io::ErrorKind::NotFound => {
+            Ok("no -shm file was present (nothing removed)".into())
+        }
+        Err(e) => Err(e),
+    }
+}
+
+/// Replace the database file (and drop its sidecars) with a directory of the same name.
+fn replace_with_directory(db: &Path) -> io::Result<String> {
+    fs::remove_file(db)?;
+    for s in ["-wal", "-shm"] {
+        let _ = fs::remove_file(sidecar(db, s));
+    }
+    fs::create_dir(db)?;
+    Ok("replaced the database file with a directory".to_string())
+}
+
+/// Set `user_version` above the current one, as a newer release of trifecta would.
+fn bump_user_version(db: &Path, rng: &mut fastrand::Rng) -> io::Result<String> {
+    let conn = rusqlite::Connection::open(db).map_err(io::Error::other)?;
+    let v: i64 = conn
+        .query_row("PRAGMA user_version", [], |r| r.get(0))
+        .map_err(io::Error::other)?;
+    let newer = v + 1 + rng.i64(0..5);
+    conn.execute_batch(&format!("PRAGMA user_version = {newer}"))
+        .map_err(io::Error::other)?;
+    Ok(format!("set user_version from {v} to {newer}"))
 }
 
 #[cfg(test)]

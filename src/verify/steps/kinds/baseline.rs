@@ -1,13 +1,14 @@
 //! `kind = "baseline"`.
 
-use crate::verify::steps::{GateCtx, StepResult, Saved};
-use crate::verify::process::{self};
+use super::{StepFuture, StepKind, ValidateCx};
 use crate::verify::excerpt::excerpt;
+use crate::verify::process::{self, ProcSpec};
+use crate::verify::steps::inputs::{copy_sources, uncached_spec};
+use crate::verify::steps::{GateCtx, Saved, StepResult};
+use serde::Deserialize;
 use serde_json::Value;
 use std::collections::HashMap;
-use crate::verify::steps::inputs::{copy_sources, uncached_spec};
-use super::{StepFuture, StepKind, ValidateCx};
-use serde::Deserialize;
+use std::path::Path;
 
 /// The `kind` spelling.
 pub const KIND: &str = "baseline";
@@ -68,85 +69,36 @@ pub async fn baseline(ctx: &mut GateCtx, s: &BaselineStep) -> StepResult {
         Ok(p) => p.to_path_buf(),
         Err(o) => return o,
     };
-    let mut outputs: Vec<(String, String)> = Vec::new();
-    for name in &s.steps {
-        match ctx.outputs.get(name) {
-            Some(Saved::One(o)) => outputs.push((name.clone(), o.clone())),
-            Some(Saved::Many(v)) => outputs.extend(
-                v.iter()
-                    .enumerate()
-                    .map(|(i, o)| (format!("{name}[{i}]"), o.clone())),
-            ),
-            None => return StepResult::fail(format!("step `{name}` saved no output")),
-        }
-    }
-    if outputs.is_empty() {
-        return StepResult::fail("nothing to compare (no outputs)");
-    }
+    let outputs = match saved_outputs(ctx, &s.steps) {
+        Ok(o) => o,
+        Err(o) => return o,
+    };
     let n = ctx.faults.len() + outputs.len();
     let fresh = ctx
         .tmp
         .path()
         .join(format!("baseline-{n}-{}", crate::clock::real_now_ms()));
-    let copied = if s.clean {
-        match &ctx.scenario_segment {
-            Some(orig) => crate::verify::workspace::copy_tree(orig, &fresh),
-            None => return StepResult::error("baseline `clean` needs a scenario"),
-        }
-    } else {
-        copy_sources(&seg, &fresh)
-    };
-    if let Err(e) = copied {
-        return StepResult::error(format!("copy sources for baseline: {e}"));
+    if let Err(o) = copy_reference(ctx, s, &seg, &fresh) {
+        return o;
     }
     let mut base: HashMap<String, Result<Value, String>> = HashMap::new();
     let mut commands = Vec::new();
     let mut problems = Vec::new();
     for (label, text) in &outputs {
-        let got: Value = match serde_json::from_str(text) {
-            Ok(v) => v,
-            Err(e) => {
-                problems.push(format!(
-                    "{label}: not JSON ({e}): {}",
-                    excerpt(text, 2, 200, false)
-                ));
+        let (got, uri) = match parse_output(label, text) {
+            Ok(p) => p,
+            Err(p) => {
+                problems.push(p);
                 continue;
             }
-        };
-        let Some(uri) = got.get("uri").and_then(Value::as_str).map(str::to_string) else {
-            problems.push(format!(
-                "{label}: no `uri` in output: {}",
-                excerpt(text, 2, 200, false)
-            ));
-            continue;
         };
         if !base.contains_key(&uri) {
             let spec = uncached_spec(&ctx.trifecta, &uri, &fresh);
             commands.push(spec.display());
-            let r = match process::run(&spec).await {
-                Ok(o) if o.code == Some(0) => serde_json::from_str::<Value>(&o.stdout)
-                    .map_err(|e| format!("baseline output not JSON: {e}")),
-                Ok(o) => Err(format!(
-                    "baseline run failed: {} {}",
-                    o.status_text(),
-                    excerpt(o.stdout.trim(), 2, 300, false)
-                )),
-                Err(e) => Err(format!("cannot spawn baseline: {e}")),
-            };
-            base.insert(uri.clone(), r);
+            base.insert(uri.clone(), reference_run(&spec).await);
         }
         match base.get(&uri) {
-            Some(Ok(b)) => {
-                for f in COMPARED {
-                    if got.get(f) != b.get(f) {
-                        problems.push(format!(
-                            "{label}: `{f}` differs from the uncached run of {uri}: got {} expected {}",
-                            excerpt(&got.get(f).map(|v| v.to_string()).unwrap_or("(missing)".into()), 1, 300, false),
-                            excerpt(&b.get(f).map(|v| v.to_string()).unwrap_or("(missing)".into()), 1, 300, false)
-                        ));
-                    }
-                }
-            }
+            Some(Ok(b)) => compare(label, &uri, &got, b, &mut problems),
             Some(Err(e)) => problems.push(format!("{label}: {e}")),
             None => {}
         }
@@ -169,4 +121,92 @@ pub async fn baseline(ctx: &mut GateCtx, s: &BaselineStep) -> StepResult {
     };
     out.commands = commands;
     out
+}
+
+/// The outputs saved by the named steps, labelled `name` (or `name[i]` for a stress step's
+/// many); failing when a step saved nothing or there is nothing at all to compare.
+fn saved_outputs(ctx: &GateCtx, names: &[String]) -> Result<Vec<(String, String)>, StepResult> {
+    let mut outputs: Vec<(String, String)> = Vec::new();
+    for name in names {
+        match ctx.outputs.get(name) {
+            Some(Saved::One(o)) => outputs.push((name.clone(), o.clone())),
+            Some(Saved::Many(v)) => outputs.extend(
+                v.iter()
+                    .enumerate()
+                    .map(|(i, o)| (format!("{name}[{i}]"), o.clone())),
+            ),
+            None => return Err(StepResult::fail(format!("step `{name}` saved no output"))),
+        }
+    }
+    if outputs.is_empty() {
+        return Err(StepResult::fail("nothing to compare (no outputs)"));
+    }
+    Ok(outputs)
+}
+
+/// Fill `fresh` with the sources the reference runs on: the scenario's original segment
+/// (`clean`) or a copy of the segment's current sources.
+fn copy_reference(
+    ctx: &GateCtx,
+    s: &BaselineStep,
+    seg: &Path,
+    fresh: &Path,
+) -> Result<(), StepResult> {
+    let copied = if s.clean {
+        match &ctx.scenario_segment {
+            Some(orig) => crate::verify::workspace::copy_tree(orig, fresh),
+            None => return Err(StepResult::error("baseline `clean` needs a scenario")),
+        }
+    } else {
+        copy_sources(seg, fresh)
+    };
+    copied.map_err(|e| StepResult::error(format!("copy sources for baseline: {e}")))
+}
+
+/// A saved output as JSON and its `uri`, or the problem to report for it.
+fn parse_output(label: &str, text: &str) -> Result<(Value, String), String> {
+    let got: Value = serde_json::from_str(text)
+        .map_err(|e| format!("{label}: not JSON ({e}): {}", excerpt(text, 2, 200, false)))?;
+    let Some(uri) = got.get("uri").and_then(Value::as_str).map(str::to_string) else {
+        return Err(format!(
+            "{label}: no `uri` in output: {}",
+            excerpt(text, 2, 200, false)
+        ));
+    };
+    Ok((got, uri))
+}
+
+/// Run the uncached reference: its JSON output, or why there is none.
+async fn reference_run(spec: &ProcSpec) -> Result<Value, String> {
+    match process::run(spec).await {
+        Ok(o) if o.code == Some(0) => serde_json::from_str::<Value>(&o.stdout)
+            .map_err(|e| format!("baseline output not JSON: {e}")),
+        Ok(o) => Err(format!(
+            "baseline run failed: {} {}",
+            o.status_text(),
+            excerpt(o.stdout.trim(), 2, 300, false)
+        )),
+        Err(e) => Err(format!("cannot spawn baseline: {e}")),
+    }
+}
+
+/// Push a problem for each [`COMPARED`] field where `got` differs from the reference `b`.
+fn compare(label: &str, uri: &str, got: &Value, b: &Value, problems: &mut Vec<String>) {
+    let shown = |v: Option<&Value>| {
+        excerpt(
+            &v.map(|v| v.to_string()).unwrap_or("(missing)".into()),
+            1,
+            300,
+            false,
+        )
+    };
+    for f in COMPARED {
+        if got.get(f) != b.get(f) {
+            problems.push(format!(
+                "{label}: `{f}` differs from the uncached run of {uri}: got {} expected {}",
+                shown(got.get(f)),
+                shown(b.get(f))
+            ));
+        }
+    }
 }

@@ -1,15 +1,15 @@
 //! `kind = "plant"`.
 
-use crate::verify::steps::{GateCtx, StepResult};
-use crate::verify::process;
+use super::{StepFuture, StepKind, ValidateCx, clip, plain_relative};
 use crate::verify::excerpt::excerpt;
-use rustix::fs::{CWD, FileType, Mode};
-use std::os::unix::fs::FileTypeExt;
-use std::path::Path;
+use crate::verify::process;
 use crate::verify::steps::hostile::{kind_name, remove_entry};
 use crate::verify::steps::in_process;
-use super::{StepFuture, StepKind, ValidateCx, clip, plain_relative};
+use crate::verify::steps::{GateCtx, StepResult};
+use rustix::fs::{CWD, FileType, Mode};
 use serde::Deserialize;
+use std::os::unix::fs::FileTypeExt;
+use std::path::Path;
 
 /// The `kind` spelling.
 pub const KIND: &str = "plant";
@@ -187,101 +187,153 @@ pub fn plant(ctx: &mut GateCtx, s: &PlantStep) -> StepResult {
     }
 }
 
+/// One planted entry: its report line, its shell equivalent, and whether it was exercised.
 struct Planted {
     line: String,
     command: String,
     covered: bool,
 }
 
+/// Plant `e` under `seg` (creating real parent directories), then confirm it with lstat.
 fn plant_one(seg: &Path, e: &PlantEntry, target: Option<&str>) -> Result<Planted, String> {
     let rel = Path::new(&e.path);
     let path = seg.join(rel);
+    make_parents(seg, rel)?;
+    remove_entry(&path)?;
+    let command = match create(&path, e, target) {
+        Made::NotCovered(planted) => return Ok(planted),
+        Made::Tried(command, made) => {
+            made.map_err(|x| format!("{command}: {x}"))?;
+            command
+        }
+    };
+    confirm(&path, e.kind, target, &command)?;
+    Ok(Planted {
+        line: format!("{}: {}", e.path, description(e, target)),
+        command,
+        covered: true,
+    })
+}
+
+/// Create the missing parents of `rel` under `seg`, refusing any existing one that is not a
+/// real directory.
+fn make_parents(seg: &Path, rel: &Path) -> Result<(), String> {
     // Parents: real directories only. A parent that is a link (planted by an earlier entry, or
     // a bad spec) would make every operation below land wherever the link points.
     let mut cur = seg.to_path_buf();
-    if let Some(parent) = rel.parent() {
-        for c in parent.components() {
-            cur.push(c);
-            match std::fs::symlink_metadata(&cur) {
-                Ok(m) if m.file_type().is_dir() => {}
-                Ok(m) => {
-                    return Err(format!(
-                        "parent `{}` is a {}, not a directory: planting through it could write outside the segment",
-                        cur.strip_prefix(seg).unwrap_or(&cur).display(),
-                        kind_name(&m.file_type())
-                    ));
-                }
-                Err(x) if x.kind() == std::io::ErrorKind::NotFound => std::fs::create_dir(&cur)
-                    .map_err(|x| format!("mkdir {}: {x}", cur.display()))?,
-                Err(x) => return Err(format!("lstat {}: {x}", cur.display())),
+    let Some(parent) = rel.parent() else {
+        return Ok(());
+    };
+    for c in parent.components() {
+        cur.push(c);
+        match std::fs::symlink_metadata(&cur) {
+            Ok(m) if m.file_type().is_dir() => {}
+            Ok(m) => {
+                return Err(format!(
+                    "parent `{}` is a {}, not a directory: planting through it could write outside the segment",
+                    cur.strip_prefix(seg).unwrap_or(&cur).display(),
+                    kind_name(&m.file_type())
+                ));
             }
+            Err(x) if x.kind() == std::io::ErrorKind::NotFound => {
+                std::fs::create_dir(&cur).map_err(|x| format!("mkdir {}: {x}", cur.display()))?
+            }
+            Err(x) => return Err(format!("lstat {}: {x}", cur.display())),
         }
     }
-    remove_entry(&path)?;
+    Ok(())
+}
+
+/// What [`create`] did.
+enum Made {
+    /// The shell equivalent of what was attempted, and how it went.
+    Tried(String, std::io::Result<()>),
+    /// The entry could not be made on this machine and the spec allows that: reported loudly.
+    NotCovered(Planted),
+}
+
+/// Create the entry `e` at `path` (which no longer exists).
+fn create(path: &Path, e: &PlantEntry, target: Option<&str>) -> Made {
     let q = |p: &Path| process::quote(&p.to_string_lossy());
     let mode = Mode::from_raw_mode(0o644);
     let (command, made) = match e.kind {
-        PlantType::Absent => (format!("rm -rf {}", q(&path)), Ok(())),
+        PlantType::Absent => (format!("rm -rf {}", q(path)), Ok(())),
         PlantType::Symlink => {
             let t = target.unwrap_or_default();
             (
-                format!("ln -s {} {}", process::quote(t), q(&path)),
-                std::os::unix::fs::symlink(t, &path),
+                format!("ln -s {} {}", process::quote(t), q(path)),
+                std::os::unix::fs::symlink(t, path),
             )
         }
         PlantType::Fifo => (
-            format!("mkfifo {}", q(&path)),
-            rustix::fs::mknodat(CWD, &path, FileType::Fifo, mode, 0).map_err(Into::into),
+            format!("mkfifo {}", q(path)),
+            rustix::fs::mknodat(CWD, path, FileType::Fifo, mode, 0).map_err(Into::into),
         ),
         PlantType::Dir => (
-            format!("mkdir {0} && echo planted > {0}/planted.txt", q(&path)),
-            std::fs::create_dir(&path)
+            format!("mkdir {0} && echo planted > {0}/planted.txt", q(path)),
+            std::fs::create_dir(path)
                 .and_then(|()| std::fs::write(path.join("planted.txt"), "planted\n")),
         ),
         PlantType::File => (
-            format!("printf %s … > {}", q(&path)),
+            format!("printf %s … > {}", q(path)),
             std::fs::write(
-                &path,
+                path,
                 e.text.as_deref().unwrap_or("planted by trifecta-verify\n"),
             ),
         ),
-        PlantType::CharDevice => {
-            let (maj, min) = e.device.as_deref().and_then(parse_device).unwrap_or((1, 5));
-            let r = rustix::fs::mknodat(
-                CWD,
-                &path,
-                FileType::CharacterDevice,
-                mode,
-                rustix::fs::makedev(maj, min),
-            );
-            let command = format!("mknod {} c {maj} {min}", q(&path));
-            match r {
-                Err(x) if e.if_permitted && (x == rustix::io::Errno::PERM) => {
-                    // Said loudly, never silent: the variant is not exercised on this machine.
-                    return Ok(Planted {
-                        line: format!(
-                            "{}: NOT COVERED — mknod refused ({x}); run as root (CI does) to plant a character device",
-                            e.path
-                        ),
-                        command: format!("{command}  # refused: {x}"),
-                        covered: false,
-                    });
-                }
-                r => (command, r.map_err(Into::into)),
-            }
-        }
+        PlantType::CharDevice => return create_char_device(path, e, mode),
     };
-    made.map_err(|x| format!("{command}: {x}"))?;
+    Made::Tried(command, made)
+}
+
+/// `mknod` a character device (default 1:5, /dev/zero); a refusal for lack of privilege is
+/// "not covered" when the entry says `if_permitted`.
+fn create_char_device(path: &Path, e: &PlantEntry, mode: Mode) -> Made {
+    let (maj, min) = e.device.as_deref().and_then(parse_device).unwrap_or((1, 5));
+    let r = rustix::fs::mknodat(
+        CWD,
+        path,
+        FileType::CharacterDevice,
+        mode,
+        rustix::fs::makedev(maj, min),
+    );
+    let command = format!(
+        "mknod {} c {maj} {min}",
+        process::quote(&path.to_string_lossy())
+    );
+    match r {
+        Err(x) if e.if_permitted && (x == rustix::io::Errno::PERM) => {
+            // Said loudly, never silent: the variant is not exercised on this machine.
+            Made::NotCovered(Planted {
+                line: format!(
+                    "{}: NOT COVERED — mknod refused ({x}); run as root (CI does) to plant a character device",
+                    e.path
+                ),
+                command: format!("{command}  # refused: {x}"),
+                covered: false,
+            })
+        }
+        r => Made::Tried(command, r.map_err(Into::into)),
+    }
+}
+
+/// Check with lstat that `path` now is what `kind` asked for.
+fn confirm(
+    path: &Path,
+    kind: PlantType,
+    target: Option<&str>,
+    command: &str,
+) -> Result<(), String> {
     // Confirm: a plant that silently did nothing would make every later check vacuous.
-    let got = match std::fs::symlink_metadata(&path) {
+    let got = match std::fs::symlink_metadata(path) {
         Ok(m) => Some(m.file_type()),
         Err(x) if x.kind() == std::io::ErrorKind::NotFound => None,
         Err(x) => return Err(format!("lstat after planting: {x}")),
     };
-    let ok = match (e.kind, got) {
+    let ok = match (kind, got) {
         (PlantType::Absent, None) => true,
         (PlantType::Symlink, Some(t)) => {
-            t.is_symlink() && std::fs::read_link(&path).ok().as_deref() == target.map(Path::new)
+            t.is_symlink() && std::fs::read_link(path).ok().as_deref() == target.map(Path::new)
         }
         (PlantType::Fifo, Some(t)) => t.is_fifo(),
         (PlantType::Dir, Some(t)) => t.is_dir(),
@@ -295,19 +347,19 @@ fn plant_one(seg: &Path, e: &PlantEntry, target: Option<&str>) -> Result<Planted
             got.map_or("nothing".into(), |t| kind_name(&t).to_string())
         ));
     }
-    let what = match e.kind {
+    Ok(())
+}
+
+/// What a planted entry is, for its report line.
+fn description(e: &PlantEntry, target: Option<&str>) -> String {
+    match e.kind {
         PlantType::Symlink => format!("symlink → {}", target.unwrap_or_default()),
         PlantType::Fifo => "fifo".into(),
         PlantType::Dir => "directory".into(),
         PlantType::File => "file".into(),
         PlantType::CharDevice => format!("char device {}", e.device.as_deref().unwrap_or("1:5")),
         PlantType::Absent => "removed".into(),
-    };
-    Ok(Planted {
-        line: format!("{}: {what}", e.path),
-        command,
-        covered: true,
-    })
+    }
 }
 
 #[cfg(test)]

@@ -1,12 +1,12 @@
 //! `kind = "signal"`.
 
-use crate::verify::steps::{GateCtx, StepResult};
-use crate::verify::process::{self};
-use crate::verify::excerpt::excerpt;
-use std::path::PathBuf;
-use crate::verify::steps::in_process;
 use super::{StepFuture, StepKind, ValidateCx};
+use crate::verify::excerpt::excerpt;
+use crate::verify::process::{self};
+use crate::verify::steps::in_process;
+use crate::verify::steps::{GateCtx, StepResult};
 use serde::Deserialize;
+use std::path::{Path, PathBuf};
 
 /// The `kind` spelling.
 pub const KIND: &str = "signal";
@@ -138,24 +138,66 @@ fn opens_inline_module(rest: &[&str]) -> bool {
 /// `signal`: literal code search in the checkout (like `rg -n -F`), respecting .gitignore.
 pub fn signal(ctx: &mut GateCtx, s: &SignalStep) -> StepResult {
     let root = ctx.shared.checkout.clone();
+    let allowed = match allowed_globs(&s.only_in) {
+        Ok(a) => a,
+        Err(o) => return o,
+    };
+    let files = match read_files(&root, &s.paths) {
+        Ok(f) => f,
+        Err(o) => return o,
+    };
+    let found = search(s, &root, &files, &allowed);
+    let n = found.hits.len();
+    let problems = count_problems(s, n, &found.outside);
+    let mut out = if problems.is_empty() {
+        StepResult::pass(format!(
+            "{n} match(es) ({} test-only file(s) ignored){}",
+            found.skipped_files,
+            if s.only_in.is_empty() {
+                String::new()
+            } else {
+                format!(", all in {}", crate::output::quoted_list(&s.only_in))
+            }
+        ))
+    } else {
+        StepResult::fail(problems.join("; "))
+    };
+    out.commands = vec![in_process(format!(
+        "rg -n -F {} {}",
+        process::quote(&s.pattern),
+        s.paths.join(" ")
+    ))];
+    out.excerpt = excerpt(&found.hits.join("\n"), 20, 2500, false);
+    out
+}
+
+/// The `only_in` globs, with `*` not crossing `/` (so `src/commands/*` is one level).
+fn allowed_globs(only_in: &[String]) -> Result<globset::GlobSet, StepResult> {
     let mut allowed = globset::GlobSetBuilder::new();
-    for a in &s.only_in {
+    for a in only_in {
         match globset::GlobBuilder::new(a).literal_separator(true).build() {
             Ok(g) => {
                 allowed.add(g);
             }
-            Err(e) => return StepResult::error(format!("bad only_in glob {a}: {e}")),
+            Err(e) => return Err(StepResult::error(format!("bad only_in glob {a}: {e}"))),
         }
     }
-    let allowed = match allowed.build() {
-        Ok(a) => a,
-        Err(e) => return StepResult::error(format!("only_in: {e}")),
-    };
+    allowed
+        .build()
+        .map_err(|e| StepResult::error(format!("only_in: {e}")))
+}
+
+/// Every readable text file below the checkout-relative `paths` (respecting .gitignore); a
+/// missing path fails the step rather than making the search vacuous.
+fn read_files(root: &Path, paths: &[String]) -> Result<Vec<(PathBuf, String)>, StepResult> {
     let mut files: Vec<(PathBuf, String)> = Vec::new();
-    for p in &s.paths {
+    for p in paths {
         let start = root.join(p);
         if !start.exists() {
-            return StepResult::fail(format!("path `{p}` does not exist in {}", root.display()));
+            return Err(StepResult::fail(format!(
+                "path `{p}` does not exist in {}",
+                root.display()
+            )));
         }
         for entry in ignore::WalkBuilder::new(&start).build().flatten() {
             if !entry.file_type().is_some_and(|t| t.is_file()) {
@@ -166,21 +208,43 @@ pub fn signal(ctx: &mut GateCtx, s: &SignalStep) -> StepResult {
             }
         }
     }
+    Ok(files)
+}
+
+/// What [`search`] found.
+struct Found {
+    /// `rel:line: text` of every match, sorted.
+    hits: Vec<String>,
+    /// `rel:line` of matches outside `only_in`.
+    outside: Vec<String>,
+    /// Test-only module files not searched.
+    skipped_files: usize,
+}
+
+/// Search `files` for the pattern, skipping test code when the step says so.
+fn search(
+    s: &SignalStep,
+    root: &Path,
+    files: &[(PathBuf, String)],
+    allowed: &globset::GlobSet,
+) -> Found {
     let test_only = if s.skip_tests {
-        test_only_prefixes(&files)
+        test_only_prefixes(files)
     } else {
         Vec::new()
     };
-    let mut hits = Vec::new();
-    let mut outside = Vec::new();
-    let mut skipped_files = 0;
-    for (path, text) in &files {
+    let mut found = Found {
+        hits: Vec::new(),
+        outside: Vec::new(),
+        skipped_files: 0,
+    };
+    for (path, text) in files {
         if test_only.iter().any(|t| path.starts_with(t)) {
-            skipped_files += 1;
+            found.skipped_files += 1;
             continue;
         }
         let rel = path
-            .strip_prefix(&root)
+            .strip_prefix(root)
             .unwrap_or(path)
             .to_string_lossy()
             .into_owned();
@@ -191,15 +255,19 @@ pub fn signal(ctx: &mut GateCtx, s: &SignalStep) -> StepResult {
                 break;
             }
             if line.contains(&s.pattern) {
-                hits.push(format!("{rel}:{}: {}", i + 1, line.trim()));
+                found.hits.push(format!("{rel}:{}: {}", i + 1, line.trim()));
                 if !s.only_in.is_empty() && !allowed.is_match(&rel) {
-                    outside.push(format!("{rel}:{}", i + 1));
+                    found.outside.push(format!("{rel}:{}", i + 1));
                 }
             }
         }
     }
-    hits.sort();
-    let n = hits.len();
+    found.hits.sort();
+    found
+}
+
+/// Why `n` matches (and those `outside` of `only_in`) break the step's bounds, if they do.
+fn count_problems(s: &SignalStep, n: usize, outside: &[String]) -> Vec<String> {
     let mut problems = Vec::new();
     if n < s.min {
         problems.push(format!("{n} match(es), at least {} required", s.min));
@@ -216,25 +284,7 @@ pub fn signal(ctx: &mut GateCtx, s: &SignalStep) -> StepResult {
             outside.join(", ")
         ));
     }
-    let mut out = if problems.is_empty() {
-        StepResult::pass(format!(
-            "{n} match(es) ({skipped_files} test-only file(s) ignored){}",
-            if s.only_in.is_empty() {
-                String::new()
-            } else {
-                format!(", all in {}", crate::output::quoted_list(&s.only_in))
-            }
-        ))
-    } else {
-        StepResult::fail(problems.join("; "))
-    };
-    out.commands = vec![in_process(format!(
-        "rg -n -F {} {}",
-        process::quote(&s.pattern),
-        s.paths.join(" ")
-    ))];
-    out.excerpt = excerpt(&hits.join("\n"), 20, 2500, false);
-    out
+    problems
 }
 
 #[cfg(test)]

@@ -1,12 +1,14 @@
 //! `kind = "tree-unchanged"`.
 
-use crate::verify::steps::{GateCtx, StepResult};
-use crate::verify::process;
-use crate::verify::excerpt::excerpt;
-use crate::verify::steps::hostile::{Meta, Content, walk_meta, walk_content, set_old_atime};
-use crate::verify::steps::in_process;
 use super::{StepFuture, StepKind, ValidateCx};
+use crate::verify::excerpt::excerpt;
+use crate::verify::process;
+use crate::verify::steps::hostile::{Content, Meta, set_old_atime, walk_content, walk_meta};
+use crate::verify::steps::in_process;
+use crate::verify::steps::{GateCtx, StepResult};
 use serde::Deserialize;
+use std::collections::BTreeMap;
+use std::path::Path;
 
 /// The `kind` spelling.
 pub const KIND: &str = "tree-unchanged";
@@ -59,13 +61,6 @@ pub fn tree_unchanged(ctx: &mut GateCtx, s: &TreeUnchangedStep) -> StepResult {
         return StepResult::error(format!("no tree snapshot `{}`", s.snapshot));
     };
     let root = &before.root;
-    let name = |rel: &str| {
-        if rel.is_empty() {
-            ".".to_string()
-        } else {
-            rel.to_string()
-        }
-    };
     // Metadata first: a content pass reads files and links and would move their atimes.
     let now = match walk_meta(root) {
         Ok(m) => m,
@@ -76,73 +71,9 @@ pub fn tree_unchanged(ctx: &mut GateCtx, s: &TreeUnchangedStep) -> StepResult {
             ));
         }
     };
-    let mut problems = Vec::new();
-    for (rel, b) in &before.meta {
-        let Some(a) = now.get(rel) else {
-            problems.push(format!("removed: {}", name(rel)));
-            continue;
-        };
-        if a.kind != b.kind {
-            problems.push(format!(
-                "type changed: {} ({} → {})",
-                name(rel),
-                b.kind,
-                a.kind
-            ));
-            continue;
-        }
-        if a.atime != b.atime {
-            let what = if a.kind == "directory" {
-                "listed"
-            } else {
-                "read"
-            };
-            problems.push(format!(
-                "{what}: {} (atime {} → {})",
-                name(rel),
-                b.atime.0,
-                a.atime.0
-            ));
-        }
-        if a.size != b.size || a.mtime != b.mtime {
-            problems.push(format!(
-                "written: {} (size {} → {}, mtime {} → {})",
-                name(rel),
-                b.size,
-                a.size,
-                b.mtime.0,
-                a.mtime.0
-            ));
-        }
-        if a.mode != b.mode || a.nlink != b.nlink || a.ctime != b.ctime {
-            problems.push(format!(
-                "inode changed: {} (mode {:o} → {:o}, links {} → {}, ctime {} → {})",
-                name(rel),
-                b.mode,
-                a.mode,
-                b.nlink,
-                a.nlink,
-                b.ctime.0,
-                a.ctime.0
-            ));
-        }
-    }
-    for rel in now.keys().filter(|r| !before.meta.contains_key(*r)) {
-        problems.push(format!("new: {} ({})", name(rel), now[rel].kind));
-    }
+    let mut problems = meta_differences(&before.meta, &now);
     let content = walk_content(root, &now);
-    let mut compared = 0;
-    for (rel, b) in &before.content {
-        match content.get(rel) {
-            Some(a) if a == b => {
-                if matches!(b, Content::Digest(_)) {
-                    compared += 1;
-                }
-            }
-            Some(a) => problems.push(format!("content changed: {} ({b:?} → {a:?})", name(rel))),
-            None => {}
-        }
-    }
+    let compared = content_differences(&before.content, &content, &mut problems);
     let mut detail = format!(
         "{} entries of {}: names, types, sizes, modes, link counts, mtime/ctime, link targets and {compared} files' BLAKE3 compared",
         before.meta.len(),
@@ -168,6 +99,94 @@ pub fn tree_unchanged(ctx: &mut GateCtx, s: &TreeUnchangedStep) -> StepResult {
             return StepResult::error(format!("re-age {}: {e}", root.display()));
         }
     }
+    verdict(&problems, &detail, root, &s.snapshot)
+}
+
+/// How an entry is named in messages: its relative path, or `.` for the root itself.
+fn display_name(rel: &str) -> String {
+    if rel.is_empty() {
+        ".".to_string()
+    } else {
+        rel.to_string()
+    }
+}
+
+/// Every metadata difference between the snapshot and now: removed, retyped, read (atime),
+/// written (size, mtime), inode-changed (mode, links, ctime) and new entries.
+fn meta_differences(before: &BTreeMap<String, Meta>, now: &BTreeMap<String, Meta>) -> Vec<String> {
+    let mut problems = Vec::new();
+    for (rel, b) in before {
+        let Some(a) = now.get(rel) else {
+            problems.push(format!("removed: {}", display_name(rel)));
+            continue;
+        };
+        entry_differences(&display_name(rel), b, a, &mut problems);
+    }
+    for rel in now.keys().filter(|r| !before.contains_key(*r)) {
+        problems.push(format!("new: {} ({})", display_name(rel), now[rel].kind));
+    }
+    problems
+}
+
+/// The differences of one entry present in both states (`b` before, `a` after).
+fn entry_differences(name: &str, b: &Meta, a: &Meta, problems: &mut Vec<String>) {
+    if a.kind != b.kind {
+        // A retyped entry's other fields are not comparable.
+        problems.push(format!("type changed: {name} ({} → {})", b.kind, a.kind));
+        return;
+    }
+    if a.atime != b.atime {
+        let what = if a.kind == "directory" {
+            "listed"
+        } else {
+            "read"
+        };
+        problems.push(format!(
+            "{what}: {name} (atime {} → {})",
+            b.atime.0, a.atime.0
+        ));
+    }
+    if a.size != b.size || a.mtime != b.mtime {
+        problems.push(format!(
+            "written: {name} (size {} → {}, mtime {} → {})",
+            b.size, a.size, b.mtime.0, a.mtime.0
+        ));
+    }
+    if a.mode != b.mode || a.nlink != b.nlink || a.ctime != b.ctime {
+        problems.push(format!(
+            "inode changed: {name} (mode {:o} → {:o}, links {} → {}, ctime {} → {})",
+            b.mode, a.mode, b.nlink, a.nlink, b.ctime.0, a.ctime.0
+        ));
+    }
+}
+
+/// Push a problem per entry whose content changed; returns how many files' digests were
+/// compared equal. Entries gone by now were already reported as removed.
+fn content_differences(
+    before: &BTreeMap<String, Content>,
+    now: &BTreeMap<String, Content>,
+    problems: &mut Vec<String>,
+) -> usize {
+    let mut compared = 0;
+    for (rel, b) in before {
+        match now.get(rel) {
+            Some(a) if a == b => {
+                if matches!(b, Content::Digest(_)) {
+                    compared += 1;
+                }
+            }
+            Some(a) => problems.push(format!(
+                "content changed: {} ({b:?} → {a:?})",
+                display_name(rel)
+            )),
+            None => {}
+        }
+    }
+    compared
+}
+
+/// The step's result: pass with `detail`, or fail listing `problems`.
+fn verdict(problems: &[String], detail: &str, root: &Path, snapshot: &str) -> StepResult {
     let mut out = if problems.is_empty() {
         StepResult::pass(format!("unchanged: {detail}"))
     } else {
@@ -181,7 +200,7 @@ pub fn tree_unchanged(ctx: &mut GateCtx, s: &TreeUnchangedStep) -> StepResult {
     out.commands = vec![in_process(format!(
         "find {} -exec stat … ; b3sum (files) ; compare with snapshot `{}`",
         process::quote(&root.to_string_lossy()),
-        s.snapshot
+        snapshot
     ))];
     out
 }
