@@ -1,13 +1,13 @@
 //! `kind = "cargo"`.
 
-use crate::verify::steps::{GateCtx, StepResult};
-use crate::verify::process::ProcSpec;
+use super::{StepFuture, StepKind, ValidateCx};
 use crate::verify::event::Status;
 use crate::verify::excerpt::excerpt;
-use std::time::Duration;
+use crate::verify::process::ProcSpec;
 use crate::verify::steps::logged_run::run_logged;
-use super::{StepFuture, StepKind, ValidateCx};
+use crate::verify::steps::{GateCtx, StepResult};
 use serde::Deserialize;
+use std::time::Duration;
 
 /// The `kind` spelling.
 pub const KIND: &str = "cargo";

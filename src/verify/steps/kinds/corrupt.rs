@@ -1,10 +1,10 @@
 //! `kind = "corrupt"`.
 
-use crate::verify::steps::{GateCtx, StepResult};
-use crate::verify::steps::faults::{self, CorruptionMode};
-use crate::verify::event::ScheduledFault;
-use crate::verify::steps::in_process;
 use super::{StepFuture, StepKind, ValidateCx};
+use crate::verify::event::ScheduledFault;
+use crate::verify::steps::faults::{self, CorruptionMode};
+use crate::verify::steps::in_process;
+use crate::verify::steps::{GateCtx, StepResult};
 use serde::Deserialize;
 
 /// The `kind` spelling.

@@ -1,7 +1,7 @@
 //! `kind = "edit"`.
 
-use crate::verify::steps::{GateCtx, StepResult};
 use super::{StepFuture, StepKind, ValidateCx};
+use crate::verify::steps::{GateCtx, StepResult};
 use serde::Deserialize;
 
 /// The `kind` spelling.

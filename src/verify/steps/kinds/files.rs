@@ -1,12 +1,12 @@
 //! `kind = "files"`.
 
-use crate::verify::steps::{GateCtx, StepResult};
-use crate::verify::process::{self};
-use crate::verify::excerpt::excerpt;
-use std::path::Path;
-use crate::verify::steps::in_process;
 use super::{StepFuture, StepKind, ValidateCx, clip};
+use crate::verify::excerpt::excerpt;
+use crate::verify::process::{self};
+use crate::verify::steps::in_process;
+use crate::verify::steps::{GateCtx, StepResult};
 use serde::Deserialize;
+use std::path::Path;
 
 /// The `kind` spelling.
 pub const KIND: &str = "files";
@@ -83,7 +83,12 @@ impl StepKind for FilesStep {
     }
 
     fn validate(&self, cx: &ValidateCx, err: &mut dyn FnMut(&str, String)) {
-        for g in self.exist.iter().chain(&self.absent).chain(self.count.iter()) {
+        for g in self
+            .exist
+            .iter()
+            .chain(&self.absent)
+            .chain(self.count.iter())
+        {
             if let Err(e) = globset::Glob::new(g) {
                 err("exist", format!("bad glob `{g}`: {e}"));
             }

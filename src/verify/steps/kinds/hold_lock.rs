@@ -1,11 +1,11 @@
 //! `kind = "hold-lock"`.
 
-use crate::verify::steps::{GateCtx, StepResult};
+use super::{StepFuture, StepKind};
 use crate::verify::process::{self, ProcSpec};
+use crate::verify::steps::{GateCtx, StepResult};
+use serde::Deserialize;
 use std::time::Duration;
 use tokio::io::AsyncBufReadExt;
-use super::{StepFuture, StepKind};
-use serde::Deserialize;
 
 /// The `kind` spelling.
 pub const KIND: &str = "hold-lock";

@@ -1,9 +1,9 @@
 //! `kind = "integrity"`.
 
-use crate::verify::steps::{GateCtx, StepResult};
+use super::{StepFuture, StepKind};
 use crate::verify::excerpt::excerpt;
 use crate::verify::steps::in_process;
-use super::{StepFuture, StepKind};
+use crate::verify::steps::{GateCtx, StepResult};
 use serde::Deserialize;
 
 /// The `kind` spelling.

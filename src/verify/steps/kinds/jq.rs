@@ -1,12 +1,12 @@
 //! `kind = "jq"`.
 
-use crate::verify::steps::{GateCtx, StepResult, Saved};
+use super::{StepFuture, StepKind, ValidateCx, clip};
+use crate::verify::excerpt::excerpt;
 use crate::verify::jq::{self, Globals, JqVerdict, VerdictKind};
 use crate::verify::process::{self};
-use crate::verify::excerpt::excerpt;
-use crate::verify::steps::inputs::telemetry_text;
 use crate::verify::steps::in_process;
-use super::{StepFuture, StepKind, ValidateCx, clip};
+use crate::verify::steps::inputs::telemetry_text;
+use crate::verify::steps::{GateCtx, Saved, StepResult};
 use serde::Deserialize;
 
 /// The `kind` spelling.
@@ -107,7 +107,13 @@ fn saved_json(ctx: &GateCtx, name: &str) -> Result<String, String> {
 
 /// With a reference jq installed ([`jq::reference_jq`]), evaluate the predicate there too. A
 /// disagreement makes the step an error (the verdict is unknown), never a pass.
-fn cross_check(out: &mut StepResult, ours: VerdictKind, filter: &str, input: &str, globals: &Globals) {
+fn cross_check(
+    out: &mut StepResult,
+    ours: VerdictKind,
+    filter: &str,
+    input: &str,
+    globals: &Globals,
+) {
     let Some(bin) = jq::reference_jq() else {
         return;
     };

@@ -123,8 +123,7 @@ impl StepKind for RedisStep {
             err("expect_keys", why.into());
         }
         let timed = self.down_after_ms > 0 || self.down_for_ms > 0;
-        if timed != is(RedisAction::Outage) || (is(RedisAction::Outage) && self.down_for_ms == 0)
-        {
+        if timed != is(RedisAction::Outage) || (is(RedisAction::Outage) && self.down_for_ms == 0) {
             let why = "action `outage` needs down_for_ms > 0 (and optionally down_after_ms)";
             err("down_for_ms", why.into());
         }
@@ -177,7 +176,11 @@ async fn exec(ctx: &mut GateCtx, r: &RedisStep, index: usize) -> StepResult {
             Some(s) => on_server(s, r),
         },
     };
-    let pid = ctx.state::<RedisState>().server.as_ref().and_then(RedisServer::pid);
+    let pid = ctx
+        .state::<RedisState>()
+        .server
+        .as_ref()
+        .and_then(RedisServer::pid);
     out.commands = vec![in_process(format!("redis {} (pid {pid:?})", label(r)))];
     if let Some(log) = ctx.log(&format!("step-{index}-redis.log"), &out.detail) {
         out.logs.push(log);

@@ -1,8 +1,8 @@
 //! `kind = "release"`.
 
-use crate::verify::steps::{GateCtx, StepResult};
-use crate::verify::process::{self};
 use super::{StepFuture, StepKind};
+use crate::verify::process::{self};
+use crate::verify::steps::{GateCtx, StepResult};
 use serde::Deserialize;
 
 /// The `kind` spelling.

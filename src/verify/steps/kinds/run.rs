@@ -1,11 +1,11 @@
 //! `kind = "run"`.
 
-use crate::verify::steps::{GateCtx, StepResult, Saved};
+use super::{StepFuture, StepKind, ValidateCx, clip};
 use crate::verify::event::Status;
 use crate::verify::steps::logged_run::{out_excerpt, run_logged};
-use super::{StepFuture, StepKind, ValidateCx, clip};
-use std::collections::BTreeMap;
+use crate::verify::steps::{GateCtx, Saved, StepResult};
 use serde::Deserialize;
+use std::collections::BTreeMap;
 
 /// The `kind` spelling.
 pub const KIND: &str = "run";
@@ -54,7 +54,9 @@ impl StepKind for RunStep {
     }
 
     fn label(&self) -> String {
-        self.name.clone().unwrap_or_else(|| clip(&self.args.join(" ")))
+        self.name
+            .clone()
+            .unwrap_or_else(|| clip(&self.args.join(" ")))
     }
 
     fn validate(&self, _cx: &ValidateCx, err: &mut dyn FnMut(&str, String)) {

@@ -1,7 +1,7 @@
 //! `kind = "snapshot"`.
 
-use crate::verify::steps::{GateCtx, StepResult};
 use super::{StepFuture, StepKind};
+use crate::verify::steps::{GateCtx, StepResult};
 use serde::Deserialize;
 
 /// The `kind` spelling.

@@ -1,9 +1,9 @@
 //! `kind = "sqlite"`.
 
-use crate::verify::steps::{GateCtx, StepResult};
+use super::{StepFuture, StepKind, clip};
 use crate::verify::process::{self};
 use crate::verify::steps::in_process;
-use super::{StepFuture, StepKind, clip};
+use crate::verify::steps::{GateCtx, StepResult};
 use serde::Deserialize;
 
 /// The `kind` spelling.

@@ -1,13 +1,13 @@
 //! `kind = "worktree"`.
 
-use crate::verify::steps::{GateCtx, StepResult};
-use crate::verify::process::{self, ProcSpec};
-use crate::verify::event::Status;
-use crate::verify::workspace;
-use std::time::Duration;
-use crate::verify::steps::logged_run::{out_excerpt, run_logged};
 use super::{StepFuture, StepKind, ValidateCx};
+use crate::verify::event::Status;
+use crate::verify::process::{self, ProcSpec};
+use crate::verify::steps::logged_run::{out_excerpt, run_logged};
+use crate::verify::steps::{GateCtx, StepResult};
+use crate::verify::workspace;
 use serde::Deserialize;
+use std::time::Duration;
 
 /// The `kind` spelling.
 pub const KIND: &str = "worktree";

@@ -26,11 +26,11 @@
 //! snapshot of variant 0's entries, restored before it) and finds every generated module
 //! changed (variant 1 is on disk), so it rewrites existing rows for its whole write phase.
 
-use crate::verify::steps::kinds::Step;
 use super::{GenerateSpec, KillStep};
-use crate::verify::steps::{GateCtx, StepResult};
-use crate::verify::process::{self, ProcSpec};
 use crate::verify::event::{ScheduledFault, Status};
+use crate::verify::process::{self, ProcSpec};
+use crate::verify::steps::kinds::Step;
+use crate::verify::steps::{GateCtx, StepResult};
 use crate::verify::workspace;
 use std::io;
 use std::path::{Path, PathBuf};

@@ -4,8 +4,8 @@ pub mod crash;
 
 use super::{Step, StepFuture, StepKind, ValidateCx, plain_relative};
 use crate::verify::steps::GateCtx;
-use std::collections::BTreeMap;
 use serde::Deserialize;
+use std::collections::BTreeMap;
 
 /// The `kind` spelling.
 pub const KIND: &str = "kill";

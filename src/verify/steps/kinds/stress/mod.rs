@@ -6,8 +6,8 @@ pub mod storm;
 
 use super::{StepFuture, StepKind, ValidateCx, plain_relative};
 use crate::verify::steps::GateCtx;
-use std::collections::BTreeMap;
 use serde::Deserialize;
+use std::collections::BTreeMap;
 
 /// The `kind` spelling.
 pub const KIND: &str = "stress";

@@ -5,10 +5,10 @@
 
 use super::freshness::{self, Answer, Editor};
 use super::{StressEdit, StressStep};
-use crate::verify::steps::{GateCtx, StepResult, Saved, inputs};
-use crate::verify::process;
 use crate::verify::event::Status;
 use crate::verify::excerpt::excerpt;
+use crate::verify::process;
+use crate::verify::steps::{GateCtx, Saved, StepResult, inputs};
 use serde_json::Value;
 use std::sync::Arc;
 use std::time::Instant;
@@ -305,7 +305,8 @@ fn keep_evidence(
         });
     }
     if let Some(n) = &s.name {
-        ctx.outputs.insert(n.clone(), Saved::Many(j.outputs.clone()));
+        ctx.outputs
+            .insert(n.clone(), Saved::Many(j.outputs.clone()));
     }
     logs
 }
