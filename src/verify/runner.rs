@@ -242,13 +242,15 @@ async fn run_gate(
 
 /// After a gate timeout, add a report for each step that did not report itself.
 fn report_unfinished_steps(gate: &Gate, steps_done: &mut Vec<StepReport>) {
-    for (i, s) in gate.steps.iter().enumerate().skip(steps_done.len()) {
+    // The step that was running when time ran out failed; the ones after it never started.
+    let running = steps_done.len();
+    for (i, s) in gate.steps.iter().enumerate().skip(running) {
         steps_done.push(StepReport {
             index: i + 1,
             line: s.line,
             kind: s.step.kind().into(),
             label: s.step.label(),
-            status: if i == steps_done.len() {
+            status: if i == running {
                 Status::Fail
             } else {
                 Status::Skipped

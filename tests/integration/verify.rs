@@ -492,6 +492,31 @@ fn verify_unknown_only_id_is_a_configuration_error() {
 }
 
 #[test]
+fn verify_gate_timeout_fails_the_running_step_and_skips_the_rest() {
+    let r = run_gates(&gates_dir("timeout"), &[]);
+    assert_eq!(r.code, 1, "{}", r.stdout);
+    let report = r.report();
+    let g = Run::gate(&report, "slow");
+    assert_eq!(g["status"], "fail", "{g}");
+    let steps: Vec<(&str, &str)> = g["steps"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|s| s["index"].as_u64().is_some_and(|i| (1..=3).contains(&i)))
+        .map(|s| (s["status"].as_str().unwrap(), s["detail"].as_str().unwrap()))
+        .collect();
+    assert_eq!(
+        steps,
+        [
+            ("fail", "gate timeout"),
+            ("skipped", "gate timeout"),
+            ("skipped", "gate timeout")
+        ],
+        "{g}"
+    );
+}
+
+#[test]
 fn verify_unwritable_reports_are_a_harness_error() {
     // The reports are written by a reporter at the run's end; when that fails (here `latest`
     // is a non-empty directory the pointer cannot replace) the run exits 2 and says why, even
