@@ -6,9 +6,9 @@
 //! command: the store absorbs what it can, and whatever escapes turns into an uncached run
 //! with a truthful `miss_reason`.
 
-use crate::cache::CacheKey;
 use crate::cache::hot_tier::HotTier;
-use crate::cache::service::{SymbolCache, elapsed_ms};
+use crate::cache::service::{Served, SymbolCache, elapsed_ms};
+use crate::cache::{Backend, CacheKey};
 use crate::cli::SymbolsArgs;
 use crate::config::Config;
 use crate::error::{CliError, ErrorCode};
@@ -75,75 +75,41 @@ pub fn run_with(
         Ok(i) => i,
         Err((e, uri)) => {
             // Still the command's one `ast.symbols` event: the code, the URI if it parsed.
-            let ev = Event::Symbols {
-                args: UriArgs { uri },
-                result: CommandResult {
-                    status: "error".into(),
-                    error_code: Some(e.code.as_str().into()),
-                    ..CommandResult::default()
-                },
-                x: SymbolsDetail::default(),
-            };
+            let ev = command_event(uri, Some(e.code), None, SymbolsDetail::default());
             crate::commands::early_failure_event(cfg, &args.segment, ev, started);
             return Err(e);
         }
     };
     let key = CacheKey::for_file(&file.file, &bytes);
-
     let telemetry = Telemetry::new(cfg.telemetry.for_segment(&root));
     let t = Instant::now();
-    let (served, backend) = match hot {
-        Some(hot) => SymbolCache::serve_with_tier(
-            &root,
-            &cfg.cache,
-            &telemetry,
-            hot,
-            &file.file_rel,
-            &key,
-            &bytes,
-        ),
-        None => {
-            let mut cache = SymbolCache::open(&root, &cfg.cache, &telemetry);
-            let backend = cache.backend();
-            let served = cache.lookup_or_extract(&file.file_rel, &key, &bytes);
-            cache.finish();
-            (served, backend)
-        }
-    };
+    let (served, backend) = serve(&root, cfg, &telemetry, hot, &file.file_rel, &key, &bytes);
     let cache_ms = elapsed_ms(t);
-    let (cache_status, miss_reason) = match served.miss {
+    let lookup = match served.miss {
         None => ("hit", "cache_hit"),
         Some(reason) => ("miss", reason.as_str()),
     };
-    let db_path = cfg.cache.persist.then(|| {
-        crate::cache::cache_db_path(&root)
-            .to_string_lossy()
-            .into_owned()
-    });
+    let record = |ev: Event| {
+        let line = ev.into_line().timed(elapsed_ms(started));
+        telemetry.event(Level::Lite, line.cache(backend.as_str()));
+        telemetry.flush();
+    };
 
     let t = Instant::now();
     let symbols = match select(&uri, &class_path, &served.table) {
         Ok(s) => s,
         Err(e) => {
             // Still one `ast.symbols` per command: the lookup happened, the selection failed.
-            let ev = Event::Symbols {
-                args: UriArgs {
-                    uri: Some(uri.to_string()),
-                },
-                result: CommandResult {
-                    status: "error".into(),
-                    error_code: Some(e.code.as_str().into()),
-                    cache_status: Some(cache_status.into()),
-                    miss_reason: Some(miss_reason.into()),
-                },
-                x: SymbolsDetail {
-                    file: Some(file.file_rel.clone()),
-                    ..SymbolsDetail::default()
-                },
+            let x = SymbolsDetail {
+                file: Some(file.file_rel.clone()),
+                ..SymbolsDetail::default()
             };
-            let line = ev.into_line().timed(elapsed_ms(started));
-            telemetry.event(Level::Lite, line.cache(backend.as_str()));
-            telemetry.flush();
+            record(command_event(
+                Some(uri.to_string()),
+                Some(e.code),
+                Some(lookup),
+                x,
+            ));
             return Err(e);
         }
     };
@@ -153,44 +119,89 @@ pub fn run_with(
         segment_root: root.to_string_lossy().into_owned(),
         file_rel: file.file_rel.clone(),
         symbols,
-        cache_status: cache_status.into(),
+        cache_status: lookup.0.into(),
         cache_key: key.to_string(),
-        miss_reason: miss_reason.into(),
-        cache_db_path: db_path,
+        miss_reason: lookup.1.into(),
+        cache_db_path: cfg.cache.persist.then(|| {
+            crate::cache::cache_db_path(&root)
+                .to_string_lossy()
+                .into_owned()
+        }),
         uri: uri.to_string(),
         cache_backend: backend.as_str().into(),
         syntax_errors: served.table.syntax_errors.clone(),
     };
     // Full level only: where the time went, and what the module contains.
-    let full = telemetry.enabled(Level::Full);
-    let ev = Event::Symbols {
-        args: UriArgs {
-            uri: Some(out.uri.clone()),
-        },
-        result: CommandResult {
-            status: "ok".into(),
-            error_code: None,
-            cache_status: Some(out.cache_status.to_string()),
-            miss_reason: Some(out.miss_reason.to_string()),
-        },
-        x: SymbolsDetail {
-            file: Some(out.file_rel.clone()),
-            symbols_count: Some(out.symbols.len() as u64),
-            cache_key: Some(out.cache_key.clone()),
-            syntax_errors: Some(out.syntax_errors.len() as u64),
-            phases: full.then_some(Phases {
-                resolve_ms,
-                read_ms,
-                cache_ms,
-                select_ms,
-            }),
-            symbols_by_kind: full.then(|| symbols_by_kind(&served.table.symbols)),
-        },
-    };
-    let line = ev.into_line().timed(elapsed_ms(started));
-    telemetry.event(Level::Lite, line.cache(backend.as_str()));
-    telemetry.flush();
+    let phases = telemetry.enabled(Level::Full).then_some(Phases {
+        resolve_ms,
+        read_ms,
+        cache_ms,
+        select_ms,
+    });
+    let x = success_detail(&out, &served.table, phases);
+    record(command_event(Some(out.uri.clone()), None, Some(lookup), x));
     Ok(out)
+}
+
+/// The cache phase: the daemon's memory tier in front of the store when `hot` is given, else
+/// the store alone. Returns what was served and the backend that served it.
+fn serve(
+    root: &resolve::Segment,
+    cfg: &Config,
+    telemetry: &Telemetry,
+    hot: Option<&HotTier>,
+    file_rel: &str,
+    key: &CacheKey,
+    bytes: &[u8],
+) -> (Served, Backend) {
+    match hot {
+        Some(hot) => {
+            SymbolCache::serve_with_tier(root, &cfg.cache, telemetry, hot, file_rel, key, bytes)
+        }
+        None => {
+            let mut cache = SymbolCache::open(root, &cfg.cache, telemetry);
+            let backend = cache.backend();
+            let served = cache.lookup_or_extract(file_rel, key, bytes);
+            cache.finish();
+            (served, backend)
+        }
+    }
+}
+
+/// `x` of a successful command; `phases` (and the symbol counts by kind) at `full` only.
+fn success_detail(
+    out: &SymbolsOutput,
+    table: &SymbolTable,
+    phases: Option<Phases>,
+) -> SymbolsDetail {
+    SymbolsDetail {
+        file: Some(out.file_rel.clone()),
+        symbols_count: Some(out.symbols.len() as u64),
+        cache_key: Some(out.cache_key.clone()),
+        syntax_errors: Some(out.syntax_errors.len() as u64),
+        symbols_by_kind: phases.is_some().then(|| symbols_by_kind(&table.symbols)),
+        phases,
+    }
+}
+
+/// The command's one `ast.symbols` event: `error` when it failed, `lookup` (cache status, miss
+/// reason) once the cache was consulted.
+fn command_event(
+    uri: Option<String>,
+    error: Option<ErrorCode>,
+    lookup: Option<(&str, &str)>,
+    x: SymbolsDetail,
+) -> Event {
+    Event::Symbols {
+        args: UriArgs { uri },
+        result: CommandResult {
+            status: if error.is_some() { "error" } else { "ok" }.into(),
+            error_code: error.map(|c| c.as_str().into()),
+            cache_status: lookup.map(|l| l.0.into()),
+            miss_reason: lookup.map(|l| l.1.into()),
+        },
+        x,
+    }
 }
 
 /// What the command reads before it touches the cache.
