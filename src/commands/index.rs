@@ -155,22 +155,7 @@ pub fn run(args: &IndexArgs, cfg: &Config) -> Result<IndexSummary, Failure> {
         summary.errors += 1;
         summary.error_files.push(FileError { file_rel, message });
     }
-    let progress = std::io::stderr().is_terminal().then(|| {
-        let bar = indicatif::ProgressBar::new(files.len() as u64);
-        bar.set_style(
-            indicatif::ProgressStyle::with_template(
-                "{bar:40} {pos}/{len} files  {rate}  eta {eta}",
-            )
-            .unwrap_or_else(|_| indicatif::ProgressStyle::default_bar())
-            .with_key(
-                "rate",
-                |s: &indicatif::ProgressState, w: &mut dyn std::fmt::Write| {
-                    let _ = w.write_str(&files_per_second(s.per_sec()));
-                },
-            ),
-        );
-        bar
-    });
+    let progress = progress_bar(files.len() as u64);
     let jsonl = args.format == OutputFormat::Jsonl;
     let mut out = std::io::BufWriter::new(std::io::stdout().lock());
     // The first failed stdout write: later lines are not attempted, the cache is still warmed,
@@ -215,6 +200,32 @@ pub fn run(args: &IndexArgs, cfg: &Config) -> Result<IndexSummary, Failure> {
     } else {
         0.0
     };
+    record_run(&telemetry, &summary);
+    Ok(summary)
+}
+
+/// A progress bar on stderr when it is a terminal (never in pipes, logs or CI).
+fn progress_bar(files: u64) -> Option<indicatif::ProgressBar> {
+    std::io::stderr().is_terminal().then(|| {
+        let bar = indicatif::ProgressBar::new(files);
+        bar.set_style(
+            indicatif::ProgressStyle::with_template(
+                "{bar:40} {pos}/{len} files  {rate}  eta {eta}",
+            )
+            .unwrap_or_else(|_| indicatif::ProgressStyle::default_bar())
+            .with_key(
+                "rate",
+                |s: &indicatif::ProgressState, w: &mut dyn std::fmt::Write| {
+                    let _ = w.write_str(&files_per_second(s.per_sec()));
+                },
+            ),
+        );
+        bar
+    })
+}
+
+/// The run's one `ast.index` event.
+fn record_run(telemetry: &Telemetry, summary: &IndexSummary) {
     let result = IndexResult {
         status: "ok".into(),
         error_code: None,
@@ -223,12 +234,11 @@ pub fn run(args: &IndexArgs, cfg: &Config) -> Result<IndexSummary, Failure> {
         misses: summary.misses,
         errors: summary.errors,
         bytes: summary.bytes,
-        jobs: jobs as u64,
+        jobs: summary.jobs as u64,
     };
     let line = Event::Index { result }.into_line().timed(summary.wall_ms);
     telemetry.event(Level::Lite, line.cache(summary.cache_backend));
     telemetry.flush();
-    Ok(summary)
 }
 
 /// The progress line's rate: `6,646.3805/s` (indicatif's `{per_sec}`, with a thousands
