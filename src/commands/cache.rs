@@ -112,32 +112,62 @@ pub fn human_duration_s(secs: f64) -> String {
         .unwrap_or_else(|_| format!("{whole}s"))
 }
 
-/// The `ccache -s`-style report.
+/// The `ccache -s`-style report: lookups, sizes and limits, times, incidents, the remote tier.
 pub fn stats_text(s: &StatsOutput, now_ms: i64) -> String {
-    let mut o = String::new();
-    let mut row = |indent: usize, k: &str, v: String| {
-        let _ = writeln!(o, "{:indent$}{k:<w$} {v}", "", w = 30 - indent);
-    };
-    row(0, "Cache database", s.db_path.clone());
+    let mut o = Rows(String::new());
+    o.row(0, "Cache database", s.db_path.clone());
     if !s.exists {
-        row(
+        o.row(
             0,
             "",
-            "(does not exist yet: `trifecta ast index` creates it)".into(),
+            "(does not exist yet: `trifecta ast index` creates it)",
         );
     }
     let lookups = s.hits + s.misses;
-    row(0, "Lookups", lookups.to_string());
-    row(2, "Hits", ratio(s.hits, lookups));
-    row(2, "Misses", ratio(s.misses, lookups));
+    o.row(0, "Lookups", lookups.to_string());
+    o.row(2, "Hits", ratio(s.hits, lookups));
+    o.row(2, "Misses", ratio(s.misses, lookups));
     for (reason, n) in &s.misses_by_reason {
-        row(4, reason, n.to_string());
+        o.row(4, reason, n.to_string());
     }
     let hit_rate = s
         .hit_rate
         .map_or("-".into(), |r| format!("{:.2} %", r * 100.0));
-    row(0, "Hit rate", hit_rate);
-    row(0, "Entries", s.entries.to_string());
+    o.row(0, "Hit rate", hit_rate);
+    o.row(0, "Entries", s.entries.to_string());
+    sizes_and_limits(&mut o, s, now_ms);
+    o.row(0, "Lock timeouts", s.lock_timeouts.to_string());
+    o.row(0, "Corruptions", s.corruptions.to_string());
+    o.row(0, "Quarantined databases", s.quarantines.to_string());
+    o.row(0, "Evicted entries", s.evictions.to_string());
+    o.row(0, "Pruned entries", s.pruned.to_string());
+    remote_tier(&mut o, s);
+    let zeroed = match (s.counters_zeroed_ms, s.created_ms) {
+        (None, Some(c)) => format!("never; counting since {}", human_time(Some(c), now_ms)),
+        (z, _) => human_time(z, now_ms),
+    };
+    o.row(0, "Counters zeroed", zeroed);
+    o.row(0, "Schema version", s.schema_version.to_string());
+    o.0
+}
+
+/// Two aligned columns, the label indented by level.
+struct Rows(String);
+
+impl Rows {
+    fn row(&mut self, indent: usize, k: &str, v: impl AsRef<str>) {
+        let _ = writeln!(
+            self.0,
+            "{:indent$}{k:<w$} {}",
+            "",
+            v.as_ref(),
+            w = 30 - indent
+        );
+    }
+}
+
+/// Size against the limits, what maintenance does and when it last did it.
+fn sizes_and_limits(o: &mut Rows, s: &StatsOutput, now_ms: i64) {
     let size = s.db_bytes + s.wal_bytes;
     let max = s.limits.max_bytes;
     let of_max = if max > 0 {
@@ -145,80 +175,55 @@ pub fn stats_text(s: &StatsOutput, now_ms: i64) -> String {
     } else {
         String::new()
     };
-    row(
-        0,
-        "Cache size (DB + WAL)",
-        format!("{} / {}{of_max}", human_bytes(size), human_bytes(max)),
-    );
-    row(2, "Database", human_bytes(s.db_bytes));
-    row(2, "Write-ahead log", human_bytes(s.wal_bytes));
-    row(2, "Symbol payloads", human_bytes(s.payload_bytes));
-    row(0, "Size warning at", human_bytes(s.limits.size_warn_bytes));
-    row(
-        0,
-        "Evict down to",
-        format!("{} (80 % of max)", human_bytes(max / 10 * 8)),
-    );
-    row(
-        0,
-        "Entries expire after",
-        format!("{} unused", human_duration_s(s.limits.ttl_s)),
-    );
-    row(
-        0,
-        "Maintenance at most every",
-        human_duration_s(s.limits.maintenance_interval_s as f64),
-    );
-    row(
+    let total = format!("{} / {}{of_max}", human_bytes(size), human_bytes(max));
+    o.row(0, "Cache size (DB + WAL)", total);
+    o.row(2, "Database", human_bytes(s.db_bytes));
+    o.row(2, "Write-ahead log", human_bytes(s.wal_bytes));
+    o.row(2, "Symbol payloads", human_bytes(s.payload_bytes));
+    o.row(0, "Size warning at", human_bytes(s.limits.size_warn_bytes));
+    let low_water = format!("{} (80 % of max)", human_bytes(max / 10 * 8));
+    o.row(0, "Evict down to", low_water);
+    let ttl = format!("{} unused", human_duration_s(s.limits.ttl_s));
+    o.row(0, "Entries expire after", ttl);
+    let every = human_duration_s(s.limits.maintenance_interval_s as f64);
+    o.row(0, "Maintenance at most every", every);
+    o.row(
         0,
         "Last maintenance",
         human_time(s.last_maintenance_ms, now_ms),
     );
-    row(
+    o.row(
         0,
         "Least recently used",
         human_time(s.oldest_access_ms, now_ms),
     );
-    row(
+    o.row(
         0,
         "Most recently used",
         human_time(s.newest_access_ms, now_ms),
     );
-    row(0, "Lock timeouts", s.lock_timeouts.to_string());
-    row(0, "Corruptions", s.corruptions.to_string());
-    row(0, "Quarantined databases", s.quarantines.to_string());
-    row(0, "Evicted entries", s.evictions.to_string());
-    row(0, "Pruned entries", s.pruned.to_string());
-    // The shared second-level tier (sccache's per-level view), after a local miss.
+}
+
+/// The shared second-level tier (sccache's per-level view), asked after a local miss.
+fn remote_tier(o: &mut Rows, s: &StatsOutput) {
     match &s.remote {
-        Some(v) => row(
+        Some(v) => o.row(
             0,
             "Remote cache",
             format!("{} ({}, prefix {})", v.url, v.mode, v.prefix),
         ),
-        None => row(
-            0,
-            "Remote cache",
-            "none (TRIFECTA_AST_REMOTE is unset)".into(),
-        ),
+        None => o.row(0, "Remote cache", "none (TRIFECTA_AST_REMOTE is unset)"),
     }
     let r = &s.levels.remote;
     let asked = r.hits + r.misses;
     if s.remote.is_some() || asked + r.writes + r.errors + r.timeouts + r.corrupt > 0 {
-        row(2, "Hits", ratio(r.hits, asked));
-        row(2, "Misses", ratio(r.misses, asked));
-        row(2, "Writes", r.writes.to_string());
-        row(2, "Corrupt values", r.corrupt.to_string());
-        row(2, "Errors", r.errors.to_string());
-        row(2, "Timeouts", r.timeouts.to_string());
+        o.row(2, "Hits", ratio(r.hits, asked));
+        o.row(2, "Misses", ratio(r.misses, asked));
+        o.row(2, "Writes", r.writes.to_string());
+        o.row(2, "Corrupt values", r.corrupt.to_string());
+        o.row(2, "Errors", r.errors.to_string());
+        o.row(2, "Timeouts", r.timeouts.to_string());
     }
-    let zeroed = match (s.counters_zeroed_ms, s.created_ms) {
-        (None, Some(c)) => format!("never; counting since {}", human_time(Some(c), now_ms)),
-        (z, _) => human_time(z, now_ms),
-    };
-    row(0, "Counters zeroed", zeroed);
-    row(0, "Schema version", s.schema_version.to_string());
-    o
 }
 
 fn verify_cmd(a: &CacheReportArgs, cfg: &Config) -> Result<(), Failure> {
