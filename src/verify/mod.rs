@@ -370,80 +370,21 @@ fn gates(a: GatesArgs, command_line: &str) -> i32 {
         only: a.only.clone(),
         tags: a.tag.clone(),
     };
-    let unknown: Vec<&String> = a
-        .only
-        .iter()
-        .filter(|id| !specs.gates.iter().any(|g| &g.id == *id))
-        .collect();
-    if !unknown.is_empty() {
-        // A typo in --only must not shrink the run silently (or turn it into "nothing ran").
-        let known: Vec<&String> = specs.gates.iter().map(|g| &g.id).collect();
-        eprintln!(
-            "trifecta-verify: error: --only names unknown gate id(s) {}; known ids: {}",
-            crate::output::quoted_list(&unknown),
-            crate::output::quoted_list(&known)
-        );
-        return EXIT_HARNESS;
-    }
-    if !specs.gates.iter().any(|g| filter.selects(g)) {
-        eprintln!(
-            "trifecta-verify: nothing to run: no gate matches --only {} --tag {}",
-            crate::output::quoted_list(&a.only),
-            crate::output::quoted_list(&a.tag)
-        );
-        return EXIT_NOTHING_RAN;
-    }
-    if let Some(m) = &a.mutant {
-        // Names only: whether the binary under test carries mutants is its own check (a
-        // release build refuses TRIFECTA_MUTANT with INVALID_ARGUMENT).
-        let unknown: Vec<&str> = m
-            .split(',')
-            .map(str::trim)
-            .filter(|n| crate::mutant::Mutant::parse(n).is_none())
-            .collect();
-        if !unknown.is_empty() || m.trim().is_empty() {
-            eprintln!(
-                "trifecta-verify: --mutant {}: unknown mutant name(s) {}",
-                crate::output::quoted(m),
-                crate::output::quoted_list(&unknown)
-            );
-            return EXIT_HARNESS;
-        }
+    if let Err(code) = check_selection(&a, &specs, &filter) {
+        return code;
     }
     let shard = match plan_shard(&a, &specs, &filter) {
         Ok(s) => s,
         Err(code) => return code,
     };
-    let trifecta = match a.trifecta.clone().or_else(default_trifecta) {
-        Some(p) if p.is_file() => absolute(&p),
-        other => {
-            eprintln!(
-                "trifecta-verify: binary under test not found ({}); build it (`cargo build`) or pass --trifecta",
-                other.map(|p| p.display().to_string()).unwrap_or_default()
-            );
-            return EXIT_HARNESS;
-        }
-    };
-    let verify_exe = match std::env::current_exe() {
-        Ok(p) => p,
-        Err(e) => {
-            eprintln!("trifecta-verify: cannot locate own executable: {e}");
-            return EXIT_HARNESS;
-        }
+    let (trifecta, verify_exe) = match binaries(&a) {
+        Ok(b) => b,
+        Err(code) => return code,
     };
     let start_dir = a.repo.clone().unwrap_or_else(|| PathBuf::from("."));
     let checkout =
         workspace::repo_root(&absolute(&start_dir)).unwrap_or_else(|_| absolute(&start_dir));
-    let (seed, seed_source) = match a.seed {
-        Some(s) => (s, "flag"),
-        None => {
-            let n = std::time::SystemTime::now()
-                .duration_since(std::time::UNIX_EPOCH)
-                .map(|d| d.as_nanos() as u64)
-                .unwrap_or(0);
-            (n % 1_000_000_007, "default")
-        }
-    };
+    let (seed, seed_source) = seed(a.seed);
     let run_id = format!(
         "{}-{}",
         jiff::Timestamp::now().strftime("%Y%m%dT%H%M%SZ"),
@@ -488,5 +429,87 @@ fn gates(a: GatesArgs, command_line: &str) -> i32 {
     match reporters.exit_code().unwrap_or(rep.exit_code) {
         c @ (EXIT_OK | EXIT_FAILED | EXIT_HARNESS | EXIT_NOTHING_RAN) => c,
         _ => EXIT_HARNESS,
+    }
+}
+
+/// `--only`, `--tag` and `--mutant` name real things, and select at least one gate; `Err` is
+/// the exit code after the message.
+fn check_selection(a: &GatesArgs, specs: &spec::Specs, filter: &Filter) -> Result<(), i32> {
+    let unknown: Vec<&String> = a
+        .only
+        .iter()
+        .filter(|id| !specs.gates.iter().any(|g| &g.id == *id))
+        .collect();
+    if !unknown.is_empty() {
+        // A typo in --only must not shrink the run silently (or turn it into "nothing ran").
+        let known: Vec<&String> = specs.gates.iter().map(|g| &g.id).collect();
+        eprintln!(
+            "trifecta-verify: error: --only names unknown gate id(s) {}; known ids: {}",
+            crate::output::quoted_list(&unknown),
+            crate::output::quoted_list(&known)
+        );
+        return Err(EXIT_HARNESS);
+    }
+    if !specs.gates.iter().any(|g| filter.selects(g)) {
+        eprintln!(
+            "trifecta-verify: nothing to run: no gate matches --only {} --tag {}",
+            crate::output::quoted_list(&a.only),
+            crate::output::quoted_list(&a.tag)
+        );
+        return Err(EXIT_NOTHING_RAN);
+    }
+    if let Some(m) = &a.mutant {
+        // Names only: whether the binary under test carries mutants is its own check (a
+        // release build refuses TRIFECTA_MUTANT with INVALID_ARGUMENT).
+        let unknown: Vec<&str> = m
+            .split(',')
+            .map(str::trim)
+            .filter(|n| crate::mutant::Mutant::parse(n).is_none())
+            .collect();
+        if !unknown.is_empty() || m.trim().is_empty() {
+            eprintln!(
+                "trifecta-verify: --mutant {}: unknown mutant name(s) {}",
+                crate::output::quoted(m),
+                crate::output::quoted_list(&unknown)
+            );
+            return Err(EXIT_HARNESS);
+        }
+    }
+    Ok(())
+}
+
+/// The binary under test and the verifier itself, as absolute paths.
+fn binaries(a: &GatesArgs) -> Result<(PathBuf, PathBuf), i32> {
+    let trifecta = match a.trifecta.clone().or_else(default_trifecta) {
+        Some(p) if p.is_file() => absolute(&p),
+        other => {
+            eprintln!(
+                "trifecta-verify: binary under test not found ({}); build it (`cargo build`) or pass --trifecta",
+                other.map(|p| p.display().to_string()).unwrap_or_default()
+            );
+            return Err(EXIT_HARNESS);
+        }
+    };
+    let verify_exe = match std::env::current_exe() {
+        Ok(p) => p,
+        Err(e) => {
+            eprintln!("trifecta-verify: cannot locate own executable: {e}");
+            return Err(EXIT_HARNESS);
+        }
+    };
+    Ok((trifecta, verify_exe))
+}
+
+/// `--seed`, else one drawn from the clock, with where it came from.
+fn seed(flag: Option<u64>) -> (u64, &'static str) {
+    match flag {
+        Some(s) => (s, "flag"),
+        None => {
+            let n = std::time::SystemTime::now()
+                .duration_since(std::time::UNIX_EPOCH)
+                .map(|d| d.as_nanos() as u64)
+                .unwrap_or(0);
+            (n % 1_000_000_007, "default")
+        }
     }
 }
