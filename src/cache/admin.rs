@@ -297,36 +297,54 @@ pub fn stats(ctx: &CacheCtx) -> Result<StatsOutput, CliError> {
                 )));
             }
             Probe::Newer { .. } => return Err(unavailable("newer schema")), // see probe_locked
-            Probe::Usable(h) => {
-                out.exists = true;
-                out.schema_version = h.user_version;
-                let conn =
-                    connect(&ctx.db, &ctx.settings).map_err(|e| fault_to_cli(classify(e)))?;
-                let s = maintain::db_stats(&conn).map_err(|e| fault_to_cli(classify(e)))?;
-                (out.entries, out.payload_bytes) = (s.entries, s.payload_bytes);
-                (out.oldest_access_ms, out.newest_access_ms) =
-                    (s.oldest_access_ms, s.newest_access_ms);
-                out.counters_zeroed_ms = meta(&conn, META_COUNTERS_ZEROED_MS)?;
-                out.created_ms = meta(&conn, crate::cache::schema::META_CREATED_MS)?;
-                out.last_maintenance_ms =
-                    meta(&conn, crate::cache::schema::META_LAST_MAINTENANCE_MS)?;
-                let mut q = conn
-                    .prepare("SELECT name, n FROM counters")
-                    .map_err(|e| fault_to_cli(classify(e)))?;
-                let rows = q
-                    .query_map([], |r| Ok((r.get::<_, String>(0)?, r.get::<_, i64>(1)?)))
-                    .map_err(|e| fault_to_cli(classify(e)))?;
-                for row in rows {
-                    let (k, n) = row.map_err(|e| fault_to_cli(classify(e)))?;
-                    *totals.entry(k).or_insert(0) += n;
-                }
-            }
+            Probe::Usable(h) => read_db(ctx, h.user_version, &mut out, &mut totals)?,
         }
         for (k, n) in counters::pending(ctx.dir()) {
             *totals.entry(k).or_insert(0) += n;
         }
         (out.db_bytes, out.wal_bytes) = maintain::db_and_wal_bytes(ctx);
     }
+    fold_counters(&mut out, totals);
+    out.levels.local = LocalLevel {
+        hits: out.hits,
+        misses: out.misses,
+    };
+    let lookups = out.hits + out.misses;
+    out.hit_rate = (lookups > 0).then(|| out.hits as f64 / lookups as f64);
+    Ok(out)
+}
+
+/// Entries, times and counter totals from a usable database (the shared lock is held).
+fn read_db(
+    ctx: &CacheCtx,
+    user_version: i64,
+    out: &mut StatsOutput,
+    totals: &mut BTreeMap<String, i64>,
+) -> Result<(), CliError> {
+    out.exists = true;
+    out.schema_version = user_version;
+    let conn = connect(&ctx.db, &ctx.settings).map_err(|e| fault_to_cli(classify(e)))?;
+    let s = maintain::db_stats(&conn).map_err(|e| fault_to_cli(classify(e)))?;
+    (out.entries, out.payload_bytes) = (s.entries, s.payload_bytes);
+    (out.oldest_access_ms, out.newest_access_ms) = (s.oldest_access_ms, s.newest_access_ms);
+    out.counters_zeroed_ms = meta(&conn, META_COUNTERS_ZEROED_MS)?;
+    out.created_ms = meta(&conn, crate::cache::schema::META_CREATED_MS)?;
+    out.last_maintenance_ms = meta(&conn, crate::cache::schema::META_LAST_MAINTENANCE_MS)?;
+    let mut q = conn
+        .prepare("SELECT name, n FROM counters")
+        .map_err(|e| fault_to_cli(classify(e)))?;
+    let rows = q
+        .query_map([], |r| Ok((r.get::<_, String>(0)?, r.get::<_, i64>(1)?)))
+        .map_err(|e| fault_to_cli(classify(e)))?;
+    for row in rows {
+        let (k, n) = row.map_err(|e| fault_to_cli(classify(e)))?;
+        *totals.entry(k).or_insert(0) += n;
+    }
+    Ok(())
+}
+
+/// Add the counter totals (folded table rows plus the pending file) into `out`.
+fn fold_counters(out: &mut StatsOutput, totals: BTreeMap<String, i64>) {
     for (k, n) in totals {
         match k.as_str() {
             "hits" => out.hits += n,
@@ -349,13 +367,6 @@ pub fn stats(ctx: &CacheCtx) -> Result<StatsOutput, CliError> {
             }
         }
     }
-    out.levels.local = LocalLevel {
-        hits: out.hits,
-        misses: out.misses,
-    };
-    let lookups = out.hits + out.misses;
-    out.hit_rate = (lookups > 0).then(|| out.hits as f64 / lookups as f64);
-    Ok(out)
 }
 
 /// `ast cache verify` result.
