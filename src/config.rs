@@ -208,6 +208,21 @@ pub struct CacheSettings {
     pub quarantine_keep: usize,
     /// The shared second-level cache, when `TRIFECTA_AST_REMOTE` is set.
     pub remote: Option<RemoteSettings>,
+    /// Who is looking up: not a setting (no variable sets it), but the caller's say of how
+    /// `ast cache stats` counts the lookups (a daemon's background refresh is no user lookup).
+    pub purpose: LookupPurpose,
+}
+
+/// Why the cache is consulted, for its counters ([`crate::cache::counters`]).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub enum LookupPurpose {
+    /// A user's question (`ast symbols`, `ast index`, a daemon request): counted as a hit or a
+    /// miss.
+    #[default]
+    Request,
+    /// The daemon's watcher re-extracting an edited module in the background: counted as a
+    /// background refresh, never as a hit or a miss, so it does not move the hit rate.
+    Refresh,
 }
 
 impl Default for CacheSettings {
@@ -221,6 +236,7 @@ impl Default for CacheSettings {
             maintenance_interval: Duration::from_secs((MAINTENANCE_S.default)()),
             quarantine_keep: 3,
             remote: None,
+            purpose: LookupPurpose::Request,
         }
     }
 }
@@ -261,6 +277,7 @@ impl CacheSettings {
             maintenance_interval: Duration::from_secs(r.get(&MAINTENANCE_S, None)?),
             quarantine_keep: CacheSettings::default().quarantine_keep,
             remote: RemoteSettings::resolve(r, ttl)?,
+            purpose: LookupPurpose::Request,
         })
     }
 }

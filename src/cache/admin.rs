@@ -82,7 +82,7 @@ pub struct StatsOutput {
     pub db_bytes: u64,
     /// WAL size.
     pub wal_bytes: u64,
-    /// Lookups served from the cache.
+    /// Lookups served from the cache (a daemon's memory tier or the local store).
     pub hits: i64,
     /// Lookups that missed (all reasons).
     pub misses: i64,
@@ -104,9 +104,13 @@ pub struct StatsOutput {
     pub oldest_access_ms: Option<i64>,
     /// Newest `last_access_ms`.
     pub newest_access_ms: Option<i64>,
-    /// Lookups per cache level (sccache's per-level stats): `local` is the SQLite store (its
-    /// hits and misses above), `remote` the shared Redis tier consulted after a local miss.
+    /// Lookups per cache level (sccache's per-level stats): `memory` is a daemon's in-memory
+    /// tier, `local` the SQLite store (its misses are the misses above; hits above are memory
+    /// plus local hits), `remote` the shared Redis tier consulted after a local miss.
     pub levels: Levels,
+    /// Modules a daemon re-extracted in the background after an edit: neither hits nor misses
+    /// (nobody asked), so they do not move the hit rate.
+    pub background_refreshes: Refreshes,
     /// The remote tier's configuration, or null when `TRIFECTA_AST_REMOTE` is unset.
     pub remote: Option<RemoteView>,
     /// The limits in force (this process's settings).
@@ -188,13 +192,35 @@ fn meta(conn: &rusqlite::Connection, key: &str) -> Result<Option<i64>, CliError>
 /// Counts per cache level.
 #[derive(Debug, Default, Serialize)]
 pub struct Levels {
+    /// A daemon's in-memory tier.
+    pub memory: MemoryLevel,
     /// The local store.
     pub local: LocalLevel,
     /// The remote tier.
     pub remote: RemoteLevel,
 }
 
-/// The local level's counts (the same numbers as the top-level `hits`/`misses`).
+/// The memory level's counts: daemon requests with the persistent cache. A running daemon
+/// appends them once per tick of its accept loop, so a direct `ast cache stats` may lack the
+/// last 50 ms of them (`cache.stats` through the daemon flushes first).
+#[derive(Debug, Default, Serialize)]
+pub struct MemoryLevel {
+    /// Requests answered from the daemon's memory, without opening the database.
+    pub hits: i64,
+    /// Requests the memory tier could not answer (each then counted by the local level).
+    pub misses: i64,
+}
+
+/// Background re-extractions by a daemon's watcher.
+#[derive(Debug, Default, Serialize)]
+pub struct Refreshes {
+    /// Modules extracted and stored, so the next request for them hits.
+    pub extracted: i64,
+    /// Modules whose content was already cached (an edit that changed nothing, say).
+    pub already_cached: i64,
+}
+
+/// The local level's counts (the store's own hits; its misses are the top-level `misses`).
 #[derive(Debug, Default, Serialize)]
 pub struct LocalLevel {
     /// Lookups served locally.
@@ -273,6 +299,7 @@ pub fn stats(ctx: &CacheCtx) -> Result<StatsOutput, CliError> {
         oldest_access_ms: None,
         newest_access_ms: None,
         levels: Levels::default(),
+        background_refreshes: Refreshes::default(),
         remote: ctx.settings.remote.as_ref().map(RemoteView::of),
         limits: Limits {
             max_bytes: ctx.settings.max_bytes,
@@ -305,10 +332,8 @@ pub fn stats(ctx: &CacheCtx) -> Result<StatsOutput, CliError> {
         (out.db_bytes, out.wal_bytes) = maintain::db_and_wal_bytes(ctx);
     }
     fold_counters(&mut out, totals);
-    out.levels.local = LocalLevel {
-        hits: out.hits,
-        misses: out.misses,
-    };
+    out.levels.local.misses = out.misses;
+    out.hits = out.levels.local.hits + out.levels.memory.hits;
     let lookups = out.hits + out.misses;
     out.hit_rate = (lookups > 0).then(|| out.hits as f64 / lookups as f64);
     Ok(out)
@@ -347,7 +372,11 @@ fn read_db(
 fn fold_counters(out: &mut StatsOutput, totals: BTreeMap<String, i64>) {
     for (k, n) in totals {
         match k.as_str() {
-            "hits" => out.hits += n,
+            "hits" => out.levels.local.hits += n,
+            "memory:hits" => out.levels.memory.hits += n,
+            "memory:misses" => out.levels.memory.misses += n,
+            "refresh:extracted" => out.background_refreshes.extracted += n,
+            "refresh:already_cached" => out.background_refreshes.already_cached += n,
             "lock_timeouts" => out.lock_timeouts += n,
             "corruptions" => out.corruptions += n,
             "quarantines" => out.quarantines += n,

@@ -4,6 +4,7 @@
 use super::counters::{self, Tally};
 use super::memory::MemoryStore;
 use super::{Backend, CacheError, CacheKey, Lookup, MissReason, Store, Written};
+use crate::config::LookupPurpose;
 use crate::segment_fs::Anchored;
 use crate::symbols::SymbolTable;
 
@@ -17,12 +18,13 @@ pub struct FallbackStore {
 }
 
 impl FallbackStore {
-    /// A fallback store for `reason`; lookups are counted in `cache_dir` (if it exists).
-    pub fn new(reason: MissReason, cache_dir: &Anchored) -> Self {
+    /// A fallback store for `reason`; lookups are counted in `cache_dir` (if it exists) as
+    /// made for `purpose`.
+    pub fn new(reason: MissReason, cache_dir: &Anchored, purpose: LookupPurpose) -> Self {
         FallbackStore {
             inner: MemoryStore::new(),
             reason,
-            tallies: counters::Pending::new(cache_dir),
+            tallies: counters::Pending::for_purpose(cache_dir, purpose),
         }
     }
 }

@@ -12,6 +12,10 @@
 //!
 //! It is bounded ([`HOT_CAPACITY`] entries; when full, the oldest entry is dropped).
 //!
+//! It carries the daemon's buffer of lookup tallies ([`HotTier::tallies`]): its hits and
+//! misses are counted in memory and appended to the counters file by the daemon's accept loop,
+//! not one file append per request.
+//!
 //! It also owns the daemon's **one-at-a-time rule for the database** ([`HotTier::db_turn`]).
 //! SQLite's locks on the database file are POSIX `fcntl` locks, which belong to the process,
 //! and closing *any* descriptor of the file drops all of them. The cache reads the file's header
@@ -22,6 +26,7 @@
 //! never touch it, run in parallel.
 
 use super::CacheKey;
+use super::counters::TallyBuffer;
 use crate::mutant::{self, Mutant};
 use crate::symbols::SymbolTable;
 use std::collections::HashMap;
@@ -51,6 +56,7 @@ struct Inner {
 pub struct HotTier {
     inner: Mutex<Inner>,
     db_turn: Mutex<()>,
+    tallies: TallyBuffer,
 }
 
 impl Default for HotTier {
@@ -61,6 +67,7 @@ impl Default for HotTier {
                 entries: HashMap::new(),
             }),
             db_turn: Mutex::new(()),
+            tallies: TallyBuffer::new(),
         }
     }
 }
@@ -123,6 +130,11 @@ impl HotTier {
     /// once). A poisoned turn (a panicking request) is taken over: the guard protects no data.
     pub fn db_turn(&self) -> MutexGuard<'_, ()> {
         self.db_turn.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// The tallies of lookups made through this tier, waiting for the daemon to flush them.
+    pub fn tallies(&self) -> &TallyBuffer {
+        &self.tallies
     }
 
     /// Entries held.

@@ -122,8 +122,9 @@ impl<'t> SymbolCache<'t> {
     /// Open the cache for `root` per `settings` (never fails: see [`open_cache`]).
     pub fn open(root: &Segment, settings: &CacheSettings, telemetry: &'t Telemetry) -> Self {
         let remote = settings.remote.as_ref().map(RemoteTier::new);
-        let remote_tallies = (remote.is_some() && settings.persist)
-            .then(|| counters::Pending::new(&root.anchor.at(super::CACHE_DIR_REL)));
+        let remote_tallies = (remote.is_some() && settings.persist).then(|| {
+            counters::Pending::for_purpose(&root.anchor.at(super::CACHE_DIR_REL), settings.purpose)
+        });
         SymbolCache {
             opened: open_cache(root, settings, telemetry),
             telemetry,
@@ -467,6 +468,7 @@ impl<'t> SymbolCache<'t> {
             None
         };
         if let Some(table) = hot.get(file_rel, key, db) {
+            hot.tallies().add(Tally::MemoryHit, settings.purpose);
             if telemetry.enabled(Level::Lite) {
                 let ev = Event::CacheHit {
                     args: KeyArgs {
@@ -482,6 +484,11 @@ impl<'t> SymbolCache<'t> {
                 telemetry.event(Level::Lite, line.cache(Backend::Sqlite.as_str()));
             }
             return (Served { table, miss: None }, Backend::Sqlite);
+        }
+        if settings.persist {
+            // Every persistent lookup through the tier is a memory hit or a memory miss; the
+            // local store then counts this one as its own hit or miss.
+            hot.tallies().add(Tally::MemoryMiss, settings.purpose);
         }
         let turn = hot.db_turn();
         let mut cache = SymbolCache::open(root, settings, telemetry);

@@ -338,7 +338,7 @@ impl SqliteStore {
         over_max: bool,
     ) -> Self {
         SqliteStore {
-            tallies: counters::Pending::new(ctx.dir()),
+            tallies: counters::Pending::for_purpose(ctx.dir(), ctx.settings.purpose),
             ctx,
             conn: Some(conn),
             lock: Some(lock),

@@ -126,6 +126,12 @@ pub fn stats_text(s: &StatsOutput, now_ms: i64) -> String {
     let lookups = s.hits + s.misses;
     o.row(0, "Lookups", lookups.to_string());
     o.row(2, "Hits", ratio(s.hits, lookups));
+    let m = &s.levels.memory;
+    if m.hits + m.misses > 0 {
+        // Only a daemon has a memory tier: per level, like the remote tier below.
+        o.row(4, "memory (daemon)", ratio(m.hits, s.hits));
+        o.row(4, "local", ratio(s.levels.local.hits, s.hits));
+    }
     o.row(2, "Misses", ratio(s.misses, lookups));
     for (reason, n) in &s.misses_by_reason {
         o.row(4, reason, n.to_string());
@@ -135,6 +141,7 @@ pub fn stats_text(s: &StatsOutput, now_ms: i64) -> String {
         .map_or("-".into(), |r| format!("{:.2} %", r * 100.0));
     o.row(0, "Hit rate", hit_rate);
     o.row(0, "Entries", s.entries.to_string());
+    daemon_tier(&mut o, s);
     sizes_and_limits(&mut o, s, now_ms);
     o.row(0, "Lock timeouts", s.lock_timeouts.to_string());
     o.row(0, "Corruptions", s.corruptions.to_string());
@@ -202,6 +209,27 @@ fn sizes_and_limits(o: &mut Rows, s: &StatsOutput, now_ms: i64) {
         "Most recently used",
         human_time(s.newest_access_ms, now_ms),
     );
+}
+
+/// A daemon's memory tier and its watcher's background refreshes, when there were any (the
+/// counts of a running daemon lag by at most one tick of its accept loop, 50 ms).
+fn daemon_tier(o: &mut Rows, s: &StatsOutput) {
+    let m = &s.levels.memory;
+    let r = &s.background_refreshes;
+    let asked = m.hits + m.misses;
+    if asked + r.extracted + r.already_cached == 0 {
+        return;
+    }
+    o.row(0, "Daemon memory tier", format!("{asked} requests"));
+    o.row(2, "Hits", ratio(m.hits, asked));
+    o.row(2, "Misses", ratio(m.misses, asked));
+    o.row(
+        0,
+        "Background refreshes",
+        (r.extracted + r.already_cached).to_string(),
+    );
+    o.row(2, "Extracted", r.extracted.to_string());
+    o.row(2, "Already cached", r.already_cached.to_string());
 }
 
 /// The shared second-level tier (sccache's per-level view), asked after a local miss.

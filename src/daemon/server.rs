@@ -213,6 +213,7 @@ pub fn serve(segment: &Path, cfg: &Config) -> Result<ServeSummary, CliError> {
     while shared.active.load(Ordering::SeqCst) > 0 && drain_started.elapsed() < DRAIN_TIMEOUT {
         std::thread::sleep(Duration::from_millis(5));
     }
+    flush_tallies(&shared);
     let requests = shared.requests.load(Ordering::SeqCst);
     let stop = Event::DaemonStop {
         result: DaemonStopResult {
@@ -315,6 +316,7 @@ fn accept_loop(listener: &UnixListener, shared: &Arc<Shared>) -> &'static str {
         {
             return "idle";
         }
+        flush_tallies(shared);
         if last_maintenance.elapsed() >= shared.cfg.cache.maintenance_interval {
             maintain(shared);
             last_maintenance = Instant::now();
@@ -328,6 +330,14 @@ fn accept_loop(listener: &UnixListener, shared: &Arc<Shared>) -> &'static str {
             Err(_) => std::thread::sleep(TICK),
         }
     }
+}
+
+/// Append the memory tier's buffered hit/miss tallies to the counters file: on every tick of
+/// the accept loop, before `cache.stats` and at exit, instead of one append per request (so a
+/// direct `ast cache stats` lags a running daemon by at most one tick).
+fn flush_tallies(shared: &Shared) {
+    let cache_dir = shared.root.anchor.at(crate::cache::CACHE_DIR_REL);
+    shared.hot.tallies().flush(&cache_dir);
 }
 
 /// `poll(2)` for readability with a timeout (a signal counts as "not readable").
@@ -630,6 +640,7 @@ fn stats_request(shared: &Shared) -> Result<Render, CliError> {
     let mut settings = shared.cfg.cache.clone();
     settings.persist = true;
     let ctx = crate::cache::sqlite::CacheCtx::new(&shared.root, &settings, &shared.telemetry);
+    flush_tallies(shared);
     let turn = shared.hot.db_turn();
     let cache = crate::cache::admin::stats(&ctx);
     drop(turn);

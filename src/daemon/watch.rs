@@ -13,7 +13,7 @@
 use crate::cache::CacheKey;
 use crate::cache::hot_tier::HotTier;
 use crate::cache::service::SymbolCache;
-use crate::config::CacheSettings;
+use crate::config::{CacheSettings, LookupPurpose};
 use crate::symbols::resolve::{self, Segment};
 use crate::telemetry::event::ReextractResult;
 use crate::telemetry::{Event, Level, Telemetry};
@@ -60,8 +60,10 @@ impl Drop for Watching {
     }
 }
 
-/// Start watching `ctx.root` recursively.
-pub fn start(ctx: WatchCtx) -> Result<Watching, String> {
+/// Start watching `ctx.root` recursively. Its lookups count as background refreshes in
+/// `ast cache stats`, not as hits or misses ([`LookupPurpose::Refresh`]).
+pub fn start(mut ctx: WatchCtx) -> Result<Watching, String> {
+    ctx.settings.purpose = LookupPurpose::Refresh;
     let (tx, rx) = channel::<notify::Result<notify::Event>>();
     let config = notify::Config::default().with_follow_symlinks(false);
     let mut watcher = notify::RecommendedWatcher::new(tx, config).map_err(|e| e.to_string())?;

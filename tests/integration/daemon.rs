@@ -604,3 +604,117 @@ fn daemon_start_detaches_a_daemon_that_status_sees_and_stop_drains() {
     let again = run(&mut s.cmd(&["daemon", "stop", "--segment", &seg], &[]));
     assert_eq!(again.json["daemon"], "not_running", "{again:?}");
 }
+
+/// `trifecta ast cache stats --format <format>` on `s`'s segment.
+fn cache_stats(s: &Setup, extra: &[&str]) -> crate::support::Outcome {
+    let seg = s.seg().to_str().unwrap().to_string();
+    let mut args = vec!["ast", "cache", "stats", "--segment", &seg];
+    args.extend_from_slice(extra);
+    run(&mut s.cmd(&args, &[]))
+}
+
+/// The lookup counters of a stats document: (hits, misses, memory, local, refreshes).
+fn counts(stats: &Value) -> [Value; 5] {
+    [
+        stats["hits"].clone(),
+        stats["misses"].clone(),
+        stats["levels"]["memory"].clone(),
+        stats["levels"]["local"].clone(),
+        stats["background_refreshes"].clone(),
+    ]
+}
+
+#[test]
+fn cache_stats_count_memory_tier_hits_as_hits_and_background_refreshes_apart() {
+    use serde_json::json;
+    const N: i64 = 7;
+    let s = Setup::new();
+    let mut d = s.daemon(&[]);
+    // A CLI process caches the module (a local miss), then the daemon's first request finds it
+    // in SQLite (a memory miss, then a local hit) and N more are answered from its memory.
+    assert_eq!(s.symbols("never", &[]).json["cache_status"], "miss");
+    let mut c = UnixStream::connect(s.paths().socket).unwrap();
+    let req = |id: i64| {
+        format!(
+            "{{\"jsonrpc\":\"2.0\",\"id\":{id},\"method\":\"ast.symbols\",\"params\":{{\"uri\":\"{URI}\"}}}}\n"
+        )
+    };
+    for id in 0..=N {
+        let r = exchange(&mut c, &req(id));
+        assert_eq!(r["result"]["cache_status"], "hit", "{r}");
+    }
+    let want = [
+        json!(N + 1),
+        json!(1),
+        json!({"hits": N, "misses": 1}),
+        json!({"hits": 1, "misses": 1}),
+        json!({"extracted": 0, "already_cached": 0}),
+    ];
+    // `cache.stats` through the daemon appends its buffered tallies first: exact at once.
+    let stats_req = "{\"jsonrpc\":\"2.0\",\"id\":99,\"method\":\"cache.stats\"}\n";
+    let via = exchange(&mut c, stats_req);
+    assert_eq!(counts(&via["result"]["cache"]), want, "{via}");
+    assert_eq!(counts(&cache_stats(&s, &["--format", "json"]).json), want);
+
+    // A state that differs: CLI processes answering themselves count at the local level only.
+    for _ in 0..3 {
+        assert_eq!(s.symbols("never", &[]).json["cache_status"], "hit");
+    }
+    let direct = cache_stats(&s, &["--format", "json"]).json;
+    assert_eq!(direct["levels"]["memory"], json!({"hits": N, "misses": 1}));
+    assert_eq!(direct["levels"]["local"]["hits"], 4);
+    assert_eq!(direct["hits"], N + 4);
+
+    // An edit: the watcher re-extracts the module in the background. That is a refresh, not a
+    // miss (nobody asked), so misses and the hit rate stay as they were.
+    // Renamed into place, so the watcher sees one complete edit (and re-extracts it once).
+    let tmp = s.seg().join("pkg/.mod.py.tmp");
+    std::fs::write(&tmp, "def g():\n    pass\n").unwrap();
+    std::fs::rename(&tmp, s.seg().join("pkg/mod.py")).unwrap();
+    let t = Instant::now();
+    let refreshed = loop {
+        let st = cache_stats(&s, &["--format", "json"]).json;
+        if st["background_refreshes"]["extracted"].as_i64() >= Some(1) {
+            break st;
+        }
+        assert!(
+            t.elapsed() < Duration::from_secs(20),
+            "no refresh counted: {st}"
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    };
+    assert_eq!(refreshed["background_refreshes"]["extracted"], 1);
+    assert_eq!(refreshed["misses"], 1, "a refresh counted as a miss");
+    assert_eq!(refreshed["hits"], N + 4, "a refresh counted as a hit");
+    assert_eq!(
+        refreshed["misses_by_reason"],
+        json!({"cold_cache_empty": 1})
+    );
+    // The refreshed entry is in the daemon's memory: the next request is a memory hit.
+    let r = exchange(&mut c, &req(100));
+    assert_eq!(r["result"]["symbols"][0]["name"], "g", "{r}");
+    let via = exchange(&mut c, stats_req);
+    assert_eq!(via["result"]["cache"]["levels"]["memory"]["hits"], N + 1);
+    let text = cache_stats(&s, &["--format", "text"]).stdout;
+    for row in [
+        "memory (daemon)",
+        "Daemon memory tier",
+        "Background refreshes",
+    ] {
+        assert!(text.contains(row), "{row:?} missing:\n{text}");
+    }
+
+    // `--zero` zeroes every counter, the daemon's included.
+    let zeroed = cache_stats(&s, &["--zero", "--format", "json"]).json;
+    let zero = [
+        json!(0),
+        json!(0),
+        json!({"hits": 0, "misses": 0}),
+        json!({"hits": 0, "misses": 0}),
+        json!({"extracted": 0, "already_cached": 0}),
+    ];
+    assert_eq!(counts(&zeroed), zero, "{zeroed}");
+    drop(c);
+    d.signal(libc::SIGTERM);
+    d.wait_exit(Duration::from_secs(20));
+}

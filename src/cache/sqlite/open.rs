@@ -58,7 +58,7 @@ pub fn open(root: &Segment, settings: &CacheSettings, telemetry: &Telemetry) -> 
 
 fn fallback(ctx: &CacheCtx, reason: MissReason, db_was_missing: bool) -> OpenedCache {
     OpenedCache {
-        store: Box::new(FallbackStore::new(reason, ctx.dir())),
+        store: Box::new(FallbackStore::new(reason, ctx.dir(), ctx.settings.purpose)),
         fallback: Some(reason),
         db_path: Some(ctx.db.clone()),
         db_was_missing,
