@@ -1,6 +1,6 @@
 //! The HTML dashboard (`telemetry report --format html`) in a real browser: headless Chromium
 //! loads the report of a realistic mixed log (`tests/fixtures/telemetry-mixed/events.jsonl`:
-//! hits, misses, index runs, errors, incidents) and a script injected into a copy of the page
+//! hits, misses, index runs, errors, incidents, two daemons and their clients) and a script injected into a copy of the page
 //! (`dom_check.js`) reports every chart's size, marks and hover titles, every element that
 //! sticks out of its container, anything loaded from elsewhere, and every script or console
 //! error. A screenshot is kept at `reports/dashboard-mixed.png`.
@@ -28,7 +28,7 @@ __domCheckErrors.push('console.error: '+Array.from(arguments).join(' '));\
 c.apply(console,arguments)}})();</script>";
 
 /// Every chart the report draws for the mixed log, by `data-chart`.
-const CHARTS: [&str; 7] = [
+const CHARTS: [&str; 8] = [
     "commands-timeline",
     "incidents-timeline",
     "miss-reasons",
@@ -36,6 +36,7 @@ const CHARTS: [&str; 7] = [
     "db-size",
     "errors-by-code",
     "index-runs",
+    "daemon-traffic",
 ];
 
 /// Flags for a closed network: without them Chromium stalls on connections it tries to make.
@@ -273,6 +274,11 @@ fn the_same_check_flags_a_broken_page() {
         )
         .replacen("data-chart=\"db-size\"", "data-chart=\"renamed\"", 1)
         .replacen(
+            "data-chart=\"daemon-traffic\"",
+            "data-chart=\"renamed-daemon\"",
+            1,
+        )
+        .replacen(
             "<div class=\"grid\">",
             "<div class=\"grid\"><div class=\"card\"><div id=\"too-wide\" \
              style=\"width:3000px\">wide</div></div>",
@@ -293,6 +299,7 @@ fn the_same_check_flags_a_broken_page() {
     for want in [
         "chart latency has zero size",
         "chart db-size is missing",
+        "chart daemon-traffic is missing",
         "overflow: div#too-wide (\"wide\") sticks out of div.card",
         "overflow: div.card (\"wide\") clips or scrolls its content",
         "overflow: the page scrolls sideways",

@@ -87,6 +87,7 @@ pub fn render(r: &Report) -> String {
     charts(&mut o, r);
     errors(&mut o, r);
     index(&mut o, r);
+    daemon(&mut o, r);
     o.push_str("</div>");
     incidents(&mut o, r);
     runs(&mut o, r);
@@ -209,6 +210,69 @@ fn index(o: &mut String, r: &Report) {
             })
             .collect();
         stacked_hbars(o, "index-runs", &rows);
+    });
+}
+
+/// Daemon vs CLI traffic and what the daemons did, only when the log shows a daemon.
+fn daemon(o: &mut String, r: &Report) {
+    let d = &r.daemon;
+    if !d.seen() {
+        return;
+    }
+    let asked = d.symbols_via_daemon + d.symbols_direct;
+    card(o, &format!("Daemon vs CLI ({asked} ast symbols)"), |o| {
+        note(
+            o,
+            "who answered <code>ast symbols</code>: a daemon (<code>trifecta serve</code>,              its own run ids) or the CLI process itself",
+        );
+        let rows = [
+            ("answered by a daemon".to_string(), d.symbols_via_daemon),
+            ("answered by CLI processes".to_string(), d.symbols_direct),
+        ];
+        hbars(o, "daemon-traffic", &rows, ACCENT);
+        let detail = |m: &BTreeMap<String, u64>| {
+            m.iter()
+                .map(|(k, n)| format!("{} ×{n}", esc(k)))
+                .collect::<Vec<_>>()
+                .join(", ")
+        };
+        let rows: [(&str, u64, String); 7] = [
+            ("requests (all methods)", d.requests, String::new()),
+            (
+                "memory-tier hits",
+                d.memory_hits,
+                "answered without opening the database".into(),
+            ),
+            ("daemon starts", d.starts, String::new()),
+            ("daemon stops", d.stops.values().sum(), detail(&d.stops)),
+            (
+                "background re-extractions",
+                d.reextract_runs,
+                format!(
+                    "{} modules, {} already cached",
+                    d.reextracted_modules, d.reextract_already_cached
+                ),
+            ),
+            (
+                "client fallbacks to local",
+                d.fallbacks.values().sum(),
+                detail(&d.fallbacks),
+            ),
+            (
+                "connections refused",
+                d.refused.values().sum(),
+                detail(&d.refused),
+            ),
+        ];
+        o.push_str("<table><tr><th>daemon</th><th class=\"n\">count</th><th>detail</th></tr>");
+        for (name, n, detail) in rows {
+            // `detail` is built from escaped parts above.
+            let _ = write!(
+                o,
+                "<tr><td>{name}</td><td class=\"n\">{n}</td><td>{detail}</td></tr>"
+            );
+        }
+        o.push_str("</table>");
     });
 }
 

@@ -165,10 +165,11 @@ impl Aggregator {
                 let l = &mut self.r.lookups;
                 l.hits += 1;
                 // Events from before the remote tier have no level: they were local.
-                bump(
-                    &mut l.hits_by_level,
-                    result.cache_level.as_deref().unwrap_or("local"),
-                );
+                let level = result.cache_level.as_deref().unwrap_or("local");
+                if level == "memory" {
+                    self.r.daemon.memory_hits += 1;
+                }
+                bump(&mut l.hits_by_level, level);
                 self.look_hit.extend(t);
             }
             Event::RemoteCorrupt { result, .. } => {
@@ -343,7 +344,13 @@ impl Aggregator {
                 bump(&mut self.r.daemon.fallbacks, or_unspecified(&result.reason));
             }
             Event::DaemonReextract { result } => {
-                self.r.daemon.reextracted_modules += result.modules;
+                let d = &mut self.r.daemon;
+                d.reextract_runs += 1;
+                d.reextracted_modules += result.modules;
+                d.reextract_already_cached += result.already_cached;
+            }
+            Event::DaemonStop { result, .. } => {
+                bump(&mut self.r.daemon.stops, or_unspecified(&result.stopped_by));
             }
             Event::Size { result } => {
                 self.sizes

@@ -409,4 +409,29 @@ pub struct DaemonTraffic {
     pub fallbacks: BTreeMap<String, u64>,
     /// Modules re-extracted in the background after an edit.
     pub reextracted_modules: u64,
+    /// Daemons stopped, by what stopped them (`signal`, `shutdown`, `idle`).
+    pub stops: BTreeMap<String, u64>,
+    /// Lookups a daemon answered from its memory tier (`ast.cache.hit` at level `memory`).
+    pub memory_hits: u64,
+    /// Background re-extraction passes (`daemon.reextract` events).
+    pub reextract_runs: u64,
+    /// Re-extracted modules whose content was already cached.
+    pub reextract_already_cached: u64,
+}
+
+impl DaemonTraffic {
+    /// Whether the log shows any daemon at all: a daemon's event, a request it answered, or a
+    /// client that fell back from one. The text and HTML reports show their daemon section
+    /// only then.
+    pub fn seen(&self) -> bool {
+        self.symbols_via_daemon
+            + self.requests
+            + self.starts
+            + self.memory_hits
+            + self.reextract_runs
+            > 0
+            || !self.refused.is_empty()
+            || !self.fallbacks.is_empty()
+            || !self.stops.is_empty()
+    }
 }

@@ -537,3 +537,78 @@ fn latency_axis_spans_whole_decades() {
     assert_eq!(super::svg::log_range(1.0, 1.0), (1.0, 10.0));
     assert_eq!(super::svg::log_range(0.0, 0.0), (0.001, 0.01));
 }
+
+/// A daemon's life in the log: started, answered two `ast symbols` (one from its memory tier),
+/// re-extracted an edited module, was stopped by a signal; a CLI process answered one itself
+/// and another fell back from a daemon that timed out.
+fn with_daemon() -> Report {
+    let mut a = Aggregator::new(None);
+    let t = |m: u32| format!("2026-11-21T03:{m:02}:00.000Z");
+    let d = "daemon_run_1";
+    let ok = json!({"status":"ok","cache_status":"hit","miss_reason":"cache_hit"});
+    a.add(ev(&t(0), d, "daemon.start", json!({"status":"ok"}), 0.0));
+    for (m, level) in [(1, "local"), (2, "memory")] {
+        let hit = json!({"status":"hit","cache_level":level});
+        a.add(ev(&t(m), d, "ast.cache.hit", hit, 0.01));
+        a.add(ev(&t(m), d, "ast.symbols", ok.clone(), 0.1));
+        a.add(ev(&t(m), d, "daemon.request", json!({"status":"ok"}), 0.1));
+    }
+    let re = json!({"status":"ok","modules":2,"already_cached":1});
+    a.add(ev(&t(3), d, "daemon.reextract", re, 3.0));
+    a.add(ev(
+        &t(4),
+        "cli",
+        "ast.cache.hit",
+        json!({"status":"hit"}),
+        0.01,
+    ));
+    a.add(ev(&t(4), "cli", "ast.symbols", ok.clone(), 2.0));
+    let fb = json!({"status":"local","reason":"timeout"});
+    a.add(ev(&t(5), "cli2", "daemon.fallback", fb, 0.0));
+    let stop = json!({"status":"ok","stopped_by":"signal"});
+    a.add(ev(&t(6), d, "daemon.stop", stop, 1.0));
+    let scan = ScanSummary {
+        dir_exists: true,
+        ..Default::default()
+    };
+    a.finish(Path::new("/t"), scan, None)
+}
+
+#[test]
+fn daemon_traffic_is_reported_in_text_and_html_only_when_the_log_has_a_daemon() {
+    let r = with_daemon();
+    let d = &r.daemon;
+    assert_eq!((d.symbols_via_daemon, d.symbols_direct), (2, 1));
+    assert_eq!((d.requests, d.starts, d.memory_hits), (2, 1, 1));
+    assert_eq!(d.stops.get("signal"), Some(&1));
+    assert_eq!((d.reextract_runs, d.reextracted_modules), (1, 2));
+    assert_eq!(d.reextract_already_cached, 1);
+    assert_eq!(d.fallbacks.get("timeout"), Some(&1));
+    let text = text::render(&r);
+    for want in [
+        "Daemon (trifecta serve)",
+        "answered by a daemon 2, by CLI processes 1 (66.7% via a daemon)",
+        "memory-tier hits                   1",
+        "starts / stops                     1 / 1",
+        "signal",
+        "background re-extractions          1  (2 modules, 1 already cached)",
+        "client fallbacks to local          1",
+        "timeout",
+    ] {
+        assert!(text.contains(want), "{want:?} missing:\n{text}");
+    }
+    let page = html::render(&r);
+    assert!(
+        page.contains("Daemon vs CLI (3 ast symbols)"),
+        "no daemon card"
+    );
+    assert!(page.contains("data-chart=\"daemon-traffic\""));
+    assert!(page.contains("answered by a daemon: 2"), "hover title");
+    assert!(page.contains("<td>memory-tier hits</td><td class=\"n\">1</td>"));
+    assert!(page.contains("signal ×1") && page.contains("timeout ×1"));
+    // A log without a daemon: no section, no card (reports of CLI-only use stay as they were).
+    let plain = sample();
+    assert!(!plain.daemon.seen());
+    assert!(!text::render(&plain).contains("Daemon"));
+    assert!(!html::render(&plain).contains("daemon-traffic"));
+}

@@ -107,6 +107,7 @@ pub fn render(r: &Report) -> String {
     window_line(&mut o, r);
     commands(&mut o, r);
     lookups(&mut o, r);
+    daemon(&mut o, r);
     errors(&mut o, r);
     index(&mut o, r);
     incidents(&mut o, r);
@@ -237,6 +238,44 @@ fn lookups(o: &mut String, r: &Report) {
         );
     }
     latency(o, "Lookup latency", &l.latency_ms);
+}
+
+/// Daemon vs CLI traffic, only when the log shows a daemon.
+fn daemon(o: &mut String, r: &Report) {
+    let d = &r.daemon;
+    if !d.seen() {
+        return;
+    }
+    let asked = d.symbols_via_daemon + d.symbols_direct;
+    let share = (asked > 0).then(|| d.symbols_via_daemon as f64 / asked as f64);
+    let _ = writeln!(o, "\nDaemon (trifecta serve)");
+    let _ = writeln!(
+        o,
+        "  ast symbols answered by a daemon {}, by CLI processes {} ({} via a daemon)",
+        d.symbols_via_daemon,
+        d.symbols_direct,
+        pct(share)
+    );
+    let _ = writeln!(o, "  requests (all methods)       {:>7}", d.requests);
+    let _ = writeln!(o, "  memory-tier hits             {:>7}", d.memory_hits);
+    let stops: u64 = d.stops.values().sum();
+    let _ = writeln!(
+        o,
+        "  starts / stops               {:>7} / {stops}",
+        d.starts
+    );
+    breakdown(o, "stopped by", &d.stops);
+    let _ = writeln!(
+        o,
+        "  background re-extractions    {:>7}  ({} modules, {} already cached)",
+        d.reextract_runs, d.reextracted_modules, d.reextract_already_cached
+    );
+    let fallbacks: u64 = d.fallbacks.values().sum();
+    let _ = writeln!(o, "  client fallbacks to local    {fallbacks:>7}");
+    breakdown(o, "by reason", &d.fallbacks);
+    let refused: u64 = d.refused.values().sum();
+    let _ = writeln!(o, "  connections refused          {refused:>7}");
+    breakdown(o, "by reason", &d.refused);
 }
 
 /// Failed commands, by code, and the latest few.
