@@ -718,3 +718,38 @@ fn cache_stats_count_memory_tier_hits_as_hits_and_background_refreshes_apart() {
     d.signal(libc::SIGTERM);
     d.wait_exit(Duration::from_secs(20));
 }
+
+#[test]
+fn a_package_created_while_the_daemon_runs_is_watched_and_re_extracted() {
+    let s = Setup::new();
+    let _d = s.daemon(&[]);
+    // A new directory, and a module written into it at once (possibly before the watch on the
+    // new directory exists: the watcher scans what it finds there).
+    std::fs::create_dir(s.seg().join("fresh")).unwrap();
+    write(s.seg(), "fresh/__init__.py", "");
+    write(s.seg(), "fresh/mod.py", "def h():\n    pass\n");
+    let t = Instant::now();
+    while cache_stats(&s, &["--format", "json"]).json["background_refreshes"]["extracted"].as_i64()
+        < Some(2)
+    {
+        assert!(
+            t.elapsed() < Duration::from_secs(20),
+            "the new package was not re-extracted"
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    let seg = s.seg().to_str().unwrap().to_string();
+    let args = [
+        "ast",
+        "symbols",
+        "sym://python/mod/fresh.mod",
+        "--segment",
+        &seg,
+        "--persist-cache",
+        "--daemon",
+        "never",
+    ];
+    let out = run(&mut s.cmd(&args, &[]));
+    assert_eq!(out.json["cache_status"], "hit", "{out:?}");
+    assert_eq!(out.json["symbols"][0]["name"], "h");
+}
