@@ -92,6 +92,16 @@ pub fn events(dir: &Path) -> Vec<Value> {
     out
 }
 
+/// `telemetry report --segment <seg>` (JSON), parsed.
+pub fn report_json(seg: &Path) -> Value {
+    let out = trifecta()
+        .args(["telemetry", "report", "--segment"])
+        .arg(seg)
+        .output()
+        .unwrap();
+    serde_json::from_slice(&out.stdout).unwrap()
+}
+
 fn tdir(seg: &Path) -> PathBuf {
     seg.join("_ctx/telemetry")
 }
@@ -237,15 +247,7 @@ fn a_command_failing_after_the_lookup_still_records_its_events() {
     assert_eq!(cmds, ["ast.cache.miss", "ast.cache.write", "ast.symbols"]);
     assert_eq!(evs[2]["result"]["status"], "error");
     assert_eq!(evs[2]["result"]["error_code"], "SYMBOL_NOT_FOUND");
-    let r: Value = serde_json::from_slice(
-        &trifecta()
-            .args(["telemetry", "report", "--segment"])
-            .arg(&seg)
-            .output()
-            .unwrap()
-            .stdout,
-    )
-    .unwrap();
+    let r = report_json(&seg);
     assert_eq!(r["symbols"]["errors"]["SYMBOL_NOT_FOUND"], 1);
 }
 
@@ -327,15 +329,7 @@ fn cache_administration_leaves_one_admin_event_each() {
         ),
         (Value::Bool(true), Value::from(1))
     );
-    let r: Value = serde_json::from_slice(
-        &trifecta()
-            .args(["telemetry", "report", "--segment"])
-            .arg(&seg)
-            .output()
-            .unwrap()
-            .stdout,
-    )
-    .unwrap();
+    let r = report_json(&seg);
     assert_eq!(
         r["incidents"]["admin"]["verify failed"], 1,
         "{}",
