@@ -88,6 +88,12 @@ pub enum Mutant {
     /// content key with the file's current content, so a rewritten module is answered with the
     /// replaced version's symbols (caught by `p2-daemon-cli`).
     HotTierNoKeyCheck,
+    /// The database header probe reads through a descriptor of its own and closes it, which
+    /// drops every POSIX lock this process holds on the database, including those of
+    /// connections other daemon threads have open (caught by the daemon test
+    /// `probe_during_index_keeps_the_daemons_lock`, which watches the daemon's lock from
+    /// another process).
+    ProbeClosesDb,
 }
 
 impl Mutant {
@@ -114,6 +120,7 @@ impl Mutant {
         Mutant::RemoteNoChecksum,
         Mutant::ReadOnlyWrites,
         Mutant::HotTierNoKeyCheck,
+        Mutant::ProbeClosesDb,
     ];
 
     /// The stable name used in `TRIFECTA_MUTANT`.
@@ -140,6 +147,7 @@ impl Mutant {
             Mutant::RemoteNoChecksum => "remote-no-checksum",
             Mutant::ReadOnlyWrites => "read-only-writes",
             Mutant::HotTierNoKeyCheck => "hot-tier-no-key-check",
+            Mutant::ProbeClosesDb => "probe-closes-db",
         }
     }
 
