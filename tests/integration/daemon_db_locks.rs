@@ -11,6 +11,10 @@
 //! close it would checkpoint and truncate the WAL under the index, so the index must also report
 //! no store failure.
 //!
+//! A source check keeps the rule from being broken elsewhere: outside `probe.rs`, no library
+//! code opens the database or its `-wal`/`-shm` by its cache names (see
+//! [`raw_database_opens`]).
+//!
 //! With the mutant `probe-closes-db` (the probe reads through a descriptor of its own and closes
 //! it, the bug the gate `p2-daemon-cli` once met as `disk I/O error`) the lock is gone after the
 //! first probe, deterministically: SQLite believes it still holds it, so it never takes it
@@ -274,4 +278,96 @@ fn the_probe_closes_db_mutant_loses_the_daemons_lock() {
         "probe-closes-db: index {} / CLI exit {:?}",
         seen.index["result"], seen.cli.code
     );
+}
+
+/// Names through which the library reaches the database file and its sidecars.
+const DB_NAMES: &[&str] = &[
+    "db_at",
+    "sidecar(",
+    "with_suffix(",
+    "ctx.db",
+    "cache_db_path(",
+];
+
+/// Opens of the database or a sidecar in `source` (the code before its `#[cfg(test)]` module),
+/// as `line: excerpt`: an `.open(` whose receiver, or a `File::open(`/`OpenOptions` whose
+/// argument, names the database by one of [`DB_NAMES`]. A textual check, so it sees the ways
+/// the code base names the file today; `probe.rs`'s module docs list the reviewed exceptions.
+fn raw_database_opens(source: &str) -> Vec<String> {
+    let code = source.split("#[cfg(test)]").next().unwrap_or_default();
+    // Whitespace removed, so a call split over lines still matches.
+    let flat: String = code.chars().filter(|c| !c.is_whitespace()).collect();
+    let mut found = Vec::new();
+    let mut at = 0;
+    while let Some(i) = flat[at..].find("open(") {
+        let start = at + i;
+        at = start + 5;
+        let before = &flat[..start];
+        let from = before.rfind([';', '{', '}', '=']).map_or(0, |k| k + 1);
+        let receiver = &before[from..];
+        let arg_end = flat[at..].find(')').map_or(flat.len(), |k| at + k);
+        let arg = &flat[at..arg_end];
+        let names_db = |t: &str| DB_NAMES.iter().any(|n| t.contains(n));
+        let method_on_db = receiver.ends_with('.') && names_db(receiver);
+        let path_is_db =
+            (receiver.ends_with("File::") || receiver.contains("OpenOptions")) && names_db(arg);
+        if method_on_db || path_is_db {
+            found.push(format!("{receiver}open({arg})"));
+        }
+    }
+    found
+}
+
+#[test]
+fn only_the_probe_opens_the_database_file_outside_sqlite() {
+    let src = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("src");
+    let mut files = Vec::new();
+    let mut dirs = vec![src.clone()];
+    while let Some(d) = dirs.pop() {
+        for e in std::fs::read_dir(d).unwrap() {
+            let p = e.unwrap().path();
+            if p.is_dir() {
+                dirs.push(p);
+            } else if p.extension().is_some_and(|x| x == "rs") && !p.ends_with("tests.rs") {
+                files.push(p);
+            }
+        }
+    }
+    let allowed = src.join("cache/sqlite/probe.rs");
+    let mut wrong = Vec::new();
+    for f in files.iter().filter(|f| **f != allowed) {
+        for hit in raw_database_opens(&std::fs::read_to_string(f).unwrap()) {
+            wrong.push(format!("{}: {hit}", f.display()));
+        }
+    }
+    assert!(files.len() > 50, "the walk found the sources");
+    assert!(
+        wrong.is_empty(),
+        "the database opened outside SQLite and probe.rs (a close would drop the process's \
+         SQLite locks; read through probe.rs or SQLite):\n{}",
+        wrong.join("\n")
+    );
+    // The probe itself is seen by the check (so the check is looking at the right text).
+    let probe = std::fs::read_to_string(&allowed).unwrap();
+    assert!(!raw_database_opens(&probe.replace("db.open(", "ctx.db_at.open(")).is_empty());
+}
+
+/// The check's negative test: each way of opening the database raw is reported, and an open of
+/// another file is not.
+#[test]
+fn the_raw_open_check_sees_opens_of_the_database_and_its_sidecars() {
+    let bad = [
+        "let f = ctx.db_at.open(Access::Read)?;",
+        "let f = ctx\n    .sidecar(\"-shm\")\n    .open(Access::ReadWrite { create: false })?;",
+        "let f = std::fs::File::open(&ctx.db)?;",
+        "let f = OpenOptions::new().read(true).open(cache_db_path(dir))?;",
+    ];
+    for b in bad {
+        assert_eq!(raw_database_opens(b).len(), 1, "{b}");
+    }
+    let fine = "let f = tmp.open(Access::Read)?; let g = path(cache_dir).open(Access::Append { create: true })?;";
+    assert!(raw_database_opens(fine).is_empty());
+    let in_tests =
+        "fn a() {}\n#[cfg(test)]\nmod tests { fn b() { ctx.db_at.open(Access::Read); } }";
+    assert!(raw_database_opens(in_tests).is_empty());
 }

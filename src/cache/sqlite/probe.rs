@@ -33,8 +33,9 @@
 //! `claim_names`, stats); quarantine, clear and recovery rename, link and unlink through the
 //! directory handle, under the exclusive lock; `recover::build_fresh` opens and syncs a new
 //! database under a temporary name before it is renamed into place (a different inode, which no
-//! connection has open). Thus daemon threads may open the database concurrently; they need no
-//! turns.
+//! connection has open). A source check (`tests/integration/daemon_db_locks.rs`) fails when
+//! other library code opens the database or a sidecar by its cache names. Thus daemon threads
+//! may open the database concurrently; they need no turns.
 //!
 //! A size that disagrees with the header's page count is only a *suspicion*: another process
 //! may be in the middle of a checkpoint. Recovery re-checks it under the exclusive lock after a
