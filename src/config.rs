@@ -45,6 +45,11 @@ pub const ENV_DAEMON: &str = "TRIFECTA_DAEMON";
 pub const ENV_DAEMON_IDLE_S: &str = "TRIFECTA_DAEMON_IDLE_S";
 /// Milliseconds a client waits for the daemon's reply before answering itself (default 2000).
 pub const ENV_DAEMON_TIMEOUT_MS: &str = "TRIFECTA_DAEMON_TIMEOUT_MS";
+/// Most connections a daemon serves at once (default 64).
+pub const ENV_DAEMON_MAX_CONNECTIONS: &str = "TRIFECTA_DAEMON_MAX_CONNECTIONS";
+/// Milliseconds a daemon gives a client to send a whole request line once it has started one,
+/// and to take a reply (default 5000).
+pub const ENV_DAEMON_REQUEST_TIMEOUT_MS: &str = "TRIFECTA_DAEMON_REQUEST_TIMEOUT_MS";
 /// Where per-user runtime files live (the daemon's socket directory is `trifecta/` in it).
 pub const ENV_XDG_RUNTIME_DIR: &str = "XDG_RUNTIME_DIR";
 /// The shared second-level cache: `redis://[user:pass@]host:port/db` or `unix:///path.sock`.
@@ -557,6 +562,29 @@ pub static DAEMON_TIMEOUT_MS: Setting<u64> = Setting {
     parse: |v| parse_u64(v, MAX_DAEMON_TIMEOUT_MS).map(|ms| if ms == 0 { 2000 } else { ms }),
     show: |n| Value::from(*n),
 };
+/// `daemon.max_connections`: at the cap the connection idle longest is closed for a newcomer.
+pub static DAEMON_MAX_CONNECTIONS: Setting<u64> = Setting {
+    name: "daemon.max_connections",
+    env: ENV_DAEMON_MAX_CONNECTIONS,
+    flag: None,
+    about: "most connections a daemon serves at once; at the cap the longest-idle one is closed",
+    default: || 64,
+    parse: |v| match parse_u64(v, MAX_DAEMON_CONNECTIONS) {
+        Ok(0) => Err(format!("a whole number from 1 to {MAX_DAEMON_CONNECTIONS}")),
+        other => other.map_err(|_| format!("a whole number from 1 to {MAX_DAEMON_CONNECTIONS}")),
+    },
+    show: |n| Value::from(*n),
+};
+/// `daemon.request_timeout_ms`: 0 means the default.
+pub static DAEMON_REQUEST_TIMEOUT_MS: Setting<u64> = Setting {
+    name: "daemon.request_timeout_ms",
+    env: ENV_DAEMON_REQUEST_TIMEOUT_MS,
+    flag: None,
+    about: "how long a daemon waits for the rest of a started request line, and for a client to take its reply",
+    default: || 5000,
+    parse: |v| parse_u64(v, MAX_DAEMON_TIMEOUT_MS).map(|ms| if ms == 0 { 5000 } else { ms }),
+    show: |n| Value::from(*n),
+};
 
 /// The variables trifecta reads, snapshotted once: `TRIFECTA_*`, `HOME`, `USER` and `LOGNAME`
 /// for redaction, and `XDG_RUNTIME_DIR` for the daemon's socket directory. Everything else in
@@ -702,6 +730,11 @@ pub struct DaemonSettings {
     pub reply_timeout: Duration,
     /// `$XDG_RUNTIME_DIR`, if set (else `/tmp/trifecta-<uid>`).
     pub xdg_runtime_dir: Option<std::path::PathBuf>,
+    /// Most connections the daemon serves at once.
+    pub max_connections: usize,
+    /// How long the daemon waits for the rest of a started request line, and for a client to
+    /// take a reply, before it closes the connection.
+    pub request_timeout: Duration,
 }
 
 impl Default for DaemonSettings {
@@ -711,14 +744,18 @@ impl Default for DaemonSettings {
             idle: Duration::from_secs(600),
             reply_timeout: Duration::from_millis(2000),
             xdg_runtime_dir: None,
+            max_connections: 64,
+            request_timeout: Duration::from_millis(5000),
         }
     }
 }
 
 /// Largest `TRIFECTA_DAEMON_IDLE_S`: one week.
 pub const MAX_DAEMON_IDLE_S: u64 = 604_800;
-/// Largest `TRIFECTA_DAEMON_TIMEOUT_MS`: one minute.
+/// Largest `TRIFECTA_DAEMON_TIMEOUT_MS` and `TRIFECTA_DAEMON_REQUEST_TIMEOUT_MS`: one minute.
 pub const MAX_DAEMON_TIMEOUT_MS: u64 = 60_000;
+/// Largest `TRIFECTA_DAEMON_MAX_CONNECTIONS`.
+pub const MAX_DAEMON_CONNECTIONS: u64 = 1024;
 
 impl DaemonSettings {
     /// Resolve through `r` (so `trifecta config` lists them); `mode_flag` is `--daemon`.
@@ -731,6 +768,8 @@ impl DaemonSettings {
         let mode = r.get(&DAEMON_MODE, mode_flag)?;
         let idle = Duration::from_secs(r.get(&DAEMON_IDLE_S, None)?);
         let reply_timeout = Duration::from_millis(r.get(&DAEMON_TIMEOUT_MS, None)?);
+        let max_connections = r.get(&DAEMON_MAX_CONNECTIONS, None)? as usize;
+        let request_timeout = Duration::from_millis(r.get(&DAEMON_REQUEST_TIMEOUT_MS, None)?);
         // Only an absolute XDG_RUNTIME_DIR counts (the XDG spec says to ignore a relative one);
         // read leniently like HOME: it is the desktop's variable, not one of our settings.
         let xdg_runtime_dir = env
@@ -744,6 +783,8 @@ impl DaemonSettings {
             idle,
             reply_timeout,
             xdg_runtime_dir,
+            max_connections,
+            request_timeout,
         })
     }
 }
