@@ -277,6 +277,43 @@ mod tests {
     }
 
     #[test]
+    fn a_parent_others_can_write_must_be_sticky_and_planted_files_are_not_followed() {
+        let t = tempfile::tempdir().unwrap();
+        let mode = |m| std::fs::set_permissions(t.path(), std::fs::Permissions::from_mode(m));
+        mode(0o777).unwrap();
+        let err = ensure_private(&t.path().join("trifecta")).unwrap_err();
+        assert!(err.message.contains("sticky"), "{}", err.message);
+        assert!(!t.path().join("trifecta").exists(), "nothing created in it");
+        mode(0o1777).unwrap();
+        let dir = ensure_private(&t.path().join("trifecta")).unwrap();
+        // Files are reached through the handle, and a planted link is replaced, not followed.
+        let victim = t.path().join("victim");
+        std::fs::write(&victim, "precious").unwrap();
+        std::os::unix::fs::symlink(&victim, dir.path.join("x.log")).unwrap();
+        use std::io::Write;
+        dir.create_file(Path::new("x.log"))
+            .unwrap()
+            .write_all(b"log")
+            .unwrap();
+        assert_eq!(std::fs::read_to_string(&victim).unwrap(), "precious");
+        assert_eq!(
+            std::fs::read_to_string(dir.path.join("x.log")).unwrap(),
+            "log"
+        );
+        // A FIFO, garbage or pid 0 in a pid file is no pid, and reading it never blocks.
+        let fifo = std::ffi::CString::new(dir.path.join("f.pid").to_str().unwrap()).unwrap();
+        // SAFETY: mkfifo(3) on a NUL-terminated path.
+        assert_eq!(unsafe { libc::mkfifo(fifo.as_ptr(), 0o600) }, 0);
+        assert_eq!(read_pid(&dir.at(Path::new("f.pid"))), None);
+        for (text, pid) in [("42\n", Some(42)), ("0\n", None), ("x", None), ("-5", None)] {
+            std::fs::write(dir.path.join("p.pid"), text).unwrap();
+            assert_eq!(read_pid(&dir.path.join("p.pid")), pid, "{text:?}");
+        }
+        assert!(!dir.lock_held(Path::new("none.lock")));
+        mode(0o700).unwrap();
+    }
+
+    #[test]
     fn socket_paths_are_short_and_long_directories_are_refused() {
         let p = paths_in(Path::new("/tmp/trifecta-0"), Path::new("/a/b")).unwrap();
         assert!(p.socket.as_os_str().len() <= MAX_SOCKET_PATH);
