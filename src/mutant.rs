@@ -88,6 +88,11 @@ pub enum Mutant {
     /// content key with the file's current content, so a rewritten module is answered with the
     /// replaced version's symbols (caught by `p2-daemon-cli`).
     HotTierNoKeyCheck,
+    /// The daemon keeps the cache it opened for its start-up maintenance open for the rest of
+    /// its life (and with it the shared cache lock), so `ast cache clear`, corruption recovery
+    /// and maintenance in CLI processes can never take the exclusive lock (caught by
+    /// `p2-daemon-cli`'s mid-storm clear).
+    DaemonKeepsDbOpen,
 }
 
 impl Mutant {
@@ -114,6 +119,7 @@ impl Mutant {
         Mutant::RemoteNoChecksum,
         Mutant::ReadOnlyWrites,
         Mutant::HotTierNoKeyCheck,
+        Mutant::DaemonKeepsDbOpen,
     ];
 
     /// The stable name used in `TRIFECTA_MUTANT`.
@@ -140,6 +146,7 @@ impl Mutant {
             Mutant::RemoteNoChecksum => "remote-no-checksum",
             Mutant::ReadOnlyWrites => "read-only-writes",
             Mutant::HotTierNoKeyCheck => "hot-tier-no-key-check",
+            Mutant::DaemonKeepsDbOpen => "daemon-keeps-db-open",
         }
     }
 

@@ -501,7 +501,12 @@ impl<'t> SymbolCache<'t> {
     /// Open the cache and release it at once: runs the automatic maintenance when it is due
     /// (the daemon's start-up and interval passes; same rule as every command's `finish`).
     pub fn open_for_maintenance(root: &Segment, settings: &CacheSettings, telemetry: &Telemetry) {
-        SymbolCache::open(root, settings, telemetry).finish();
+        let cache = SymbolCache::open(root, settings, telemetry);
+        if mutant::active(Mutant::DaemonKeepsDbOpen) {
+            std::mem::forget(cache); // connection and shared lock kept for the process's life
+            return;
+        }
+        cache.finish();
     }
 
     /// The command is done with the cache: release it and run the housekeeping that is due

@@ -516,6 +516,63 @@ fn verify_gate_timeout_fails_the_running_step_and_skips_the_rest() {
     );
 }
 
+/// `[[steps.during]]`: a corruption and a clear land mid-storm (each with invocations in
+/// flight, recorded in the history); an action the storm never reaches, or one that exits
+/// wrongly, fails the step.
+#[test]
+fn verify_during_actions_land_mid_storm_or_fail_the_step() {
+    let ok = run_gates(&gates_dir("during"), &[]);
+    assert_eq!(ok.code, 0, "stdout:{}\nstderr:{}", ok.stdout, ok.stderr);
+    let rep = ok.report();
+    let detail = Run::gate(&rep, "during-ok")["steps"][0]["detail"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    assert!(detail.contains("`corrupt zero_header` at"), "{detail}");
+    assert!(detail.contains("ast cache clear"), "{detail}");
+    let history = ok.latest_file("gates/during-ok/step-1-history.jsonl");
+    let during: Vec<Value> = history
+        .lines()
+        .filter_map(|l| serde_json::from_str::<Value>(l).ok())
+        .filter(|v| v["type"] == "during")
+        .collect();
+    assert_eq!(during.len(), 2, "{history}");
+    for d in &during {
+        assert!(d["in_flight"].as_u64().unwrap() > 0, "{d}");
+        assert_eq!(d["ok"], true, "{d}");
+    }
+
+    let late = run_gates(&gates_dir("during-late"), &[]);
+    assert_eq!(
+        late.code, 1,
+        "stdout:{}\nstderr:{}",
+        late.stdout, late.stderr
+    );
+    let rep = late.report();
+    let step = &Run::gate(&rep, "during-late")["steps"][0];
+    assert_eq!(step["status"], "fail", "{step}");
+    assert!(
+        step["excerpt"]
+            .as_str()
+            .unwrap()
+            .contains("did not happen during the storm"),
+        "{step}"
+    );
+
+    let failing = run_gates(&gates_dir("during-fail"), &[]);
+    assert_eq!(failing.code, 1, "stdout:{}", failing.stdout);
+    let rep = failing.report();
+    let step = &Run::gate(&rep, "during-fail")["steps"][0];
+    assert_eq!(step["status"], "fail", "{step}");
+    assert!(
+        step["detail"]
+            .as_str()
+            .unwrap()
+            .contains("(expected exit 0)"),
+        "{step}"
+    );
+}
+
 #[test]
 fn verify_unwritable_reports_are_a_harness_error() {
     // The reports are written by a reporter at the run's end; when that fails (here `latest`

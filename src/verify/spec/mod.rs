@@ -357,13 +357,13 @@ fn load_steps(
             ))
         });
         has_worktree |= step.makes_worktree();
-        if let Some(n) = step.name()
-            && !names.insert(n.to_string())
-        {
-            errors.push(src.at(
-                here("name"),
-                format!("step {}: duplicate step name `{n}`", i + 1),
-            ));
+        for n in step.names() {
+            if !names.insert(n.to_string()) {
+                errors.push(src.at(
+                    here("name"),
+                    format!("step {}: duplicate step name `{n}`", i + 1),
+                ));
+            }
         }
         steps.push(StepSpec { step, line });
     }

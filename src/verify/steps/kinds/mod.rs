@@ -45,6 +45,12 @@ pub trait StepKind: fmt::Debug + Send + Sync {
         None
     }
 
+    /// Every name this step saves output under: its own and any of its parts' (a stress
+    /// step's `[[steps.during]]` commands). Later steps may refer to each.
+    fn names(&self) -> Vec<&str> {
+        self.name().into_iter().collect()
+    }
+
     /// A check only looks: its failure does not stop the gate's later steps. An action's
     /// failure does (later steps would test a state that was never reached).
     fn is_check(&self) -> bool {

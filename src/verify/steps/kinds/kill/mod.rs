@@ -143,7 +143,7 @@ impl KillStep {
             sub.validate(&sub_cx, &mut |_, msg| {
                 err("after_each", format!("after_each {}: {msg}", i + 1))
             });
-            if let Some(n) = sub.name() {
+            for n in sub.names() {
                 names.insert(n.to_string());
             }
         }

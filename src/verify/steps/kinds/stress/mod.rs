@@ -1,6 +1,7 @@
 //! `kind = "stress"`: the step's fields and rules; the storm is in [`storm`], the freshness
-//! check of `[steps.edit]` in [`freshness`].
+//! check of `[steps.edit]` in [`freshness`], the actions of `[[steps.during]]` in [`during`].
 
+pub mod during;
 pub mod freshness;
 pub mod storm;
 
@@ -45,6 +46,9 @@ pub struct StressStep {
     /// client (e.g. half through the daemon, half direct).
     #[serde(default)]
     pub odd_args: Option<Vec<String>>,
+    /// Actions while the storm runs (a fault injected, `ast cache clear`…), see [`during`].
+    #[serde(default)]
+    pub during: Vec<during::During>,
 }
 
 /// `[steps.edit]` of a stress step: one module rewritten atomically, over and over, during the
@@ -90,6 +94,11 @@ impl StepKind for StressStep {
         self.name.as_deref()
     }
 
+    fn names(&self) -> Vec<&str> {
+        let during = self.during.iter().filter_map(|d| d.name.as_deref());
+        self.name.as_deref().into_iter().chain(during).collect()
+    }
+
     fn label(&self) -> String {
         format!(
             "{} ({} procs × {})",
@@ -110,6 +119,9 @@ impl StepKind for StressStep {
             .any(|a| a.contains("{uri}"));
         if uses_uri && self.uris.is_empty() {
             err("uris", "args use {uri} but `uris` is empty".into());
+        }
+        for (field, message) in self.during.iter().flat_map(during::During::problems) {
+            err(field, message);
         }
         if let Some(e) = &self.edit {
             if !self.uris.contains(&e.uri) {

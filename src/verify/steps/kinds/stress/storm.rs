@@ -1,8 +1,10 @@
 //! The `stress` step: N concurrent CLI processes × iterations on tokio, each invocation
 //! journaled Jepsen-style (invoke, then ok/fail/info) so a failure can be placed in time.
 //! With `[steps.edit]`, a module is rewritten during the storm and the answers for it are
-//! checked against the edit journal afterwards ([`super::freshness`]).
+//! checked against the edit journal afterwards ([`super::freshness`]). With `[[steps.during]]`,
+//! actions run mid-storm ([`super::during`]) and must overlap invocations of it.
 
+use super::during;
 use super::freshness::{self, Answer, Editor};
 use super::{StressEdit, StressStep};
 use crate::verify::event::Status;
@@ -11,6 +13,7 @@ use crate::verify::process;
 use crate::verify::steps::{GateCtx, Saved, StepResult, inputs};
 use serde_json::Value;
 use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Instant;
 
 /// One invocation's record: process, iteration, invoke and completion times (ms after the
@@ -48,9 +51,28 @@ pub async fn stress(ctx: &mut GateCtx, s: &StressStep, index: usize) -> StepResu
         },
         None => None,
     };
-    let all = match storm(&specs, storm_start).await {
+    let finished = Arc::new(AtomicUsize::new(0));
+    let actions = match during::start(
+        ctx,
+        &s.during,
+        index,
+        s.timeout_s,
+        storm_start,
+        finished.clone(),
+    ) {
+        Ok(a) => a,
+        Err(o) => return o,
+    };
+    let all = match storm(&specs, storm_start, &finished).await {
         Ok(all) => all,
         Err(o) => return o,
+    };
+    let done = match actions {
+        Some(a) => match a.finish(finished).await {
+            Ok(d) => d,
+            Err(e) => return StepResult::error(e),
+        },
+        None => Vec::new(),
     };
     let rewrites = match editing.map(|(editor, original)| (editor.finish(), original)) {
         Some((Ok(log), original)) => Some((log, original)),
@@ -58,6 +80,9 @@ pub async fn stress(ctx: &mut GateCtx, s: &StressStep, index: usize) -> StepResu
         None => None,
     };
     let mut j = journal(&all);
+    let spans: Vec<(f64, f64)> = all.iter().map(|(_, _, b, e, _)| (*b, *e)).collect();
+    let (during_problems, during_detail) =
+        during::account(ctx, &s.during, &done, index, &spans, &mut j.history);
     let (freshness_problems, freshness_detail) = match (&s.edit, &rewrites) {
         (Some(edit), Some((log, original))) => {
             match check_freshness(ctx, s, edit, log, original, &all, &mut j.history).await {
@@ -78,9 +103,12 @@ pub async fn stress(ctx: &mut GateCtx, s: &StressStep, index: usize) -> StepResu
         "# {} concurrent processes × {} iterations of:\n{first}",
         s.procs, s.iterations
     )];
-    let ok = j.failures.is_empty() && j.spawn_errors == 0 && freshness_problems.is_empty();
+    let ok = j.failures.is_empty()
+        && j.spawn_errors == 0
+        && freshness_problems.is_empty()
+        && during_problems.is_empty();
     let detail = format!(
-        "{}/{} invocations exited 0 ({} failed, {} spawn errors) in {:.1}s; history in step-{index}-history.jsonl{freshness_detail}",
+        "{}/{} invocations exited 0 ({} failed, {} spawn errors) in {:.1}s; history in step-{index}-history.jsonl{freshness_detail}{during_detail}",
         total - j.failures.len() - j.spawn_errors,
         total,
         j.failures.len(),
@@ -89,6 +117,7 @@ pub async fn stress(ctx: &mut GateCtx, s: &StressStep, index: usize) -> StepResu
     );
     // Stale answers exited 0; they join the excerpt, not the exit-code count above.
     j.failures.extend(freshness_problems);
+    j.failures.extend(during_problems);
     StepResult {
         status: if j.spawn_errors > 0 {
             Status::Error
@@ -143,17 +172,20 @@ fn plan(ctx: &GateCtx, s: &StressStep) -> Vec<Vec<process::ProcSpec>> {
 async fn storm(
     specs: &[Vec<process::ProcSpec>],
     storm_start: Instant,
+    finished: &Arc<AtomicUsize>,
 ) -> Result<Vec<Invocation>, StepResult> {
     let t0 = Arc::new(storm_start);
     let mut set = tokio::task::JoinSet::new();
     for (p, mine) in specs.iter().cloned().enumerate() {
         let t0 = t0.clone();
+        let finished = finished.clone();
         set.spawn(async move {
             let mut res = Vec::new();
             for (it, spec) in mine.iter().enumerate() {
                 let inv = t0.elapsed().as_secs_f64() * 1e3;
                 let o = process::run(spec).await;
                 let done = t0.elapsed().as_secs_f64() * 1e3;
+                finished.fetch_add(1, Ordering::SeqCst);
                 res.push((p, it, inv, done, o));
             }
             res
