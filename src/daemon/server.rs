@@ -60,6 +60,8 @@ use std::time::{Duration, Instant};
 pub const DRAIN_TIMEOUT: Duration = Duration::from_secs(10);
 /// How often the loops look at the stop flag and the idle clock.
 const TICK: Duration = Duration::from_millis(50);
+/// How often the accept loop checks that the segment is still the directory it started on.
+const SEGMENT_CHECK: Duration = Duration::from_secs(1);
 
 /// What `trifecta serve` prints when the daemon exits.
 #[derive(Debug, Serialize)]
@@ -68,7 +70,8 @@ pub struct ServeSummary {
     pub status: &'static str,
     /// The daemon's pid.
     pub pid: u32,
-    /// Why it stopped: `signal`, `shutdown` or `idle`.
+    /// Why it stopped: `signal`, `shutdown`, `idle`, or `segment_gone` (the segment's path no
+    /// longer names the directory the daemon started on).
     pub stopped_by: &'static str,
     /// Requests answered.
     pub requests: u64,
@@ -147,6 +150,8 @@ struct Shared {
     slots: Mutex<Vec<Arc<Slot>>>,
     /// The clock [`Slot::idle_since`] counts from.
     born: Instant,
+    /// The segment directory's (device, inode) at start.
+    root_id: Option<(u64, u64)>,
 }
 
 /// One open connection as the accept loop sees it.
@@ -271,6 +276,7 @@ pub fn serve(segment: &Path, cfg: &Config) -> Result<ServeSummary, CliError> {
 
 /// The daemon's shared state, with its own telemetry run id (`daemon_run_…`).
 fn new_shared(root: Segment, cfg: &Config) -> (Arc<Shared>, String) {
+    let root_path = root.path.clone();
     let mut cfg = cfg.clone();
     let run_id = format!(
         "{}{}",
@@ -291,6 +297,7 @@ fn new_shared(root: Segment, cfg: &Config) -> (Arc<Shared>, String) {
         last_activity: Mutex::new(Instant::now()),
         slots: Mutex::new(Vec::new()),
         born: Instant::now(),
+        root_id: dir_id(&root_path),
     });
     (shared, run_id)
 }
@@ -343,9 +350,16 @@ fn watch_segment(shared: &Shared) -> Option<super::watch::Watching> {
 /// Accept until a stop condition; returns which one.
 fn accept_loop(listener: &UnixListener, shared: &Arc<Shared>) -> &'static str {
     let mut last_maintenance = Instant::now();
+    let mut last_segment_check = Instant::now();
     loop {
         if signals::stop_requested() {
             return "signal";
+        }
+        if last_segment_check.elapsed() >= SEGMENT_CHECK {
+            if dir_id(&shared.root.path) != shared.root_id {
+                return "segment_gone";
+            }
+            last_segment_check = Instant::now();
         }
         if shared.shutdown_asked.load(Ordering::SeqCst) {
             return "shutdown";
@@ -367,6 +381,15 @@ fn accept_loop(listener: &UnixListener, shared: &Arc<Shared>) -> &'static str {
             Err(_) => std::thread::sleep(TICK),
         }
     }
+}
+
+/// A directory's (device, inode), `None` when the path leads nowhere. A segment deleted,
+/// renamed away or replaced changes it: the daemon then watches a directory nobody asks about,
+/// under a fingerprint that names another path, so it stops (`segment_gone`) and clients
+/// answer locally until a daemon is started for what is there now.
+fn dir_id(path: &Path) -> Option<(u64, u64)> {
+    use std::os::unix::fs::MetadataExt;
+    std::fs::metadata(path).ok().map(|m| (m.dev(), m.ino()))
 }
 
 /// `poll(2)` for readability with a timeout (a signal counts as "not readable").
