@@ -262,9 +262,11 @@ fn stop(a: &DaemonArgs, cfg: &Config) -> Result<DaemonStatus, CliError> {
     let Some(who) = ask_identity(&dir, &root, &paths, Method::Shutdown, cfg) else {
         if dir.lock_held(&paths.lock) {
             return Err(runtime_dir::unavailable(format!(
-                "a daemon holds this segment's instance lock but does not answer on {}; \
-                 nothing was signalled",
-                paths.socket.display()
+                "a daemon holds this segment's instance lock but did not answer the shutdown \
+                 request on {} within {} ms; nothing was signalled (it stops if it ever reads \
+                 the request)",
+                paths.socket.display(),
+                cfg.daemon.reply_timeout.as_millis()
             )));
         }
         return Ok(report("not_running", &root, &paths, None));

@@ -131,7 +131,7 @@ impl Daemon {
         serde_json::from_slice(&out.stdout).unwrap_or(Value::Null)
     }
 
-    fn signal(&self, sig: i32) {
+    pub(crate) fn signal(&self, sig: i32) {
         // SAFETY: sending a signal to our own child process by pid.
         assert_eq!(unsafe { libc::kill(self.pid(), sig) }, 0);
     }

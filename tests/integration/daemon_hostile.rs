@@ -373,3 +373,21 @@ fn a_daemon_whose_segment_is_renamed_away_stops() {
     assert_eq!(summary["stopped_by"], "segment_gone", "{summary}");
     assert!(!s.paths().socket.exists());
 }
+
+#[test]
+fn a_daemon_that_does_not_answer_is_reported_unresponsive_and_never_signalled() {
+    let s = Setup::new();
+    let mut d = s.daemon(&[]);
+    let seg = s.seg().to_str().unwrap().to_string();
+    let quick = [("TRIFECTA_DAEMON_TIMEOUT_MS", "300")];
+    d.signal(libc::SIGSTOP);
+    let status = run(&mut s.cmd(&["daemon", "status", "--segment", &seg], &quick));
+    let stop = run(&mut s.cmd(&["daemon", "stop", "--segment", &seg], &quick));
+    d.signal(libc::SIGCONT);
+    assert_eq!(status.json["daemon"], "unresponsive", "{status:?}");
+    assert_error(&stop, "DAEMON_UNAVAILABLE");
+    // No signal was sent: once continued it reads the shutdown request that `stop` left in
+    // its queue and drains as asked (a signal would say "signal", a kill would not exit 0).
+    let summary = d.wait_exit(Duration::from_secs(15));
+    assert_eq!(summary["stopped_by"], "shutdown", "{summary}");
+}
