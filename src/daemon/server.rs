@@ -710,7 +710,9 @@ fn answer(line: &[u8], shared: &Shared) -> Option<String> {
 fn for_this_segment(req: Request, shared: &Shared) -> Result<Request, protocol::BadRequest> {
     match req.params.get("segment") {
         None => Ok(req),
-        Some(Value::String(s)) if Path::new(s) == shared.root.path => Ok(req),
+        // Compared as the client renders it (lossily, like `segment_root` in every answer), so
+        // a segment whose path is not UTF-8 is still served.
+        Some(Value::String(s)) if *s == shared.root.path.to_string_lossy() => Ok(req),
         Some(other) => Err(protocol::BadRequest {
             id: req.id.clone().unwrap_or(Value::Null),
             code: protocol::WRONG_SEGMENT,

@@ -391,3 +391,29 @@ fn a_daemon_that_does_not_answer_is_reported_unresponsive_and_never_signalled() 
     let summary = d.wait_exit(Duration::from_secs(15));
     assert_eq!(summary["stopped_by"], "shutdown", "{summary}");
 }
+
+#[test]
+fn the_daemon_limits_are_range_checked_settings() {
+    let s = Setup::new();
+    let seg = s.seg().to_str().unwrap().to_string();
+    for (var, bad) in [
+        ("TRIFECTA_DAEMON_MAX_CONNECTIONS", "0"),
+        ("TRIFECTA_DAEMON_MAX_CONNECTIONS", "1025"),
+        ("TRIFECTA_DAEMON_REQUEST_TIMEOUT_MS", "60001"),
+        ("TRIFECTA_DAEMON_REQUEST_TIMEOUT_MS", "soon"),
+    ] {
+        let serve = run(s
+            .cmd(&["serve", "--segment", &seg], &[(var, bad)])
+            .timeout(Duration::from_secs(10)));
+        assert_error(&serve, "INVALID_ARGUMENT");
+        assert!(serve.json["message"].as_str().unwrap().contains(var));
+    }
+    // Their values in force are listed with the other settings.
+    let config = run(&mut s.cmd(&["config"], &[("TRIFECTA_DAEMON_MAX_CONNECTIONS", "8")]));
+    let text = config.stdout;
+    assert!(
+        text.contains("TRIFECTA_DAEMON_MAX_CONNECTIONS")
+            && text.contains("daemon.request_timeout_ms"),
+        "{text}"
+    );
+}
