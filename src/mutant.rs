@@ -93,6 +93,12 @@ pub enum Mutant {
     /// and maintenance in CLI processes can never take the exclusive lock (caught by
     /// `p2-daemon-cli`'s mid-storm clear).
     DaemonKeepsDbOpen,
+    /// The database header probe reads through a descriptor of its own and closes it, which
+    /// drops every POSIX lock this process holds on the database, including those of
+    /// connections other daemon threads have open (caught by
+    /// `tests/integration/daemon_db_locks.rs`, which watches the daemon's lock from another
+    /// process; `p2-daemon-cli` catches it only on some seeds).
+    ProbeClosesDb,
 }
 
 impl Mutant {
@@ -120,6 +126,7 @@ impl Mutant {
         Mutant::ReadOnlyWrites,
         Mutant::HotTierNoKeyCheck,
         Mutant::DaemonKeepsDbOpen,
+        Mutant::ProbeClosesDb,
     ];
 
     /// The stable name used in `TRIFECTA_MUTANT`.
@@ -147,6 +154,7 @@ impl Mutant {
             Mutant::ReadOnlyWrites => "read-only-writes",
             Mutant::HotTierNoKeyCheck => "hot-tier-no-key-check",
             Mutant::DaemonKeepsDbOpen => "daemon-keeps-db-open",
+            Mutant::ProbeClosesDb => "probe-closes-db",
         }
     }
 
