@@ -88,6 +88,17 @@ pub enum Mutant {
     /// content key with the file's current content, so a rewritten module is answered with the
     /// replaced version's symbols (caught by `p2-daemon-cli`).
     HotTierNoKeyCheck,
+    /// The daemon keeps the cache it opened for its start-up maintenance open for the rest of
+    /// its life (and with it the shared cache lock), so `ast cache clear`, corruption recovery
+    /// and maintenance in CLI processes can never take the exclusive lock (caught by
+    /// `p2-daemon-cli`'s mid-storm clear).
+    DaemonKeepsDbOpen,
+    /// The database header probe reads through a descriptor of its own and closes it, which
+    /// drops every POSIX lock this process holds on the database, including those of
+    /// connections other daemon threads have open (caught by
+    /// `tests/integration/daemon_db_locks.rs`, which watches the daemon's lock from another
+    /// process; `p2-daemon-cli` catches it only on some seeds).
+    ProbeClosesDb,
 }
 
 impl Mutant {
@@ -114,6 +125,8 @@ impl Mutant {
         Mutant::RemoteNoChecksum,
         Mutant::ReadOnlyWrites,
         Mutant::HotTierNoKeyCheck,
+        Mutant::DaemonKeepsDbOpen,
+        Mutant::ProbeClosesDb,
     ];
 
     /// The stable name used in `TRIFECTA_MUTANT`.
@@ -140,6 +153,8 @@ impl Mutant {
             Mutant::RemoteNoChecksum => "remote-no-checksum",
             Mutant::ReadOnlyWrites => "read-only-writes",
             Mutant::HotTierNoKeyCheck => "hot-tier-no-key-check",
+            Mutant::DaemonKeepsDbOpen => "daemon-keeps-db-open",
+            Mutant::ProbeClosesDb => "probe-closes-db",
         }
     }
 

@@ -12,20 +12,19 @@
 //!
 //! It is bounded ([`HOT_CAPACITY`] entries; when full, the oldest entry is dropped).
 //!
-//! It also owns the daemon's **one-at-a-time rule for the database** ([`HotTier::db_turn`]).
-//! SQLite's locks on the database file are POSIX `fcntl` locks, which belong to the process,
-//! and closing *any* descriptor of the file drops all of them. The cache reads the file's header
-//! directly before SQLite opens it (`cache/sqlite/probe.rs`), which is harmless in a CLI process
-//! (no connection is open yet) but in a threaded daemon would silently strip another thread's
-//! connection of its locks (the "How To Corrupt" §2.4 failure; a gate run saw `disk I/O error`).
-//! So the daemon's threads take turns for everything that opens the database; tier hits, which
-//! never touch it, run in parallel.
+//! The database behind it is opened by the daemon's threads concurrently (each miss opens the
+//! cache, under the shared cache lock, and releases it). That is safe only because of one rule,
+//! kept in `cache/sqlite/probe.rs`: nothing in the process but SQLite closes a descriptor of the
+//! live database file. SQLite's locks are POSIX `fcntl` locks, owned by the process, and one
+//! stray close strips every thread's connection of them (the "How To Corrupt" §2.4 failure; a
+//! gate run saw `disk I/O error`). The daemon used to make its threads take turns at the
+//! database instead; the rule makes turns unnecessary, and covers any threaded caller.
 
 use super::CacheKey;
 use crate::mutant::{self, Mutant};
 use crate::symbols::SymbolTable;
 use std::collections::HashMap;
-use std::sync::{Mutex, MutexGuard};
+use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
 /// Most entries kept.
@@ -50,7 +49,6 @@ struct Inner {
 /// The tier. Shared by the daemon's connection threads.
 pub struct HotTier {
     inner: Mutex<Inner>,
-    db_turn: Mutex<()>,
 }
 
 impl Default for HotTier {
@@ -60,7 +58,6 @@ impl Default for HotTier {
                 db: None,
                 entries: HashMap::new(),
             }),
-            db_turn: Mutex::new(()),
         }
     }
 }
@@ -116,13 +113,6 @@ impl HotTier {
                 since: Instant::now(),
             },
         );
-    }
-
-    /// This thread's turn to open the database: held from before the cache is opened until
-    /// after it is released (see the module docs for why the daemon never opens it twice at
-    /// once). A poisoned turn (a panicking request) is taken over: the guard protects no data.
-    pub fn db_turn(&self) -> MutexGuard<'_, ()> {
-        self.db_turn.lock().unwrap_or_else(|p| p.into_inner())
     }
 
     /// Entries held.

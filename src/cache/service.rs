@@ -448,9 +448,10 @@ impl<'t> SymbolCache<'t> {
     /// The cache-aside for one module with the daemon's in-memory tier in front: a tier hit
     /// (same content key, same database file, see [`HotTier`]) answers without opening the
     /// database and is reported as an `ast.cache.hit` with `cache_level = "memory"`; anything else
-    /// waits for its turn at the database ([`HotTier::db_turn`]), opens the cache, runs [`SymbolCache::lookup_or_extract`], releases the cache again (so
+    /// opens the cache, runs [`SymbolCache::lookup_or_extract`], releases the cache again (so
     /// the shared lock is never held between requests) and remembers what SQLite served or
-    /// stored. Returns what was served and the backend that answered.
+    /// stored. Several threads may do this at once (see the rule in `cache/sqlite/probe.rs`).
+    /// Returns what was served and the backend that answered.
     pub fn serve_with_tier(
         root: &Segment,
         settings: &CacheSettings,
@@ -483,13 +484,11 @@ impl<'t> SymbolCache<'t> {
             }
             return (Served { table, miss: None }, Backend::Sqlite);
         }
-        let turn = hot.db_turn();
         let mut cache = SymbolCache::open(root, settings, telemetry);
         let backend = cache.backend();
         let served = cache.lookup_or_extract(file_rel, key, bytes);
         let stored = cache.trouble.failures == 0;
         cache.finish();
-        drop(turn);
         // Only what the database really holds is remembered, and only when the file the lookup
         // began with is still the one in place (a clear or a quarantine meanwhile: not kept).
         if backend == Backend::Sqlite && stored && db.is_some() && db_identity(root) == db {
@@ -501,7 +500,12 @@ impl<'t> SymbolCache<'t> {
     /// Open the cache and release it at once: runs the automatic maintenance when it is due
     /// (the daemon's start-up and interval passes; same rule as every command's `finish`).
     pub fn open_for_maintenance(root: &Segment, settings: &CacheSettings, telemetry: &Telemetry) {
-        SymbolCache::open(root, settings, telemetry).finish();
+        let cache = SymbolCache::open(root, settings, telemetry);
+        if mutant::active(Mutant::DaemonKeepsDbOpen) {
+            std::mem::forget(cache); // connection and shared lock kept for the process's life
+            return;
+        }
+        cache.finish();
     }
 
     /// The command is done with the cache: release it and run the housekeeping that is due

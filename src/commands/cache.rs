@@ -6,6 +6,7 @@
 //! when the counters were last zeroed. The JSON form is the contract and keeps raw numbers.
 
 use crate::cache::admin::{self, StatsOutput};
+use crate::cache::service::elapsed_ms;
 use crate::cache::sqlite::CacheCtx;
 use crate::cli::{CacheCommand, CacheReportArgs, OutputFormat};
 use crate::commands::Failure;
@@ -13,17 +14,27 @@ use crate::config::Config;
 use crate::error::CliError;
 use crate::output::{print_json, write_stdout};
 use crate::symbols::resolve;
-use crate::telemetry::Telemetry;
+use crate::telemetry::event::{AdminArgs, AdminResult};
+use crate::telemetry::{Event, Level, Telemetry};
 use std::fmt::Write as _;
 use std::path::Path;
+use std::time::Instant;
 
-/// Run one cache subcommand and print its result.
+/// Run one cache subcommand and print its result. The commands that change the cache or
+/// check it (`clear`, `prune`, `verify`, `stats --zero`) also write an `ast.cache.admin`
+/// event, ok or failed.
 pub fn run(cmd: &CacheCommand, cfg: &Config) -> Result<(), Failure> {
     match cmd {
         CacheCommand::Stats(a) => {
             let (ctx, telemetry) = context(&a.segment, cfg)?;
             if a.zero {
-                admin::zero(&ctx)?;
+                let zeroed = logged(
+                    &telemetry,
+                    "zero",
+                    || admin::zero(&ctx),
+                    |_| AdminResult::default(),
+                );
+                zeroed?;
             }
             let out = admin::stats(&ctx)?;
             telemetry.flush();
@@ -38,11 +49,30 @@ pub fn run(cmd: &CacheCommand, cfg: &Config) -> Result<(), Failure> {
         CacheCommand::Verify(a) => verify_cmd(a, cfg)?,
         CacheCommand::Prune(a) => {
             let (ctx, telemetry) = context(&a.segment, cfg)?;
-            let out = admin::prune(&ctx);
+            let out = logged(
+                &telemetry,
+                "prune",
+                || admin::prune(&ctx),
+                |_| AdminResult::default(),
+            );
             telemetry.flush();
             print_json(&out?)?;
         }
-        CacheCommand::Clear(a) => print_json(&admin::clear(&context(&a.segment, cfg)?.0)?)?,
+        CacheCommand::Clear(a) => {
+            let (ctx, telemetry) = context(&a.segment, cfg)?;
+            let out = logged(
+                &telemetry,
+                "clear",
+                || admin::clear(&ctx),
+                |o| AdminResult {
+                    existed: Some(o.existed),
+                    removed_entries: o.removed_entries,
+                    ..AdminResult::default()
+                },
+            );
+            telemetry.flush();
+            print_json(&out?)?;
+        }
         CacheCommand::Path(a) => {
             let out = admin::path(&a.segment)?;
             match a.format {
@@ -54,6 +84,37 @@ pub fn run(cmd: &CacheCommand, cfg: &Config) -> Result<(), Failure> {
         }
     }
     Ok(())
+}
+
+/// Run one administration action and write its `ast.cache.admin` event: `detail` fills the
+/// result of a success; a failure carries its error code.
+fn logged<T>(
+    telemetry: &Telemetry,
+    action: &str,
+    f: impl FnOnce() -> Result<T, CliError>,
+    detail: impl FnOnce(&T) -> AdminResult,
+) -> Result<T, CliError> {
+    let t = Instant::now();
+    let r = f();
+    let result = match &r {
+        Ok(o) => AdminResult {
+            status: "ok".into(),
+            ..detail(o)
+        },
+        Err(e) => AdminResult {
+            status: "error".into(),
+            error_code: Some(e.code.as_str().into()),
+            ..AdminResult::default()
+        },
+    };
+    let ev = Event::Admin {
+        args: AdminArgs {
+            action: action.into(),
+        },
+        result,
+    };
+    telemetry.event(Level::Lite, ev.into_line().timed(elapsed_ms(t)));
+    r
 }
 
 fn context(segment: &Path, cfg: &Config) -> Result<(CacheCtx, Telemetry), CliError> {
@@ -236,8 +297,15 @@ fn remote_tier(o: &mut Rows, s: &StatsOutput) {
 }
 
 fn verify_cmd(a: &CacheReportArgs, cfg: &Config) -> Result<(), Failure> {
-    let (ctx, _t) = context(&a.segment, cfg)?;
-    let out = admin::verify(&ctx)?;
+    let (ctx, telemetry) = context(&a.segment, cfg)?;
+    let out = logged(
+        &telemetry,
+        "verify",
+        || admin::verify(&ctx),
+        |_| AdminResult::default(),
+    );
+    telemetry.flush();
+    let out = out?;
     match a.format {
         OutputFormat::Text => write_stdout(format!(
             "db_path          {}\nexists           {}\nintegrity_check  {}\nentries_checked  {}\nschema_version   {}\nverdict          ok\n",

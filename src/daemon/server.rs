@@ -18,8 +18,8 @@
 //! daemon's [`HotTier`] in front of the cache; the database is opened per request that misses
 //! the tier and released before the next wait, so the shared cache lock is never held while
 //! idle and `ast cache clear` or recovery in another process can always take it exclusively.
-//! Threads take turns at the database ([`HotTier::db_turn`]): SQLite's POSIX locks are per
-//! process, and the cache's raw header read would drop another thread's locks.
+//! Threads open the database concurrently: nothing but SQLite ever closes a descriptor of it
+//! in this process, so no thread can drop another's POSIX locks (`cache/sqlite/probe.rs`).
 
 use super::protocol::{self, Method, Request};
 use super::runtime_dir::{self, DaemonPaths};
@@ -269,7 +269,6 @@ fn write_pid(paths: &DaemonPaths) -> Result<(), CliError> {
 /// Open and release the cache: runs the automatic maintenance when it is due (the same rule
 /// as every CLI run: at most once per interval, only if the exclusive lock is free at once).
 fn maintain(shared: &Shared) {
-    let _turn = shared.hot.db_turn();
     let mut settings = shared.cfg.cache.clone();
     settings.persist = true;
     SymbolCache::open_for_maintenance(&shared.root, &settings, &shared.telemetry);
@@ -590,7 +589,7 @@ fn symbols_request(params: &Value, shared: &Shared) -> Result<Render, CliError> 
     Ok(Box::new(move |id| protocol::ok_line(id, &out)))
 }
 
-/// `ast.index`: the CLI's `ast index` in the daemon's turn at the database.
+/// `ast.index`: the CLI's `ast index`.
 fn index_request(params: &Value, shared: &Shared) -> Result<Render, CliError> {
     let jobs = match params.get("jobs") {
         None => None,
@@ -612,9 +611,7 @@ fn index_request(params: &Value, shared: &Shared) -> Result<Render, CliError> {
         },
         format: OutputFormat::Summary,
     };
-    let turn = shared.hot.db_turn();
     let indexed = crate::commands::index::run(&args, &cfg);
-    drop(turn);
     let out = match indexed {
         Ok(o) => o,
         Err(Failure::Cli(e)) => return Err(e),
@@ -630,9 +627,7 @@ fn stats_request(shared: &Shared) -> Result<Render, CliError> {
     let mut settings = shared.cfg.cache.clone();
     settings.persist = true;
     let ctx = crate::cache::sqlite::CacheCtx::new(&shared.root, &settings, &shared.telemetry);
-    let turn = shared.hot.db_turn();
     let cache = crate::cache::admin::stats(&ctx);
-    drop(turn);
     let daemon = DaemonStats {
         pid: std::process::id(),
         hot_entries: shared.hot.len(),

@@ -153,6 +153,15 @@ pub enum Event {
         /// How many of each.
         result: PrunedResult,
     },
+    /// An administration command on the cache (`ast cache clear|prune|verify|stats --zero`)
+    /// and how it ended, so a log explains a sudden run of misses or zeroed counters.
+    #[serde(rename = "ast.cache.admin")]
+    Admin {
+        /// Which command.
+        args: AdminArgs,
+        /// Outcome.
+        result: AdminResult,
+    },
     /// A maintenance pass ran (with what it did), or was skipped (with why).
     #[serde(rename = "ast.cache.maintenance")]
     Maintenance {
@@ -274,6 +283,7 @@ impl Event {
             Event::Evicted { .. } => "ast.cache.evicted",
             Event::Pruned { .. } => "ast.cache.pruned",
             Event::Maintenance { .. } => "ast.cache.maintenance",
+            Event::Admin { .. } => "ast.cache.admin",
             Event::FsIncident { .. } => "ast.fs.incident",
             Event::DaemonStart { .. } => "daemon.start",
             Event::DaemonStop { .. } => "daemon.stop",
@@ -707,6 +717,31 @@ pub struct EvictedResult {
     pub bytes: u64,
 }
 
+/// `args` of `ast.cache.admin`.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(default)]
+pub struct AdminArgs {
+    /// `clear`, `prune`, `verify` or `zero` (`ast cache stats --zero`).
+    pub action: String,
+}
+
+/// `result` of `ast.cache.admin`.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(default)]
+pub struct AdminResult {
+    /// `ok` or `error`.
+    pub status: String,
+    /// The stable error code when it failed.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub error_code: Option<String>,
+    /// `clear`: whether a database existed.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub existed: Option<bool>,
+    /// `clear`: the entries it held (when readable).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub removed_entries: Option<u64>,
+}
+
 /// `result` of `ast.cache.pruned`.
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 #[serde(default)]
@@ -930,6 +965,17 @@ mod tests {
                     deleted_files: 2,
                 },
             },
+            Event::Admin {
+                args: AdminArgs {
+                    action: "clear".into(),
+                },
+                result: AdminResult {
+                    status: "ok".into(),
+                    error_code: None,
+                    existed: Some(true),
+                    removed_entries: Some(3),
+                },
+            },
             Event::Maintenance {
                 result: MaintenanceResult {
                     ran: true,
@@ -1058,6 +1104,7 @@ mod tests {
             Event::DaemonFallback { .. } => 22,
             Event::DaemonReextract { .. } => 23,
             Event::DaemonWatchFailed { .. } => 24,
+            Event::Admin { .. } => 25,
         }
     }
 
@@ -1067,7 +1114,7 @@ mod tests {
         let mut seen: Vec<usize> = events.iter().map(variant_no).collect();
         seen.sort();
         seen.dedup();
-        assert_eq!(seen, (0..=24).collect::<Vec<_>>(), "one sample per variant");
+        assert_eq!(seen, (0..=25).collect::<Vec<_>>(), "one sample per variant");
         let redactor = Redactor::new(None, None, None);
         for ev in events {
             let line = ev.clone().into_line().timed(1.5);

@@ -47,6 +47,11 @@ const CASES: &[Case] = &[
         caught_by: "storm (10 procs × 8)",
     },
     Case {
+        gate: "p2-daemon-cli",
+        mutant: "daemon-keeps-db-open",
+        caught_by: "storm (10 procs × 8)",
+    },
+    Case {
         gate: "p2-locks",
         mutant: "blocking-lock",
         caught_by: "blocked",

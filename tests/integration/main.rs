@@ -12,6 +12,7 @@ mod cli_contract;
 mod cli_ux;
 mod corpus;
 mod daemon;
+mod daemon_db_locks;
 mod dashboard_browser;
 mod encodings;
 mod extract_cli;

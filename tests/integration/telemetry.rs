@@ -92,6 +92,16 @@ pub fn events(dir: &Path) -> Vec<Value> {
     out
 }
 
+/// `telemetry report --segment <seg>` (JSON), parsed.
+pub fn report_json(seg: &Path) -> Value {
+    let out = trifecta()
+        .args(["telemetry", "report", "--segment"])
+        .arg(seg)
+        .output()
+        .unwrap();
+    serde_json::from_slice(&out.stdout).unwrap()
+}
+
 fn tdir(seg: &Path) -> PathBuf {
     seg.join("_ctx/telemetry")
 }
@@ -237,16 +247,95 @@ fn a_command_failing_after_the_lookup_still_records_its_events() {
     assert_eq!(cmds, ["ast.cache.miss", "ast.cache.write", "ast.symbols"]);
     assert_eq!(evs[2]["result"]["status"], "error");
     assert_eq!(evs[2]["result"]["error_code"], "SYMBOL_NOT_FOUND");
-    let r: Value = serde_json::from_slice(
-        &trifecta()
-            .args(["telemetry", "report", "--segment"])
+    let r = report_json(&seg);
+    assert_eq!(r["symbols"]["errors"]["SYMBOL_NOT_FOUND"], 1);
+}
+
+/// `ast cache clear|verify|prune|stats --zero` each leave one `ast.cache.admin` event, a
+/// failure with its code, and the report counts them by action.
+#[test]
+fn cache_administration_leaves_one_admin_event_each() {
+    let t = tempfile::tempdir().unwrap();
+    let seg = segment(t.path());
+    let cache = |args: &[&str]| {
+        trifecta()
+            .args(["ast", "cache"])
+            .args(args)
+            .arg("--segment")
             .arg(&seg)
+            .env("TRIFECTA_TELEMETRY", "lite")
             .output()
             .unwrap()
-            .stdout,
-    )
-    .unwrap();
-    assert_eq!(r["symbols"]["errors"]["SYMBOL_NOT_FOUND"], 1);
+    };
+    assert!(
+        pkg_a(&seg, "off")
+            .arg("--persist-cache")
+            .output()
+            .unwrap()
+            .status
+            .success()
+    );
+    for args in [
+        &["verify"][..],
+        &["stats", "--zero"],
+        &["prune"],
+        &["clear"],
+    ] {
+        assert!(cache(args).status.success(), "{args:?}");
+    }
+    // A damaged database: verify fails, and says so in its event.
+    assert!(
+        pkg_a(&seg, "off")
+            .arg("--persist-cache")
+            .output()
+            .unwrap()
+            .status
+            .success()
+    );
+    std::fs::write(seg.join(".trifecta/cache/ast_cache.db"), b"not a database").unwrap();
+    assert_eq!(cache(&["verify"]).status.code(), Some(1));
+    let admin: Vec<(String, String)> = events(&tdir(&seg))
+        .iter()
+        .filter(|e| e["cmd"] == "ast.cache.admin")
+        .map(|e| {
+            let r = &e["result"];
+            let code = r["error_code"].as_str().unwrap_or("");
+            (
+                e["args"]["action"].as_str().unwrap().to_string(),
+                format!("{}{code}", r["status"]),
+            )
+        })
+        .collect();
+    let want = [
+        ("verify", "\"ok\""),
+        ("zero", "\"ok\""),
+        ("prune", "\"ok\""),
+        ("clear", "\"ok\""),
+        ("verify", "\"error\"CACHE_CORRUPT"),
+    ];
+    let want: Vec<(String, String)> = want
+        .iter()
+        .map(|(a, b)| (a.to_string(), b.to_string()))
+        .collect();
+    assert_eq!(admin, want);
+    let clear = events(&tdir(&seg))
+        .into_iter()
+        .find(|e| e["cmd"] == "ast.cache.admin" && e["args"]["action"] == "clear")
+        .unwrap();
+    assert_eq!(
+        (
+            clear["result"]["existed"].clone(),
+            clear["result"]["removed_entries"].clone()
+        ),
+        (Value::Bool(true), Value::from(1))
+    );
+    let r = report_json(&seg);
+    assert_eq!(
+        r["incidents"]["admin"]["verify failed"], 1,
+        "{}",
+        r["incidents"]
+    );
+    assert_eq!(r["incidents"]["admin"]["clear"], 1);
 }
 
 #[test]

@@ -417,7 +417,7 @@ fn incidents(o: &mut String, r: &Report) {
                 .collect::<Vec<_>>()
                 .join(", ")
         };
-        let rows: [(&str, u64, String); 8] = [
+        let rows: [(&str, u64, String); 9] = [
             ("lock timeouts", i.lock_timeouts, {
                 let mut d = detail(&i.lock_timeouts_by_mode);
                 if let Some(p) = i.lock_waited_ms.p95 {
@@ -447,9 +447,18 @@ fn incidents(o: &mut String, r: &Report) {
                 ),
             ),
             ("maintenance runs", i.maintenance_runs, String::new()),
+            (
+                "admin commands",
+                i.admin.values().sum(),
+                super::text::admin_detail(&i.admin).trim().to_string(),
+            ),
         ];
         for (name, n, d) in rows {
-            let style = if n > 0 && !matches!(name, "evictions" | "prunes" | "maintenance runs") {
+            let style = if n > 0
+                && !matches!(
+                    name,
+                    "evictions" | "prunes" | "maintenance runs" | "admin commands"
+                ) {
                 " style=\"color:#c92a2a;font-weight:600\""
             } else {
                 ""

@@ -329,6 +329,13 @@ impl Aggregator {
                 inc.pruned.deleted_files += result.deleted_files;
             }
             Event::Maintenance { result } if result.ran => inc.maintenance_runs += 1,
+            Event::Admin { args, result } => {
+                let action = or_unspecified(&args.action);
+                match result.status.as_str() {
+                    "ok" => bump(&mut inc.admin, action),
+                    _ => bump(&mut inc.admin, &format!("{action} failed")),
+                }
+            }
             Event::SizeWarning { result } => {
                 inc.size_warnings += 1;
                 self.sizes

@@ -164,6 +164,9 @@ pub struct Incidents {
     pub pruned: Prunes,
     /// `ast.cache.maintenance` events with `result.ran == true`.
     pub maintenance_runs: u64,
+    /// `ast.cache.admin` events by action (`clear`, `prune`, `verify`, `zero`); a failed one
+    /// counts under `<action> failed`.
+    pub admin: BTreeMap<String, u64>,
 }
 
 /// One DB-size observation.

@@ -537,3 +537,38 @@ fn latency_axis_spans_whole_decades() {
     assert_eq!(super::svg::log_range(1.0, 1.0), (1.0, 10.0));
     assert_eq!(super::svg::log_range(0.0, 0.0), (0.001, 0.01));
 }
+
+#[test]
+fn admin_commands_are_counted_by_action_and_failures_apart() {
+    let line = |action: &str, status: &str| {
+        let l = json!({"ts": "2026-11-21T03:00:00.000Z", "run_id": "r", "segment_id": "abcd1234",
+                       "cmd": "ast.cache.admin", "args": {"action": action},
+                       "result": {"status": status}, "timing_ms": 1.0, "warnings": [], "x": {}});
+        parse_line(l.to_string().as_bytes()).unwrap()
+    };
+    let mut a = Aggregator::new(None);
+    for (action, status) in [("clear", "ok"), ("clear", "ok"), ("verify", "error")] {
+        a.add(line(action, status));
+    }
+    let r = a.finish(
+        Path::new("/t"),
+        ScanSummary {
+            dir_exists: true,
+            ..Default::default()
+        },
+        None,
+    );
+    let want: Vec<(&str, u64)> = vec![("clear", 2), ("verify failed", 1)];
+    let got: Vec<(&str, u64)> = r
+        .incidents
+        .admin
+        .iter()
+        .map(|(k, v)| (k.as_str(), *v))
+        .collect();
+    assert_eq!(got, want);
+    assert!(
+        text::render(&r).contains("admin commands               3  (clear 2, verify failed 1)"),
+        "{}",
+        text::render(&r)
+    );
+}

@@ -299,6 +299,21 @@ fn incidents(o: &mut String, r: &Report) {
         i.pruned.events, i.pruned.expired, i.pruned.deleted_files
     );
     let _ = writeln!(o, "  maintenance runs       {:>7}", i.maintenance_runs);
+    let _ = writeln!(
+        o,
+        "  admin commands         {:>7}{}",
+        i.admin.values().sum::<u64>(),
+        admin_detail(&i.admin)
+    );
+}
+
+/// `  (clear 2, verify 1)`, or nothing when there were none.
+pub fn admin_detail(m: &BTreeMap<String, u64>) -> String {
+    if m.is_empty() {
+        return String::new();
+    }
+    let parts: Vec<String> = m.iter().map(|(k, n)| format!("{k} {n}")).collect();
+    format!("  ({})", parts.join(", "))
 }
 
 /// The latest database size observation.
