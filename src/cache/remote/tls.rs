@@ -84,6 +84,8 @@ pub fn explain(message: &str, tls: &RemoteTls) -> String {
                  {ENV_REMOTE_CA_FILE} to its CA"
             ),
         }
+    } else if message.contains("Expired") || message.contains("NotValidYet") {
+        "the server's certificate is outside its validity dates (or this machine's clock is)".into()
     } else if message.contains("not valid for name") {
         "the host in TRIFECTA_AST_REMOTE is not a name the server's certificate is for".into()
     } else if message.contains("CertificateRequired") || message.contains("certificate required") {
@@ -91,9 +93,9 @@ pub fn explain(message: &str, tls: &RemoteTls) -> String {
             "the server requires a client certificate: set {ENV_REMOTE_CLIENT_CERT} and {ENV_REMOTE_CLIENT_KEY}"
         )
     } else {
-        return format!("TLS connection failed: {message}");
+        return format!("rediss:// connect failed: {message}");
     };
-    format!("TLS connection failed: {message} ({hint})")
+    format!("rediss:// connect failed: {message} ({hint})")
 }
 
 #[cfg(test)]
@@ -127,6 +129,28 @@ mod tests {
         )
         .unwrap_err();
         assert!(e.starts_with("TRIFECTA_AST_REMOTE_CA_FILE="), "{e}");
+    }
+
+    #[test]
+    fn failures_say_which_setting_to_look_at_and_only_when_it_applies() {
+        let none = RemoteTls::default();
+        let unknown = "invalid peer certificate: UnknownIssuer";
+        assert!(explain(unknown, &none).ends_with("set TRIFECTA_AST_REMOTE_CA_FILE to its CA)"));
+        let with_ca = RemoteTls {
+            ca_file: Some("/etc/ca.pem".into()),
+            ..RemoteTls::default()
+        };
+        assert!(
+            explain(unknown, &with_ca).contains("CA in TRIFECTA_AST_REMOTE_CA_FILE=/etc/ca.pem")
+        );
+        let alert = "received fatal alert: CertificateRequired";
+        assert!(explain(alert, &none).contains("TRIFECTA_AST_REMOTE_CLIENT_CERT"));
+        // A failure that is not about certificates gets no certificate hint.
+        let auth = "WRONGPASS: invalid username-password pair";
+        assert_eq!(
+            explain(auth, &with_ca),
+            "rediss:// connect failed: WRONGPASS: invalid username-password pair"
+        );
     }
 
     #[test]
