@@ -45,9 +45,15 @@ pub const ENV_DAEMON: &str = "TRIFECTA_DAEMON";
 pub const ENV_DAEMON_IDLE_S: &str = "TRIFECTA_DAEMON_IDLE_S";
 /// Milliseconds a client waits for the daemon's reply before answering itself (default 2000).
 pub const ENV_DAEMON_TIMEOUT_MS: &str = "TRIFECTA_DAEMON_TIMEOUT_MS";
+/// Most connections a daemon serves at once (default 64).
+pub const ENV_DAEMON_MAX_CONNECTIONS: &str = "TRIFECTA_DAEMON_MAX_CONNECTIONS";
+/// Milliseconds a daemon gives a client to send a whole request line once it has started one,
+/// and to take a reply (default 5000).
+pub const ENV_DAEMON_REQUEST_TIMEOUT_MS: &str = "TRIFECTA_DAEMON_REQUEST_TIMEOUT_MS";
 /// Where per-user runtime files live (the daemon's socket directory is `trifecta/` in it).
 pub const ENV_XDG_RUNTIME_DIR: &str = "XDG_RUNTIME_DIR";
-/// The shared second-level cache: `redis://[user:pass@]host:port/db` or `unix:///path.sock`.
+/// The shared second-level cache: `redis://[user:pass@]host:port/db`, `rediss://…` (TLS) or
+/// `unix:///path.sock`.
 pub const ENV_REMOTE: &str = "TRIFECTA_AST_REMOTE";
 /// `read-write` (default) or `read-only` (pull-request builds that must not write the L2).
 pub const ENV_REMOTE_MODE: &str = "TRIFECTA_AST_REMOTE_MODE";
@@ -59,6 +65,16 @@ pub const ENV_REMOTE_TTL_DAYS: &str = "TRIFECTA_AST_REMOTE_TTL_DAYS";
 pub const ENV_REMOTE_CONNECT_TIMEOUT_MS: &str = "TRIFECTA_AST_REMOTE_CONNECT_TIMEOUT_MS";
 /// Bound on each remote read or write, milliseconds (default 500).
 pub const ENV_REMOTE_IO_TIMEOUT_MS: &str = "TRIFECTA_AST_REMOTE_IO_TIMEOUT_MS";
+/// PEM file of the CA certificate(s) a `rediss://` server's certificate must chain to, instead
+/// of the bundled public roots (a private CA, Memorystore's per-instance CA).
+pub const ENV_REMOTE_CA_FILE: &str = "TRIFECTA_AST_REMOTE_CA_FILE";
+/// PEM certificate (chain) this client presents to a `rediss://` server that requires one (mTLS).
+pub const ENV_REMOTE_CLIENT_CERT: &str = "TRIFECTA_AST_REMOTE_CLIENT_CERT";
+/// PEM private key of [`ENV_REMOTE_CLIENT_CERT`].
+pub const ENV_REMOTE_CLIENT_KEY: &str = "TRIFECTA_AST_REMOTE_CLIENT_KEY";
+/// `1` turns certificate verification of a `rediss://` server off (default `0`): encrypted but
+/// unauthenticated, so anyone on the path can serve symbols. Shown by `config` and `cache stats`.
+pub const ENV_REMOTE_TLS_INSECURE: &str = "TRIFECTA_AST_REMOTE_TLS_INSECURE";
 
 /// Whether this process may write the remote tier.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -95,6 +111,89 @@ pub struct RemoteSettings {
     pub connect_timeout: Duration,
     /// Bound on each command's read and write.
     pub io_timeout: Duration,
+    /// How a `rediss://` server is authenticated; `None` for a plain `redis://` or `unix://`
+    /// remote (nothing TLS runs then).
+    pub tls: Option<RemoteTls>,
+}
+
+/// TLS settings of a `rediss://` remote. Only paths: the files are read when the first
+/// connection is made (an L1 hit never reads them), so a bad file is a `remote_unavailable`
+/// incident, like any other failure to reach the server.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct RemoteTls {
+    /// CA certificate(s) to trust instead of the bundled public roots.
+    pub ca_file: Option<String>,
+    /// Client certificate and key for servers that require one (both or neither).
+    pub client_cert: Option<(String, String)>,
+    /// Certificate verification off (`TRIFECTA_AST_REMOTE_TLS_INSECURE=1`).
+    pub insecure: bool,
+}
+
+impl RemoteTls {
+    /// What the server's certificate is checked against, for `ast cache stats`.
+    pub fn verification(&self) -> &'static str {
+        match (self.insecure, &self.ca_file) {
+            (true, _) => "OFF (TRIFECTA_AST_REMOTE_TLS_INSECURE=1: any certificate is accepted)",
+            (false, Some(_)) => "CA file",
+            (false, None) => "bundled public roots (webpki-roots)",
+        }
+    }
+
+    /// Resolve the TLS settings (always, so a typo is reported) and check they fit `url`: a
+    /// TLS setting with a plain remote would look secure while it is not, so it is refused.
+    fn resolve(r: &mut Resolver, url: Option<&str>) -> Result<Option<Self>, CliError> {
+        let ca_file = r.get(&REMOTE_CA_FILE, None)?;
+        let cert = r.get(&REMOTE_CLIENT_CERT, None)?;
+        let key = r.get(&REMOTE_CLIENT_KEY, None)?;
+        let insecure = r.get(&REMOTE_TLS_INSECURE, None)?;
+        let client_cert = match (cert, key) {
+            (Some(c), Some(k)) => Some((c, k)),
+            (None, None) => None,
+            (c, _) => {
+                let (set, unset) = if c.is_some() {
+                    (ENV_REMOTE_CLIENT_CERT, ENV_REMOTE_CLIENT_KEY)
+                } else {
+                    (ENV_REMOTE_CLIENT_KEY, ENV_REMOTE_CLIENT_CERT)
+                };
+                return Err(CliError::new(
+                    ErrorCode::InvalidArgument,
+                    format!("{set} is set but {unset} is not: a client certificate needs its key"),
+                ));
+            }
+        };
+        let tls = RemoteTls {
+            ca_file,
+            client_cert,
+            insecure,
+        };
+        let Some(url) = url else { return Ok(None) };
+        if is_tls_url(url) {
+            return Ok(Some(tls));
+        }
+        if tls != RemoteTls::default() {
+            let name = match &tls {
+                RemoteTls { insecure: true, .. } => ENV_REMOTE_TLS_INSECURE,
+                RemoteTls {
+                    ca_file: Some(_), ..
+                } => ENV_REMOTE_CA_FILE,
+                _ => ENV_REMOTE_CLIENT_CERT,
+            };
+            return Err(CliError::new(
+                ErrorCode::InvalidArgument,
+                format!(
+                    "{name} is set but {ENV_REMOTE} is not a rediss:// URL: the connection \
+                     would not use TLS"
+                ),
+            ));
+        }
+        Ok(None)
+    }
+}
+
+/// Whether `url` asks for TLS (`rediss://`, any case).
+pub fn is_tls_url(url: &str) -> bool {
+    url.split_once("://")
+        .is_some_and(|(s, _)| s.eq_ignore_ascii_case("rediss"))
 }
 
 impl RemoteSettings {
@@ -115,7 +214,9 @@ impl RemoteSettings {
             .max(Duration::from_secs(1)); // Redis refuses `EX 0`
         let connect_timeout = Duration::from_millis(r.get(&REMOTE_CONNECT_TIMEOUT_MS, None)?);
         let io_timeout = Duration::from_millis(r.get(&REMOTE_IO_TIMEOUT_MS, None)?);
-        let Some(url) = r.get(&REMOTE, None)? else {
+        let url = r.get(&REMOTE, None)?;
+        let tls = RemoteTls::resolve(r, url.as_deref())?;
+        let Some(url) = url else {
             return Ok(None);
         };
         Ok(Some(RemoteSettings {
@@ -125,6 +226,7 @@ impl RemoteSettings {
             ttl,
             connect_timeout,
             io_timeout,
+            tls,
         }))
     }
 }
@@ -143,8 +245,10 @@ pub const MAX_REMOTE_TIMEOUT_MS: u64 = 60_000;
 /// Longest `TRIFECTA_AST_REMOTE`, in bytes.
 pub const MAX_REMOTE_URL_BYTES: usize = 4096;
 
-/// `TRIFECTA_AST_REMOTE` must be a URL the client can use: `redis://`, `unix://` or
-/// `redis+unix://`. `rediss://` is refused with the reason: this build carries no TLS stack.
+/// `TRIFECTA_AST_REMOTE` must be a URL the client can use: `redis://`, `rediss://` (TLS),
+/// `unix://` or `redis+unix://`. A `rediss://` URL may not carry redis-rs's `#insecure`
+/// fragment (or any other): turning verification off takes the loudly named
+/// `TRIFECTA_AST_REMOTE_TLS_INSECURE`, which `config` and `cache stats` show.
 /// `Err` says what is expected (the value is shown with its password hidden).
 fn check_remote_url(url: &str) -> Result<(), String> {
     if url.len() > MAX_REMOTE_URL_BYTES || url.chars().any(char::is_control) {
@@ -153,14 +257,19 @@ fn check_remote_url(url: &str) -> Result<(), String> {
     let scheme = url.split_once("://").map(|(s, _)| s.to_ascii_lowercase());
     match scheme.as_deref() {
         Some("redis" | "unix" | "redis+unix") => {}
-        Some("rediss") => {
+        Some("rediss") if url.contains('#') => {
+            return Err(format!(
+                "a rediss:// URL without a #fragment (to turn certificate checks off, set \
+                 {ENV_REMOTE_TLS_INSECURE}=1)"
+            ));
+        }
+        Some("rediss") => {}
+        _ => {
             return Err(
-                "redis:// or unix:// (this build has no TLS support: reach a TLS server \
-                 through a local tunnel such as stunnel)"
+                "redis://[user:pass@]host:port/db, rediss://… (TLS) or unix:///path/to/redis.sock"
                     .into(),
             );
         }
-        _ => return Err("redis://[user:pass@]host:port/db or unix:///path/to/redis.sock".into()),
     }
     use redis::IntoConnectionInfo;
     url.into_connection_info()
@@ -372,7 +481,8 @@ pub static REMOTE: Setting<Option<String>> = Setting {
     name: "remote.url",
     env: ENV_REMOTE,
     flag: None,
-    about: "the shared second-level cache: redis://[user:pass@]host:port/db or unix:///path",
+    about: "the shared second-level cache: redis://[user:pass@]host:port/db, rediss://… (TLS) \
+            or unix:///path",
     default: || None,
     parse: |v| check_remote_url(v).map(|()| Some(v.to_string())),
     show: |u| {
@@ -441,6 +551,56 @@ pub static REMOTE_IO_TIMEOUT_MS: Setting<u64> = Setting {
     parse: parse_remote_ms,
     show: |n| Value::from(*n),
 };
+
+/// `remote.tls_ca_file`.
+pub static REMOTE_CA_FILE: Setting<Option<String>> = Setting {
+    name: "remote.tls_ca_file",
+    env: ENV_REMOTE_CA_FILE,
+    flag: None,
+    about: "PEM CA certificate(s) a rediss:// server must chain to, instead of the bundled roots",
+    default: || None,
+    parse: parse_tls_path,
+    show: |p| Value::from(p.as_deref().unwrap_or("<bundled public roots>")),
+};
+/// `remote.tls_client_cert`.
+pub static REMOTE_CLIENT_CERT: Setting<Option<String>> = Setting {
+    name: "remote.tls_client_cert",
+    env: ENV_REMOTE_CLIENT_CERT,
+    flag: None,
+    about: "PEM client certificate for a rediss:// server that requires one (mTLS)",
+    default: || None,
+    parse: parse_tls_path,
+    show: |p| Value::from(p.as_deref().unwrap_or("<none>")),
+};
+/// `remote.tls_client_key`.
+pub static REMOTE_CLIENT_KEY: Setting<Option<String>> = Setting {
+    name: "remote.tls_client_key",
+    env: ENV_REMOTE_CLIENT_KEY,
+    flag: None,
+    about: "PEM private key of remote.tls_client_cert",
+    default: || None,
+    parse: parse_tls_path,
+    show: |p| Value::from(p.as_deref().unwrap_or("<none>")),
+};
+/// `remote.tls_insecure`: certificate verification off. Named and shown loudly on purpose.
+pub static REMOTE_TLS_INSECURE: Setting<bool> = Setting {
+    name: "remote.tls_insecure",
+    env: ENV_REMOTE_TLS_INSECURE,
+    flag: None,
+    about: "INSECURE: accept any rediss:// server certificate (anyone on the path can serve \
+            symbols)",
+    default: || false,
+    parse: parse_bool,
+    show: |b| Value::from(*b),
+};
+
+/// A TLS file's path: not checked for existence here (it is read only when a connection is
+/// made), only for size.
+fn parse_tls_path(v: &str) -> Result<Option<String>, String> {
+    (v.len() <= MAX_DIR_BYTES)
+        .then(|| Some(v.to_string()))
+        .ok_or_else(|| format!("a path of at most {MAX_DIR_BYTES} bytes"))
+}
 
 /// A remote timeout: 1 to [`MAX_REMOTE_TIMEOUT_MS`] milliseconds (0 would never wait).
 fn parse_remote_ms(v: &str) -> Result<u64, String> {
@@ -572,6 +732,29 @@ pub static DAEMON_TIMEOUT_MS: Setting<u64> = Setting {
     about: "how long a client waits for the daemon's reply before answering itself",
     default: || 2000,
     parse: |v| parse_u64(v, MAX_DAEMON_TIMEOUT_MS).map(|ms| if ms == 0 { 2000 } else { ms }),
+    show: |n| Value::from(*n),
+};
+/// `daemon.max_connections`: at the cap the connection idle longest is closed for a newcomer.
+pub static DAEMON_MAX_CONNECTIONS: Setting<u64> = Setting {
+    name: "daemon.max_connections",
+    env: ENV_DAEMON_MAX_CONNECTIONS,
+    flag: None,
+    about: "most connections a daemon serves at once; at the cap the longest-idle one is closed",
+    default: || 64,
+    parse: |v| match parse_u64(v, MAX_DAEMON_CONNECTIONS) {
+        Ok(0) => Err(format!("a whole number from 1 to {MAX_DAEMON_CONNECTIONS}")),
+        other => other.map_err(|_| format!("a whole number from 1 to {MAX_DAEMON_CONNECTIONS}")),
+    },
+    show: |n| Value::from(*n),
+};
+/// `daemon.request_timeout_ms`: 0 means the default.
+pub static DAEMON_REQUEST_TIMEOUT_MS: Setting<u64> = Setting {
+    name: "daemon.request_timeout_ms",
+    env: ENV_DAEMON_REQUEST_TIMEOUT_MS,
+    flag: None,
+    about: "how long a daemon waits for the rest of a started request line, and for a client to take its reply",
+    default: || 5000,
+    parse: |v| parse_u64(v, MAX_DAEMON_TIMEOUT_MS).map(|ms| if ms == 0 { 5000 } else { ms }),
     show: |n| Value::from(*n),
 };
 
@@ -719,6 +902,11 @@ pub struct DaemonSettings {
     pub reply_timeout: Duration,
     /// `$XDG_RUNTIME_DIR`, if set (else `/tmp/trifecta-<uid>`).
     pub xdg_runtime_dir: Option<std::path::PathBuf>,
+    /// Most connections the daemon serves at once.
+    pub max_connections: usize,
+    /// How long the daemon waits for the rest of a started request line, and for a client to
+    /// take a reply, before it closes the connection.
+    pub request_timeout: Duration,
 }
 
 impl Default for DaemonSettings {
@@ -728,14 +916,18 @@ impl Default for DaemonSettings {
             idle: Duration::from_secs(600),
             reply_timeout: Duration::from_millis(2000),
             xdg_runtime_dir: None,
+            max_connections: 64,
+            request_timeout: Duration::from_millis(5000),
         }
     }
 }
 
 /// Largest `TRIFECTA_DAEMON_IDLE_S`: one week.
 pub const MAX_DAEMON_IDLE_S: u64 = 604_800;
-/// Largest `TRIFECTA_DAEMON_TIMEOUT_MS`: one minute.
+/// Largest `TRIFECTA_DAEMON_TIMEOUT_MS` and `TRIFECTA_DAEMON_REQUEST_TIMEOUT_MS`: one minute.
 pub const MAX_DAEMON_TIMEOUT_MS: u64 = 60_000;
+/// Largest `TRIFECTA_DAEMON_MAX_CONNECTIONS`.
+pub const MAX_DAEMON_CONNECTIONS: u64 = 1024;
 
 impl DaemonSettings {
     /// Resolve through `r` (so `trifecta config` lists them); `mode_flag` is `--daemon`.
@@ -748,6 +940,8 @@ impl DaemonSettings {
         let mode = r.get(&DAEMON_MODE, mode_flag)?;
         let idle = Duration::from_secs(r.get(&DAEMON_IDLE_S, None)?);
         let reply_timeout = Duration::from_millis(r.get(&DAEMON_TIMEOUT_MS, None)?);
+        let max_connections = r.get(&DAEMON_MAX_CONNECTIONS, None)? as usize;
+        let request_timeout = Duration::from_millis(r.get(&DAEMON_REQUEST_TIMEOUT_MS, None)?);
         // Only an absolute XDG_RUNTIME_DIR counts (the XDG spec says to ignore a relative one);
         // read leniently like HOME: it is the desktop's variable, not one of our settings.
         let xdg_runtime_dir = env
@@ -761,6 +955,8 @@ impl DaemonSettings {
             idle,
             reply_timeout,
             xdg_runtime_dir,
+            max_connections,
+            request_timeout,
         })
     }
 }

@@ -261,6 +261,22 @@ pub struct RemoteView {
     pub connect_timeout_ms: u128,
     /// Per-command bound.
     pub io_timeout_ms: u128,
+    /// How a `rediss://` server is authenticated (absent for a plain remote).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub tls: Option<TlsView>,
+}
+
+/// The TLS settings of a `rediss://` remote as `ast cache stats` shows them.
+#[derive(Debug, Serialize)]
+pub struct TlsView {
+    /// What the server's certificate is checked against; says `OFF` in insecure mode.
+    pub verification: &'static str,
+    /// `TRIFECTA_AST_REMOTE_TLS_INSECURE`: certificate verification off.
+    pub insecure: bool,
+    /// `TRIFECTA_AST_REMOTE_CA_FILE`, if set.
+    pub ca_file: Option<String>,
+    /// `TRIFECTA_AST_REMOTE_CLIENT_CERT`, if set (the key's path is not shown).
+    pub client_cert: Option<String>,
 }
 
 impl RemoteView {
@@ -272,6 +288,12 @@ impl RemoteView {
             ttl_days: r.ttl.as_secs_f64() / 86400.0,
             connect_timeout_ms: r.connect_timeout.as_millis(),
             io_timeout_ms: r.io_timeout.as_millis(),
+            tls: r.tls.as_ref().map(|t| TlsView {
+                verification: t.verification(),
+                insecure: t.insecure,
+                ca_file: t.ca_file.clone(),
+                client_cert: t.client_cert.as_ref().map(|(c, _)| c.clone()),
+            }),
         }
     }
 }

@@ -303,6 +303,15 @@ fn remote_tier(o: &mut Rows, s: &StatsOutput) {
         ),
         None => o.row(0, "Remote cache", "none (TRIFECTA_AST_REMOTE is unset)"),
     }
+    if let Some(t) = s.remote.as_ref().and_then(|v| v.tls.as_ref()) {
+        o.row(2, "TLS certificates", t.verification);
+        if let Some(ca) = &t.ca_file {
+            o.row(2, "TLS CA file", ca.clone());
+        }
+        if let Some(c) = &t.client_cert {
+            o.row(2, "TLS client certificate", c.clone());
+        }
+    }
     let r = &s.levels.remote;
     let asked = r.hits + r.misses;
     if s.remote.is_some() || asked + r.writes + r.errors + r.timeouts + r.corrupt > 0 {

@@ -12,13 +12,13 @@ use crate::cli::{DaemonArgs, DaemonCommand, ServeArgs, SymbolsArgs};
 use crate::config::{Config, DaemonMode};
 use crate::daemon::client::{self, DaemonFailure};
 use crate::daemon::protocol::Method;
-use crate::daemon::runtime_dir::{self, DaemonPaths};
+use crate::daemon::runtime_dir::{self, DaemonPaths, PrivateDir};
 use crate::daemon::server::{self, ServeSummary};
 use crate::error::{CliError, ErrorCode};
 use crate::telemetry::event::DaemonReason;
 use crate::telemetry::{Event, Level, Telemetry};
-use serde::Serialize;
-use serde_json::{Value, json};
+use serde::{Deserialize, Serialize};
+use serde_json::json;
 use std::path::Path;
 use std::time::{Duration, Instant};
 
@@ -56,30 +56,72 @@ pub fn symbols_routed(args: &SymbolsArgs, cfg: &Config) -> Result<SymbolsOutput,
     symbols::run(args, cfg)
 }
 
-/// One `ast.symbols` request to the segment's daemon.
+/// One `ast.symbols` request to the segment's daemon. The request names the segment and the
+/// answer must be about it: a socket that leads to another segment's daemon (or to anything
+/// that answers with someone else's document) is a bad reply, and the CLI answers itself.
 fn ask_daemon(
     args: &SymbolsArgs,
     cfg: &Config,
 ) -> Result<Result<SymbolsOutput, CliError>, DaemonFailure> {
-    let paths = match server::paths_for(&args.segment, cfg) {
-        Ok((_, p)) => p,
+    let (root, paths) = match server::paths_for(&args.segment, cfg) {
+        Ok(found) => found,
         // A bad segment: the local run reports it exactly as usual.
         Err(e) if e.code != ErrorCode::DaemonUnavailable => return Ok(symbols::run(args, cfg)),
         Err(e) => return Err(DaemonFailure::Io(e.message)),
     };
-    if let Err(e) = runtime_dir::check_private(&paths.dir) {
-        if !paths.dir.exists() {
-            return Err(DaemonFailure::NotRunning);
-        }
-        return Err(DaemonFailure::Io(e.message));
-    }
-    let params = json!({"uri": args.uri, "persist": cfg.cache.persist});
-    client::call(
+    let dir = match runtime_dir::check_private(&paths.dir) {
+        Ok(d) => d,
+        Err(_) if !paths.dir.exists() => return Err(DaemonFailure::NotRunning),
+        Err(e) => return Err(DaemonFailure::Io(e.message)),
+    };
+    let root_text = root.to_string_lossy().into_owned();
+    let params = json!({"uri": args.uri, "persist": cfg.cache.persist, "segment": root_text});
+    let answer: Result<SymbolsOutput, CliError> = client::call_in(
+        &dir,
         &paths.socket,
         Method::Symbols,
         &params,
         cfg.daemon.reply_timeout,
+    )?;
+    if let Ok(out) = &answer
+        && out.segment_root != root_text
+    {
+        return Err(DaemonFailure::BadReply(format!(
+            "an answer about segment {}, not {root_text}",
+            out.segment_root
+        )));
+    }
+    Ok(answer)
+}
+
+/// What the daemon says about itself (`daemon.status`, `shutdown`).
+#[derive(Debug, Deserialize)]
+struct Identity {
+    pid: u32,
+    segment_root: String,
+}
+
+/// Ask the segment's daemon `method` and check that the daemon that answers serves this
+/// segment; its own word is the only source of the pid reported (a pid file can say anything).
+fn ask_identity(
+    dir: &PrivateDir,
+    root: &Path,
+    paths: &DaemonPaths,
+    method: Method,
+    cfg: &Config,
+) -> Option<Identity> {
+    let seg = root.to_string_lossy().into_owned();
+    let timeout = cfg.daemon.reply_timeout;
+    let who: Identity = client::call_in(
+        dir,
+        &paths.socket,
+        method,
+        &json!({"segment": seg}),
+        timeout,
     )
+    .ok()?
+    .ok()?;
+    (who.segment_root == seg).then_some(who)
 }
 
 /// What `daemon start|stop|status` print.
@@ -87,7 +129,8 @@ fn ask_daemon(
 pub struct DaemonStatus {
     /// Always `"ok"`.
     pub status: &'static str,
-    /// `started`, `already_running`, `stopped`, `not_running` or `running`.
+    /// `started`, `already_running`, `stopped`, `not_running`, `running`, or `unresponsive`
+    /// (a live daemon holds the segment's instance lock but does not answer on its socket).
     pub daemon: &'static str,
     /// The daemon's pid, when one runs (or ran).
     pub pid: Option<u32>,
@@ -109,48 +152,51 @@ pub fn run(cmd: &DaemonCommand, cfg: &Config) -> Result<DaemonStatus, CliError> 
         DaemonCommand::Stop(a) => stop(a, cfg),
         DaemonCommand::Status(a) => {
             let (root, paths) = server::paths_for(&a.segment, cfg)?;
-            let running = answers(&paths);
-            Ok(report(
-                if running { "running" } else { "not_running" },
-                &root,
-                &paths,
-                running,
-            ))
+            let Ok(dir) = runtime_dir::check_private(&paths.dir) else {
+                return Ok(report("not_running", &root, &paths, None));
+            };
+            Ok(
+                match ask_identity(&dir, &root, &paths, Method::Status, cfg) {
+                    Some(who) => report("running", &root, &paths, Some(who.pid)),
+                    None if dir.lock_held(&paths.lock) => {
+                        report("unresponsive", &root, &paths, None)
+                    }
+                    None => report("not_running", &root, &paths, None),
+                },
+            )
         }
     }
 }
 
-fn report(daemon: &'static str, root: &Path, paths: &DaemonPaths, with_pid: bool) -> DaemonStatus {
+fn report(
+    daemon: &'static str,
+    root: &Path,
+    paths: &DaemonPaths,
+    pid: Option<u32>,
+) -> DaemonStatus {
     DaemonStatus {
         status: "ok",
         daemon,
-        pid: if with_pid {
-            runtime_dir::read_pid(&paths.pid)
-        } else {
-            None
-        },
+        pid,
         socket: paths.socket.to_string_lossy().into_owned(),
         segment_root: root.to_string_lossy().into_owned(),
     }
 }
 
-/// True when a daemon accepts a connection on the segment's socket (in a safe directory).
-fn answers(paths: &DaemonPaths) -> bool {
-    runtime_dir::check_private(&paths.dir).is_ok() && client::connect(&paths.socket).is_ok()
-}
-
-/// Launch `trifecta serve` detached (own process group, no terminal), wait until it accepts.
+/// Launch `trifecta serve` detached (own process group, no terminal), wait until it answers.
 fn start(a: &DaemonArgs, cfg: &Config) -> Result<DaemonStatus, CliError> {
     use std::os::unix::process::CommandExt;
     let (root, paths) = server::paths_for(&a.segment, cfg)?;
-    runtime_dir::ensure_private(&paths.dir)?;
-    if answers(&paths) {
-        return Ok(report("already_running", &root, &paths, true));
+    let dir = runtime_dir::ensure_private(&paths.dir)?;
+    if let Some(who) = ask_identity(&dir, &root, &paths, Method::Status, cfg) {
+        return Ok(report("already_running", &root, &paths, Some(who.pid)));
     }
     let exe = std::env::current_exe()
         .map_err(|e| runtime_dir::unavailable(format!("cannot find the trifecta binary: {e}")))?;
     let log_path = paths.socket.with_extension("log");
-    let log = std::fs::File::create(&log_path)
+    // A fresh file through the checked directory: a link planted at the name is not followed.
+    let log = dir
+        .create_file(&log_path)
         .map_err(|e| runtime_dir::unavailable(format!("cannot create the daemon log: {e}")))?;
     let log2 = log
         .try_clone()
@@ -167,15 +213,15 @@ fn start(a: &DaemonArgs, cfg: &Config) -> Result<DaemonStatus, CliError> {
         .map_err(|e| runtime_dir::unavailable(format!("cannot start the daemon: {e}")))?;
     let t = Instant::now();
     while t.elapsed() < START_TIMEOUT {
-        if answers(&paths) {
-            return Ok(report("started", &root, &paths, true));
+        if let Some(who) = ask_identity(&dir, &root, &paths, Method::Status, cfg) {
+            return Ok(report("started", &root, &paths, Some(who.pid)));
         }
         if let Ok(Some(_)) = child.try_wait() {
             // It exited: another daemon won a start race, or it could not start. Say which.
-            if answers(&paths) {
-                return Ok(report("already_running", &root, &paths, true));
+            if let Some(who) = ask_identity(&dir, &root, &paths, Method::Status, cfg) {
+                return Ok(report("already_running", &root, &paths, Some(who.pid)));
             }
-            let why = std::fs::read_to_string(&log_path).unwrap_or_default();
+            let why = read_log(&dir, &log_path);
             return Err(runtime_dir::unavailable(format!(
                 "the daemon exited at start: {}",
                 why.trim()
@@ -189,28 +235,47 @@ fn start(a: &DaemonArgs, cfg: &Config) -> Result<DaemonStatus, CliError> {
     )))
 }
 
-/// Ask the daemon to shut down and wait until it has drained and let go of the segment.
+/// The start log's first 4 KiB (what a daemon that failed to start said), read without
+/// following a link.
+fn read_log(dir: &PrivateDir, log_path: &Path) -> String {
+    use std::io::Read;
+    use std::os::unix::fs::OpenOptionsExt;
+    let mut text = String::new();
+    if let Ok(f) = std::fs::OpenOptions::new()
+        .read(true)
+        .custom_flags(libc::O_NOFOLLOW | libc::O_NONBLOCK)
+        .open(dir.at(log_path))
+    {
+        let _ = f.take(4096).read_to_string(&mut text);
+    }
+    text
+}
+
+/// Ask the daemon over its socket to shut down, then wait until it has drained and let go of
+/// the instance lock. Nothing is ever signalled: the pid file is not trusted (it may name any
+/// process), and a daemon that holds the lock but does not answer is reported, not killed.
 fn stop(a: &DaemonArgs, cfg: &Config) -> Result<DaemonStatus, CliError> {
     let (root, paths) = server::paths_for(&a.segment, cfg)?;
-    if runtime_dir::check_private(&paths.dir).is_err() {
-        return Ok(report("not_running", &root, &paths, false));
-    }
-    let pid = runtime_dir::read_pid(&paths.pid);
-    let asked: Result<Result<Value, CliError>, DaemonFailure> = client::call(
-        &paths.socket,
-        Method::Shutdown,
-        &json!({}),
-        cfg.daemon.reply_timeout,
-    );
-    if asked.is_err() {
-        return Ok(report("not_running", &root, &paths, false));
-    }
+    let Ok(dir) = runtime_dir::check_private(&paths.dir) else {
+        return Ok(report("not_running", &root, &paths, None));
+    };
+    let Some(who) = ask_identity(&dir, &root, &paths, Method::Shutdown, cfg) else {
+        if dir.lock_held(&paths.lock) {
+            return Err(runtime_dir::unavailable(format!(
+                "a daemon holds this segment's instance lock but did not answer the shutdown \
+                 request on {} within {} ms; nothing was signalled (it stops if it ever reads \
+                 the request)",
+                paths.socket.display(),
+                cfg.daemon.reply_timeout.as_millis()
+            )));
+        }
+        return Ok(report("not_running", &root, &paths, None));
+    };
     let t = Instant::now();
-    // The pid file goes when the drain is over and the instance lock is let go.
-    while paths.pid.exists() && t.elapsed() < server::DRAIN_TIMEOUT + Duration::from_secs(1) {
+    // The lock goes when the drain is over and the process lets go of the segment.
+    while dir.lock_held(&paths.lock) && t.elapsed() < server::DRAIN_TIMEOUT + Duration::from_secs(1)
+    {
         std::thread::sleep(Duration::from_millis(10));
     }
-    let mut out = report("stopped", &root, &paths, false);
-    out.pid = pid;
-    Ok(out)
+    Ok(report("stopped", &root, &paths, Some(who.pid)))
 }

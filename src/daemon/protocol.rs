@@ -25,6 +25,12 @@ pub const INVALID_PARAMS: i64 = -32602;
 pub const APP_ERROR: i64 = -32000;
 /// The daemon refuses the connection (wrong peer uid, too many connections, stopping).
 pub const REFUSED: i64 = -32001;
+/// The request names a segment this daemon does not serve (a socket that leads to another
+/// segment's daemon): the client answers locally.
+pub const WRONG_SEGMENT: i64 = -32002;
+/// The connection is closed: a request line took longer than the request timeout to arrive,
+/// or was longer than [`MAX_LINE`]. The error line is the last thing written.
+pub const REQUEST_TIMEOUT: i64 = -32003;
 /// Longest request line accepted, in bytes.
 pub const MAX_LINE: usize = 64 * 1024;
 
@@ -39,6 +45,8 @@ pub enum Method {
     Stats,
     /// `shutdown`.
     Shutdown,
+    /// `daemon.status`: who answers (pid, segment), without touching the cache.
+    Status,
 }
 
 impl Method {
@@ -49,6 +57,7 @@ impl Method {
             Method::Index => "ast.index",
             Method::Stats => "cache.stats",
             Method::Shutdown => "shutdown",
+            Method::Status => "daemon.status",
         }
     }
 
@@ -58,6 +67,7 @@ impl Method {
             Method::Index,
             Method::Stats,
             Method::Shutdown,
+            Method::Status,
         ]
         .into_iter()
         .find(|m| m.as_str() == s)
@@ -104,14 +114,16 @@ pub fn parse_request(line: &[u8]) -> Result<Request, BadRequest> {
     };
     let id = obj.get("id").cloned();
     let echo = id.clone().unwrap_or(Value::Null);
-    if !matches!(
-        id,
-        None | Some(Value::Null | Value::Number(_) | Value::String(_))
-    ) {
+    // A number id must be a whole number that survives the round trip: a float or an integer
+    // beyond 64 bits would be echoed as a different number, and the client could not match it.
+    let whole = |n: &serde_json::Number| n.is_i64() || n.is_u64();
+    if !matches!(&id, None | Some(Value::Null | Value::String(_)))
+        && !matches!(&id, Some(Value::Number(n)) if whole(n))
+    {
         return Err(bad(
             Value::Null,
             INVALID_REQUEST,
-            "id must be a number, a string or null",
+            "id must be a whole number (64 bits), a string or null",
         ));
     }
     if obj.get("jsonrpc").and_then(Value::as_str) != Some("2.0") {
@@ -194,6 +206,13 @@ mod tests {
             code(br#"{"jsonrpc":"2.0","id":{},"method":"shutdown"}"#),
             INVALID_REQUEST
         );
+        // Ids that would not come back unchanged are refused rather than echoed altered.
+        for id in ["99999999999999999999999", "1.5", "-1e3"] {
+            let line = format!(r#"{{"jsonrpc":"2.0","id":{id},"method":"shutdown"}}"#);
+            assert_eq!(code(line.as_bytes()), INVALID_REQUEST, "{id}");
+        }
+        let r = parse_request(br#"{"jsonrpc":"2.0","id":-3,"method":"daemon.status"}"#).unwrap();
+        assert_eq!((r.id, r.method), (Some(json!(-3)), Method::Status));
     }
 
     #[test]

@@ -9,6 +9,14 @@
 //! accepted, each open connection finishes the request it is reading or running, and only then
 //! does the process remove its socket and pid file and exit.
 //!
+//! A client cannot wear the daemon down: a request line is read in bounded chunks and refused
+//! past [`protocol::MAX_LINE`] (never buffered whole); once its first byte arrives it must be
+//! complete within `daemon.request_timeout_ms`, and a reply the client does not take within
+//! that time closes the connection; at `daemon.max_connections` the connection idle longest
+//! is closed to make room (only when every connection is mid-request is a newcomer refused,
+//! and it answers locally). So silent or slow clients cost a bounded number of threads for a
+//! bounded time, and honest clients keep being served.
+//!
 //! Every connection's peer uid (`SO_PEERCRED`) must be the daemon's own; anyone else gets a
 //! `REFUSED` error line and the connection is closed. The private directory already keeps other
 //! users out (see [`super::runtime_dir`]); this is the second wall, and the one that still
@@ -22,7 +30,7 @@
 //! in this process, so no thread can drop another's POSIX locks (`cache/sqlite/probe.rs`).
 
 use super::protocol::{self, Method, Request};
-use super::runtime_dir::{self, DaemonPaths};
+use super::runtime_dir::{self, DaemonPaths, PrivateDir};
 use super::signals;
 use crate::cache::hot_tier::HotTier;
 use crate::cache::service::{SymbolCache, elapsed_ms};
@@ -37,22 +45,23 @@ use crate::telemetry::event::{
 };
 use crate::telemetry::{Event, Level, LineEvent, Telemetry};
 use serde::Serialize;
-use serde_json::{Value, json};
+use serde_json::Value;
 use std::fs::File;
 use std::io::{BufRead, BufReader, ErrorKind, Write};
 use std::os::fd::AsRawFd;
+use std::os::unix::fs::OpenOptionsExt;
 use std::os::unix::net::{UnixListener, UnixStream};
 use std::path::Path;
 use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-/// Most connections served at once; more are refused (the client answers locally).
-pub const MAX_CONNECTIONS: usize = 64;
 /// How long a stop waits for connections to finish their requests.
 pub const DRAIN_TIMEOUT: Duration = Duration::from_secs(10);
 /// How often the loops look at the stop flag and the idle clock.
 const TICK: Duration = Duration::from_millis(50);
+/// How often the accept loop checks that the segment is still the directory it started on.
+const SEGMENT_CHECK: Duration = Duration::from_secs(1);
 
 /// What `trifecta serve` prints when the daemon exits.
 #[derive(Debug, Serialize)]
@@ -61,7 +70,8 @@ pub struct ServeSummary {
     pub status: &'static str,
     /// The daemon's pid.
     pub pid: u32,
-    /// Why it stopped: `signal`, `shutdown` or `idle`.
+    /// Why it stopped: `signal`, `shutdown`, `idle`, or `segment_gone` (the segment's path no
+    /// longer names the directory the daemon started on).
     pub stopped_by: &'static str,
     /// Requests answered.
     pub requests: u64,
@@ -73,19 +83,19 @@ pub struct ServeSummary {
 /// (only this daemon's: nobody else can hold the lock meanwhile).
 struct Instance {
     paths: DaemonPaths,
+    dir: PrivateDir,
     _lock: File,
 }
 
 impl Drop for Instance {
     fn drop(&mut self) {
-        let _ = std::fs::remove_file(&self.paths.socket);
-        let _ = std::fs::remove_file(&self.paths.pid);
+        let _ = self.dir.remove(&self.paths.socket);
+        let _ = self.dir.remove(&self.paths.pid);
     }
 }
 
 /// Take the segment's instance lock, or say which daemon holds it.
-fn acquire(paths: &DaemonPaths) -> Result<Instance, CliError> {
-    use std::os::unix::fs::OpenOptionsExt;
+fn acquire(paths: &DaemonPaths, dir: PrivateDir) -> Result<Instance, CliError> {
     let lock = std::fs::OpenOptions::new()
         .read(true)
         .write(true)
@@ -93,13 +103,13 @@ fn acquire(paths: &DaemonPaths) -> Result<Instance, CliError> {
         .truncate(false)
         .mode(0o600)
         .custom_flags(libc::O_NOFOLLOW | libc::O_CLOEXEC)
-        .open(&paths.lock)
+        .open(dir.at(&paths.lock))
         .map_err(|e| runtime_dir::unavailable(format!("cannot open the instance lock: {e}")))?;
     match lock.try_lock() {
         Ok(()) => {}
         Err(std::fs::TryLockError::WouldBlock) => {
-            let pid =
-                runtime_dir::read_pid(&paths.pid).map_or("unknown".to_string(), |p| p.to_string());
+            let pid = runtime_dir::read_pid(&dir.at(&paths.pid))
+                .map_or("unknown".into(), |p| p.to_string());
             return Err(CliError::new(
                 ErrorCode::DaemonAlreadyRunning,
                 format!("a daemon already serves this segment (pid {pid})"),
@@ -111,21 +121,16 @@ fn acquire(paths: &DaemonPaths) -> Result<Instance, CliError> {
             )));
         }
     }
-    // We hold the lock, so a socket or pid file still here belongs to a daemon that died.
+    // We hold the lock, so a socket or pid file still here belongs to a daemon that died (or
+    // was planted: a link is removed, never followed).
     for stale in [&paths.socket, &paths.pid] {
-        match std::fs::remove_file(stale) {
-            Ok(()) => {}
-            Err(e) if e.kind() == ErrorKind::NotFound => {}
-            Err(e) => {
-                return Err(runtime_dir::unavailable(format!(
-                    "cannot remove the stale {}: {e}",
-                    stale.display()
-                )));
-            }
-        }
+        dir.remove(stale).map_err(|e| {
+            runtime_dir::unavailable(format!("cannot remove the stale {}: {e}", stale.display()))
+        })?;
     }
     Ok(Instance {
         paths: paths.clone(),
+        dir,
         _lock: lock,
     })
 }
@@ -141,6 +146,39 @@ struct Shared {
     active: AtomicUsize,
     requests: AtomicU64,
     last_activity: Mutex<Instant>,
+    /// The open connections, for eviction at the connection cap.
+    slots: Mutex<Vec<Arc<Slot>>>,
+    /// The clock [`Slot::idle_since`] counts from.
+    born: Instant,
+    /// The segment directory's (device, inode) at start.
+    root_id: Option<(u64, u64)>,
+}
+
+/// One open connection as the accept loop sees it.
+struct Slot {
+    /// Milliseconds after [`Shared::born`] at which the connection began waiting for its next
+    /// request; [`Slot::BUSY`] while a request is being read or run.
+    idle_since: AtomicU64,
+    /// Set by the accept loop: close as soon as no request is being read or run.
+    evict: AtomicBool,
+}
+
+impl Slot {
+    const BUSY: u64 = u64::MAX;
+
+    fn idle(&self, shared: &Shared) {
+        let ms = shared.born.elapsed().as_millis() as u64;
+        self.idle_since
+            .store(ms.min(Self::BUSY - 1), Ordering::SeqCst);
+    }
+
+    fn busy(&self) {
+        self.idle_since.store(Self::BUSY, Ordering::SeqCst);
+    }
+
+    fn evicted(&self) -> bool {
+        self.evict.load(Ordering::SeqCst)
+    }
 }
 
 impl Shared {
@@ -178,10 +216,10 @@ pub fn paths_for(segment: &Path, cfg: &Config) -> Result<(Segment, DaemonPaths),
 /// Run the daemon for `segment` in this process until it is stopped.
 pub fn serve(segment: &Path, cfg: &Config) -> Result<ServeSummary, CliError> {
     let (root, paths) = paths_for(segment, cfg)?;
-    runtime_dir::ensure_private(&paths.dir)?;
-    let instance = acquire(&paths)?;
+    let dir = runtime_dir::ensure_private(&paths.dir)?;
+    let instance = acquire(&paths, dir)?;
     // The pid file before the socket: whoever can connect can also read who answers.
-    write_pid(&paths)?;
+    write_pid(&paths, &instance.dir)?;
     signals::install();
     let (shared, run_id) = new_shared(root, cfg);
     shared.event(Event::DaemonStart {
@@ -197,7 +235,8 @@ pub fn serve(segment: &Path, cfg: &Config) -> Result<ServeSummary, CliError> {
     // it makes is seen.
     maintain(&shared);
     let watching = watch_segment(&shared);
-    let listener = UnixListener::bind(&paths.socket)
+    // Bound through the checked directory's handle: a directory swapped in since cannot catch it.
+    let listener = UnixListener::bind(instance.dir.at(&paths.socket))
         .map_err(|e| runtime_dir::unavailable(format!("cannot bind the socket: {e}")))?;
     listener
         .set_nonblocking(true)
@@ -208,7 +247,7 @@ pub fn serve(segment: &Path, cfg: &Config) -> Result<ServeSummary, CliError> {
     shared.stopping.store(true, Ordering::SeqCst);
     // Refuse new clients at once (they answer locally), then let the open ones finish.
     drop(listener);
-    let _ = std::fs::remove_file(&paths.socket);
+    let _ = instance.dir.remove(&paths.socket);
     let drain_started = Instant::now();
     while shared.active.load(Ordering::SeqCst) > 0 && drain_started.elapsed() < DRAIN_TIMEOUT {
         std::thread::sleep(Duration::from_millis(5));
@@ -238,6 +277,7 @@ pub fn serve(segment: &Path, cfg: &Config) -> Result<ServeSummary, CliError> {
 
 /// The daemon's shared state, with its own telemetry run id (`daemon_run_…`).
 fn new_shared(root: Segment, cfg: &Config) -> (Arc<Shared>, String) {
+    let root_path = root.path.clone();
     let mut cfg = cfg.clone();
     let run_id = format!(
         "{}{}",
@@ -256,14 +296,20 @@ fn new_shared(root: Segment, cfg: &Config) -> (Arc<Shared>, String) {
         active: AtomicUsize::new(0),
         requests: AtomicU64::new(0),
         last_activity: Mutex::new(Instant::now()),
+        slots: Mutex::new(Vec::new()),
+        born: Instant::now(),
+        root_id: dir_id(&root_path),
     });
     (shared, run_id)
 }
 
-fn write_pid(paths: &DaemonPaths) -> Result<(), CliError> {
+/// Write the pid file: a fresh file (never through whatever was planted at the name), renamed
+/// into place within the checked directory.
+fn write_pid(paths: &DaemonPaths, dir: &PrivateDir) -> Result<(), CliError> {
     let tmp = paths.pid.with_extension("pid.tmp");
-    std::fs::write(&tmp, format!("{}\n", std::process::id()))
-        .and_then(|()| std::fs::rename(&tmp, &paths.pid))
+    dir.create_file(&tmp)
+        .and_then(|mut f| f.write_all(format!("{}\n", std::process::id()).as_bytes()))
+        .and_then(|()| std::fs::rename(dir.at(&tmp), dir.at(&paths.pid)))
         .map_err(|e| runtime_dir::unavailable(format!("cannot write the pid file: {e}")))
 }
 
@@ -304,9 +350,16 @@ fn watch_segment(shared: &Shared) -> Option<super::watch::Watching> {
 /// Accept until a stop condition; returns which one.
 fn accept_loop(listener: &UnixListener, shared: &Arc<Shared>) -> &'static str {
     let mut last_maintenance = Instant::now();
+    let mut last_segment_check = Instant::now();
     loop {
         if signals::stop_requested() {
             return "signal";
+        }
+        if last_segment_check.elapsed() >= SEGMENT_CHECK {
+            if dir_id(&shared.root.path) != shared.root_id {
+                return "segment_gone";
+            }
+            last_segment_check = Instant::now();
         }
         if shared.shutdown_asked.load(Ordering::SeqCst) {
             return "shutdown";
@@ -337,6 +390,15 @@ fn accept_loop(listener: &UnixListener, shared: &Arc<Shared>) -> &'static str {
 fn flush_tallies(shared: &Shared) {
     let cache_dir = shared.root.anchor.at(crate::cache::CACHE_DIR_REL);
     shared.hot.tallies().flush(&cache_dir);
+}
+
+/// A directory's (device, inode), `None` when the path leads nowhere. A segment deleted,
+/// renamed away or replaced changes it: the daemon then watches a directory nobody asks about,
+/// under a fingerprint that names another path, so it stops (`segment_gone`) and clients
+/// answer locally until a daemon is started for what is there now.
+fn dir_id(path: &Path) -> Option<(u64, u64)> {
+    use std::os::unix::fs::MetadataExt;
+    std::fs::metadata(path).ok().map(|m| (m.dev(), m.ino()))
 }
 
 /// `poll(2)` for readability with a timeout (a signal counts as "not readable").
@@ -375,62 +437,155 @@ pub fn peer_uid(stream: &UnixStream) -> std::io::Result<u32> {
     Ok(cred.uid)
 }
 
-/// Check the peer and hand the connection to a thread, or refuse it with an error line.
+/// Check the peer and hand the connection to a thread, or refuse it with an error line. At the
+/// connection cap the connection idle longest is asked to close to make room; only when every
+/// connection is in the middle of a request is the newcomer refused (it answers locally).
 fn admit(stream: UnixStream, shared: &Arc<Shared>) {
     let me = runtime_dir::current_uid();
-    let refusal = match peer_uid(&stream) {
-        Ok(uid) if uid == me => {
-            if shared.active.load(Ordering::SeqCst) >= MAX_CONNECTIONS {
-                Some(("busy", "too many connections".to_string()))
-            } else {
-                None
-            }
-        }
+    let mut refusal = match peer_uid(&stream) {
+        Ok(uid) if uid == me => None,
         Ok(uid) => Some((
             "peer_uid",
             format!("peer uid {uid} is not the daemon's uid {me}"),
         )),
         Err(e) => Some(("peer_unknown", format!("cannot read the peer's uid: {e}"))),
     };
+    if refusal.is_none()
+        && shared.active.load(Ordering::SeqCst) >= shared.cfg.daemon.max_connections
+        && !evict_idlest(shared)
+    {
+        let msg = "too many connections, every one of them in the middle of a request";
+        refusal = Some(("busy", msg.to_string()));
+    }
     if let Some((why, message)) = refusal {
-        shared.event(Event::DaemonRefused {
-            result: DaemonReason {
-                status: "refused".into(),
-                reason: why.into(),
-            },
-        });
-        let mut s = stream;
-        let _ = s.set_nonblocking(false);
-        let _ = s.set_write_timeout(Some(Duration::from_millis(200)));
-        let _ = s.write_all(
-            protocol::error_line(&Value::Null, protocol::REFUSED, &message, None).as_bytes(),
-        );
+        refuse(stream, shared, why, &message);
         return;
+    }
+    let slot = Arc::new(Slot {
+        idle_since: AtomicU64::new(Slot::BUSY),
+        evict: AtomicBool::new(false),
+    });
+    if let Ok(mut slots) = shared.slots.lock() {
+        slots.push(Arc::clone(&slot));
     }
     shared.active.fetch_add(1, Ordering::SeqCst);
     shared.touch();
-    let shared = Arc::clone(shared);
     let spawned = std::thread::Builder::new()
         .name("trifecta-conn".into())
         .stack_size(64 * 1024 * 1024)
         .spawn({
-            let shared = Arc::clone(&shared);
+            let shared = Arc::clone(shared);
+            let slot = Arc::clone(&slot);
             move || {
-                connection(stream, &shared);
-                shared.touch();
-                shared.active.fetch_sub(1, Ordering::SeqCst);
+                connection(stream, &shared, &slot);
+                release(&shared, &slot);
             }
         });
     if spawned.is_err() {
-        shared.active.fetch_sub(1, Ordering::SeqCst);
+        release(shared, &slot);
     }
 }
 
-/// Serve one connection: read request lines and answer each, until the client closes, the
-/// connection stays silent past the idle timeout, or the daemon stops (after the request being
-/// read or run is answered: that is the drain).
-fn connection(stream: UnixStream, shared: &Shared) {
-    if stream.set_nonblocking(false).is_err() || stream.set_read_timeout(Some(TICK)).is_err() {
+/// A connection is over: forget its slot, and count the daemon's activity from now.
+fn release(shared: &Shared, slot: &Arc<Slot>) {
+    if let Ok(mut slots) = shared.slots.lock() {
+        slots.retain(|s| !Arc::ptr_eq(s, slot));
+    }
+    shared.touch();
+    shared.active.fetch_sub(1, Ordering::SeqCst);
+}
+
+/// Ask the connection that has waited longest for a request to close; false when every
+/// connection is in the middle of one (or already asked). The asked one closes within a tick,
+/// so the threads alive are at most twice the cap.
+fn evict_idlest(shared: &Shared) -> bool {
+    let Ok(slots) = shared.slots.lock() else {
+        return false;
+    };
+    let victim = slots
+        .iter()
+        .filter(|s| !s.evicted() && s.idle_since.load(Ordering::SeqCst) != Slot::BUSY)
+        .min_by_key(|s| s.idle_since.load(Ordering::SeqCst));
+    victim.is_some_and(|v| {
+        v.evict.store(true, Ordering::SeqCst);
+        true
+    })
+}
+
+/// Turn a connection away with a `REFUSED` error line (event `daemon.refused`).
+fn refuse(stream: UnixStream, shared: &Shared, why: &str, message: &str) {
+    shared.event(Event::DaemonRefused {
+        result: DaemonReason {
+            status: "refused".into(),
+            reason: why.into(),
+        },
+    });
+    let mut s = stream;
+    let _ = s.set_nonblocking(false);
+    let _ = s.set_write_timeout(Some(Duration::from_millis(200)));
+    let _ = s
+        .write_all(protocol::error_line(&Value::Null, protocol::REFUSED, message, None).as_bytes());
+}
+
+/// What one read from a connection produced.
+enum Chunk {
+    /// A whole request line is in the buffer (its newline removed).
+    Line,
+    /// More of a line; not complete yet.
+    Partial,
+    /// The client closed its side.
+    Eof,
+    /// The line grew past [`protocol::MAX_LINE`].
+    TooLong,
+    /// Nothing arrived within a tick.
+    Quiet,
+    /// The connection failed.
+    Failed,
+}
+
+/// Read what is available (one `read(2)` at most) into `line`, never past
+/// [`protocol::MAX_LINE`] + 1 bytes, and stop at the first newline.
+fn next_chunk(reader: &mut BufReader<UnixStream>, line: &mut Vec<u8>) -> Chunk {
+    let buf = match reader.fill_buf() {
+        Ok([]) => return Chunk::Eof,
+        Ok(b) => b,
+        Err(e)
+            if matches!(
+                e.kind(),
+                ErrorKind::WouldBlock | ErrorKind::TimedOut | ErrorKind::Interrupted
+            ) =>
+        {
+            return Chunk::Quiet;
+        }
+        Err(_) => return Chunk::Failed,
+    };
+    let (len, complete) = match memchr::memchr(b'\n', buf) {
+        Some(i) => (i + 1, true),
+        None => (buf.len(), false),
+    };
+    let take = len.min(protocol::MAX_LINE + 1 - line.len());
+    line.extend_from_slice(&buf[..take]);
+    reader.consume(take);
+    if complete && take == len {
+        line.pop();
+        Chunk::Line
+    } else if line.len() > protocol::MAX_LINE {
+        Chunk::TooLong
+    } else {
+        Chunk::Partial
+    }
+}
+
+/// Serve one connection: read request lines and answer each, until the client closes, a limit
+/// is crossed (line too long, a line or a reply slower than the request timeout), the
+/// connection waits past the idle timeout or is evicted, or the daemon stops (after the
+/// request being read or run is answered: that is the drain).
+fn connection(stream: UnixStream, shared: &Shared, slot: &Slot) {
+    let limit = shared.cfg.daemon.request_timeout;
+    if stream.set_nonblocking(false).is_err()
+        || stream.set_read_timeout(Some(TICK)).is_err()
+        || stream.set_write_timeout(Some(limit)).is_err()
+    {
         return;
     }
     let Ok(mut writer) = stream.try_clone() else {
@@ -438,56 +593,79 @@ fn connection(stream: UnixStream, shared: &Shared) {
     };
     let mut reader = BufReader::new(stream);
     let mut line = Vec::new();
+    // When the first byte of the line being read arrived.
+    let mut started: Option<Instant> = None;
     let mut silent_since = Instant::now();
+    slot.idle(shared);
     loop {
-        match reader.read_until(b'\n', &mut line) {
-            Ok(0) => return,
-            Ok(_) if line.ends_with(b"\n") => {
-                line.pop();
+        let chunk = next_chunk(&mut reader, &mut line);
+        if started.is_none() && !line.is_empty() {
+            started = Some(Instant::now());
+            slot.busy();
+        }
+        match chunk {
+            Chunk::Line => {
+                slot.busy();
                 let reply = answer(&line, shared);
                 line.clear();
+                started = None;
+                // A reply the client does not take within the request timeout ends it.
                 if let Some(reply) = reply
                     && writer.write_all(reply.as_bytes()).is_err()
                 {
                     return;
                 }
-                if shared.stop_now() {
+                if shared.stop_now() || slot.evicted() {
                     return;
                 }
                 silent_since = Instant::now();
+                slot.idle(shared);
+                continue;
             }
-            Ok(_) => {} // a partial line; keep reading
-            Err(e)
-                if matches!(
-                    e.kind(),
-                    ErrorKind::WouldBlock | ErrorKind::TimedOut | ErrorKind::Interrupted
-                ) =>
-            {
-                // Between requests a stop closes the connection; mid-line it waits for the rest.
-                if line.is_empty()
-                    && (shared.stop_now() || silent_since.elapsed() >= shared.cfg.daemon.idle)
+            // A half-closed client's last line needs no newline: it is still a request.
+            Chunk::Eof => {
+                if !line.is_empty()
+                    && let Some(reply) = answer(&line, shared)
+                {
+                    let _ = writer.write_all(reply.as_bytes());
+                }
+                return;
+            }
+            Chunk::TooLong => {
+                let msg = format!("request line above {} bytes", protocol::MAX_LINE);
+                return last_words(&mut writer, protocol::INVALID_REQUEST, &msg);
+            }
+            Chunk::Quiet if line.is_empty() => {
+                // Between requests a stop or an eviction closes the connection.
+                if shared.stop_now()
+                    || slot.evicted()
+                    || silent_since.elapsed() >= shared.cfg.daemon.idle
                 {
                     return;
                 }
             }
-            Err(_) => return,
+            Chunk::Quiet | Chunk::Partial => {}
+            Chunk::Failed => return,
         }
-        if line.len() > protocol::MAX_LINE {
-            let msg = format!("request line above {} bytes", protocol::MAX_LINE);
-            let _ = writer.write_all(
-                protocol::error_line(&Value::Null, protocol::INVALID_REQUEST, &msg, None)
-                    .as_bytes(),
-            );
-            return;
+        if started.is_some_and(|t| t.elapsed() >= limit) {
+            let ms = limit.as_millis();
+            let msg = format!("request line not complete within {ms} ms; closing the connection");
+            return last_words(&mut writer, protocol::REQUEST_TIMEOUT, &msg);
         }
     }
+}
+
+/// The error line written before the daemon closes a connection that crossed a limit (best
+/// effort: the write is bounded by the connection's write timeout).
+fn last_words(writer: &mut UnixStream, code: i64, message: &str) {
+    let _ = writer.write_all(protocol::error_line(&Value::Null, code, message, None).as_bytes());
 }
 
 /// The response line for one request line (`None` for a notification).
 fn answer(line: &[u8], shared: &Shared) -> Option<String> {
     let t = Instant::now();
     shared.touch();
-    let req = match protocol::parse_request(line) {
+    let req = match protocol::parse_request(line).and_then(|r| for_this_segment(r, shared)) {
         Ok(r) => r,
         Err(bad) => {
             shared.event(Event::DaemonRequest {
@@ -535,6 +713,46 @@ fn answer(line: &[u8], shared: &Shared) -> Option<String> {
     req.id.is_some().then_some(reply)
 }
 
+/// A request that names a segment (`params.segment`, sent by trifecta's own client) must name
+/// this daemon's: a socket that leads to another segment's daemon is a protocol error, so the
+/// client answers locally instead of printing another segment's symbols.
+fn for_this_segment(req: Request, shared: &Shared) -> Result<Request, protocol::BadRequest> {
+    match req.params.get("segment") {
+        None => Ok(req),
+        // Compared as the client renders it (lossily, like `segment_root` in every answer), so
+        // a segment whose path is not UTF-8 is still served.
+        Some(Value::String(s)) if *s == shared.root.path.to_string_lossy() => Ok(req),
+        Some(other) => Err(protocol::BadRequest {
+            id: req.id.clone().unwrap_or(Value::Null),
+            code: protocol::WRONG_SEGMENT,
+            message: format!(
+                "this daemon serves {}, not {other}",
+                shared.root.path.display()
+            ),
+        }),
+    }
+}
+
+/// Who answers: the `daemon.status` result, and the `shutdown` result's `pid` and segment.
+#[derive(Serialize)]
+struct Identity {
+    status: &'static str,
+    pid: u32,
+    segment_root: String,
+    requests: u64,
+}
+
+impl Identity {
+    fn of(shared: &Shared, status: &'static str) -> Identity {
+        Identity {
+            status,
+            pid: std::process::id(),
+            segment_root: shared.root.path.to_string_lossy().into_owned(),
+            requests: shared.requests.load(Ordering::SeqCst),
+        }
+    }
+}
+
 /// The `cache.stats` result: the `ast cache stats` document and the daemon's own numbers.
 #[derive(Serialize)]
 struct StatsReply {
@@ -559,9 +777,12 @@ fn dispatch(req: &Request, shared: &Shared) -> Result<Render, CliError> {
         Method::Stats => stats_request(shared),
         Method::Shutdown => {
             shared.shutdown_asked.store(true, Ordering::SeqCst);
-            Ok(Box::new(|id| {
-                protocol::ok_line(id, &json!({"status": "stopping"}))
-            }))
+            let who = Identity::of(shared, "stopping");
+            Ok(Box::new(move |id| protocol::ok_line(id, &who)))
+        }
+        Method::Status => {
+            let who = Identity::of(shared, "running");
+            Ok(Box::new(move |id| protocol::ok_line(id, &who)))
         }
     }
 }

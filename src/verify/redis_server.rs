@@ -2,10 +2,14 @@
 //! port, no persistence (`--save '' --appendonly no`), killed by pid when dropped, even when the
 //! gate or test fails. It can be killed and restarted on the same port, which is how the gate
 //! shows a fleet surviving a dead server.
+//!
+//! [`RedisServer::start_tls`] starts one that speaks only TLS (`--port 0 --tls-port N`), with
+//! certificates from [`TestPki`]: a throwaway CA made with the `openssl` CLI at run time, so no
+//! key material is ever checked in.
 
 use std::io;
 use std::net::TcpListener;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
@@ -25,16 +29,42 @@ pub fn available() -> bool {
         .is_ok_and(|s| s.success())
 }
 
+/// How a TLS server is set up (the files come from [`TestPki`]).
+#[derive(Debug, Clone)]
+pub struct TlsServer {
+    /// The server's certificate (chain) and key.
+    pub cert: PathBuf,
+    /// Its private key.
+    pub key: PathBuf,
+    /// The CA that client certificates must chain to; also what [`RedisServer::connection`]
+    /// trusts.
+    pub ca: PathBuf,
+    /// `--tls-auth-clients yes`: a client without a certificate from `ca` is refused.
+    pub require_client_cert: bool,
+    /// The certificate and key [`RedisServer::connection`] presents (needed when required).
+    pub client: Option<(PathBuf, PathBuf)>,
+}
+
 /// One running (or deliberately stopped) server.
 pub struct RedisServer {
     port: u16,
     child: Option<Child>,
     log: Option<PathBuf>,
+    tls: Option<TlsServer>,
 }
 
 impl RedisServer {
     /// Start on a free port; its output goes to `log` if given (else nowhere).
     pub fn start(log: Option<PathBuf>) -> io::Result<Self> {
+        Self::start_with(log, None)
+    }
+
+    /// Start a TLS-only server on a free port (no plain-text port at all).
+    pub fn start_tls(log: Option<PathBuf>, tls: TlsServer) -> io::Result<Self> {
+        Self::start_with(log, Some(tls))
+    }
+
+    fn start_with(log: Option<PathBuf>, tls: Option<TlsServer>) -> io::Result<Self> {
         let mut last = io::Error::other("no attempt");
         // The port is free when probed, but another process may take it before the server
         // binds: try a few ports.
@@ -44,6 +74,7 @@ impl RedisServer {
                 port,
                 child: None,
                 log: log.clone(),
+                tls: tls.clone(),
             };
             match s.restart() {
                 Ok(()) => return Ok(s),
@@ -53,9 +84,14 @@ impl RedisServer {
         Err(last)
     }
 
-    /// `redis://127.0.0.1:<port>/0`.
+    /// `redis://127.0.0.1:<port>/0`, or `rediss://…` for a TLS server.
     pub fn url(&self) -> String {
-        format!("redis://127.0.0.1:{}/0", self.port)
+        let scheme = if self.tls.is_some() {
+            "rediss"
+        } else {
+            "redis"
+        };
+        format!("{scheme}://127.0.0.1:{}/0", self.port)
     }
 
     /// The port (kept across restarts).
@@ -89,8 +125,23 @@ impl RedisServer {
             None => Stdio::null(),
         };
         let port = self.port.to_string();
-        let child = Command::new(PROGRAM)
-            .args(["--port", &port, "--bind", "127.0.0.1", "--save", ""])
+        let mut cmd = Command::new(PROGRAM);
+        match &self.tls {
+            None => cmd.args(["--port", &port]),
+            Some(t) => {
+                let auth = if t.require_client_cert { "yes" } else { "no" };
+                cmd.args(["--port", "0", "--tls-port", &port])
+                    .arg("--tls-cert-file")
+                    .arg(&t.cert)
+                    .arg("--tls-key-file")
+                    .arg(&t.key)
+                    .arg("--tls-ca-cert-file")
+                    .arg(&t.ca)
+                    .args(["--tls-auth-clients", auth])
+            }
+        };
+        let child = cmd
+            .args(["--bind", "127.0.0.1", "--save", ""])
             .args(["--appendonly", "no", "--daemonize", "no"])
             .stdin(Stdio::null())
             .stdout(out)
@@ -116,9 +167,26 @@ impl RedisServer {
         }
     }
 
-    /// A fresh connection that has answered `PING`.
+    /// A fresh connection that has answered `PING` (over TLS, trusting the test CA, for a
+    /// TLS server).
     pub fn connection(&self) -> redis::RedisResult<redis::Connection> {
-        let client = redis::Client::open(self.url())?;
+        let client = match &self.tls {
+            None => redis::Client::open(self.url())?,
+            Some(t) => {
+                let client_tls = match &t.client {
+                    Some((cert, key)) => Some(redis::ClientTlsConfig {
+                        client_cert: std::fs::read(cert)?,
+                        client_key: std::fs::read(key)?,
+                    }),
+                    None => None,
+                };
+                let certs = redis::TlsCertificates {
+                    client_tls,
+                    root_cert: Some(std::fs::read(&t.ca)?),
+                };
+                redis::Client::build_with_tls(self.url(), certs)?
+            }
+        };
         let mut c = client.get_connection_with_timeout(Duration::from_secs(1))?;
         c.set_read_timeout(Some(Duration::from_secs(5)))?;
         redis::cmd("PING").query::<String>(&mut c)?;
@@ -129,5 +197,127 @@ impl RedisServer {
 impl Drop for RedisServer {
     fn drop(&mut self) {
         self.kill();
+    }
+}
+
+/// Throwaway TLS material, made with the `openssl` CLI in a temporary directory that is
+/// deleted on drop: one CA (P-256, valid 3 days) and the certificates it issues.
+pub struct TestPki {
+    dir: tempfile::TempDir,
+    ca: PathBuf,
+}
+
+impl TestPki {
+    /// The `openssl` program used.
+    pub const PROGRAM: &'static str = "openssl";
+
+    /// Whether `openssl` can be run here.
+    pub fn available() -> bool {
+        Command::new(Self::PROGRAM)
+            .arg("version")
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .status()
+            .is_ok_and(|s| s.success())
+    }
+
+    /// A new CA named `name` (`ca.pem`, `ca.key` in its directory).
+    pub fn new(name: &str) -> io::Result<Self> {
+        let dir = tempfile::tempdir()?;
+        let ca = dir.path().join("ca.pem");
+        let pki = TestPki { dir, ca };
+        let subj = format!("/CN={name}");
+        pki.openssl(&["req", "-x509", "-newkey", "ec", "-pkeyopt"])
+            .args(["ec_paramgen_curve:prime256v1", "-nodes", "-days", "3"])
+            .args(["-keyout", "ca.key", "-out", "ca.pem", "-subj", &subj])
+            .args(["-addext", "basicConstraints=critical,CA:TRUE"])
+            .args(["-addext", "keyUsage=critical,keyCertSign,cRLSign"])
+            .run()?;
+        Ok(pki)
+    }
+
+    /// The CA certificate (PEM).
+    pub fn ca(&self) -> &Path {
+        &self.ca
+    }
+
+    /// Issue `<name>.pem` / `<name>.key` for the subject alternative names `san`
+    /// (`DNS:localhost,IP:127.0.0.1`), usable by a server and as a client certificate.
+    pub fn issue(&self, name: &str, san: &str) -> io::Result<(PathBuf, PathBuf)> {
+        let ext = self.dir.path().join(format!("{name}.ext"));
+        std::fs::write(
+            &ext,
+            format!(
+                "subjectAltName={san}\nextendedKeyUsage=serverAuth,clientAuth\n\
+                 basicConstraints=critical,CA:FALSE\n"
+            ),
+        )?;
+        let (key, csr, pem) = (
+            format!("{name}.key"),
+            format!("{name}.csr"),
+            format!("{name}.pem"),
+        );
+        let subj = format!("/CN={name}");
+        self.openssl(&["req", "-new", "-newkey", "ec", "-pkeyopt"])
+            .args(["ec_paramgen_curve:prime256v1", "-nodes", "-subj", &subj])
+            .args(["-keyout", &key, "-out", &csr])
+            .run()?;
+        self.openssl(&[
+            "x509", "-req", "-in", &csr, "-CA", "ca.pem", "-CAkey", "ca.key",
+        ])
+        .args(["-CAcreateserial", "-days", "3", "-out", &pem, "-extfile"])
+        .arg(&ext)
+        .run()?;
+        Ok((self.dir.path().join(pem), self.dir.path().join(key)))
+    }
+
+    /// A server set-up for `cert`, with this CA for client certificates.
+    pub fn server(&self, cert: (PathBuf, PathBuf), require_client_cert: bool) -> TlsServer {
+        TlsServer {
+            cert: cert.0,
+            key: cert.1,
+            ca: self.ca.clone(),
+            require_client_cert,
+            client: None,
+        }
+    }
+
+    fn openssl(&self, args: &[&str]) -> Openssl {
+        let mut c = Command::new(Self::PROGRAM);
+        c.args(args).current_dir(self.dir.path());
+        Openssl(c)
+    }
+
+    /// The directory holding the files.
+    pub fn dir(&self) -> &Path {
+        self.dir.path()
+    }
+}
+
+/// One `openssl` invocation being built.
+struct Openssl(Command);
+
+impl Openssl {
+    fn args<const N: usize>(mut self, a: [&str; N]) -> Self {
+        self.0.args(a);
+        self
+    }
+
+    fn arg(mut self, a: &Path) -> Self {
+        self.0.arg(a);
+        self
+    }
+
+    /// Run it; a failure carries openssl's own message.
+    fn run(mut self) -> io::Result<()> {
+        let out = self.0.stdin(Stdio::null()).output()?;
+        if out.status.success() {
+            Ok(())
+        } else {
+            Err(io::Error::other(format!(
+                "openssl failed: {}",
+                String::from_utf8_lossy(&out.stderr).trim()
+            )))
+        }
     }
 }

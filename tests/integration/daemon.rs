@@ -15,16 +15,16 @@ use std::path::Path;
 use std::process::{Child, Stdio};
 use std::time::{Duration, Instant};
 
-const URI: &str = "sym://python/mod/pkg.mod";
+pub(crate) const URI: &str = "sym://python/mod/pkg.mod";
 
 /// A segment and a private runtime directory (`XDG_RUNTIME_DIR`) for its daemon.
-struct Setup {
-    seg: tempfile::TempDir,
-    run: tempfile::TempDir,
+pub(crate) struct Setup {
+    pub(crate) seg: tempfile::TempDir,
+    pub(crate) run: tempfile::TempDir,
 }
 
 impl Setup {
-    fn new() -> Setup {
+    pub(crate) fn new() -> Setup {
         let seg = tempfile::tempdir().unwrap();
         write(seg.path(), "pkg/__init__.py", "");
         write(
@@ -37,19 +37,19 @@ impl Setup {
         Setup { seg, run }
     }
 
-    fn seg(&self) -> &Path {
+    pub(crate) fn seg(&self) -> &Path {
         self.seg.path()
     }
 
     /// The daemon's private directory and files for this segment.
-    fn paths(&self) -> trifecta::daemon::runtime_dir::DaemonPaths {
+    pub(crate) fn paths(&self) -> trifecta::daemon::runtime_dir::DaemonPaths {
         let root = std::fs::canonicalize(self.seg()).unwrap();
         let dir = trifecta::daemon::runtime_dir::private_dir(Some(self.run.path()));
         trifecta::daemon::runtime_dir::paths_in(&dir, &root).unwrap()
     }
 
     /// `trifecta <args>` with this setup's runtime directory and extra variables.
-    fn cmd(&self, args: &[&str], env: &[(&str, &str)]) -> assert_cmd::Command {
+    pub(crate) fn cmd(&self, args: &[&str], env: &[(&str, &str)]) -> assert_cmd::Command {
         let mut c = trifecta();
         c.env("XDG_RUNTIME_DIR", self.run.path()).args(args);
         for (k, v) in env {
@@ -58,7 +58,7 @@ impl Setup {
         c
     }
 
-    fn symbols(&self, mode: &str, env: &[(&str, &str)]) -> crate::support::Outcome {
+    pub(crate) fn symbols(&self, mode: &str, env: &[(&str, &str)]) -> crate::support::Outcome {
         let seg = self.seg().to_str().unwrap().to_string();
         let args = [
             "ast",
@@ -74,7 +74,7 @@ impl Setup {
     }
 
     /// Start `trifecta serve` and wait until it accepts connections.
-    fn daemon(&self, env: &[(&str, &str)]) -> Daemon {
+    pub(crate) fn daemon(&self, env: &[(&str, &str)]) -> Daemon {
         let mut c = std::process::Command::new(assert_cmd::cargo::cargo_bin("trifecta"));
         scrub(&mut c)
             .env("XDG_RUNTIME_DIR", self.run.path())
@@ -103,17 +103,17 @@ impl Setup {
 }
 
 /// Owns a daemon process: killed (by pid) and reaped on drop, whatever happened.
-struct Daemon {
-    child: Option<Child>,
+pub(crate) struct Daemon {
+    pub(crate) child: Option<Child>,
 }
 
 impl Daemon {
-    fn pid(&self) -> i32 {
+    pub(crate) fn pid(&self) -> i32 {
         self.child.as_ref().unwrap().id() as i32
     }
 
     /// Wait for the daemon to exit on its own; its stdout (the serve summary) as JSON.
-    fn wait_exit(&mut self, within: Duration) -> Value {
+    pub(crate) fn wait_exit(&mut self, within: Duration) -> Value {
         let t = Instant::now();
         let child = self.child.as_mut().unwrap();
         loop {
@@ -131,7 +131,7 @@ impl Daemon {
         serde_json::from_slice(&out.stdout).unwrap_or(Value::Null)
     }
 
-    fn signal(&self, sig: i32) {
+    pub(crate) fn signal(&self, sig: i32) {
         // SAFETY: sending a signal to our own child process by pid.
         assert_eq!(unsafe { libc::kill(self.pid(), sig) }, 0);
     }
@@ -147,7 +147,7 @@ impl Drop for Daemon {
 }
 
 /// One raw JSON-RPC exchange on `stream`.
-fn exchange(stream: &mut UnixStream, line: &str) -> Value {
+pub(crate) fn exchange(stream: &mut UnixStream, line: &str) -> Value {
     stream
         .set_read_timeout(Some(Duration::from_secs(20)))
         .unwrap();
@@ -157,7 +157,7 @@ fn exchange(stream: &mut UnixStream, line: &str) -> Value {
     serde_json::from_str(&reply).unwrap_or(Value::Null)
 }
 
-fn events(seg: &Path, cmd: &str) -> Vec<Value> {
+pub(crate) fn events(seg: &Path, cmd: &str) -> Vec<Value> {
     let p = seg.join("_ctx/telemetry/events.jsonl");
     std::fs::read_to_string(p)
         .unwrap_or_default()
@@ -389,7 +389,10 @@ fn sigterm_lets_the_request_in_flight_finish_then_exits() {
 }
 
 /// A "daemon" that is really a socket answering with garbage, or not at all.
-fn fake_daemon(socket: &Path, reply: Option<&'static str>) -> std::thread::JoinHandle<()> {
+pub(crate) fn fake_daemon(
+    socket: &Path,
+    reply: Option<&'static str>,
+) -> std::thread::JoinHandle<()> {
     let l = UnixListener::bind(socket).unwrap();
     std::thread::spawn(move || {
         if let Ok((mut c, _)) = l.accept() {
@@ -537,9 +540,9 @@ fn index_stats_and_bad_requests_over_the_socket() {
 
 /// A daemon this test did not spawn itself (`daemon start` detaches it): killed on drop by the
 /// pid it reported, or else by the pid in its pid file.
-struct Detached {
-    pid: Option<i32>,
-    pid_file: std::path::PathBuf,
+pub(crate) struct Detached {
+    pub(crate) pid: Option<i32>,
+    pub(crate) pid_file: std::path::PathBuf,
 }
 
 impl Drop for Detached {

@@ -13,6 +13,7 @@ mod cli_ux;
 mod corpus;
 mod daemon;
 mod daemon_db_locks;
+mod daemon_hostile;
 mod dashboard_browser;
 mod encodings;
 mod extract_cli;

@@ -2,15 +2,17 @@
 //! port of 127.0.0.1, killed by pid when the test ends, pass or fail).
 //!
 //! Without `redis-server` these tests print SKIPPED and pass, except under `CI=true`, where a
-//! missing server fails them.
+//! missing server fails them. The `rediss://` tests also need the `openssl` CLI (a throwaway CA
+//! is made per test), under the same rule.
 
 use crate::support::{self, Outcome, trifecta};
 use serde_json::Value;
 use std::net::TcpListener;
 use std::path::Path;
+use std::time::{Duration, Instant};
 use trifecta::cache::CacheKey;
 use trifecta::cache::remote::{record, redis_key};
-use trifecta::verify::redis_server::{self, RedisServer};
+use trifecta::verify::redis_server::{self, RedisServer, TestPki};
 
 const UTILS: &str = "sym://python/mod/pkg.utils";
 
@@ -266,7 +268,7 @@ fn remote_settings_are_checked_before_anything_runs() {
     let d = tempfile::tempdir().unwrap();
     let a = machine(d.path(), "a");
     for (k, v) in [
-        ("TRIFECTA_AST_REMOTE", "rediss://u:secret@h:6380"),
+        ("TRIFECTA_AST_REMOTE", "rediss://u:secret@h:6380/#insecure"),
         ("TRIFECTA_AST_REMOTE", "http://h"),
         ("TRIFECTA_AST_REMOTE_MODE", "sometimes"),
         ("TRIFECTA_AST_REMOTE_TTL_DAYS", "-1"),
@@ -284,5 +286,336 @@ fn remote_settings_are_checked_before_anything_runs() {
         let msg = o.json["message"].as_str().unwrap();
         assert!(msg.contains(k) && !msg.contains("secret"), "{msg}");
     }
+    assert!(!a.join(".trifecta").exists());
+}
+
+// ---------------------------------------------------------------------------------------------
+// `rediss://`: a real TLS-only redis-server with certificates from a throwaway CA.
+
+/// A CA for a TLS test, or `None` after saying SKIPPED (a failure under CI).
+fn pki() -> Option<TestPki> {
+    let have = redis_server::available() && TestPki::available();
+    if !have {
+        assert!(
+            std::env::var_os("CI").is_none(),
+            "redis-server and openssl are required in CI (apt-get install redis-server openssl)"
+        );
+        eprintln!("SKIPPED: redis-server or openssl not found; the rediss:// tests need both");
+        return None;
+    }
+    Some(TestPki::new("trifecta-test-ca").expect("make a test CA"))
+}
+
+/// A TLS server with a certificate for `san` from `ca`.
+fn tls_server(ca: &TestPki, san: &str, require_client_cert: bool) -> RedisServer {
+    let cert = ca.issue("server", san).expect("issue a server certificate");
+    let mut conf = ca.server(cert, require_client_cert);
+    if require_client_cert {
+        conf.client = Some(ca.issue("helper", "DNS:helper").unwrap());
+    }
+    RedisServer::start_tls(None, conf).expect("start a TLS redis-server")
+}
+
+const LOCAL: &str = "DNS:localhost,IP:127.0.0.1";
+
+fn path(p: &Path) -> &str {
+    p.to_str().unwrap()
+}
+
+/// The one `remote_unavailable` event of `seg` and its warning text.
+fn incident(seg: &Path) -> String {
+    let gone = events(seg, "ast.cache.remote_unavailable");
+    assert_eq!(gone.len(), 1, "one incident: {gone:?}");
+    assert_eq!(gone[0]["result"]["status"], "local_only");
+    gone[0]["warnings"][0]
+        .as_str()
+        .unwrap_or_default()
+        .to_string()
+}
+
+#[test]
+fn rediss_round_trip_equals_the_plain_tier() {
+    let Some(ca) = pki() else { return };
+    let tls = tls_server(&ca, LOCAL, false);
+    let plain = RedisServer::start(None).expect("start redis-server");
+    let d = tempfile::tempdir().unwrap();
+    let ca_env = [("TRIFECTA_AST_REMOTE_CA_FILE", path(ca.ca()))];
+    let mut runs = Vec::new();
+    for (name, url, env) in [
+        ("tls", tls.url(), &ca_env[..]),
+        ("plain", plain.url(), &[][..]),
+    ] {
+        let (a, b) = (
+            machine(d.path(), &format!("{name}-a")),
+            machine(d.path(), &format!("{name}-b")),
+        );
+        let seq: Vec<Outcome> = vec![
+            symbols(&a, &url, true, env),
+            symbols(&b, &url, true, env),
+            symbols(&b, &url, true, env),
+        ];
+        let levels: Vec<Value> = events(&b, "ast.cache.hit")
+            .iter()
+            .map(|e| e["result"]["cache_level"].clone())
+            .collect();
+        assert_eq!(levels, ["remote", "local"], "{name}");
+        assert!(
+            events(&a, "ast.cache.remote_unavailable").is_empty(),
+            "{name}"
+        );
+        assert_eq!(seq[1].json["symbols"], uncached(&b), "{name}");
+        runs.push((seq, utils_key(&a).1));
+    }
+    assert!(tls.url().starts_with("rediss://"), "{}", tls.url());
+    let status = |i: usize| -> Vec<Value> {
+        runs[i]
+            .0
+            .iter()
+            .map(|o| o.json["cache_status"].clone())
+            .collect()
+    };
+    assert_eq!(status(0), ["miss", "hit", "hit"]);
+    assert_eq!(status(0), status(1), "TLS and plain tiers answer alike");
+    assert_eq!(runs[0].0[1].json["symbols"], runs[1].0[1].json["symbols"]);
+    // The same record bytes on both servers, under the same key.
+    let get = |s: &RedisServer| -> Vec<u8> {
+        let mut c = s.connection().unwrap();
+        redis::cmd("GET").arg(&runs[0].1).query(&mut c).unwrap()
+    };
+    assert_eq!(keys(&tls), vec![runs[0].1.clone()]);
+    assert_eq!(get(&tls), get(&plain));
+    let stats = support::run(
+        trifecta()
+            .args(["ast", "cache", "stats", "--segment"])
+            .arg(d.path().join("tls-b"))
+            .env("TRIFECTA_AST_REMOTE", tls.url())
+            .env("TRIFECTA_AST_REMOTE_CA_FILE", ca.ca()),
+    );
+    assert_eq!(stats.json["levels"]["remote"]["hits"], 1, "{stats:?}");
+    assert_eq!(stats.json["remote"]["tls"]["verification"], "CA file");
+    assert_eq!(stats.json["remote"]["tls"]["insecure"], false);
+}
+
+/// `ast symbols` on a fresh machine against `url` with `env`: correct, quick, one incident.
+fn refused(d: &Path, name: &str, url: &str, env: &[(&str, &str)]) -> String {
+    let a = machine(d, name);
+    let t = Instant::now();
+    let o = symbols(&a, url, false, env);
+    let took = t.elapsed();
+    assert_eq!(o.json["cache_status"], "miss", "{name}: {o:?}");
+    assert_eq!(
+        o.json["symbols"],
+        uncached(&a),
+        "{name}: still the right answer"
+    );
+    assert!(took < Duration::from_secs(3), "{name}: took {took:?}");
+    incident(&a)
+}
+
+#[test]
+fn a_certificate_that_does_not_verify_is_an_incident_and_insecure_mode_is_loud() {
+    let Some(ca) = pki() else { return };
+    let s = tls_server(&ca, LOCAL, false);
+    let other = TestPki::new("some-other-ca").unwrap();
+    let d = tempfile::tempdir().unwrap();
+    let wrong_ca = [("TRIFECTA_AST_REMOTE_CA_FILE", path(other.ca()))];
+    let why = refused(d.path(), "wrong-ca", &s.url(), &wrong_ca);
+    assert!(
+        why.contains("UnknownIssuer") && why.contains("TRIFECTA_AST_REMOTE_CA_FILE="),
+        "{why}"
+    );
+    // Verification is on by default: the bundled public roots do not know the test CA.
+    let why = refused(d.path(), "no-ca", &s.url(), &[]);
+    assert!(
+        why.contains("UnknownIssuer") && why.contains("public root"),
+        "{why}"
+    );
+    assert!(
+        keys(&s).is_empty(),
+        "nothing was written over an unverified connection"
+    );
+    // The explicit insecure mode connects anyway, and says so.
+    let insecure = [("TRIFECTA_AST_REMOTE_TLS_INSECURE", "1")];
+    let a = machine(d.path(), "insecure");
+    let o = symbols(&a, &s.url(), false, &insecure);
+    assert!(
+        events(&a, "ast.cache.remote_unavailable").is_empty(),
+        "{o:?}"
+    );
+    assert_eq!(keys(&s).len(), 1, "the insecure connection wrote");
+    let stats = support::run(
+        trifecta()
+            .args(["ast", "cache", "stats", "--format", "text", "--segment"])
+            .arg(&a)
+            .env("TRIFECTA_AST_REMOTE", s.url())
+            .env("TRIFECTA_AST_REMOTE_TLS_INSECURE", "1"),
+    );
+    assert!(
+        stats.stdout.contains("TLS certificates"),
+        "{}",
+        stats.stdout
+    );
+    assert!(
+        stats
+            .stdout
+            .contains("OFF (TRIFECTA_AST_REMOTE_TLS_INSECURE=1")
+    );
+    let config = support::run(
+        trifecta()
+            .args(["config", "--format", "json"])
+            .env("TRIFECTA_AST_REMOTE", s.url())
+            .env("TRIFECTA_AST_REMOTE_TLS_INSECURE", "1"),
+    );
+    let listed = config.json["settings"].as_array().unwrap();
+    let row = listed.iter().find(|r| r["name"] == "remote.tls_insecure");
+    assert_eq!(row.unwrap()["value"], true, "{config:?}");
+}
+
+#[test]
+fn a_certificate_for_another_host_is_refused() {
+    let Some(ca) = pki() else { return };
+    // Valid for the address only; asked for by the name `localhost` (same address).
+    let s = tls_server(&ca, "IP:127.0.0.1", false);
+    let d = tempfile::tempdir().unwrap();
+    let env = [("TRIFECTA_AST_REMOTE_CA_FILE", path(ca.ca()))];
+    let by_name = format!("rediss://localhost:{}/0", s.port());
+    let why = refused(d.path(), "a", &by_name, &env);
+    assert!(why.contains("not valid for name"), "{why}");
+    assert!(keys(&s).is_empty());
+    // The negative: the same server by the address it is issued for is used.
+    let b = machine(d.path(), "b");
+    symbols(&b, &s.url(), false, &env);
+    assert!(events(&b, "ast.cache.remote_unavailable").is_empty());
+    assert_eq!(keys(&s).len(), 1);
+}
+
+#[test]
+fn plain_to_a_tls_port_and_tls_to_a_plain_port_fail_fast() {
+    let Some(ca) = pki() else { return };
+    let tls = tls_server(&ca, LOCAL, false);
+    let plain = RedisServer::start(None).expect("start redis-server");
+    let d = tempfile::tempdir().unwrap();
+    // Generous bounds: the TLS server drops a plain client at once, so this failure comes from
+    // the protocol, not from a timeout.
+    let slow = [
+        ("TRIFECTA_AST_REMOTE_CONNECT_TIMEOUT_MS", "5000"),
+        ("TRIFECTA_AST_REMOTE_IO_TIMEOUT_MS", "5000"),
+    ];
+    let plain_url = format!("redis://127.0.0.1:{}/0", tls.port());
+    refused(d.path(), "plain-to-tls", &plain_url, &slow);
+    let ev = &events(
+        &d.path().join("plain-to-tls"),
+        "ast.cache.remote_unavailable",
+    )[0];
+    assert_eq!(ev["result"]["failure"], "error", "{ev}");
+    // A plain server waits for the end of a line that a TLS hello never sends: this one is
+    // bounded by the connect timeout (default 250 ms), once per process.
+    let env = [("TRIFECTA_AST_REMOTE_CA_FILE", path(ca.ca()))];
+    let tls_url = format!("rediss://127.0.0.1:{}/0", plain.port());
+    let why = refused(d.path(), "tls-to-plain", &tls_url, &env);
+    assert!(why.starts_with("rediss:// connect failed"), "{why}");
+    let ev = &events(
+        &d.path().join("tls-to-plain"),
+        "ast.cache.remote_unavailable",
+    )[0];
+    assert_eq!(ev["result"]["failure"], "timeout");
+    assert!(ev["timing_ms"].as_f64().unwrap() < 1000.0, "{ev}");
+    assert!(keys(&plain).is_empty() && keys(&tls).is_empty());
+}
+
+#[test]
+fn a_server_that_requires_a_client_certificate_gets_one() {
+    let Some(ca) = pki() else { return };
+    let s = tls_server(&ca, LOCAL, true);
+    let d = tempfile::tempdir().unwrap();
+    let ca_file = ca.ca();
+    let without = [("TRIFECTA_AST_REMOTE_CA_FILE", path(ca_file))];
+    let why = refused(d.path(), "no-cert", &s.url(), &without);
+    assert!(why.contains("TRIFECTA_AST_REMOTE_CLIENT_CERT"), "{why}");
+    assert!(keys(&s).is_empty());
+    let (cert, key) = ca.issue("client", "DNS:trifecta-client").unwrap();
+    let with = [
+        ("TRIFECTA_AST_REMOTE_CA_FILE", path(ca_file)),
+        ("TRIFECTA_AST_REMOTE_CLIENT_CERT", path(&cert)),
+        ("TRIFECTA_AST_REMOTE_CLIENT_KEY", path(&key)),
+    ];
+    let a = machine(d.path(), "cert");
+    symbols(&a, &s.url(), false, &with);
+    assert!(events(&a, "ast.cache.remote_unavailable").is_empty());
+    assert_eq!(keys(&s).len(), 1, "written over mTLS");
+    let hit = symbols(&a, &s.url(), false, &with);
+    assert_eq!(hit.json["cache_status"], "hit");
+}
+
+#[test]
+fn tls_files_are_read_only_on_a_miss_and_a_bad_one_is_an_incident() {
+    let d = tempfile::tempdir().unwrap();
+    let a = machine(d.path(), "a");
+    let missing = d.path().join("no-such-ca.pem");
+    // Nothing listens on this port: the file is the first thing that fails.
+    let l = TcpListener::bind("127.0.0.1:0").unwrap();
+    let url = format!("rediss://{}/0", l.local_addr().unwrap());
+    drop(l);
+    let env = [("TRIFECTA_AST_REMOTE_CA_FILE", path(&missing))];
+    let miss = symbols(&a, &url, true, &env);
+    assert_eq!(miss.json["cache_status"], "miss");
+    let why = incident(&a);
+    assert!(why.starts_with("TRIFECTA_AST_REMOTE_CA_FILE="), "{why}");
+    // An L1 hit reads no TLS file and connects to nothing: still the one incident.
+    let hit = symbols(&a, &url, true, &env);
+    assert_eq!(hit.json["cache_status"], "hit");
+    incident(&a);
+}
+
+#[test]
+fn tls_settings_that_cannot_take_effect_are_refused() {
+    let d = tempfile::tempdir().unwrap();
+    let a = machine(d.path(), "a");
+    for (env, named) in [
+        (
+            vec![
+                ("TRIFECTA_AST_REMOTE", "redis://h:6379/0"),
+                ("TRIFECTA_AST_REMOTE_CA_FILE", "/etc/ca.pem"),
+            ],
+            "TRIFECTA_AST_REMOTE_CA_FILE",
+        ),
+        (
+            vec![
+                ("TRIFECTA_AST_REMOTE", "redis://h:6379/0"),
+                ("TRIFECTA_AST_REMOTE_TLS_INSECURE", "1"),
+            ],
+            "TRIFECTA_AST_REMOTE_TLS_INSECURE",
+        ),
+        (
+            vec![
+                ("TRIFECTA_AST_REMOTE", "rediss://h:6379/0"),
+                ("TRIFECTA_AST_REMOTE_CLIENT_CERT", "/etc/c.pem"),
+            ],
+            "TRIFECTA_AST_REMOTE_CLIENT_KEY",
+        ),
+        (
+            vec![("TRIFECTA_AST_REMOTE_TLS_INSECURE", "sure")],
+            "TRIFECTA_AST_REMOTE_TLS_INSECURE",
+        ),
+    ] {
+        let mut cmd = trifecta();
+        cmd.args(["ast", "symbols", UTILS, "--segment"]).arg(&a);
+        for (k, v) in &env {
+            cmd.env(k, v);
+        }
+        let o = support::run(&mut cmd);
+        support::assert_error(&o, "INVALID_ARGUMENT");
+        let msg = o.json["message"].as_str().unwrap();
+        assert!(msg.contains(named), "{env:?}: {msg}");
+    }
+    // The negative: the same CA file with a rediss:// URL is accepted.
+    let ok = support::run(
+        trifecta()
+            .args(["config", "--format", "json"])
+            .env("TRIFECTA_AST_REMOTE", "rediss://u:secret@h:6380/0")
+            .env("TRIFECTA_AST_REMOTE_CA_FILE", "/etc/ca.pem"),
+    );
+    assert_eq!(ok.code, Some(0), "{ok:?}");
+    assert!(!ok.stdout.contains("secret"));
     assert!(!a.join(".trifecta").exists());
 }

@@ -4,9 +4,11 @@
 //! network). Every connect and every command is bounded by the configured timeouts. The first
 //! failure of any kind (refused, timed out, `NOAUTH`, `OOM`, `READONLY`, a dropped socket)
 //! opens the circuit for the rest of the process: a dead server costs one timeout per process,
-//! not one per file, and the caller carries on with L1 alone.
+//! not one per file, and the caller carries on with L1 alone. A `rediss://` server is reached
+//! through [`super::tls`]; a certificate that does not verify is one more such failure.
 
-use crate::config::RemoteSettings;
+use super::tls;
+use crate::config::{RemoteSettings, RemoteTls};
 use redis::{Connection, RedisError};
 use std::time::Duration;
 
@@ -56,6 +58,7 @@ impl RemoteFailure {
 /// A lazily connected client with a circuit breaker.
 pub struct RemoteClient {
     url: String,
+    tls: Option<RemoteTls>,
     connect_timeout: Duration,
     io_timeout: Duration,
     conn: Option<Connection>,
@@ -67,6 +70,7 @@ impl RemoteClient {
     pub fn new(settings: &RemoteSettings) -> Self {
         RemoteClient {
             url: settings.url.clone(),
+            tls: settings.tls.clone(),
             connect_timeout: settings.connect_timeout,
             io_timeout: settings.io_timeout,
             conn: None,
@@ -84,18 +88,36 @@ impl RemoteClient {
         self.conn.is_some()
     }
 
-    fn connection(&mut self) -> Result<&mut Connection, RedisError> {
-        if self.conn.is_none() {
-            let client = redis::Client::open(self.url.as_str())?;
-            let conn = client.get_connection_with_timeout(self.connect_timeout)?;
-            conn.set_read_timeout(Some(self.io_timeout))?;
-            conn.set_write_timeout(Some(self.io_timeout))?;
-            self.conn = Some(conn);
-        }
-        Ok(self.conn.as_mut().expect("connected just above"))
+    /// Connect (TCP, the TLS handshake for `rediss://`, the setup commands), all within the
+    /// connect timeout.
+    fn connect(&self) -> Result<Connection, RemoteFailure> {
+        let client = match &self.tls {
+            Some(t) => tls::client(&self.url, t).map_err(|message| RemoteFailure {
+                kind: FailKind::Error,
+                message,
+            })?,
+            None => {
+                redis::Client::open(self.url.as_str()).map_err(|e| RemoteFailure::from_redis(&e))?
+            }
+        };
+        let conn = client
+            .get_connection_with_timeout(self.connect_timeout)
+            .and_then(|c| {
+                c.set_read_timeout(Some(self.io_timeout))?;
+                c.set_write_timeout(Some(self.io_timeout))?;
+                Ok(c)
+            });
+        conn.map_err(|e| {
+            let mut f = RemoteFailure::from_redis(&e);
+            if let Some(t) = &self.tls {
+                f.message = tls::explain(&f.message, t);
+            }
+            f
+        })
     }
 
-    /// Run `op` on the connection unless the circuit is open; a failure opens it.
+    /// Run `op` on the connection (made on first use) unless the circuit is open; a failure
+    /// opens it.
     fn guarded<T>(
         &mut self,
         op: impl FnOnce(&mut Connection) -> Result<T, RedisError>,
@@ -106,12 +128,20 @@ impl RemoteClient {
                 message: "remote cache disabled after an earlier failure".into(),
             });
         }
-        let r = self.connection().and_then(op);
-        r.map_err(|e| {
+        let r = match self.conn.take() {
+            Some(c) => Ok(c),
+            None => self.connect(),
+        }
+        .and_then(|mut c| {
+            let out = op(&mut c).map_err(|e| RemoteFailure::from_redis(&e))?;
+            self.conn = Some(c);
+            Ok(out)
+        });
+        if r.is_err() {
             self.tripped = true;
             self.conn = None;
-            RemoteFailure::from_redis(&e)
-        })
+        }
+        r
     }
 
     /// `MGET keys…`: one round trip for a whole chunk.

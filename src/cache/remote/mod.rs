@@ -2,13 +2,15 @@
 //! consults after a local (L1) miss, and writes after an extraction.
 //!
 //! Split in two: [`record`] is the value format (versioned, checksummed, checked before anything
-//! is served) and [`client`] the connection (lazy, bounded, circuit-broken). [`RemoteTier`] joins
+//! is served) and [`client`] the connection (lazy, bounded, circuit-broken; [`tls`] for
+//! `rediss://`). [`RemoteTier`] joins
 //! them under the key scheme `<prefix><extractor tag>:<content hash hex>`: no path, so two
 //! checkouts anywhere share entries, and another extractor version never even reads a record
 //! it cannot use.
 
 pub mod client;
 pub mod record;
+pub mod tls;
 
 use crate::cache::CacheKey;
 use crate::config::{RemoteMode, RemoteSettings};
