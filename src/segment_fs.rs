@@ -745,6 +745,14 @@ pub struct OpenDir {
     fd: OwnedFd,
 }
 
+impl std::os::fd::AsFd for OpenDir {
+    /// The directory's descriptor (e.g. to watch it through `/proc/self/fd/N`, which names
+    /// exactly the directory opened, whatever its path has become since).
+    fn as_fd(&self) -> std::os::fd::BorrowedFd<'_> {
+        self.fd.as_fd()
+    }
+}
+
 impl OpenDir {
     /// The names in the directory with their kinds (without `.`/`..`), unsorted.
     pub fn entries(&self) -> io::Result<Vec<(OsString, Kind)>> {

@@ -23,12 +23,13 @@ use crate::cache::CacheKey;
 use crate::cache::hot_tier::HotTier;
 use crate::cache::service::SymbolCache;
 use crate::config::{CacheSettings, LookupPurpose};
+use crate::segment_fs::{Anchor, Kind, OpenDir};
 use crate::symbols::resolve::{self, Segment};
 use crate::telemetry::event::ReextractResult;
 use crate::telemetry::{Event, Level, Telemetry};
 use inotify::{EventMask, Inotify, WatchDescriptor, WatchMask};
 use std::collections::{BTreeSet, HashMap};
-use std::os::fd::{AsRawFd, OwnedFd, RawFd};
+use std::os::fd::{AsFd, AsRawFd, OwnedFd, RawFd};
 use std::path::{Component, Path, PathBuf};
 use std::sync::Arc;
 use std::thread::JoinHandle;
@@ -44,14 +45,16 @@ pub const MAX_PENDING: usize = 4096;
 pub const MAX_WATCHED_DIRS: usize = 65_536;
 
 /// What the watch asks the kernel for: a file created, written, renamed in or touched, in a
-/// directory whose own path is not followed if it is a link. Not opens or reads.
+/// directory. Not opens or reads. The watch is added on `/proc/self/fd/N` of a directory opened
+/// beneath the segment without following any link ([`crate::segment_fs`]), so the kernel must
+/// follow that one magic link (no `DONT_FOLLOW`): it leads exactly to the directory opened, and a
+/// path component swapped for a link meanwhile cannot lead the watch (or the listing) outside.
 fn mask() -> WatchMask {
     WatchMask::CREATE
         | WatchMask::MODIFY
         | WatchMask::CLOSE_WRITE
         | WatchMask::MOVED_TO
         | WatchMask::ATTRIB
-        | WatchMask::DONT_FOLLOW
         | WatchMask::ONLYDIR
 }
 
@@ -99,7 +102,7 @@ fn pipe() -> Result<(OwnedFd, OwnedFd), String> {
 /// `ast cache stats`, not as hits or misses ([`LookupPurpose::Refresh`]).
 pub fn start(mut ctx: WatchCtx) -> Result<Watching, String> {
     ctx.settings.purpose = LookupPurpose::Refresh;
-    let mut tree = Tree::new(&ctx.root.path).map_err(|e| e.to_string())?;
+    let mut tree = Tree::new(&ctx.root).map_err(|e| e.to_string())?;
     let (stop_r, stop_w) = pipe()?;
     let thread = std::thread::Builder::new()
         .name("trifecta-watch".into())
@@ -158,39 +161,47 @@ fn wait_either(events: RawFd, stop: RawFd, timeout: Duration) -> (bool, bool) {
 /// The watched directories: one inotify watch per directory a module can live in.
 struct Tree {
     inotify: Inotify,
+    /// The segment, opened: every directory is opened and listed beneath it.
+    anchor: Arc<Anchor>,
     root: PathBuf,
     dirs: HashMap<WatchDescriptor, PathBuf>,
 }
 
 impl Tree {
     /// Watch `root` and every module directory below it.
-    fn new(root: &Path) -> std::io::Result<Tree> {
-        let inotify = Inotify::init()?;
-        let wd = inotify.watches().add(root, mask())?;
+    fn new(root: &Segment) -> std::io::Result<Tree> {
         let mut tree = Tree {
-            inotify,
-            root: root.to_path_buf(),
-            dirs: HashMap::from([(wd, root.to_path_buf())]),
+            inotify: Inotify::init()?,
+            anchor: Arc::clone(&root.anchor),
+            root: root.path.clone(),
+            dirs: HashMap::new(),
         };
-        tree.add_below(root, None);
+        let Some(dir) = tree.watch(&root.path) else {
+            return Err(std::io::Error::other(
+                "cannot watch the segment's directory",
+            ));
+        };
+        tree.add_below(&root.path, dir, None);
         Ok(tree)
     }
 
-    /// Watch the module directories below `dir` (links are never followed: `file_type` does
-    /// not follow them); with `found`, also note the modules already in them (a directory
-    /// created or moved in may hold files written before its watch existed).
-    fn add_below(&mut self, dir: &Path, mut found: Option<&mut BTreeSet<String>>) {
-        let mut stack = vec![dir.to_path_buf()];
-        while let Some(d) = stack.pop() {
-            let Ok(entries) = std::fs::read_dir(&d) else {
+    /// Watch the module directories below `dir` (opened as `handle`), listing each through its
+    /// handle (links are never followed); with `found`, also note the modules already in them
+    /// (a directory created or moved in may hold files written before its watch existed).
+    fn add_below(&mut self, dir: &Path, handle: OpenDir, mut found: Option<&mut BTreeSet<String>>) {
+        let mut stack = vec![(dir.to_path_buf(), handle)];
+        while let Some((d, h)) = stack.pop() {
+            let Ok(entries) = h.entries() else {
                 continue;
             };
-            for e in entries.flatten() {
-                let Ok(kind) = e.file_type() else { continue };
-                let path = e.path();
-                if kind.is_dir() && self.watch(&path) {
-                    stack.push(path);
-                } else if kind.is_file()
+            drop(h);
+            for (name, kind) in entries {
+                let path = d.join(name);
+                if kind == Kind::Dir {
+                    if let Some(sub) = self.watch(&path) {
+                        stack.push((path, sub));
+                    }
+                } else if kind == Kind::File
                     && let Some(found) = found.as_deref_mut()
                     && found.len() < MAX_PENDING
                     && let Some(m) = module_of(&self.root, &path)
@@ -201,19 +212,30 @@ impl Tree {
         }
     }
 
-    /// Watch `dir` if a module can live in it and the bound allows; true when watched.
-    fn watch(&mut self, dir: &Path) -> bool {
+    /// Open `dir` beneath the segment and watch it, if a module can live in it and the bound
+    /// allows; the open directory when watched.
+    fn watch(&mut self, dir: &Path) -> Option<OpenDir> {
         if self.dirs.len() >= MAX_WATCHED_DIRS || !module_dir(&self.root, dir) {
-            return false;
+            return None;
         }
-        match self.inotify.watches().add(dir, mask()) {
+        let rel = dir.strip_prefix(&self.root).ok()?;
+        let rel = if rel.as_os_str().is_empty() {
+            Path::new(".")
+        } else {
+            rel
+        };
+        // Beneath the segment, no link followed at any component: a link, or a path that
+        // left the segment, is simply not watched (its modules are extracted on request).
+        let handle = self.anchor.at(rel).open_dir().ok()?;
+        let by_fd = format!("/proc/self/fd/{}", handle.as_fd().as_raw_fd());
+        match self.inotify.watches().add(&by_fd, mask()) {
             Ok(wd) => {
                 // The same directory again (moved within the tree) keeps its descriptor.
                 self.dirs.insert(wd, dir.to_path_buf());
-                true
+                Some(handle)
             }
-            Err(_) => false, // gone again, a link, or no watches left: its modules are
-                             // extracted on their next request instead
+            Err(_) => None, // gone again, or no watches left: its modules are extracted on
+                            // their next request instead
         }
     }
 
@@ -250,9 +272,9 @@ impl Tree {
             }
         }
         for d in new_dirs {
-            if self.watch(&d) {
+            if let Some(h) = self.watch(&d) {
                 // Its files and subdirectories may predate the watch: note and watch them.
-                self.add_below(&d, Some(pending));
+                self.add_below(&d, h, Some(pending));
             }
         }
         pending.len() > before
@@ -377,5 +399,32 @@ mod tests {
         assert!(!d("/s/site-packages"), "not an identifier");
         assert!(d("/s/pkg/_ctx"), "only the segment's own _ctx is ours");
         assert!(!d("/elsewhere"));
+    }
+
+    /// A path whose middle component is a link out of the segment is neither watched nor
+    /// listed, even though its last component is a real directory: every directory is opened
+    /// beneath the segment and watched through its descriptor (a path-based watch with
+    /// `DONT_FOLLOW` checks the last component only).
+    #[test]
+    fn a_link_inside_the_path_cannot_lead_the_watch_outside() {
+        let t = tempfile::tempdir().unwrap();
+        let (seg, outside) = (t.path().join("seg"), t.path().join("outside"));
+        std::fs::create_dir_all(seg.join("pkg")).unwrap();
+        std::fs::create_dir_all(outside.join("sub")).unwrap();
+        std::fs::write(outside.join("sub/secret.py"), "x = 1\n").unwrap();
+        std::os::unix::fs::symlink(&outside, seg.join("link")).unwrap();
+        let root = resolve::segment_root(&seg).unwrap();
+        let mut tree = Tree::new(&root).unwrap();
+        let watched: Vec<&PathBuf> = tree.dirs.values().collect();
+        assert_eq!(watched.len(), 2, "the segment and pkg only: {watched:?}");
+        assert!(tree.watch(&root.path.join("link/sub")).is_none());
+        assert!(tree.watch(&root.path.join("link")).is_none());
+        assert!(tree.watch(&root.path.join("pkg")).is_some());
+        // A file written outside through the link's target wakes nothing.
+        std::fs::write(outside.join("sub/secret.py"), "x = 2\n").unwrap();
+        let mut pending = BTreeSet::new();
+        let mut buf = vec![0u8; 4096];
+        tree.read(&mut buf, &mut pending);
+        assert!(pending.is_empty(), "{pending:?}");
     }
 }
