@@ -72,6 +72,17 @@ fn bench(c: &mut Criterion) {
     g.bench_function("symbols_hit_kept_connection", |b| {
         b.iter(|| black_box(ask(&mut kept)))
     });
+    // The floor of any request: one round trip to the daemon's thread and back, touching no
+    // cache (what `symbols_hit_kept_connection` costs beyond this is the request's own work).
+    g.bench_function("status_kept_connection", |b| {
+        b.iter(|| {
+            let r: Result<Value, _> =
+                client::call_on(&mut kept, Method::Status, &json!({}), timeout)
+                    .expect("daemon answers")
+                    .map_err(|e| e.message);
+            black_box(r.expect("ok"))
+        })
+    });
     g.bench_function("symbols_hit_new_connection", |b| {
         b.iter(|| {
             let mut s = client::connect(&paths.socket).unwrap();
