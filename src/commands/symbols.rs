@@ -138,8 +138,12 @@ pub fn run_with(
         cache_ms,
         select_ms,
     });
-    let x = success_detail(&out, &served.table, phases);
-    record(command_event(Some(out.uri.clone()), None, Some(lookup), x));
+    // Built only when it will be written: turning an event into its line goes through a JSON
+    // value, a measurable share of a daemon's memory-tier answer.
+    if telemetry.enabled(Level::Lite) {
+        let x = success_detail(&out, &served.table, phases);
+        record(command_event(Some(out.uri.clone()), None, Some(lookup), x));
+    }
     Ok(out)
 }
 

@@ -700,6 +700,10 @@ fn answer(line: &[u8], shared: &Shared) -> Option<String> {
         }
     };
     shared.requests.fetch_add(1, Ordering::SeqCst);
+    if !shared.telemetry.enabled(Level::Lite) {
+        // Nothing to write: skip building the line (it goes through a JSON value).
+        return req.id.is_some().then_some(reply);
+    }
     let ev = Event::DaemonRequest {
         args: DaemonRequestArgs {
             method: Some(req.method.as_str().into()),
