@@ -267,14 +267,11 @@ fn cache_administration_leaves_one_admin_event_each() {
             .output()
             .unwrap()
     };
-    assert!(
-        pkg_a(&seg, "off")
-            .arg("--persist-cache")
-            .output()
-            .unwrap()
-            .status
-            .success()
-    );
+    let warm = || {
+        let out = pkg_a(&seg, "off").arg("--persist-cache").output().unwrap();
+        assert!(out.status.success());
+    };
+    warm();
     for args in [
         &["verify"][..],
         &["stats", "--zero"],
@@ -284,14 +281,7 @@ fn cache_administration_leaves_one_admin_event_each() {
         assert!(cache(args).status.success(), "{args:?}");
     }
     // A damaged database: verify fails, and says so in its event.
-    assert!(
-        pkg_a(&seg, "off")
-            .arg("--persist-cache")
-            .output()
-            .unwrap()
-            .status
-            .success()
-    );
+    warm();
     std::fs::write(seg.join(".trifecta/cache/ast_cache.db"), b"not a database").unwrap();
     assert_eq!(cache(&["verify"]).status.code(), Some(1));
     let admin: Vec<(String, String)> = events(&tdir(&seg))
