@@ -25,8 +25,9 @@ use std::borrow::Cow;
 pub(super) struct EncodingError {
     /// 1-based line it is reported on.
     pub line: u32,
-    /// CPython's message, where we reproduce it exactly (every cookie-related failure); `None`
-    /// for invalid UTF-8 in a module without a cookie, whose message depends on the token.
+    /// CPython's exact message for every cookie-related failure (ours, naming the codec, for one
+    /// we cannot decode); `None` for invalid UTF-8 read without a codec, where CPython's message
+    /// depends on the token it is in.
     pub message: Option<String>,
 }
 
@@ -40,7 +41,7 @@ pub(super) struct Prepared<'a> {
 }
 
 /// Prepare `source` as CPython's tokenizer would see it. Borrows when nothing needs to change
-/// (the common case: UTF-8, `\n` line ends, no BOM).
+/// (the common case: UTF-8 with `\n` line ends).
 pub(super) fn prepare(source: &[u8]) -> Prepared<'_> {
     let translated = if memchr::memchr(b'\r', source).is_some() {
         Cow::Owned(normalize_newlines(source))
