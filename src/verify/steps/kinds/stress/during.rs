@@ -99,14 +99,16 @@ pub struct Done {
 }
 
 enum Outcome {
-    Injected(String),
+    /// The fault's description and the seed it was injected with.
+    Injected(String, u64),
     Ran(ProcessResult),
 }
 
-/// The background task of a storm's actions; `finished` counts the storm's finished
-/// invocations (the storm increments it).
+/// The background task of a storm's actions, and the count of the storm's finished
+/// invocations it waits on (the storm increments it).
 pub struct Running {
     handle: tokio::task::JoinHandle<Vec<Done>>,
+    finished: Arc<AtomicUsize>,
 }
 
 /// Prepare the actions of step `index` (placeholders, database path, fault seeds) and start
@@ -137,11 +139,12 @@ pub fn start(
         };
         prepared.push((a.after_ms, a.after_invocations, p));
     }
+    let count = Arc::clone(&finished);
     let handle = tokio::spawn(async move {
         let mut done = Vec::new();
         for (after_ms, after_inv, p) in prepared {
             while t0.elapsed() < Duration::from_millis(after_ms)
-                || finished.load(Ordering::SeqCst) < after_inv
+                || count.load(Ordering::SeqCst) < after_inv
             {
                 tokio::time::sleep(Duration::from_millis(1)).await;
             }
@@ -152,7 +155,7 @@ pub fn start(
                         .await
                         .map_err(|e| e.to_string())
                         .and_then(|r| r.map_err(|e| e.to_string()))
-                        .map(|inj| Outcome::Injected(inj.detail))
+                        .map(|inj| Outcome::Injected(inj.detail, seed))
                 }
                 Prepared::Run(spec) => process::run(&spec)
                     .await
@@ -168,15 +171,15 @@ pub fn start(
         }
         done
     });
-    Ok(Some(Running { handle }))
+    Ok(Some(Running { handle, finished }))
 }
 
 impl Running {
     /// Wait for the actions; an action whose trigger the storm never reached (the storm ended
     /// first) is still run, then found not to have overlapped the storm.
-    pub async fn finish(self, finished: Arc<AtomicUsize>) -> Result<Vec<Done>, String> {
+    pub async fn finish(self) -> Result<Vec<Done>, String> {
         // The storm is over: make every remaining trigger reachable at once.
-        finished.store(usize::MAX, Ordering::SeqCst);
+        self.finished.store(usize::MAX, Ordering::SeqCst);
         self.handle
             .await
             .map_err(|e| format!("during task panicked: {e}"))
@@ -246,13 +249,13 @@ fn record_outcome(
 ) -> (bool, String) {
     match &d.outcome {
         Err(e) => (false, e.clone()),
-        Ok(Outcome::Injected(detail)) => {
+        Ok(Outcome::Injected(detail, seed)) => {
             ctx.faults.push(ScheduledFault {
                 gate: ctx.gate_id.clone(),
                 step: index,
                 kind: "corrupt".into(),
                 what: a.corrupt.clone().unwrap_or_default(),
-                seed: ctx.fault_seed(index, 1000 + k),
+                seed: *seed,
                 detail: detail.clone(),
             });
             (true, detail.clone())

@@ -68,7 +68,7 @@ pub async fn stress(ctx: &mut GateCtx, s: &StressStep, index: usize) -> StepResu
         Err(o) => return o,
     };
     let done = match actions {
-        Some(a) => match a.finish(finished).await {
+        Some(a) => match a.finish().await {
             Ok(d) => d,
             Err(e) => return StepResult::error(e),
         },
